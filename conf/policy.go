@@ -1,0 +1,140 @@
+package conf
+
+import (
+	"reflect"
+
+	"amavisgo/policybank/lookup"
+)
+
+// Policy holds the settings a policy bank may override ("dynamic" variables in amavis). It is
+// made of groups, one per subsystem, each in its own file; TOML sees one flat set of keys.
+type Policy struct {
+	ProtocolPolicy
+	VerdictPolicy
+	QuarantinePolicy
+
+	// PolicyBankPath records the banks loaded, "ORIGINATING/MYNETS" (amavis's %p); "" for the base.
+	PolicyBankPath string `toml:"-"`
+}
+
+// ProtocolPolicy: the SMTP/LMTP dialog, access control and forwarding.
+type ProtocolPolicy struct {
+	Protocol    string        `toml:"protocol"` // "", "SMTP", "LMTP" or "AM.PDP"
+	InetACL     lookup.IPList `toml:"inet_acl"`
+	Originating bool          `toml:"originating"`
+	LogLevel    int           `toml:"log_level"`
+
+	ForwardMethod string `toml:"forward_method"`
+	NotifyMethod  string `toml:"notify_method"` // default: forward_method
+
+	SmtpdGreetingBanner   string `toml:"smtpd_greeting_banner"`
+	SmtpdQuitBanner       string `toml:"smtpd_quit_banner"`
+	SmtpdMessageSizeLimit int64  `toml:"smtpd_message_size_limit"`
+	SmtpdRecipientLimit   int    `toml:"smtpd_recipient_limit"`
+
+	PropagateDSNIfPossible      bool `toml:"propagate_dsn_if_possible"`
+	TerminateDSNOnNotifySuccess bool `toml:"terminate_dsn_on_notify_success"`
+
+	X_HEADER_TAG  string `toml:"X_HEADER_TAG"`
+	X_HEADER_LINE string `toml:"X_HEADER_LINE"` // default: "amavis at " + mydomain
+}
+
+func (p *ProtocolPolicy) setDefaults() {
+	p.InetACL = lookup.MustIPList("127.0.0.1", "[::1]")
+	p.ForwardMethod = "smtp:[127.0.0.1]:10025"
+	p.SmtpdGreetingBanner = "${helo-name} ${protocol} ${product} service ready"
+	p.SmtpdQuitBanner = "${helo-name} ${product} closing transmission channel"
+	p.SmtpdRecipientLimit = 1100
+	p.PropagateDSNIfPossible = true
+	p.X_HEADER_TAG = "X-Virus-Scanned"
+}
+
+func (p *ProtocolPolicy) validate() error {
+	switch p.Protocol {
+	case "", "SMTP", "LMTP", "AM.PDP":
+	default:
+		return invalid("protocol", "unknown protocol %q (SMTP, LMTP or AM.PDP)", p.Protocol)
+	}
+	if _, err := ParseMethod(p.ForwardMethod); err != nil {
+		return invalid("forward_method", "%v", err)
+	}
+	if p.NotifyMethod != "" {
+		if _, err := ParseMethod(p.NotifyMethod); err != nil {
+			return invalid("notify_method", "%v", err)
+		}
+	}
+	if p.SmtpdMessageSizeLimit < 0 {
+		return invalid("smtpd_message_size_limit", "must not be negative")
+	}
+	if p.SmtpdRecipientLimit < 1 {
+		return invalid("smtpd_recipient_limit", "must be at least 1")
+	}
+	return nil
+}
+
+// Forward is forward_method, parsed (validated at load).
+func (p *Policy) Forward() Method { m, _ := ParseMethod(p.ForwardMethod); return m }
+
+// Notify is notify_method, parsed; it defaults to forward_method.
+func (p *Policy) Notify() Method {
+	if p.NotifyMethod == "" {
+		return p.Forward()
+	}
+	m, _ := ParseMethod(p.NotifyMethod)
+	return m
+}
+
+// XHeaderLine is X_HEADER_LINE with its after-default, "amavis at <mydomain>".
+func (c *Config) XHeaderLine(p *Policy) string {
+	if p.X_HEADER_LINE != "" {
+		return p.X_HEADER_LINE
+	}
+	return "amavis at " + c.Mydomain
+}
+
+func (p *Policy) setDefaults() {
+	p.ProtocolPolicy.setDefaults()
+	p.VerdictPolicy.setDefaults()
+	p.QuarantinePolicy.setDefaults()
+}
+
+func (p *Policy) validate() error {
+	if err := p.ProtocolPolicy.validate(); err != nil {
+		return err
+	}
+	if err := p.VerdictPolicy.validate(); err != nil {
+		return err
+	}
+	return p.QuarantinePolicy.validate()
+}
+
+// clone copies a policy so that a bank can be decoded over it: maps are copied too, because
+// the TOML decoder merges into an existing map, which must not be the base bank's.
+func (p *Policy) clone() *Policy {
+	c := *p
+	copyMaps(reflect.ValueOf(&c).Elem())
+	return &c
+}
+
+func copyMaps(v reflect.Value) {
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		if !f.CanSet() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.Struct:
+			copyMaps(f)
+		case reflect.Map:
+			if f.IsNil() {
+				continue
+			}
+			m := reflect.MakeMapWithSize(f.Type(), f.Len())
+			iter := f.MapRange()
+			for iter.Next() {
+				m.SetMapIndex(iter.Key(), iter.Value())
+			}
+			f.Set(m)
+		}
+	}
+}
