@@ -9,6 +9,8 @@ import (
 
 // Global holds the process-wide settings: what amavis reads once at start-up.
 type Global struct {
+	QuarantineGlobal // QUARANTINEDIR, quarantine_subdir_levels (conf/global_quarantine.go)
+
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
 

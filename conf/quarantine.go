@@ -1,13 +1,332 @@
 package conf
 
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dlclark/regexp2"
+)
+
 // QuarantinePolicy: quarantine, notifications and release (owned by the quarantine work,
-// SPEC §11, §12).
+// SPEC §11, §12). Every setting here may be overridden by a policy bank.
 type QuarantinePolicy struct {
-	AuthRequiredRelease bool `toml:"auth_required_release"`
+	// Quarantine methods per category ("local:virus-%m"); "" = no quarantine for that category.
+	VirusQuarantineMethod       string `toml:"virus_quarantine_method"`
+	BannedFilesQuarantineMethod string `toml:"banned_files_quarantine_method"`
+	UncheckedQuarantineMethod   string `toml:"unchecked_quarantine_method"`
+	SpamQuarantineMethod        string `toml:"spam_quarantine_method"`
+	BadHeaderQuarantineMethod   string `toml:"bad_header_quarantine_method"`
+	CleanQuarantineMethod       string `toml:"clean_quarantine_method"`
+	ArchiveQuarantineMethod     string `toml:"archive_quarantine_method"`
+
+	// Quarantine-to per category and recipient: a *-quarantine name (a file under
+	// QUARANTINEDIR), an address (sent through notify_method), or "%a" (the recipient).
+	VirusQuarantineTo     AddrMap `toml:"virus_quarantine_to"`
+	BannedQuarantineTo    AddrMap `toml:"banned_quarantine_to"`
+	UncheckedQuarantineTo AddrMap `toml:"unchecked_quarantine_to"`
+	SpamQuarantineTo      AddrMap `toml:"spam_quarantine_to"`
+	BadHeaderQuarantineTo AddrMap `toml:"bad_header_quarantine_to"`
+	CleanQuarantineTo     AddrMap `toml:"clean_quarantine_to"`
+	ArchiveQuarantineTo   AddrMap `toml:"archive_quarantine_to"`
+	// MailfromToQuarantine replaces the envelope sender of quarantined copies; unset = original.
+	MailfromToQuarantine *string `toml:"mailfrom_to_quarantine"`
+
+	// Administrators per category and recipient (amavis's $virus_admin, %virus_admin, ...).
+	VirusAdmin     AddrMap `toml:"virus_admin"`
+	BannedAdmin    AddrMap `toml:"banned_admin"` // falls back to virus_admin, as @banned_admin_maps does
+	BadHeaderAdmin AddrMap `toml:"bad_header_admin"`
+	SpamAdmin      AddrMap `toml:"spam_admin"`
+	NewvirusAdmin  AddrMap `toml:"newvirus_admin"`
+
+	// Envelope senders and From: fields of what we originate. Empty = amavis's after-defaults
+	// (see NotifyAddrs).
+	MailfromNotifyAdmin     string `toml:"mailfrom_notify_admin"`
+	MailfromNotifyRecip     string `toml:"mailfrom_notify_recip"`
+	MailfromNotifySpamadmin string `toml:"mailfrom_notify_spamadmin"`
+	HdrfromNotifySender     string `toml:"hdrfrom_notify_sender"`
+	HdrfromNotifyAdmin      string `toml:"hdrfrom_notify_admin"`
+	HdrfromNotifyRecip      string `toml:"hdrfrom_notify_recip"`
+	HdrfromNotifySpamadmin  string `toml:"hdrfrom_notify_spamadmin"`
+	HdrfromNotifyRelease    string `toml:"hdrfrom_notify_release"`
+
+	// Recipient warnings (off by default) and whether non-local recipients get them too.
+	Warnvirusrecip  bool `toml:"warnvirusrecip"`
+	Warnbannedrecip bool `toml:"warnbannedrecip"`
+	Warnbadhrecip   bool `toml:"warnbadhrecip"`
+	WarnOffsite     bool `toml:"warn_offsite"`
+
+	// VirusesThatFakeSenderMaps decides per virus name whether the sender address is forged,
+	// which suppresses the DSN. Empty = every virus fakes the sender (amavis's default).
+	VirusesThatFakeSenderMaps FakeSenderRules `toml:"viruses_that_fake_sender_maps"`
+
+	// Templates: each a file path; "" = our built-in text. Sites may point them at their
+	// customised amavis templates (e.g. /etc/amavis/en_US/template-virus-admin.txt).
+	NotifySenderTempl      string `toml:"notify_sender_templ"`
+	NotifyVirusSenderTempl string `toml:"notify_virus_sender_templ"`
+	NotifySpamSenderTempl  string `toml:"notify_spam_sender_templ"`
+	NotifyVirusAdminTempl  string `toml:"notify_virus_admin_templ"`
+	NotifySpamAdminTempl   string `toml:"notify_spam_admin_templ"`
+	NotifyVirusRecipsTempl string `toml:"notify_virus_recips_templ"`
+
+	// Release (AM.PDP request=release / requeue).
+	AuthRequiredRelease bool   `toml:"auth_required_release"`
+	ReleaseMethod       string `toml:"release_method"` // "" = notify_method
+	RequeueMethod       string `toml:"requeue_method"`
+	ReleaseFormat       string `toml:"release_format"` // only "resend"
 }
 
 func (p *QuarantinePolicy) setDefaults() {
+	p.VirusQuarantineMethod = "local:virus-%m"
+	p.BannedFilesQuarantineMethod = "local:banned-%m"
+	p.SpamQuarantineMethod = "local:spam-%m.gz"
+	p.BadHeaderQuarantineMethod = "local:badh-%m"
+	p.VirusQuarantineTo = ConstAddr("virus-quarantine")
+	p.BannedQuarantineTo = ConstAddr("banned-quarantine")
+	p.UncheckedQuarantineTo = ConstAddr("unchecked-quarantine")
+	p.SpamQuarantineTo = ConstAddr("spam-quarantine")
+	p.BadHeaderQuarantineTo = ConstAddr("bad-header-quarantine")
+	p.CleanQuarantineTo = ConstAddr("clean-quarantine")
+	p.ArchiveQuarantineTo = ConstAddr("archive-quarantine")
 	p.AuthRequiredRelease = true
+	p.RequeueMethod = "smtp:[127.0.0.1]:25"
+	p.ReleaseFormat = "resend"
 }
 
-func (p *QuarantinePolicy) validate() error { return nil }
+func (p *QuarantinePolicy) validate() error {
+	for key, m := range map[string]string{
+		"virus_quarantine_method": p.VirusQuarantineMethod, "banned_files_quarantine_method": p.BannedFilesQuarantineMethod,
+		"unchecked_quarantine_method": p.UncheckedQuarantineMethod, "spam_quarantine_method": p.SpamQuarantineMethod,
+		"bad_header_quarantine_method": p.BadHeaderQuarantineMethod, "clean_quarantine_method": p.CleanQuarantineMethod,
+		"archive_quarantine_method": p.ArchiveQuarantineMethod,
+	} {
+		if err := checkQuarantineMethod(m); err != nil {
+			return invalid(key, "%v", err)
+		}
+	}
+	if p.ReleaseMethod != "" {
+		if _, err := ParseMethod(p.ReleaseMethod); err != nil {
+			return invalid("release_method", "%v", err)
+		}
+	}
+	if _, err := ParseMethod(p.RequeueMethod); err != nil {
+		return invalid("requeue_method", "%v", err)
+	}
+	if p.ReleaseFormat != "resend" {
+		return invalid("release_format", "%q is not supported (only \"resend\")", p.ReleaseFormat)
+	}
+	return nil
+}
+
+// checkQuarantineMethod accepts "", local:<file template> and smtp:/lmtp: methods.
+func checkQuarantineMethod(m string) error {
+	switch {
+	case m == "":
+		return nil
+	case strings.HasPrefix(m, "local:"):
+		name := strings.TrimPrefix(m, "local:")
+		if name == "" || strings.Contains(name, "/") {
+			return fmt.Errorf("method %q: local: wants a file name template such as virus-%%m", m)
+		}
+		return nil
+	}
+	_, err := ParseMethod(m)
+	return err
+}
+
+// Release is release_method, falling back to notify_method (SPEC §3).
+func (p *Policy) Release() Method {
+	if p.ReleaseMethod == "" {
+		return p.Notify()
+	}
+	m, _ := ParseMethod(p.ReleaseMethod)
+	return m
+}
+
+// Requeue is requeue_method, parsed.
+func (p *Policy) Requeue() Method { m, _ := ParseMethod(p.RequeueMethod); return m }
+
+// NotifyAddrs are the originator addresses after amavis's after-defaults (SPEC §12).
+type NotifyAddrs struct {
+	HdrfromSender, HdrfromAdmin, HdrfromRecip, HdrfromRelease string // From: fields
+	MailfromAdmin, MailfromRecip                              string // envelope senders, bare
+}
+
+// NotifyAddrs resolves the hdrfrom_* / mailfrom_* settings for this host.
+func (c *Config) NotifyAddrs(p *Policy) NotifyAddrs {
+	name := `"Content-filter at ` + c.Myhostname + `"`
+	postmaster := "postmaster@" + c.Myhostname
+	n := NotifyAddrs{HdrfromSender: p.HdrfromNotifySender}
+	if n.HdrfromSender == "" {
+		n.HdrfromSender = name + " <" + postmaster + ">"
+	}
+	derive := func(hdr, mail string) string {
+		switch {
+		case hdr != "":
+			return hdr
+		case mail != "":
+			return name + " <" + mail + ">"
+		}
+		return n.HdrfromSender
+	}
+	n.HdrfromAdmin = derive(p.HdrfromNotifyAdmin, p.MailfromNotifyAdmin)
+	n.HdrfromRecip = derive(p.HdrfromNotifyRecip, p.MailfromNotifyRecip)
+	n.HdrfromRelease = derive(p.HdrfromNotifyRelease, "")
+	// The envelope sender defaults to the address inside the From: field.
+	n.MailfromAdmin = p.MailfromNotifyAdmin
+	if n.MailfromAdmin == "" {
+		n.MailfromAdmin = AngleAddr(n.HdrfromAdmin)
+	}
+	n.MailfromRecip = p.MailfromNotifyRecip
+	if n.MailfromRecip == "" {
+		n.MailfromRecip = AngleAddr(n.HdrfromRecip)
+	}
+	return n
+}
+
+// AngleAddr returns the address between the last <...> of a From: value, or the value itself.
+func AngleAddr(s string) string {
+	i := strings.LastIndex(s, "<")
+	j := strings.LastIndex(s, ">")
+	if i >= 0 && j > i {
+		return s[i+1 : j]
+	}
+	return strings.TrimSpace(s)
+}
+
+// AddrMap is a per-recipient setting, amavis's "$x" plus "%x" pair: a TOML string (the same
+// value for everyone) or a table keyed as amavis hash lookups are (SPEC §14): "user@domain",
+// "user@", "domain", ".domain" (domain and subdomains), "." (everyone).
+type AddrMap struct {
+	all   string
+	byKey map[string]string
+	set   bool
+}
+
+// ConstAddr is an AddrMap with one value for every recipient.
+func ConstAddr(v string) AddrMap { return AddrMap{all: v, set: v != ""} }
+
+// UnmarshalTOML takes a string or a table of strings.
+func (m *AddrMap) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case string:
+		*m = ConstAddr(x)
+		return nil
+	case map[string]any:
+		out := AddrMap{byKey: map[string]string{}, set: true}
+		for k, val := range x {
+			s, ok := val.(string)
+			if !ok {
+				return fmt.Errorf("value for %q must be a string", k)
+			}
+			out.byKey[strings.ToLower(k)] = s
+		}
+		*m = out
+		return nil
+	}
+	return fmt.Errorf("want an address (string) or a table of address -> value")
+}
+
+// MarshalText shows the value in showconfig output.
+func (m AddrMap) MarshalText() ([]byte, error) {
+	if m.byKey == nil {
+		return []byte(m.all), nil
+	}
+	keys := make([]string, 0, len(m.byKey))
+	for k := range m.byKey {
+		keys = append(keys, k+"="+m.byKey[k])
+	}
+	sort.Strings(keys)
+	return []byte(strings.Join(keys, ",")), nil
+}
+
+// Lookup gives the value for recipient addr ("" = none), trying keys in amavis's order.
+func (m AddrMap) Lookup(addr string) string {
+	if m.byKey == nil {
+		return m.all
+	}
+	addr = strings.ToLower(addr)
+	local, domain, hasAt := strings.Cut(addr, "@")
+	keys := []string{addr}
+	if hasAt {
+		keys = append(keys, local+"@", domain)
+		for d := domain; d != ""; {
+			keys = append(keys, "."+d)
+			_, rest, ok := strings.Cut(d, ".")
+			if !ok {
+				break
+			}
+			d = rest
+		}
+	}
+	keys = append(keys, ".")
+	for _, k := range keys {
+		if v, ok := m.byKey[k]; ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// IsSet reports whether the setting was given at all.
+func (m AddrMap) IsSet() bool { return m.set }
+
+// FakeSenderRules is @viruses_that_fake_sender_maps as an ordered list of [pattern, bool]
+// pairs, first match wins (a Perl-compatible regular expression against the virus name):
+// viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ['.', true]]
+type FakeSenderRules []FakeSenderRule
+
+// FakeSenderRule is one pair of FakeSenderRules.
+type FakeSenderRule struct {
+	Pattern string
+	Fakes   bool
+	re      *regexp2.Regexp
+}
+
+// UnmarshalTOML takes an array of two-element arrays.
+func (r *FakeSenderRules) UnmarshalTOML(v any) error {
+	list, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("want a list of [pattern, true|false] pairs")
+	}
+	out := FakeSenderRules{}
+	for _, it := range list {
+		pair, ok := it.([]any)
+		if !ok || len(pair) != 2 {
+			return fmt.Errorf("want a list of [pattern, true|false] pairs")
+		}
+		pat, ok1 := pair[0].(string)
+		fakes, ok2 := pair[1].(bool)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("want a list of [pattern, true|false] pairs")
+		}
+		re, err := regexp2.Compile(pat, regexp2.None)
+		if err != nil {
+			return fmt.Errorf("pattern %q: %v", pat, err)
+		}
+		re.MatchTimeout = 100 * time.Millisecond
+		out = append(out, FakeSenderRule{Pattern: pat, Fakes: fakes, re: re})
+	}
+	*r = out
+	return nil
+}
+
+// Fakes reports whether any of the virus names is one that fakes its sender; with no rules
+// every virus does (amavis's default).
+func (r FakeSenderRules) Fakes(virusNames []string) bool {
+	if len(r) == 0 {
+		return len(virusNames) > 0
+	}
+	for _, name := range virusNames {
+		for _, rule := range r {
+			if ok, err := rule.re.MatchString(name); err == nil && ok {
+				if rule.Fakes {
+					return true
+				}
+				break
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,90 @@
+package conf
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestQuarantineDefaults(t *testing.T) {
+	c, err := Parse("empty.toml", []byte("myhostname = \"mx.example.com\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.QUARANTINEDIR != "" || c.QuarantineSubdirLevels != 0 || c.VirusQuarantineMethod != "local:virus-%m" ||
+		c.SpamQuarantineMethod != "local:spam-%m.gz" || c.BadHeaderQuarantineMethod != "local:badh-%m" ||
+		c.BannedFilesQuarantineMethod != "local:banned-%m" || c.UncheckedQuarantineMethod != "" ||
+		c.VirusQuarantineTo.Lookup("x@example.com") != "virus-quarantine" || !c.AuthRequiredRelease ||
+		c.Release() != c.Notify() || c.Requeue().String() != "smtp:[127.0.0.1]:25" || c.VirusAdmin.IsSet() {
+		t.Errorf("quarantine defaults differ from SPEC §17: %+v", c.QuarantinePolicy)
+	}
+	n := c.NotifyAddrs(&c.Policy)
+	if n.HdrfromSender != `"Content-filter at mx.example.com" <postmaster@mx.example.com>` ||
+		n.MailfromAdmin != "postmaster@mx.example.com" || n.HdrfromAdmin != n.HdrfromSender {
+		t.Errorf("notify addresses: %+v", n)
+	}
+	if !c.VirusesThatFakeSenderMaps.Fakes([]string{"Eicar-Test-Signature"}) {
+		t.Error("by default every virus fakes its sender")
+	}
+}
+
+func TestQuarantineSettings(t *testing.T) {
+	text := `
+QUARANTINEDIR = "/var/lib/amavis/virusmails"
+quarantine_subdir_levels = 1
+mailfrom_notify_admin = "virusalert@example.com"
+viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ['.', true]]
+[virus_admin]
+"example.com" = "postmaster@example.com"
+".sub.example.net" = "admin@example.net"
+"boss@" = "boss-admin@example.com"
+[policy_bank.AM_PDP]
+protocol = "AM.PDP"
+auth_required_release = false
+`
+	c, err := Parse("q.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.QUARANTINEDIR != "/var/lib/amavis/virusmails" || c.QuarantineSubdirLevels != 1 {
+		t.Errorf("global: %+v", c.QuarantineGlobal)
+	}
+	for addr, want := range map[string]string{
+		"a@example.com": "postmaster@example.com", "A@a.sub.example.net": "admin@example.net",
+		"boss@elsewhere.org": "boss-admin@example.com", "x@other.org": "", "a@sub.example.com": "",
+	} {
+		if got := c.VirusAdmin.Lookup(addr); got != want {
+			t.Errorf("virus_admin(%s) = %q, want %q", addr, got, want)
+		}
+	}
+	n := c.NotifyAddrs(&c.Policy)
+	if n.MailfromAdmin != "virusalert@example.com" || !strings.HasSuffix(n.HdrfromAdmin, " <virusalert@example.com>") {
+		t.Errorf("admin originator: %+v", n)
+	}
+	fs := c.VirusesThatFakeSenderMaps
+	if fs.Fakes([]string{"Eicar-Test-Signature"}) || !fs.Fakes([]string{"Win.Worm.X"}) || fs.Fakes(nil) {
+		t.Error("viruses_that_fake_sender_maps: EICAR must not fake, others must")
+	}
+	b, err := c.Bank(&c.Policy, "AM_PDP")
+	if err != nil || b.AuthRequiredRelease || !c.AuthRequiredRelease {
+		t.Errorf("bank override of auth_required_release: %v %v", b.AuthRequiredRelease, err)
+	}
+}
+
+func TestQuarantineErrors(t *testing.T) {
+	for _, tc := range []struct{ name, text, want string }{
+		{"subdir levels", "\nquarantine_subdir_levels = 2\n", `a.toml:2: key "quarantine_subdir_levels": quarantine_subdir_levels must be 0 or 1`},
+		{"method", "virus_quarantine_method = \"local:../x-%m\"\n", `a.toml:1: key "virus_quarantine_method": method "local:../x-%m"`},
+		{"release method", "release_method = \"smtp:[::1]\"\n", `a.toml:1: key "release_method": method`},
+		{"release format", "release_format = \"attach\"\n", `a.toml:1: key "release_format": "attach" is not supported`},
+		{"admin type", "virus_admin = 3\n", `a.toml:1: key "virus_admin": want an address`},
+		{"fake rule", "viruses_that_fake_sender_maps = [['(', true]]\n", `a.toml:1: key "viruses_that_fake_sender_maps": pattern "("`},
+		{"bank", "[policy_bank.X]\nspam_quarantine_method = \"bogus:x\"\n", `a.toml:2: key "policy_bank.X.spam_quarantine_method": method`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("a.toml", []byte(tc.text))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error = %v, want prefix %q", err, tc.want)
+			}
+		})
+	}
+}
