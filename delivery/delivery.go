@@ -1,0 +1,60 @@
+// Package delivery is how quarantine and notify hand mail they originate to the next hop:
+// DSNs, admin notices, quarantine copies for addresses, released messages. The daemon
+// implements Sender with its own SMTP/LMTP client; SMTPSender here is a plain go-smtp one.
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"amavisgo/conf"
+)
+
+// Sender sends one message to the next hop named by via (notify_method, release_method, ...).
+// from is the bare envelope sender ("" = null sender <>), rcpts the bare recipients.
+//
+// A transaction that could not be made at all (connection refused, greeting 4xx, timeout) is
+// an error. Otherwise there is one Result per recipient, in rcpts order, with the next hop's
+// answer for it (RCPT rejection or the reply to the final dot).
+type Sender interface {
+	Send(ctx context.Context, via conf.Method, from string, rcpts []string, msg io.Reader) ([]Result, error)
+}
+
+// Result is the next hop's answer for one recipient, wrapped as amavis reports it:
+// "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 3F1A2B".
+type Result struct {
+	Rcpt  string
+	Reply string
+}
+
+// Code is the reply's three-digit status, 0 when Reply is malformed.
+func (r Result) Code() int {
+	var c int
+	if len(r.Reply) >= 3 {
+		fmt.Sscanf(r.Reply[:3], "%d", &c)
+	}
+	return c
+}
+
+// Temporary reports a 4xx answer.
+func (r Result) Temporary() bool { return r.Code()/100 == 4 }
+
+var enhanced = regexp.MustCompile(`^([245])\d\d[ -]([245]\.\d{1,3}\.\d{1,3})\b`)
+
+// Wrap turns a next hop's reply into amavis's `<code> <enh> from MTA(<method>): <reply>`,
+// making up an enhanced code (class.0.0) when the reply has none. Multi-line replies are
+// joined with spaces.
+func Wrap(via conf.Method, reply string) string {
+	reply = strings.Join(strings.Fields(strings.ReplaceAll(reply, "\r\n", " ")), " ")
+	if len(reply) < 3 {
+		return "451 4.5.0 from MTA(" + via.String() + "): " + reply
+	}
+	enh := reply[:1] + ".0.0"
+	if m := enhanced.FindStringSubmatch(reply); m != nil {
+		enh = m[2]
+	}
+	return reply[:3] + " " + enh + " from MTA(" + via.String() + "): " + reply
+}
