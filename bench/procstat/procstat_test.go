@@ -1,0 +1,99 @@
+package procstat
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name, line string
+		want       Proc
+		wantErr    bool
+	}{
+		{
+			name: "plain",
+			line: "4242 (amavisd) S 4241 4242 4242 0 -1 4194560 100 0 0 0 150 50 30 20 20 0 1 0 100 1000 200",
+			want: Proc{PID: 4242, PPID: 4241, CPU: 2500 * time.Millisecond},
+		},
+		{
+			name: "name with spaces and parentheses",
+			line: "77 (/usr/sbin/amavisd (virgin child)) S 76 76 76 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5 6 7",
+			want: Proc{PID: 77, PPID: 76, CPU: 100 * time.Millisecond},
+		},
+		{name: "truncated", line: "1 (init) S 0 1 1", wantErr: true},
+		{name: "no name", line: "1 init S 0", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseStat([]byte(tt.line))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	b := []byte("Name:\tx\nVmPeak:\t  9999 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nThreads:\t1\n")
+	rss, hwm, err := ParseStatus(b)
+	if err != nil || rss != 1024*1024 || hwm != 2048*1024 {
+		t.Fatalf("got rss=%d hwm=%d err=%v", rss, hwm, err)
+	}
+	if _, _, err := ParseStatus([]byte("VmRSS:\t12 MB\n")); err == nil {
+		t.Fatal("a unit other than kB was accepted")
+	}
+}
+
+// TestReapedChildCounts checks the property the benchmark relies on: the
+// CPU a child burnt stays in the tree's total after the child has exited.
+func TestReapedChildCounts(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	// The child of sh burns CPU for about 0.3 s and exits; sh reaps it and
+	// then sleeps, so sh's cutime holds the child's time.
+	cmd := exec.Command(sh, "-c", `sh -c 'end=$(($(date +%s%N)+300000000)); while [ $(date +%s%N) -lt $end ]; do :; done'; sleep 5`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var got time.Duration
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		tree, err := Tree(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tree) == 2 && comm(tree[1].PID) == "sleep" { // the burner has been reaped
+			if got, err = CPU(cmd.Process.Pid); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if got < 100*time.Millisecond {
+		t.Fatalf("tree CPU after the burner exited = %v, want >= 100ms", got)
+	}
+}
+
+func comm(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return strings.TrimSpace(string(b))
+}
+
+func TestSampler(t *testing.T) {
+	s := Sample(os.Getpid(), 10*time.Millisecond)
+	time.Sleep(30 * time.Millisecond)
+	m := s.Stop()
+	if m.RSS <= 0 || m.HWM < m.RSS {
+		t.Fatalf("peak of this test process: %+v", m)
+	}
+}
