@@ -1,0 +1,155 @@
+package lookup
+
+import (
+	"regexp"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// Options are the settings that shape address lookups: $recipient_delimiter and
+// $localpart_is_case_sensitive.
+type Options struct {
+	RecipientDelimiter     string // "" disables extension handling; "+" or "+-" splits user+ext
+	LocalpartCaseSensitive bool
+}
+
+// addrRE splits an address at its last "@" that is not inside a domain literal, as amavis's
+// split_address does; the domain keeps its "@".
+var addrRE = regexp.MustCompile(`(?s)^(.*?)(@(?:\[(?:\\.|[^\]\\]){0,999}(?:\]|$)|[^\[@])*)$`)
+
+// SplitAddress splits an address into its local part and its domain (with the leading "@");
+// an address without "@" is all local part.
+func SplitAddress(addr string) (local, domain string) {
+	if m := addrRE.FindStringSubmatch(addr); m != nil {
+		return m[1], m[2]
+	}
+	return addr, ""
+}
+
+// SplitLocalpart splits user+ext at the first delimiter character; the extension keeps its
+// delimiter. Reserved names are never split, nor owner-x or x-request when "-" delimits.
+func SplitLocalpart(local, delim string) (user, ext string) {
+	if delim == "" {
+		return local, ""
+	}
+	switch strings.ToLower(local) {
+	case "postmaster", "mailer-daemon", "double-bounce":
+		return local, ""
+	}
+	if strings.Contains(delim, "-") {
+		l := strings.ToLower(local)
+		if (strings.HasPrefix(l, "owner-") && len(l) > 6) || (strings.HasSuffix(l, "-request") && len(l) > 8) {
+			return local, ""
+		}
+	}
+	// the user part must not become empty: the search starts after the first character
+	if len(local) < 2 {
+		return local, ""
+	}
+	if i := strings.IndexAny(local[1:], delim); i >= 0 {
+		return local[:i+1], local[i+1:]
+	}
+	return local, ""
+}
+
+// normDomain strips a leading "@" and trailing dots and converts to lower-case ASCII (IDN to
+// ACE), as amavis does before a lookup.
+func normDomain(domain string) string {
+	domain = strings.TrimPrefix(domain, "@")
+	domain = strings.TrimRight(domain, ".")
+	if domain == "" {
+		return ""
+	}
+	if strings.HasPrefix(domain, "[") {
+		return strings.ToLower(domain)
+	}
+	if a, err := idna.Lookup.ToASCII(domain); err == nil {
+		return strings.ToLower(a)
+	}
+	return strings.ToLower(domain)
+}
+
+// maxDomainKeys bounds the ".parent" keys of a long domain, as amavis does (20).
+const maxDomainKeys = 20
+
+// QueryKeys returns the keys a hash lookup tries for addr, in amavis's order: the address as
+// given, user+ext@domain, user@domain, user+ext@, user@, domain, .domain, .parent, ..., "."
+// (duplicates removed), and the $1..$5 replacement strings of the right-hand side: the
+// address, the full local part, the user, the +extension and the domain.
+func QueryKeys(addr string, o Options) (keys []string, rhs [5]string) {
+	local, domain := SplitAddress(addr)
+	fullLocal := local
+	if !o.LocalpartCaseSensitive {
+		local = strings.ToLower(local)
+	}
+	domain = normDomain(domain)
+	user, ext := SplitLocalpart(local, o.RecipientDelimiter)
+
+	keys = append(keys, addr)
+	if ext != "" {
+		keys = append(keys, user+ext+"@"+domain)
+	}
+	keys = append(keys, user+"@"+domain)
+	if ext != "" {
+		keys = append(keys, user+ext+"@")
+	}
+	keys = append(keys, user+"@", domain)
+	if strings.HasPrefix(domain, "[") {
+		keys = append(keys, ".") // an address literal is not split
+	} else {
+		var dkeys []string
+		for d := domain; ; {
+			dkeys = append(dkeys, "."+d)
+			if d == "" {
+				break
+			}
+			if _, rest, ok := strings.Cut(d, "."); ok {
+				d = rest
+			} else {
+				d = ""
+			}
+		}
+		if len(dkeys) > maxDomainKeys {
+			dkeys = dkeys[len(dkeys)-maxDomainKeys:]
+		}
+		keys = append(keys, dkeys...)
+	}
+	seen := make(map[string]bool, len(keys))
+	out := keys[:0]
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out, [5]string{addr, fullLocal, user, ext, domain}
+}
+
+// dollarRE finds $n, ${n} and $(n) in a right-hand side.
+var dollarRE = regexp.MustCompile(`\$(?:(\d+)|\{(\d+)\}|\((\d+)\))`)
+
+// substitute replaces $n, ${n} and $(n) in s by groups[n-1] ("" when absent, as Perl's undef).
+func substitute(s string, groups []string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	return dollarRE.ReplaceAllStringFunc(s, func(m string) string {
+		sm := dollarRE.FindStringSubmatch(m)
+		n := 0
+		for _, g := range sm[1:] {
+			if g != "" {
+				for _, c := range g {
+					n = n*10 + int(c-'0')
+					if n > 1000 {
+						return ""
+					}
+				}
+			}
+		}
+		if n < 1 || n > len(groups) {
+			return ""
+		}
+		return groups[n-1]
+	})
+}
