@@ -1,0 +1,212 @@
+// Package report turns benchmark measurements into a markdown table, CSV
+// files and a PNG plot.
+package report
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Filter names as they appear in the outputs.
+const (
+	Ours    = "ours"
+	Perl    = "perl"
+	Ceiling = "ceiling"
+)
+
+// Sample is one repetition of one point.
+type Sample struct {
+	MsgsPerSec float64
+	CPUms      float64 // filter CPU per message, milliseconds
+	ClamdCPUms float64 // clamd CPU per message, milliseconds
+	PeakRSSMB  float64 // peak resident memory of the filter's processes, MiB
+}
+
+// Point is one measured configuration.
+type Point struct {
+	Filter   string // Ours, Perl or Ceiling
+	Load     string // e.g. "2KB", "100KB", "mix10%EICAR"
+	Sessions int
+	Messages int // messages per repetition
+	Samples  []Sample
+}
+
+// Stat summarizes the repetitions of one figure.
+type Stat struct {
+	N                  int
+	Mean, SD, Min, Max float64
+}
+
+// Summarize computes mean, sample standard deviation, minimum and maximum.
+func Summarize(xs []float64) Stat {
+	s := Stat{N: len(xs), Min: math.Inf(1), Max: math.Inf(-1)}
+	if len(xs) == 0 {
+		return Stat{}
+	}
+	for _, x := range xs {
+		s.Mean += x
+		s.Min = min(s.Min, x)
+		s.Max = max(s.Max, x)
+	}
+	s.Mean /= float64(len(xs))
+	if len(xs) > 1 {
+		for _, x := range xs {
+			s.SD += (x - s.Mean) * (x - s.Mean)
+		}
+		s.SD = math.Sqrt(s.SD / float64(len(xs)-1))
+	}
+	return s
+}
+
+func (p Point) stat(f func(Sample) float64) Stat {
+	xs := make([]float64, len(p.Samples))
+	for i, s := range p.Samples {
+		xs[i] = f(s)
+	}
+	return Summarize(xs)
+}
+
+// Rate, CPU, Clamd and RSS summarize the point's figures.
+func (p Point) Rate() Stat  { return p.stat(func(s Sample) float64 { return s.MsgsPerSec }) }
+func (p Point) CPU() Stat   { return p.stat(func(s Sample) float64 { return s.CPUms }) }
+func (p Point) Clamd() Stat { return p.stat(func(s Sample) float64 { return s.ClamdCPUms }) }
+func (p Point) RSS() Stat   { return p.stat(func(s Sample) float64 { return s.PeakRSSMB }) }
+
+// key identifies a row of the table: a load at a number of sessions.
+type key struct {
+	load     string
+	sessions int
+}
+
+// rows groups points by load (in first-seen order) and sessions (ascending).
+func rows(points []Point) ([]key, map[key]map[string]Point) {
+	byKey := map[key]map[string]Point{}
+	var loads []string
+	for _, p := range points {
+		k := key{p.Load, p.Sessions}
+		if byKey[k] == nil {
+			byKey[k] = map[string]Point{}
+		}
+		byKey[k][p.Filter] = p
+		if !slices.Contains(loads, p.Load) {
+			loads = append(loads, p.Load)
+		}
+	}
+	var keys []key
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if a.load != b.load {
+			return slices.Index(loads, a.load) - slices.Index(loads, b.load)
+		}
+		return a.sessions - b.sessions
+	})
+	return keys, byKey
+}
+
+// fmtStat prints mean ±sd with a precision that suits the magnitude.
+func fmtStat(s Stat) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return num(s.Mean) + " ±" + num(s.SD)
+}
+
+func num(x float64) string {
+	switch a := math.Abs(x); {
+	case a >= 100:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	}
+}
+
+// Ratio is ours/Perl of the mean message rates, or NaN if either is missing.
+func Ratio(ours, perl Point) float64 {
+	o, p := ours.Rate(), perl.Rate()
+	if o.N == 0 || p.N == 0 || p.Mean == 0 {
+		return math.NaN()
+	}
+	return o.Mean / p.Mean
+}
+
+// WriteMarkdown writes one table row per load and session count: message
+// rates with their spread, the ratio ours/Perl, CPU per message and peak RSS.
+func WriteMarkdown(w io.Writer, points []Point) error {
+	keys, byKey := rows(points)
+	var b strings.Builder
+	b.WriteString("| load | sessions | ours msg/s | Perl msg/s | ceiling msg/s | ours/Perl | ours CPU ms/msg | Perl CPU ms/msg | clamd CPU ms/msg (ours / Perl) | ours peak RSS MiB | Perl peak RSS MiB |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, k := range keys {
+		f := byKey[k]
+		ratio := "–"
+		if r := Ratio(f[Ours], f[Perl]); !math.IsNaN(r) {
+			ratio = num(r) + "×"
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |\n",
+			k.load, k.sessions,
+			fmtStat(f[Ours].Rate()), fmtStat(f[Perl].Rate()), fmtStat(f[Ceiling].Rate()), ratio,
+			fmtStat(f[Ours].CPU()), fmtStat(f[Perl].CPU()),
+			fmtStat(f[Ours].Clamd()), fmtStat(f[Perl].Clamd()),
+			fmtStat(f[Ours].RSS()), fmtStat(f[Perl].RSS()))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteCSV writes one line per point with every statistic; for our points
+// the ratio ours/Perl of the message rates is filled in.
+func WriteCSV(w io.Writer, points []Point) error {
+	keys, byKey := rows(points)
+	cw := csv.NewWriter(w)
+	head := []string{"filter", "load", "sessions", "messages_per_rep", "reps"}
+	for _, fig := range []string{"msgs_per_s", "cpu_ms_per_msg", "clamd_cpu_ms_per_msg", "peak_rss_mib"} {
+		for _, st := range []string{"mean", "sd", "min", "max"} {
+			head = append(head, fig+"_"+st)
+		}
+	}
+	cw.Write(append(head, "ours_over_perl"))
+	g := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
+	for _, k := range keys {
+		for _, filter := range []string{Ours, Perl, Ceiling} {
+			p, ok := byKey[k][filter]
+			if !ok {
+				continue
+			}
+			rec := []string{p.Filter, p.Load, strconv.Itoa(p.Sessions), strconv.Itoa(p.Messages), strconv.Itoa(len(p.Samples))}
+			for _, s := range []Stat{p.Rate(), p.CPU(), p.Clamd(), p.RSS()} {
+				rec = append(rec, g(s.Mean), g(s.SD), g(s.Min), g(s.Max))
+			}
+			ratio := ""
+			if r := Ratio(p, byKey[k][Perl]); filter == Ours && !math.IsNaN(r) {
+				ratio = g(r)
+			}
+			cw.Write(append(rec, ratio))
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteRepsCSV writes every repetition as measured.
+func WriteRepsCSV(w io.Writer, points []Point) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"filter", "load", "sessions", "messages", "rep", "msgs_per_s", "cpu_ms_per_msg", "clamd_cpu_ms_per_msg", "peak_rss_mib"})
+	g := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
+	for _, p := range points {
+		for i, s := range p.Samples {
+			cw.Write([]string{p.Filter, p.Load, strconv.Itoa(p.Sessions), strconv.Itoa(p.Messages), strconv.Itoa(i + 1),
+				g(s.MsgsPerSec), g(s.CPUms), g(s.ClamdCPUms), g(s.PeakRSSMB)})
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
