@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,8 +66,8 @@ func RequireProgram(t testing.TB, name string, alternatives ...string) string {
 // StartClamd starts a clamd in the foreground with a private database that
 // holds only the EICAR signature, listening on its own unix socket and on a
 // free loopback port, and stops it when the test ends. extraConf lines are
-// appended to clamd.conf (later lines override earlier ones), e.g.
-// "StreamMaxLength 1M".
+// clamd.conf lines that replace the default of the same option or add one,
+// e.g. "StreamMaxLength 1K".
 func StartClamd(t testing.TB, extraConf ...string) *Clamd {
 	t.Helper()
 	bin := RequireProgram(t, "clamd", "/usr/sbin/clamd")
@@ -141,7 +142,17 @@ func startClamd(bin, dir string, extraConf []string) (*Clamd, error) {
 		"MaxScanTime 20000",
 		"AllowAllMatchScan yes",
 	}
-	conf = append(conf, extraConf...)
+	// clamd takes the first occurrence of an option: an extra line replaces
+	// the default of the same name.
+	for _, extra := range extraConf {
+		key, _, _ := strings.Cut(extra, " ")
+		i := slices.IndexFunc(conf, func(l string) bool { return strings.HasPrefix(l, key+" ") })
+		if i >= 0 {
+			conf[i] = extra
+		} else {
+			conf = append(conf, extra)
+		}
+	}
 	confPath := filepath.Join(dir, "clamd.conf")
 	if err := os.WriteFile(confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		return nil, err

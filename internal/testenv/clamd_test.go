@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -42,7 +43,21 @@ func TestStartClamd(t *testing.T) {
 func TestStartClamdExtraConf(t *testing.T) {
 	c := StartClamd(t, "StreamMaxLength 1K")
 	conf, err := os.ReadFile(filepath.Join(c.Dir, "clamd.conf"))
-	if err != nil || !strings.HasSuffix(string(conf), "StreamMaxLength 1K\n") {
-		t.Fatalf("clamd.conf does not end with the extra line: %q, %v", conf, err)
+	if err != nil || !strings.Contains(string(conf), "\nStreamMaxLength 1K\n") || strings.Contains(string(conf), "StreamMaxLength 10M") {
+		t.Fatalf("clamd.conf does not have the extra line in place of the default: %q, %v", conf, err)
+	}
+	// clamd applies it: a stream over the limit is refused.
+	conn, err := net.Dial("unix", c.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	chunk := append([]byte{0, 0, 8, 0}, make([]byte, 2048)...)
+	conn.Write(append([]byte("zINSTREAM\x00"), chunk...))
+	conn.Write([]byte{0, 0, 0, 0})
+	reply, _ := io.ReadAll(conn)
+	if want := "INSTREAM size limit exceeded. ERROR\x00"; string(reply) != want {
+		t.Errorf("INSTREAM of 2 KiB = %q, want %q", reply, want)
 	}
 }
