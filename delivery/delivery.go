@@ -58,3 +58,32 @@ func Wrap(via conf.Method, reply string) string {
 	}
 	return reply[:3] + " " + enh + " from MTA(" + via.String() + "): " + reply
 }
+
+// Bracket writes an address as SMTP wants it, <local@domain>, quoting a local part that is not
+// a dot-atom; "" is the null address <>.
+func Bracket(addr string) string {
+	if addr == "" {
+		return "<>"
+	}
+	local, domain := addr, ""
+	if i := strings.LastIndex(addr, "@"); i >= 0 {
+		local, domain = addr[:i], addr[i:]
+	}
+	if !isDotAtom(local) && !(strings.HasPrefix(local, `"`) && strings.HasSuffix(local, `"`) && len(local) > 1) {
+		local = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(local) + `"`
+	}
+	return "<" + local + domain + ">"
+}
+
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r >= 0x80 ||
+			strings.ContainsRune("!#$%&'*+-/=?^_`{|}~.", r)) {
+			return false
+		}
+	}
+	return true
+}
