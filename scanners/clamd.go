@@ -1,0 +1,314 @@
+package scanners
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Our own clamd client (DESIGN.md: go-clamd has no deadlines and leaks a
+// goroutine per stream). Every call runs under the context's deadline; the
+// z-prefixed commands make clamd end each reply line with NUL, so a path
+// holding a newline cannot split a reply.
+
+const (
+	// connectTimeout caps one connection attempt so that a black-holed
+	// address in a pool leaves time for the next one.
+	connectTimeout = 3 * time.Second
+	// downTime is how long a failed address is tried last.
+	downTime = 10 * time.Second
+	// chunkSize is the INSTREAM chunk length (amavis sends at most 32 KiB).
+	chunkSize = 32 << 10
+	// maxReply bounds what we read from clamd for one command.
+	maxReply = 1 << 20
+)
+
+// ErrClamdReply is wrapped in errors that clamd reported itself, such as
+// "INSTREAM size limit exceeded. ERROR".
+var ErrClamdReply = errors.New("clamd error")
+
+// Clamd is a client for a pool of clamd addresses. Calls start at the next
+// address in rotation and fail over to the others; an address that failed is
+// tried last for a while. It is safe for concurrent use.
+type Clamd struct {
+	addrs []socketAddr
+
+	mu   sync.Mutex
+	next int
+	down []time.Time
+}
+
+// NewClamd returns a client for the given socket specs (see Entry.Sockets).
+func NewClamd(sockets []string) (*Clamd, error) {
+	if len(sockets) == 0 {
+		return nil, errors.New("no clamd sockets")
+	}
+	c := &Clamd{down: make([]time.Time, len(sockets))}
+	for _, s := range sockets {
+		sa, err := parseSocket(s)
+		if err != nil {
+			return nil, err
+		}
+		c.addrs = append(c.addrs, sa)
+	}
+	return c, nil
+}
+
+// order returns the pool indexes for one call: rotation from the next
+// address, addresses marked down moved to the end.
+func (c *Clamd) order() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	n := len(c.addrs)
+	start := c.next
+	c.next = (c.next + 1) % n
+	var up, down []int
+	for i := range n {
+		j := (start + i) % n
+		if now.Before(c.down[j]) {
+			down = append(down, j)
+		} else {
+			up = append(up, j)
+		}
+	}
+	return append(up, down...)
+}
+
+func (c *Clamd) markDown(i int) {
+	c.mu.Lock()
+	c.down[i] = time.Now().Add(downTime)
+	c.mu.Unlock()
+}
+
+// do runs fn against the pool: each address in turn (amavis makes two
+// rounds) until one succeeds or the context ends. Errors clamd itself
+// reported are final, another address would say the same.
+func (c *Clamd) do(ctx context.Context, fn func(ctx context.Context, sa socketAddr) error) error {
+	var errs []error
+	order := c.order()
+	order = append(order, order...)
+	for k, i := range order {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		// Within the first round, leave time for the untried addresses so
+		// that a hung clamd cannot eat the whole deadline.
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && k < len(c.addrs)-1 {
+			share := time.Until(dl) / time.Duration(len(c.addrs)-k)
+			actx, cancel = context.WithTimeout(ctx, share)
+		}
+		err := fn(actx, c.addrs[i])
+		cancel()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", c.addrs[i], err))
+		if errors.Is(err, ErrClamdReply) {
+			break
+		}
+		c.markDown(i)
+	}
+	return errors.Join(errs...)
+}
+
+func dial(ctx context.Context, sa socketAddr) (net.Conn, error) {
+	d := net.Dialer{Timeout: connectTimeout}
+	conn, err := d.DialContext(ctx, sa.network, sa.addr)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	// A cancelled context (not only a deadline) must unblock reads and writes.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	return &ctxConn{Conn: conn, stop: stop}, nil
+}
+
+type ctxConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *ctxConn) Close() error { c.stop(); return c.Conn.Close() }
+
+// command sends one z-command and returns clamd's reply lines (NUL or
+// newline terminated) once clamd closes the connection.
+func command(ctx context.Context, sa socketAddr, cmd string) ([]string, error) {
+	conn, err := dial(ctx, sa)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "z"+cmd+"\x00"); err != nil {
+		return nil, timeoutErr(ctx, err)
+	}
+	return readReply(ctx, conn)
+}
+
+func readReply(ctx context.Context, conn net.Conn) ([]string, error) {
+	b, err := io.ReadAll(io.LimitReader(conn, maxReply))
+	// A reset after a complete reply (clamd closing on unread input) still
+	// leaves the reply usable.
+	if err != nil && !(len(b) > 0 && b[len(b)-1] == 0) {
+		return nil, timeoutErr(ctx, err)
+	}
+	lines := strings.FieldsFunc(string(b), func(r rune) bool { return r == 0 || r == '\n' })
+	if len(lines) == 0 {
+		return nil, errors.New("empty reply")
+	}
+	return lines, nil
+}
+
+// timeoutErr names the deadline when it is what ended an I/O call.
+func timeoutErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+// Ping sends PING and expects PONG.
+func (c *Clamd) Ping(ctx context.Context) error {
+	return c.do(ctx, func(ctx context.Context, sa socketAddr) error {
+		lines, err := command(ctx, sa, "PING")
+		if err != nil {
+			return err
+		}
+		if lines[0] != "PONG" {
+			return fmt.Errorf("PING: unexpected reply %q", lines[0])
+		}
+		return nil
+	})
+}
+
+// Version returns clamd's VERSION reply, e.g. "ClamAV 1.4.6/27000/...".
+func (c *Clamd) Version(ctx context.Context) (string, error) {
+	var v string
+	err := c.do(ctx, func(ctx context.Context, sa socketAddr) error {
+		lines, err := command(ctx, sa, "VERSION")
+		if err != nil {
+			return err
+		}
+		v = lines[0]
+		return nil
+	})
+	return v, err
+}
+
+// ScanDir has clamd scan a directory it can read (CONTSCAN or MULTISCAN)
+// and returns clamd's reply lines, e.g. "/dir/f: Eicar FOUND" or "/dir: OK".
+func (c *Clamd) ScanDir(ctx context.Context, cmd, dir string) ([]string, error) {
+	if cmd != string(modeContscan) && cmd != string(modeMultiscan) {
+		return nil, fmt.Errorf("ScanDir: %q is not CONTSCAN or MULTISCAN", cmd)
+	}
+	var lines []string
+	err := c.do(ctx, func(ctx context.Context, sa socketAddr) (err error) {
+		lines, err = command(ctx, sa, cmd+" "+dir)
+		return err
+	})
+	return lines, err
+}
+
+// InStream streams r to clamd (zINSTREAM) and returns its verdict line,
+// "stream: OK" or "stream: <name> FOUND". clamd's own errors, such as
+// "INSTREAM size limit exceeded. ERROR", come back as an error wrapping
+// ErrClamdReply. r is rewound when another address is tried.
+func (c *Clamd) InStream(ctx context.Context, r io.ReadSeeker) (string, error) {
+	var line string
+	err := c.do(ctx, func(ctx context.Context, sa socketAddr) error {
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		var err error
+		line, err = instream(ctx, sa, r)
+		return err
+	})
+	return line, err
+}
+
+func instream(ctx context.Context, sa socketAddr, r io.Reader) (string, error) {
+	conn, err := dial(ctx, sa)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+
+	// clamd answers early (size limit) and closes while we still write:
+	// read concurrently so that its reply, not our broken pipe, is reported.
+	type reply struct {
+		lines []string
+		err   error
+	}
+	replies := make(chan reply, 1)
+	go func() {
+		lines, err := readReply(ctx, conn)
+		replies <- reply{lines, err}
+	}()
+
+	werr := writeStream(conn, r)
+	if werr != nil {
+		// Unblock the reader if clamd is still silent.
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+	}
+	rep := <-replies
+	if rep.err != nil || len(rep.lines) == 0 {
+		if werr != nil {
+			return "", timeoutErr(ctx, werr)
+		}
+		return "", rep.err
+	}
+	line := rep.lines[0]
+	if strings.HasSuffix(line, " ERROR") {
+		return "", fmt.Errorf("%w: %s", ErrClamdReply, line)
+	}
+	if !strings.HasPrefix(line, "stream: ") {
+		return "", fmt.Errorf("INSTREAM: unexpected reply %q", line)
+	}
+	return line, nil
+}
+
+func writeStream(w io.Writer, r io.Reader) error {
+	buf := make([]byte, 4+chunkSize)
+	copy(buf, "zINSTREAM\x00")
+	if _, err := w.Write(buf[:len("zINSTREAM\x00")]); err != nil {
+		return err
+	}
+	for {
+		n, err := io.ReadFull(r, buf[4:])
+		if n > 0 {
+			binary.BigEndian.PutUint32(buf, uint32(n))
+			if _, werr := w.Write(buf[:4+n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err := w.Write([]byte{0, 0, 0, 0})
+	return err
+}
+
+// joinLines renders reply lines as scanner output for the patterns.
+func joinLines(lines []string) string {
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
