@@ -206,6 +206,13 @@ func (a ACL) Lookup(addr string, o Options) (Value, string, bool) {
 
 // UnmarshalTOML decodes an array of tables, or a single bare value (a constant).
 func (m *Maps) UnmarshalTOML(v any) error {
+	if aot, ok := v.([]map[string]any); ok { // [[name]] array-of-tables syntax
+		arr := make([]any, len(aot))
+		for i, t := range aot {
+			arr[i] = t
+		}
+		v = arr
+	}
 	arr, ok := v.([]any)
 	if !ok {
 		t, err := decodeTable(v)
@@ -365,13 +372,13 @@ func readLines(name string, f func(string)) error {
 	return nil
 }
 
-// MarshalTOML writes a summary for showconfig: the kinds and sizes of the tables.
+// MarshalTOML writes the tables back (for showconfig).
 func (m Maps) MarshalTOML() ([]byte, error) {
 	parts := make([]string, 0, len(m.tables))
 	for _, t := range m.tables {
 		switch x := t.(type) {
 		case constTable:
-			parts = append(parts, fmt.Sprintf("{ constant = %s }", quoteValue(x.v)))
+			parts = append(parts, quoteValue(x.v)) // a bare value: an array without tables reloads everywhere
 		case HashTable:
 			keys := make([]string, 0, len(x))
 			for k := range x {
