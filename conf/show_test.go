@@ -1,0 +1,157 @@
+package conf
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the generated table in docs/amavis-variables.md")
+
+// showRoundTrip loads text, shows it, loads the output, and checks both configurations agree.
+func showRoundTrip(t *testing.T, name string, text []byte) string {
+	t.Helper()
+	c, err := Parse(name, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := c.Show(&out); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(name, out.Bytes())
+	if err != nil {
+		t.Fatalf("showconfig output does not load: %v\n%s", err, out.String())
+	}
+	if !reflect.DeepEqual(c.Global, back.Global) {
+		t.Errorf("globals differ after the round trip:\n%+v\n%+v", c.Global, back.Global)
+	}
+	if !reflect.DeepEqual(c.Policy, back.Policy) {
+		t.Errorf("base policy differs after the round trip:\n%+v\n%+v", c.Policy, back.Policy)
+	}
+	for bank := range c.PolicyBanks {
+		want, _ := c.Bank(&c.Policy, bank)
+		got, err := back.Bank(&back.Policy, bank)
+		if err != nil || !reflect.DeepEqual(want, got) {
+			t.Errorf("policy bank %s differs after the round trip (%v):\n%+v\n%+v", bank, err, want, got)
+		}
+	}
+	var again bytes.Buffer
+	back.Show(&again)
+	if again.String() != out.String() {
+		t.Errorf("showconfig of showconfig's output differs:\n%s\n----\n%s", out.String(), again.String())
+	}
+	return out.String()
+}
+
+func TestShowRoundTrip(t *testing.T) {
+	bundled, err := os.ReadFile("../etc/amavisd.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		text string
+	}{
+		{"defaults", ""},
+		{"bundled", string(bundled)},
+		{"banks", `
+inet_socket_port = [10024, "127.0.0.1:10026", "unix:/run/amavisgo/amavisd.sock"]
+interface_policy = { "10026" = "ORIGINATING", "unix:/run/amavisgo/amavisd.sock" = "AM.PDP-SOCK" }
+mynetworks = ["10/8", "!10.1.0.0/16", "192.168.0.0/255.255.0.0"]
+final_virus_destiny = "D_REJECT"
+final_banned_destiny = -3
+MIN_EXPANSION_FACTOR = 2.5
+smtpd_greeting_banner = "say \"hi\" ${helo-name}"
+viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ['.', true]]
+virus_admin = { "example.com" = "virusalert@example.com", "." = "postmaster@example.com" }
+[policy_bank.ORIGINATING]
+originating = true
+forward_method = "smtp:[127.0.0.1]:10027"
+inet_acl = ["127.0.0.1"]
+[policy_bank.MYNETS]
+final_spam_destiny = "D_BOUNCE"
+[policy_bank."AM.PDP-SOCK"]
+protocol = "AM.PDP"
+auth_required_release = false
+`},
+	} {
+		t.Run(tc.name, func(t *testing.T) { showRoundTrip(t, "a.toml", []byte(tc.text)) })
+	}
+}
+
+// TestShowNamesEveryKey: showconfig prints every key, each once, and the values the file set.
+func TestShowNamesEveryKey(t *testing.T) {
+	out := showRoundTrip(t, "a.toml", []byte("max_servers = 7\n[policy_bank.X]\nlog_level = 3\n"))
+	base, _, _ := strings.Cut(out, "\n[policy_bank.")
+	for _, k := range Keys() {
+		if k.Key == "policy_bank" {
+			continue
+		}
+		// "key = value", or a comment "# key is not set" / "# key = ... (cannot be shown as TOML)"
+		n := len(regexp.MustCompile(`(?m)^(# )?`+regexp.QuoteMeta(k.Key)+` (=|is not set)`).FindAllString(base, -1))
+		if n != 1 {
+			t.Errorf("showconfig shows %s %d times", k.Key, n)
+		}
+	}
+	for _, want := range []string{"\nmax_servers = 7\n", "\n[policy_bank.X]\nlog_level = 3\n", "# amavisgo effective configuration from a.toml\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("showconfig lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+const tableMarker = "<!-- generated from conf's struct tags: go test ./conf -run TestMigrationTable -update -->\n"
+
+// TestMigrationTable keeps docs/amavis-variables.md equal to what the code accepts. When it
+// fails after you added a key: run the -update command in the marker line and commit the file.
+func TestMigrationTable(t *testing.T) {
+	const path = "../docs/amavis-variables.md"
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, ok := strings.Cut(string(doc), tableMarker)
+	if !ok {
+		t.Fatalf("%s lacks the marker line %q", path, tableMarker)
+	}
+	want := head + tableMarker + MigrationTable()
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if string(doc) != want {
+		t.Errorf("%s is out of date with conf's keys; run: go test ./conf -run TestMigrationTable -update", path)
+	}
+}
+
+// TestKeysAreAmavisVariables checks every key we call an amavis variable against amavis's own
+// Conf.pm, so that the migration table never invents one. A key amavis lacks belongs in
+// ourOwnKeys with its reason.
+func TestKeysAreAmavisVariables(t *testing.T) {
+	src, err := os.ReadFile("/usr/share/perl5/Amavis/Conf.pm")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("amavisd-new's Conf.pm is needed to check the variable names: %v", err)
+		}
+		t.Skipf("amavisd-new not installed: %v", err)
+	}
+	for _, k := range Keys() {
+		if k.Amavis == "" {
+			continue
+		}
+		re := regexp.MustCompile(regexp.QuoteMeta(k.Amavis) + `\b`)
+		if k.Amavis[0] == '%' { // a hash is mostly spelled by its elements: $interface_policy{...}
+			re = regexp.MustCompile(`(%` + regexp.QuoteMeta(k.Amavis[1:]) + `|\$` + regexp.QuoteMeta(k.Amavis[1:]) + `\{)\b`)
+		}
+		if !re.Match(src) {
+			t.Errorf("%s (key %s) is not an amavis variable in Conf.pm: fix the sigil (amavisSigils) or list it in ourOwnKeys", k.Amavis, k.Key)
+		}
+	}
+}
