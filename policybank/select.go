@@ -1,0 +1,67 @@
+// Package policybank chooses the policy bank of a message the way amavis does (SPEC §13): the
+// bank named by interface_policy for the socket the message came in on, then MYNETS on top of
+// it when the client is in mynetworks. Lookup tables live in the lookup subpackage.
+package policybank
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+
+	"amavisgo/conf"
+)
+
+// Select returns the policy for a message received on the listening socket port from client
+// (XFORWARD ADDR when the MTA sent one, else the peer's address; the zero Addr when unknown).
+// port is the listening port ("10026"), an "addr:port" pair, or a Unix socket path. The result
+// is cached by cfg and must not be modified.
+func Select(cfg *conf.Config, port string, client netip.Addr) (*conf.Policy, error) {
+	p, err := ForSocket(cfg, port)
+	if err != nil {
+		return nil, err
+	}
+	return ForClient(cfg, p, client)
+}
+
+// ForSocket loads the interface_policy bank of a listening socket over the base policy; amavis
+// does this when the connection is accepted. Keys are tried as amavis does: the port, then
+// "addr:port"; for Unix sockets "SOCK", then the socket path.
+func ForSocket(cfg *conf.Config, port string) (*conf.Policy, error) {
+	for _, key := range socketKeys(port) {
+		if name, ok := cfg.InterfacePolicy[key]; ok {
+			return cfg.Bank(&cfg.Policy, name)
+		}
+	}
+	return &cfg.Policy, nil
+}
+
+func socketKeys(s string) []string {
+	switch {
+	case strings.HasPrefix(s, "unix:") || strings.HasPrefix(s, "/"):
+		return []string{"SOCK", strings.TrimPrefix(s, "unix:")}
+	case strings.Contains(s, ":"):
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return []string{s}
+		}
+		addr := host
+		if strings.Contains(host, ":") {
+			addr = "[" + host + "]"
+		}
+		return []string{port, addr + ":" + port}
+	}
+	return []string{s}
+}
+
+// ForClient loads MYNETS over cur when client is in mynetworks (amavis's default
+// @client_ipaddr_policy), as amavis does at MAIL FROM. An unknown client counts as 0.0.0.0.
+// Loading MYNETS makes the mail originating only if a MYNETS bank is defined.
+func ForClient(cfg *conf.Config, cur *conf.Policy, client netip.Addr) (*conf.Policy, error) {
+	if !client.IsValid() {
+		client = netip.IPv4Unspecified()
+	}
+	if cfg.Mynetworks.Contains(client) {
+		return cfg.Bank(cur, "MYNETS")
+	}
+	return cur, nil
+}
