@@ -1,0 +1,416 @@
+package unpack
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bufio"
+	"compress/bzip2"
+	"encoding/binary"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+
+	"github.com/bodgit/sevenzip"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/nwaples/rardecode/v2"
+	"github.com/pierrec/lz4/v4"
+	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// decodeFunc decodes part p into new parts under it; keep tells whether p's own file stays
+// (amavis keeps the original of mail and of text with uuencoded blocks, and drops archives).
+type decodeFunc func(j *job, p *Part) (keep bool, err error)
+
+// decoder is one entry of amavis's @decoders: the first entry whose short type matches wins;
+// an external one whose program is missing is skipped.
+type decoder struct {
+	types []string
+	run   decodeFunc // in-process, or nil
+	ext   string     // external format (see externals)
+}
+
+var decoders = []decoder{
+	{types: []string{"F"}, ext: "F"},
+	{types: []string{"Z"}, ext: "Z"},
+	{types: []string{"gz"}, run: decodeGzip},
+	{types: []string{"bz2"}, run: decodeStream("bunzip2", func(r io.Reader) (io.Reader, error) { return bzip2.NewReader(r), nil })},
+	{types: []string{"xz"}, run: decodeXZ},
+	{types: []string{"lzma"}, run: decodeStream("unlzma", func(r io.Reader) (io.Reader, error) {
+		return lzma.ReaderConfig{DictCap: maxDict}.NewReader(r)
+	})},
+	{types: []string{"lrz"}, ext: "lrz"},
+	{types: []string{"lzo"}, ext: "lzo"},
+	{types: []string{"lz4"}, run: decodeStream("unlz4", func(r io.Reader) (io.Reader, error) { return lz4.NewReader(r), nil })},
+	{types: []string{"rpm"}, run: decodeRPM},
+	{types: []string{"cpio"}, run: decodeCpio},
+	{types: []string{"tar"}, run: decodeTar},
+	{types: []string{"deb"}, run: decodeAr},
+	{types: []string{"rar"}, run: decodeRar},
+	{types: []string{"arj"}, ext: "arj"},
+	{types: []string{"arc"}, ext: "arc"},
+	{types: []string{"zoo"}, ext: "zoo"},
+	{types: []string{"doc"}, ext: "doc"},
+	{types: []string{"cab"}, ext: "cab"},
+	{types: []string{"tnef"}, run: decodeTNEF},
+	{types: []string{"zip", "kmz"}, run: decodeZip},
+	{types: []string{"7z"}, run: decode7z},
+	{types: []string{"lha"}, ext: "lha"},
+	{types: []string{"iso"}, ext: "iso"},
+	{types: []string{"zst"}, run: decodeStream("unzstd", newZstd)},
+	{types: []string{"uue", "asc", "txt"}, run: decodeUUE},
+}
+
+// maxDict bounds the dictionary (window) a compressed stream may ask us to allocate.
+const maxDict = 64 << 20
+
+// decoderFor picks the decoder of part p, or nil when it is atomic.
+func (j *job) decoderFor(p *Part) decodeFunc {
+	switch p.Type {
+	case "message/rfc822", "message/global", "message/news":
+		return decodeNested
+	}
+	if p.mail {
+		return decodeNested
+	}
+	for _, d := range decoders {
+		if !slices.ContainsFunc(d.types, func(t string) bool { return slices.Contains(p.ShortTypes, t) }) {
+			continue
+		}
+		if d.run != nil {
+			return d.run
+		}
+		if j.u.progs[d.ext] != "" {
+			return externalDecoder(d.ext)
+		}
+	}
+	return nil
+}
+
+func openPart(p *Part) (*os.File, error) {
+	f, err := os.Open(p.Path)
+	if err != nil {
+		return nil, internalError{err}
+	}
+	return f, nil
+}
+
+// decodeStream makes a decoder for a single compressed stream: one member, no name.
+func decodeStream(by string, open func(io.Reader) (io.Reader, error)) decodeFunc {
+	return func(j *job, p *Part) (bool, error) {
+		f, err := openPart(p)
+		if err != nil {
+			return true, err
+		}
+		defer f.Close()
+		r, err := open(bufio.NewReaderSize(f, 32<<10))
+		if err != nil {
+			return true, decodeError{err}
+		}
+		if c, ok := r.(io.Closer); ok {
+			defer c.Close()
+		}
+		_, err = j.extract(p, "", r, by)
+		return false, err
+	}
+}
+
+func newZstd(r io.Reader) (io.Reader, error) {
+	d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(maxDict), zstd.WithDecoderMaxMemory(1<<40))
+	if err != nil {
+		return nil, err
+	}
+	return zstdCloser{d}, nil
+}
+
+type zstdCloser struct{ *zstd.Decoder }
+
+func (z zstdCloser) Close() error { z.Decoder.Close(); return nil }
+
+// decodeGzip keeps the name stored in the gzip header as the member's name.
+func decodeGzip(j *job, p *Part) (bool, error) {
+	f, err := openPart(p)
+	if err != nil {
+		return true, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 32<<10))
+	if err != nil {
+		return true, decodeError{err}
+	}
+	_, err = j.extract(p, zr.Name, zr, "gunzip")
+	return false, err
+}
+
+// decodeXZ refuses streams whose first block asks for a dictionary over maxDict: the library
+// would allocate it before reading a byte.
+func decodeXZ(j *job, p *Part) (bool, error) {
+	f, err := openPart(p)
+	if err != nil {
+		return true, err
+	}
+	defer f.Close()
+	var head [64]byte
+	n, _ := io.ReadFull(f, head[:])
+	if d := xzDict(head[:n]); d > maxDict {
+		p.addAttr("U")
+		return true, decodeError{errors.New("xz dictionary too large")}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return true, internalError{err}
+	}
+	r, err := xz.ReaderConfig{DictCap: 1 << 20}.NewReader(bufio.NewReaderSize(f, 32<<10))
+	if err != nil {
+		return true, decodeError{err}
+	}
+	_, err = j.extract(p, "", r, "unxz")
+	return false, err
+}
+
+// xzDict reads the LZMA2 dictionary size from the first block header of an xz stream.
+func xzDict(b []byte) int64 {
+	if len(b) < 14 {
+		return 0
+	}
+	h := b[12:]
+	size := (int(h[0]) + 1) * 4
+	if h[0] == 0 || size > len(h) {
+		return 0
+	}
+	h = h[1:size]
+	flags := h[0]
+	h = h[1:]
+	varint := func() uint64 {
+		v, n := binary.Uvarint(h)
+		if n <= 0 {
+			h = nil
+			return 0
+		}
+		h = h[n:]
+		return v
+	}
+	if flags&0x40 != 0 {
+		varint()
+	}
+	if flags&0x80 != 0 {
+		varint()
+	}
+	for i := 0; i <= int(flags&3) && len(h) > 0; i++ {
+		id, psize := varint(), varint()
+		if uint64(len(h)) < psize {
+			return 0
+		}
+		if id == 0x21 && psize == 1 {
+			c := h[0] & 0x3f
+			if c > 40 {
+				return 1 << 40
+			}
+			if c == 40 {
+				return 1<<32 - 1
+			}
+			return int64(2|c&1) << (c/2 + 11)
+		}
+		h = h[psize:]
+	}
+	return 0
+}
+
+// member handles one archive entry by its file mode: regular files are extracted, links
+// and special files are recorded (L, S), directories are skipped.
+func (j *job) member(p *Part, name string, mode fs.FileMode, size int64, open func() (io.Reader, error), by string) error {
+	switch {
+	case mode.IsDir():
+		return nil
+	case mode&fs.ModeSymlink != 0:
+		return j.specialMember(p, name, "L", size)
+	case !mode.IsRegular():
+		return j.specialMember(p, name, "S", size)
+	}
+	r, err := open()
+	if r == nil {
+		return err // not readable; open recorded why
+	}
+	_, err = j.extract(p, name, r, by)
+	return err
+}
+
+func decodeZip(j *job, p *Part) (bool, error) {
+	f, err := openPart(p)
+	if err != nil {
+		return true, err
+	}
+	defer f.Close()
+	zr, err := zip.NewReader(f, p.Size)
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		return true, decodeError{err}
+	}
+	for _, zf := range zr.File {
+		size := int64(zf.UncompressedSize64)
+		if zf.Flags&1 != 0 && !zf.Mode().IsDir() {
+			if err := j.specialMember(p, zf.Name, "C", size); err != nil {
+				return true, err
+			}
+			continue
+		}
+		err := j.member(p, zf.Name, zf.Mode(), size, func() (io.Reader, error) {
+			rc, err := zf.Open()
+			if err != nil {
+				// an unknown compression method: the member cannot be seen
+				return nil, j.specialMember(p, zf.Name, "U", size)
+			}
+			return rc, nil
+		}, "unzip")
+		if err = memberErr(err); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// memberErr lets one broken member pass (the next may be fine) and stops on limits.
+func memberErr(err error) error {
+	var de decodeError
+	if errors.As(err, &de) {
+		return nil
+	}
+	return err
+}
+
+func decode7z(j *job, p *Part) (bool, error) {
+	f, err := openPart(p)
+	if err != nil {
+		return true, err
+	}
+	defer f.Close()
+	zr, err := sevenzip.NewReader(f, p.Size)
+	if err != nil {
+		var re *sevenzip.ReadError
+		if errors.As(err, &re) && re.Encrypted {
+			p.addAttr("C") // encrypted headers: not even the names can be seen
+		}
+		return true, decodeError{err}
+	}
+	for _, zf := range zr.File {
+		fi := zf.FileInfo()
+		var rc io.ReadCloser
+		err := j.member(p, zf.Name, fi.Mode(), fi.Size(), func() (io.Reader, error) {
+			r, err := zf.Open()
+			if err != nil {
+				return nil, j.unreadable(p, zf.Name, fi.Size(), err)
+			}
+			rc = r
+			return r, nil
+		}, "7z")
+		if rc != nil {
+			rc.Close()
+		}
+		var re *sevenzip.ReadError
+		if errors.As(err, &re) && re.Encrypted {
+			j.markLast(p, "C")
+			continue
+		}
+		if err = memberErr(err); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// unreadable records a member that cannot be opened: C when encryption is the reason, else U.
+func (j *job) unreadable(p *Part, name string, size int64, err error) error {
+	attr := "U"
+	var re *sevenzip.ReadError
+	if errors.As(err, &re) && re.Encrypted {
+		attr = "C"
+	}
+	if herr := j.specialMember(p, name, attr, size); herr != nil {
+		return herr
+	}
+	return nil
+}
+
+// markLast adds attr to the last member of p (one whose data turned out encrypted).
+func (j *job) markLast(p *Part, attr string) {
+	if n := len(p.Children); n > 0 {
+		p.Children[n-1].addAttr(attr)
+	}
+}
+
+func decodeRar(j *job, p *Part) (bool, error) {
+	f, err := openPart(p)
+	if err != nil {
+		return true, err
+	}
+	defer f.Close()
+	rr, err := rardecode.NewReader(bufio.NewReaderSize(f, 32<<10), rardecode.MaxDictionarySize(maxDict))
+	if err != nil {
+		if errors.Is(err, rardecode.ErrArchiveEncrypted) {
+			p.addAttr("C")
+		}
+		return true, decodeError{err}
+	}
+	for {
+		h, err := rr.Next()
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			if errors.Is(err, rardecode.ErrArchiveEncrypted) || errors.Is(err, rardecode.ErrArchivedFileEncrypted) {
+				p.addAttr("C")
+			}
+			return true, decodeError{err}
+		}
+		if h.Encrypted && !h.IsDir {
+			if err := j.specialMember(p, h.Name, "C", h.UnPackedSize); err != nil {
+				return true, err
+			}
+			continue
+		}
+		mode := h.Mode()
+		if h.IsDir {
+			mode |= fs.ModeDir
+		}
+		err = j.member(p, h.Name, mode, h.UnPackedSize, func() (io.Reader, error) { return rr, nil }, "unrar")
+		if err = memberErr(err); err != nil {
+			return true, err
+		}
+	}
+}
+
+func decodeTar(j *job, p *Part) (bool, error) {
+	f, err := openPart(p)
+	if err != nil {
+		return true, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(bufio.NewReaderSize(f, 32<<10))
+	for n := 0; ; n++ {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return n > 0, decodeError{err}
+		}
+		var mode fs.FileMode
+		switch h.Typeflag {
+		case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
+		case tar.TypeDir:
+			mode = fs.ModeDir
+		case tar.TypeSymlink, tar.TypeLink:
+			mode = fs.ModeSymlink
+		case tar.TypeXHeader, tar.TypeXGlobalHeader, tar.TypeGNULongName, tar.TypeGNULongLink:
+			continue
+		default:
+			mode = fs.ModeDevice
+		}
+		err = j.member(p, h.Name, mode, h.Size, func() (io.Reader, error) { return tr, nil }, "tar")
+		if err = memberErr(err); err != nil {
+			return true, err
+		}
+	}
+}

@@ -1,0 +1,219 @@
+package unpack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// external describes a format decoded by a program. Stream programs turn stdin into stdout;
+// the others extract into a scratch directory of ours, cwd included.
+type external struct {
+	format   string
+	programs []string // tried in order, the first found is used
+	stream   bool
+	args     func(prog, file, dir string) []string
+}
+
+// sevenZipArgs: a dummy password makes 7z fail on encrypted members instead of prompting.
+func sevenZipArgs(file, dir string) []string {
+	return []string{"x", "-y", "-bd", "-bso0", "-bsp0", "-pamavisgo", "-o" + dir, "--", file}
+}
+
+var externals = []external{
+	{"F", []string{"unfreeze", "melt"}, true, func(string, string, string) []string { return []string{"-c"} }},
+	{"Z", []string{"uncompress", "gzip"}, true, func(prog, _, _ string) []string {
+		if prog == "gzip" {
+			return []string{"-dc"}
+		}
+		return []string{"-c"}
+	}},
+	{"lrz", []string{"lrzcat"}, true, func(string, string, string) []string { return []string{"-q"} }},
+	{"lzo", []string{"lzop"}, true, func(string, string, string) []string { return []string{"-dc"} }},
+	{"arj", []string{"arj", "7z"}, false, func(prog, file, dir string) []string {
+		if prog == "7z" {
+			return sevenZipArgs(file, dir)
+		}
+		return []string{"x", "-y", "-i", file + "."} // "." stops arj from appending ".arj"
+	}},
+	{"arc", []string{"nomarch", "arc"}, false, func(prog, file, _ string) []string {
+		if prog == "arc" {
+			return []string{"x", file}
+		}
+		return []string{file}
+	}},
+	{"zoo", []string{"zoo", "unzoo"}, false, func(prog, file, _ string) []string {
+		if prog == "unzoo" {
+			return []string{"-x", file}
+		}
+		return []string{"xq", file}
+	}},
+	{"doc", []string{"ripole"}, false, func(_, file, dir string) []string { return []string{"-i", file, "-d", dir} }},
+	{"cab", []string{"cabextract"}, false, func(_, file, dir string) []string { return []string{"-q", "-d", dir, file} }},
+	{"lha", []string{"7z", "lha"}, false, func(prog, file, dir string) []string {
+		if prog == "lha" {
+			return []string{"-xqw=" + dir, file}
+		}
+		return sevenZipArgs(file, dir)
+	}},
+	{"iso", []string{"7z"}, false, func(_, file, dir string) []string { return sevenZipArgs(file, dir) }},
+}
+
+// externalTimeout bounds one external program run.
+const externalTimeout = 30 * time.Second
+
+func externalDecoder(format string) decodeFunc {
+	for _, e := range externals {
+		if e.format == format {
+			return func(j *job, p *Part) (bool, error) { return j.runExternal(e, p) }
+		}
+	}
+	return nil
+}
+
+func (j *job) runExternal(e external, p *Part) (bool, error) {
+	prog := j.u.progs[e.format]
+	ctx, cancel := context.WithTimeout(j.ctx, externalTimeout)
+	defer cancel()
+	if e.stream {
+		in, err := openPart(p)
+		if err != nil {
+			return true, err
+		}
+		defer in.Close()
+		cmd := exec.CommandContext(ctx, prog, e.args(filepath.Base(prog), "", "")...)
+		cmd.Stdin = in
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return true, internalError{err}
+		}
+		if err := cmd.Start(); err != nil {
+			return true, decodeError{err}
+		}
+		_, xerr := j.extract(p, "", out, filepath.Base(prog))
+		if xerr != nil {
+			cmd.Process.Kill()
+		}
+		werr := cmd.Wait()
+		if xerr != nil {
+			return true, xerr
+		}
+		if werr != nil {
+			return true, decodeError{werr}
+		}
+		return false, nil
+	}
+
+	j.scratchN++
+	dir := filepath.Join(j.dir, fmt.Sprintf(".x%d", j.scratchN))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return true, internalError{err}
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.CommandContext(ctx, prog, e.args(filepath.Base(prog), p.Path, dir)...)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		return true, decodeError{err}
+	}
+	// the program's output is outside our writes: watch its size and stop it at the quota
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var werr error
+	overQuota := false
+wait:
+	for {
+		select {
+		case werr = <-done:
+			break wait
+		case <-tick.C:
+			if j.rem >= 0 && dirSize(dir) > j.rem {
+				overQuota = true
+				cmd.Process.Kill()
+			}
+		}
+	}
+	if err := j.ctx.Err(); err != nil {
+		return true, err
+	}
+	by := filepath.Base(prog)
+	n, err := j.adopt(p, dir, by)
+	if err != nil {
+		return true, err
+	}
+	if overQuota {
+		return true, holdError(fmt.Sprintf("Exceeded storage quota %d bytes by %s; last chunk %d bytes", j.avail, by, dirSize(dir)))
+	}
+	if werr != nil {
+		return true, decodeError{werr}
+	}
+	return n == 0, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// adopt moves what a program extracted into parts under our names. WalkDir does not follow
+// symbolic links; links and special files become metadata (L, S) and are deleted.
+func (j *job) adopt(p *Part, dir, by string) (int, error) {
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return nil
+		}
+		t := d.Type()
+		switch {
+		case t.IsDir():
+			return nil
+		case t&fs.ModeSymlink != 0:
+			n++
+			return j.specialMember(p, d.Name(), "L", 0)
+		case !t.IsRegular():
+			n++
+			return j.specialMember(p, d.Name(), "S", 0)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if err := j.charge(fi.Size(), by, false); err != nil {
+			return err
+		}
+		m, err := j.newPart(p)
+		if err != nil {
+			return err
+		}
+		n++
+		m.addName(d.Name())
+		m.Size = fi.Size()
+		m.Path = filepath.Join(j.dir, m.Name)
+		if err := os.Rename(path, m.Path); err != nil {
+			m.Path = ""
+			return internalError{err}
+		}
+		j.next = append(j.next, m)
+		return nil
+	})
+	var h holdError
+	var ie internalError
+	if errors.As(err, &h) || errors.As(err, &ie) {
+		return n, err
+	}
+	return n, nil
+}

@@ -1,0 +1,340 @@
+package unpack
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// maxMIMENesting bounds the recursion of multiparts inside one message; deeper nesting is
+// written out as one leaf (and it is far beyond anything a client displays).
+const maxMIMENesting = 100
+
+// mapFile maps a file read-only; the MIME walker works on offsets in it and never copies
+// the message. The returned func unmaps.
+func mapFile(path string) ([]byte, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi.Size() == 0 {
+		return nil, func() {}, nil
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, func() { syscall.Munmap(b) }, nil
+}
+
+// decodeMail walks the message file of root (tier 1); the top entity's type and attributes go
+// to root itself, its parts become root's children.
+func (j *job) decodeMail(root *Part) error {
+	data, unmap, err := mapFile(root.Path)
+	if err != nil {
+		return internalError{err}
+	}
+	defer unmap()
+	w := &walker{j: j}
+	err = w.entity(root, data, true, 0, "")
+	j.res.MIMEErrors = append(j.res.MIMEErrors, w.errs...)
+	return err
+}
+
+// decodeNested is the "mail" decoder: an attached message/rfc822 part is walked too (amavis
+// does not, so attachments of forwarded mail escape its banned checks). The original is kept.
+func decodeNested(j *job, p *Part) (bool, error) {
+	data, unmap, err := mapFile(p.Path)
+	if err != nil {
+		return true, internalError{err}
+	}
+	defer unmap()
+	w := &walker{j: j}
+	err = w.entity(p, data, false, 0, "")
+	return true, err
+}
+
+type walker struct {
+	j    *job
+	errs []string
+}
+
+func (w *walker) errorf(s string) {
+	if len(w.errs) < 20 {
+		w.errs = append(w.errs, s)
+	}
+}
+
+// entity walks one MIME entity. With merge, the entity is parent itself (the message);
+// otherwise it becomes a new part under parent. defType is the default content type.
+func (w *walker) entity(parent *Part, data []byte, merge bool, nesting int, defType string) error {
+	h, body := splitHeader(data, &w.errs)
+	ctRaw, nct := h.get("content-type")
+	ct, params := parseStructured(ctRaw)
+	if nct > 1 {
+		w.errorf("duplicate Content-Type header field")
+	}
+	if ct == "" || strings.IndexByte(ct, '/') <= 0 || strings.ContainsAny(ct, " \t\"") {
+		ct = defType
+		if ct == "" {
+			ct = "text/plain"
+		}
+	}
+	if strings.HasPrefix(ct, "multipart/") && nesting < maxMIMENesting {
+		return w.multipart(parent, h, ct, params, body, merge, nesting)
+	}
+	p, err := w.j.newPart(parent)
+	if err != nil {
+		return err
+	}
+	p.Type = ct
+	w.names(p, h, params)
+	if strings.Contains(ct[strings.IndexByte(ct, '/'):], "encrypted") {
+		p.addAttr("UC")
+	}
+	cte, _ := h.get("content-transfer-encoding")
+	cte, _ = parseStructured(cte)
+	return w.writeLeaf(p, body, cte)
+}
+
+// names collects the declared names of a part: Content-Disposition filename and
+// Content-Type name, each decoded (RFC 2047/2231) and raw.
+func (w *walker) names(p *Part, h header, ctParams []param) {
+	cd, _ := h.get("content-disposition")
+	_, cdParams := parseStructured(cd)
+	addNames(p, cdParams, "filename")
+	addNames(p, ctParams, "name")
+}
+
+func addNames(p *Part, ps []param, key string) {
+	raw, dec := paramValues(ps, key)
+	for i := range raw {
+		p.addName(dec[i])
+		p.addName(raw[i])
+	}
+}
+
+// multipart splits a multipart body on its boundary and walks the parts.
+func (w *walker) multipart(parent *Part, h header, ct string, params []param, body []byte, merge bool, nesting int) error {
+	c := parent
+	if !merge {
+		c = &Part{Parent: parent, Depth: parent.Depth + 1}
+		parent.Children = append(parent.Children, c)
+	}
+	c.Type = ct
+	var bounds []string
+	for _, p := range params {
+		if p.attr == "boundary" {
+			bounds = append(bounds, p.value)
+		}
+	}
+	if len(bounds) > 1 {
+		c.addAttr("B") // amavis: multipart with multiple boundary parameters
+	}
+	boundary := ""
+	for _, b := range bounds {
+		if b != "" && findDelimiter(body, b, 0) >= 0 {
+			boundary = b
+			break
+		}
+	}
+	if boundary == "" {
+		if len(bounds) == 0 || bounds[0] == "" {
+			w.errorf("multipart boundary is missing, or contains CR or LF")
+		}
+		boundary = guessBoundary(body)
+	}
+	if boundary == "" {
+		// nothing to split on: what a client shows is the body as text
+		if len(body) > 0 {
+			p, err := w.j.newPart(c)
+			if err != nil {
+				return err
+			}
+			p.Type = "text/plain"
+			if err := w.writeLeaf(p, body, ""); err != nil {
+				return err
+			}
+		}
+		if !merge {
+			return w.j.issue(c)
+		}
+		return nil
+	}
+	pre, parts, epi, closed := splitMultipart(body, boundary)
+	if len(parts) == 0 {
+		w.errorf("unexpected end of preamble")
+	} else if !closed {
+		w.errorf("part did not end with expected boundary")
+	}
+	if err := w.prePost(c, "preamble", pre); err != nil {
+		return err
+	}
+	def := ""
+	if ct == "multipart/digest" {
+		def = "message/rfc822"
+	}
+	for _, part := range parts {
+		if err := w.entity(c, part, false, nesting+1, def); err != nil {
+			return err
+		}
+	}
+	if err := w.prePost(c, "epilogue", epi); err != nil {
+		return err
+	}
+	if !merge {
+		return w.j.issue(c) // containers are numbered after their parts, as in amavis
+	}
+	return nil
+}
+
+// prePost keeps a preamble or epilogue as a part when it could hide something: more than five
+// lines or characters beyond the usual "This is a multi-part message" text.
+func (w *walker) prePost(c *Part, name string, b []byte) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	if bytes.Count(b, []byte("\n")) <= 5 && plainNote(b) {
+		return nil
+	}
+	p, err := w.j.newPart(c)
+	if err != nil {
+		return err
+	}
+	p.addName(name)
+	return w.writeLeaf(p, b, "")
+}
+
+func plainNote(b []byte) bool {
+	for _, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("/@:;,. \t\r\n_-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// findDelimiter returns the offset of the first line at or after from that starts with
+// "--"+boundary and continues with only "--" and/or blanks, or -1.
+func findDelimiter(body []byte, boundary string, from int) int {
+	d := "--" + boundary
+	for pos := from; pos < len(body); {
+		i := bytes.Index(body[pos:], []byte(d))
+		if i < 0 {
+			return -1
+		}
+		at := pos + i
+		if at == 0 || body[at-1] == '\n' {
+			rest := body[at+len(d):]
+			if e := bytes.IndexByte(rest, '\n'); e >= 0 {
+				rest = rest[:e]
+			}
+			rest = bytes.TrimPrefix(rest, []byte("--"))
+			if len(bytes.Trim(rest, " \t\r")) == 0 {
+				return at
+			}
+		}
+		pos = at + 1
+	}
+	return -1
+}
+
+// splitMultipart cuts body at its delimiter lines. The line break before a delimiter belongs
+// to the delimiter. A missing close delimiter ends the last part at the end of the body.
+func splitMultipart(body []byte, boundary string) (pre []byte, parts [][]byte, epi []byte, closed bool) {
+	d := len(boundary) + 2
+	at := findDelimiter(body, boundary, 0)
+	if at < 0 {
+		return body, nil, nil, false
+	}
+	pre = trimEOL(body[:at])
+	for at >= 0 {
+		lineEnd := bytes.IndexByte(body[at:], '\n')
+		isClose := bytes.HasPrefix(body[at+d:], []byte("--"))
+		if lineEnd < 0 {
+			return pre, parts, nil, isClose
+		}
+		start := at + lineEnd + 1
+		if isClose {
+			return pre, parts, body[start:], true
+		}
+		next := findDelimiter(body, boundary, start)
+		if next < 0 {
+			parts = append(parts, body[start:])
+			return pre, parts, nil, false
+		}
+		parts = append(parts, trimEOL(body[start:next]))
+		at = next
+	}
+	return pre, parts, nil, false
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+// guessBoundary recovers a missing or wrong boundary parameter: the first "--xxx" line that
+// occurs again as a delimiter is what a mail client would split on.
+func guessBoundary(body []byte) string {
+	for pos := 0; pos < len(body); {
+		e := bytes.IndexByte(body[pos:], '\n')
+		line := body[pos:]
+		if e >= 0 {
+			line = body[pos : pos+e]
+			pos += e + 1
+		} else {
+			pos = len(body)
+		}
+		line = bytes.TrimRight(line, " \t\r")
+		if len(line) > 3 && line[0] == '-' && line[1] == '-' && !bytes.HasSuffix(line, []byte("--")) {
+			b := string(line[2:])
+			if findDelimiter(body, b, pos) >= 0 {
+				return b
+			}
+		}
+	}
+	return ""
+}
+
+// writeLeaf decodes the body of a leaf part by its transfer encoding into the part's file. MIME
+// decoding may overdraw the quota (amavis charges it but lets the mail through).
+func (w *walker) writeLeaf(p *Part, body []byte, cte string) error {
+	f, err := w.j.create(p)
+	if err != nil {
+		return err
+	}
+	var n int
+	switch cte {
+	case "base64":
+		n, err = decodeBase64To(f, body)
+	case "quoted-printable":
+		n, err = decodeQPTo(f, body)
+	case "x-uuencode", "uuencode", "x-uue":
+		var out []byte
+		out, _, _ = decodeUU(body)
+		n, err = f.Write(out)
+	default:
+		if cte != "" && cte != "7bit" && cte != "8bit" && cte != "binary" {
+			w.errorf("Unsupported encoding '" + cte + "': using 'binary'")
+		}
+		n, err = f.Write(body)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return internalError{err}
+	}
+	p.Size = int64(n)
+	w.j.charge(p.Size, "mime_decode", true)
+	w.j.next = append(w.j.next, p)
+	return nil
+}
