@@ -75,11 +75,8 @@ func (w *walker) errorf(s string) {
 // otherwise it becomes a new part under parent. defType is the default content type.
 func (w *walker) entity(parent *Part, data []byte, merge bool, nesting int, defType string) error {
 	h, body := splitHeader(data, &w.errs)
-	ctRaw, nct := h.get("content-type")
+	ctRaw, _ := h.get("content-type")
 	ct, params := parseStructured(ctRaw)
-	if nct > 1 {
-		w.errorf("duplicate Content-Type header field")
-	}
 	if ct == "" || strings.IndexByte(ct, '/') <= 0 || strings.ContainsAny(ct, " \t\"") {
 		ct = defType
 		if ct == "" {
@@ -128,6 +125,9 @@ func (w *walker) multipart(parent *Part, h header, ct string, params []param, bo
 		parent.Children = append(parent.Children, c)
 	}
 	c.Type = ct
+	if strings.Contains(ct, "encrypted") {
+		c.addAttr("UC")
+	}
 	var bounds []string
 	for _, p := range params {
 		if p.attr == "boundary" {
@@ -147,6 +147,8 @@ func (w *walker) multipart(parent *Part, h header, ct string, params []param, bo
 	if boundary == "" {
 		if len(bounds) == 0 || bounds[0] == "" {
 			w.errorf("multipart boundary is missing, or contains CR or LF")
+		} else {
+			w.errorf("unexpected end of preamble")
 		}
 		boundary = guessBoundary(body)
 	}
