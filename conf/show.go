@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os/user"
 	"reflect"
 	"regexp"
 	"sort"
@@ -275,4 +276,32 @@ func MigrationTable() string {
 		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", amavis, k.Key, bank, def, k.Note)
 	}
 	return b.String()
+}
+
+// CheckStartable finds the mistakes that the file's syntax does not show but a start would
+// (`amavisd configtest`): nothing to listen on, a daemon_user or daemon_group that does not
+// exist. The error names the file, line and key.
+func (c *Config) CheckStartable() error {
+	if len(c.Listeners()) == 0 {
+		return c.errorAt("inet_socket_port", "No listen sockets or ports specified")
+	}
+	if c.DaemonUser != "" {
+		if _, err := lookupID(c.DaemonUser, user.Lookup, user.LookupId); err != nil {
+			return c.errorAt("daemon_user", fmt.Sprintf("no such user %q", c.DaemonUser))
+		}
+	}
+	if c.DaemonGroup != "" {
+		if _, err := lookupID(c.DaemonGroup, user.LookupGroup, user.LookupGroupId); err != nil {
+			return c.errorAt("daemon_group", fmt.Sprintf("no such group %q", c.DaemonGroup))
+		}
+	}
+	return nil
+}
+
+// lookupID looks a user or group up by name, or by number when it is one.
+func lookupID[T any](s string, byName, byID func(string) (T, error)) (T, error) {
+	if _, err := strconv.Atoi(s); err == nil {
+		return byID(s)
+	}
+	return byName(s)
 }

@@ -155,3 +155,23 @@ func TestKeysAreAmavisVariables(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckStartable(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"inet_socket_port = 10024\ndaemon_user = \"nobody\"\ndaemon_group = \"nogroup\"\n", ""},
+		{"inet_socket_port = 10024\ndaemon_user = \"65534\"\n", ""},
+		{"daemon_user = \"nobody\"\n", `a.toml: key "inet_socket_port": No listen sockets or ports specified`},
+		{"unix_socketname = \"/run/a.sock\"\n", ""},
+		{"inet_socket_port = 10024\n\ndaemon_user = \"no-such-user-here\"\n", `a.toml:3: key "daemon_user": no such user "no-such-user-here"`},
+		{"inet_socket_port = 10024\ndaemon_group = \"no-such-group-here\"\n", `a.toml:2: key "daemon_group": no such group "no-such-group-here"`},
+	} {
+		c, err := Parse("a.toml", []byte(tc.text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.CheckStartable()
+		if (tc.want == "") != (err == nil) || (err != nil && err.Error() != tc.want) {
+			t.Errorf("%q: %v, want %q", tc.text, err, tc.want)
+		}
+	}
+}
