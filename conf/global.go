@@ -25,6 +25,12 @@ type Global struct {
 	ChildTimeout int `toml:"child_timeout"` // seconds
 	SmtpdTimeout int `toml:"smtpd_timeout"` // seconds, idle time allowed to the client
 
+	// EnforceSmtpdMessageSizeLimit64kbMin raises a smaller smtpd_message_size_limit to 64 KiB
+	// (RFC 5321's minimum).
+	EnforceSmtpdMessageSizeLimit64kbMin bool `toml:"enforce_smtpd_message_size_limit_64kb_min"`
+	// SmtpConnectionCacheEnable keeps connections to the next hop open between messages.
+	SmtpConnectionCacheEnable bool `toml:"smtp_connection_cache_enable"`
+
 	InetSocketPort Sockets  `toml:"inet_socket_port"`
 	InetSocketBind []string `toml:"inet_socket_bind"`
 	UnixSocketname string   `toml:"unix_socketname"`
@@ -60,6 +66,8 @@ func (g *Global) setDefaults() {
 	g.MaxRequests = 20
 	g.ChildTimeout = 480
 	g.SmtpdTimeout = 480
+	g.EnforceSmtpdMessageSizeLimit64kbMin = true
+	g.SmtpConnectionCacheEnable = true
 	g.InetSocketBind = []string{"127.0.0.1", "[::1]"}
 	g.Myhostname, _ = os.Hostname()
 	g.Mydomain = "!change-mydomain-variable!.example.com"

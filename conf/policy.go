@@ -31,6 +31,9 @@ type ProtocolPolicy struct {
 	SmtpdQuitBanner       string `toml:"smtpd_quit_banner"`
 	SmtpdMessageSizeLimit int64  `toml:"smtpd_message_size_limit"`
 	SmtpdRecipientLimit   int    `toml:"smtpd_recipient_limit"`
+	// SmtpdDiscardEhloKeywords are EHLO keywords not announced (removing 8BITMIME also
+	// removes SMTPUTF8).
+	SmtpdDiscardEhloKeywords []string `toml:"smtpd_discard_ehlo_keywords"`
 
 	PropagateDSNIfPossible      bool `toml:"propagate_dsn_if_possible"`
 	TerminateDSNOnNotifySuccess bool `toml:"terminate_dsn_on_notify_success"`

@@ -1,0 +1,497 @@
+// Package amavis is the daemon: it listens on inet_socket_port (and unix_socketname), admits
+// clients by inet_acl, runs at most max_servers SMTP/LMTP sessions at once, and takes every
+// message through the per-message flow of message.go: spool, check, decide per recipient,
+// forward, reply, log.
+//
+// The command line builds on this API:
+//
+//	d := amavis.New(cfg, log)
+//	if err := d.Listen(); err != nil { ... }   // bind (before dropping privileges)
+//	go d.Serve()                               // accept until Shutdown
+//	d.Reload(newCfg)                           // new connections get newCfg
+//	d.Shutdown(ctx)                            // 421 to idle sessions, messages finish
+package amavis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"amavisgo/amavis/smtp"
+	"amavisgo/conf"
+)
+
+// Daemon is the amavis server process.
+type Daemon struct {
+	cfg  atomic.Pointer[conf.Config]
+	log  *Log
+	pool *smtp.Pool
+	pid  int
+
+	slots   *semaphore
+	connNo  atomic.Int64
+	closing atomic.Bool
+	done    chan struct{}
+
+	mu        sync.Mutex
+	listeners []*listener
+	sessions  map[*smtp.Session]struct{}
+	wg        sync.WaitGroup // sessions
+	accepting sync.WaitGroup // accept loops
+}
+
+type listener struct {
+	net.Listener
+	spec conf.Listener
+}
+
+// New prepares a daemon for cfg, logging to log. Nothing is bound until Listen.
+func New(cfg *conf.Config, log *Log) *Daemon {
+	d := &Daemon{
+		log:      log,
+		pool:     smtp.NewPool(60 * time.Second),
+		pid:      os.Getpid(),
+		slots:    newSemaphore(cfg.MaxServers),
+		sessions: map[*smtp.Session]struct{}{},
+		done:     make(chan struct{}),
+	}
+	d.cfg.Store(cfg)
+	return d
+}
+
+// Config is the configuration new connections get.
+func (d *Daemon) Config() *conf.Config { return d.cfg.Load() }
+
+// Listen binds every socket of Global.Listeners(): TCP sockets and Unix sockets (chmod'ed to
+// unix_socket_mode when set; a stale socket file is replaced).
+func (d *Daemon) Listen() error {
+	cfg := d.cfg.Load()
+	specs := cfg.Listeners()
+	if len(specs) == 0 {
+		return errors.New("No listen sockets or ports specified")
+	}
+	if st, err := os.Stat(cfg.TEMPBASE); err != nil || !st.IsDir() {
+		return fmt.Errorf("TEMPBASE directory %s does not exist or is not a directory", cfg.TEMPBASE)
+	}
+	for _, s := range specs {
+		if s.Network == "unix" {
+			os.Remove(s.Address)
+		}
+		l, err := net.Listen(s.Network, s.Address)
+		if err != nil {
+			d.closeListeners()
+			return err
+		}
+		if s.Network == "unix" && cfg.UnixSocketMode != 0 {
+			os.Chmod(s.Address, os.FileMode(cfg.UnixSocketMode))
+		}
+		d.listeners = append(d.listeners, &listener{Listener: l, spec: s})
+	}
+	return nil
+}
+
+// Addrs are the bound addresses (useful with port 0 in tests).
+func (d *Daemon) Addrs() []net.Addr {
+	var out []net.Addr
+	for _, l := range d.listeners {
+		out = append(out, l.Addr())
+	}
+	return out
+}
+
+func (d *Daemon) closeListeners() {
+	for _, l := range d.listeners {
+		l.Close()
+	}
+}
+
+// Serve accepts connections until Shutdown; it returns nil then, or the first accept error.
+// Each listener hands at most one accepted connection to the dispatcher at a time, and the
+// dispatcher starts a session only when one of max_servers slots is free: excess clients wait
+// in the listen queue, as with amavis's fixed pool of children.
+func (d *Daemon) Serve() error {
+	if len(d.listeners) == 0 {
+		if err := d.Listen(); err != nil {
+			return err
+		}
+	}
+	cfg := d.cfg.Load()
+	d.log.logf("", 0, "starting. %s at %s amavis-go, listening on %s", os.Args[0], cfg.Myhostname, d.listenNames())
+	conns := make(chan acceptedConn)
+	errc := make(chan error, len(d.listeners))
+	for _, l := range d.listeners {
+		d.accepting.Add(1)
+		go d.acceptLoop(l, conns, errc)
+	}
+	for {
+		if !d.slots.acquire(d.done) {
+			return nil
+		}
+		select {
+		case ac := <-conns:
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				defer d.slots.release()
+				d.serveConn(ac)
+			}()
+		case err := <-errc:
+			d.slots.release()
+			return err
+		case <-d.done:
+			d.slots.release()
+			return nil
+		}
+	}
+}
+
+func (d *Daemon) listenNames() string {
+	var names []string
+	for _, l := range d.listeners {
+		names = append(names, l.spec.Network+":"+l.spec.Address)
+	}
+	return strings.Join(names, ", ")
+}
+
+type acceptedConn struct {
+	conn net.Conn
+	l    *listener
+	cs   *connState
+}
+
+func (d *Daemon) acceptLoop(l *listener, conns chan<- acceptedConn, errc chan<- error) {
+	defer d.accepting.Done()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if d.closing.Load() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			errc <- err
+			return
+		}
+		cs, ok := d.admit(conn, l)
+		if !ok {
+			conn.Close()
+			continue
+		}
+		select {
+		case conns <- acceptedConn{conn: conn, l: l, cs: cs}:
+		case <-d.done:
+			conn.Close()
+			return
+		}
+	}
+}
+
+// connState is a connection's view of the configuration and its identity; it is the
+// smtp.Handler of the session.
+type connState struct {
+	d      *Daemon
+	cfg    *conf.Config
+	policy *conf.Policy
+	connNo int64
+	tl     *taskLog
+
+	peerIP, peerPort, localIP, localPort string
+
+	// current message, for Finish
+	msg *Message
+}
+
+// admit loads the interface policy bank and checks inet_acl (SPEC §1.3): a denied client is
+// closed without a greeting.
+func (d *Daemon) admit(conn net.Conn, l *listener) (*connState, bool) {
+	cfg := d.cfg.Load()
+	cs := &connState{d: d, cfg: cfg, policy: &cfg.Policy}
+	if l.spec.Network == "tcp" {
+		cs.peerIP, cs.peerPort = splitAddr(conn.RemoteAddr())
+		cs.localIP, cs.localPort = splitAddr(conn.LocalAddr())
+	}
+	if name := interfaceBank(cfg, l.spec, cs.localIP); name != "" {
+		p, err := cfg.Bank(cs.policy, name)
+		if err == nil {
+			cs.policy = p
+		}
+	}
+	cs.connNo = d.connNo.Add(1)
+	cs.tl = &taskLog{l: d.log, id: logID(d.pid, cs.connNo, 0), level: cs.policy.LogLevel}
+	if l.spec.Network == "tcp" {
+		ip, err := parseIP(cs.peerIP)
+		if err != nil || !cs.policy.InetACL.Contains(ip) {
+			cs.tl.Logf(-1, "DENIED ACCESS from IP %s, policy bank '%s'", cs.peerIP, cs.policy.PolicyBankPath)
+			return nil, false
+		}
+	}
+	return cs, true
+}
+
+// interfaceBank finds the interface_policy bank for a listener: by "addr:port", by port,
+// or by the socket path for a Unix socket.
+func interfaceBank(cfg *conf.Config, l conf.Listener, localIP string) string {
+	if len(cfg.InterfacePolicy) == 0 {
+		return ""
+	}
+	if l.Network == "unix" {
+		return cfg.InterfacePolicy[l.Address]
+	}
+	if n, ok := cfg.InterfacePolicy[net.JoinHostPort(localIP, l.Port)]; ok {
+		return n
+	}
+	return cfg.InterfacePolicy[l.Port]
+}
+
+func (d *Daemon) serveConn(ac acceptedConn) {
+	cs := ac.cs
+	p := cs.policy
+	lmtp := p.Protocol == "LMTP"
+	if p.Protocol == "AM.PDP" {
+		cs.tl.Logf(-1, "protocol AM.PDP is not available on %s", ac.l.spec.Address)
+		ac.conn.Close()
+		return
+	}
+	helo := "[localhost]"
+	if cs.localIP != "" {
+		helo = "[" + cs.localIP + "]"
+	}
+	proto := "ESMTP"
+	if lmtp {
+		proto = "LMTP"
+	}
+	vars := map[string]string{"helo-name": helo, "myhostname": cs.cfg.Myhostname, "version": Version,
+		"version-id": VersionID, "version-date": VersionDate, "product": "amavis", "protocol": proto}
+	size := p.SmtpdMessageSizeLimit
+	if size > 0 && size < 65536 && cs.cfg.EnforceSmtpdMessageSizeLimit64kbMin {
+		size = 65536
+	}
+	sc := &smtp.Config{
+		HeloName:            helo,
+		Greeting:            expandBanner(p.SmtpdGreetingBanner, vars),
+		QuitBanner:          expandBanner(p.SmtpdQuitBanner, vars),
+		SizeLimit:           size,
+		RcptLimit:           p.SmtpdRecipientLimit,
+		Timeout:             time.Duration(cs.cfg.SmtpdTimeout) * time.Second,
+		DiscardEHLOKeywords: p.SmtpdDiscardEhloKeywords,
+		Log:                 cs.tl,
+	}
+	s := smtp.NewSession(ac.conn, sc, cs, lmtp)
+	d.mu.Lock()
+	if d.closing.Load() {
+		d.mu.Unlock()
+		s.Shutdown()
+	} else {
+		d.sessions[s] = struct{}{}
+		d.mu.Unlock()
+	}
+	s.Serve()
+	d.mu.Lock()
+	delete(d.sessions, s)
+	d.mu.Unlock()
+}
+
+// Data implements smtp.Handler: one message through the flow of message.go.
+func (cs *connState) Data(s *smtp.Session, tx *smtp.Transaction, r *smtp.DataReader) []smtp.Reply {
+	d := cs.d
+	m := d.newMessage(cs, s, tx)
+	cs.msg = m
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cs.cfg.ChildTimeout)*time.Second)
+	defer cancel()
+	return d.processMessage(ctx, m, tx, r)
+}
+
+// Finish implements smtp.Finisher: the spool directory goes after the reply was sent.
+func (cs *connState) Finish(*smtp.Transaction) {
+	if m := cs.msg; m != nil && m.Dir != "" {
+		if err := os.RemoveAll(m.Dir); err != nil {
+			cs.tl.Logf(-1, "Can't remove %s: %v", m.Dir, err)
+		}
+	}
+	cs.msg = nil
+}
+
+func rcptList(rs []*Recipient) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(r.AddrSMTP)
+	}
+	return b.String()
+}
+
+func envelopeOpts(tx *smtp.Transaction) string {
+	var b strings.Builder
+	if tx.Size >= 0 {
+		b.WriteString(" SIZE=" + strconv.FormatInt(tx.Size, 10))
+	}
+	if tx.Body != "" {
+		b.WriteString(" BODY=" + tx.Body)
+	}
+	if tx.SMTPUTF8 {
+		b.WriteString(" SMTPUTF8")
+	}
+	if tx.RET != "" {
+		b.WriteString(" RET=" + tx.RET)
+	}
+	if tx.ENVID != "" {
+		b.WriteString(" ENVID=" + smtp.XtextDecode(tx.ENVID))
+	}
+	return b.String()
+}
+
+// Reload makes new connections use cfg. Listeners stay open (changes of inet_socket_port
+// need a restart) and open sessions keep the configuration they started with. max_servers
+// takes effect at once.
+func (d *Daemon) Reload(cfg *conf.Config) {
+	d.cfg.Store(cfg)
+	d.slots.setLimit(cfg.MaxServers)
+	d.log.logf("", 0, "reloaded configuration %s", cfg.File)
+}
+
+// Shutdown stops accepting, sends "421 4.3.2 Service shutting down, closing channel" to
+// idle sessions and waits for sessions in the middle of a message to finish it (their
+// client gets the real reply, then 421). When ctx ends first, remaining connections are
+// closed and ctx's error is returned.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	if d.closing.Swap(true) {
+		return errors.New("already shut down")
+	}
+	close(d.done)
+	d.slots.wake()
+	d.closeListeners()
+	d.mu.Lock()
+	for s := range d.sessions {
+		s.Shutdown()
+	}
+	d.mu.Unlock()
+	finished := make(chan struct{})
+	go func() { d.accepting.Wait(); d.wg.Wait(); close(finished) }()
+	var err error
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	d.pool.Close()
+	for _, l := range d.listeners {
+		if l.spec.Network == "unix" {
+			os.Remove(l.spec.Address)
+		}
+	}
+	d.log.logf("", 0, "Server closing!")
+	return err
+}
+
+// expandBanner expands ${name} and $name in smtpd_greeting_banner / smtpd_quit_banner.
+func expandBanner(tmpl string, vars map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(tmpl); i++ {
+		if tmpl[i] != '$' || i+1 >= len(tmpl) {
+			b.WriteByte(tmpl[i])
+			continue
+		}
+		var name string
+		end := i + 1
+		if tmpl[end] == '{' {
+			j := strings.IndexByte(tmpl[end:], '}')
+			if j < 0 {
+				b.WriteByte(tmpl[i])
+				continue
+			}
+			name, end = tmpl[end+1:end+j], end+j+1
+		} else {
+			for end < len(tmpl) && (isAlnumByte(tmpl[end]) || tmpl[end] == '_' || tmpl[end] == '-') {
+				end++
+			}
+			name = strings.TrimRight(tmpl[i+1:end], "_-")
+			end = i + 1 + len(name)
+		}
+		b.WriteString(vars[strings.ToLower(name)])
+		i = end - 1
+	}
+	return b.String()
+}
+
+func parseIP(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
+
+func splitAddr(a net.Addr) (ip, port string) {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String(), strconv.Itoa(ta.Port)
+	}
+	return "", ""
+}
+
+// Version strings for the greeting's ${version...} variables.
+const (
+	Version     = "amavis-go-0.1 (20261122)"
+	VersionID   = "0.1"
+	VersionDate = "20261122"
+)
+
+// semaphore is max_servers: a counting semaphore whose limit can change on reload.
+type semaphore struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	limit int
+	used  int
+	woken bool
+}
+
+func newSemaphore(n int) *semaphore {
+	s := &semaphore{limit: n}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+// acquire waits for a free slot; false when done is closed meanwhile.
+func (s *semaphore) acquire(done <-chan struct{}) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.used >= s.limit && !s.woken {
+		s.cond.Wait()
+	}
+	select {
+	case <-done:
+		return false
+	default:
+	}
+	s.used++
+	return true
+}
+
+func (s *semaphore) release() {
+	s.mu.Lock()
+	s.used--
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
+func (s *semaphore) setLimit(n int) {
+	s.mu.Lock()
+	s.limit = n
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
+// wake releases every waiter (shutdown).
+func (s *semaphore) wake() {
+	s.mu.Lock()
+	s.woken = true
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+

@@ -1,0 +1,201 @@
+package amavis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"amavisgo/amavis/smtp"
+	"amavisgo/conf"
+)
+
+// Next-hop timeouts per step, from amavis's Out/SMTP.pm (the longest is for the final dot).
+const fwdTimeout = 600 * time.Second
+
+// copyBufs recycles the buffers used to stream email.txt to the next hop.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// forward sends the message to the recipients rs through method, with header prepended to
+// the original bytes of the spool file, and sets each recipient's Reply from the next hop's
+// answer (SPEC §2.3, §2.4). It never returns an error: a failure becomes a 4xx per recipient.
+func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, header []byte, rs []*Recipient) {
+	mtaID := method.String()
+	cfg := m.cfg
+	env := &smtp.Envelope{
+		From:         m.SenderSMTP,
+		Body:         m.Body,
+		SMTPUTF8:     m.SMTPUTF8,
+		RET:          m.RET,
+		ENVID:        m.ENVID,
+		DSN:          m.Policy.PropagateDSNIfPossible,
+		AllOrNothing: !m.LMTP,
+	}
+	if m.Client.Addr != "" {
+		xf := smtp.XForward{Addr: m.Client.Addr, Name: m.Client.Name, Port: m.Client.Port,
+			Proto: m.Client.Proto, Helo: m.Client.Helo, Source: m.Client.Source, Ident: m.QueueID}
+		env.XForward = &xf
+	}
+	for _, r := range rs {
+		notify := r.Notify
+		if m.Sender == "" {
+			notify = nil // NOTIFY is not sent for the null sender
+		}
+		if m.Policy.TerminateDSNOnNotifySuccess {
+			notify = stripSuccess(notify)
+		}
+		env.Rcpts = append(env.Rcpts, smtp.RcptTo{Path: smtp.Quote(r.Addr), Notify: notify, ORCPT: r.ORCPT})
+	}
+	body := func(w io.Writer) error {
+		if _, err := w.Write(header); err != nil {
+			return err
+		}
+		f, err := os.Open(m.File)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		bp := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(bp)
+		_, err = io.CopyBuffer(w, onlyReader{f}, *bp)
+		return err
+	}
+
+	network := "tcp"
+	var c *smtp.Client
+	var err error
+	if cfg.SmtpConnectionCacheEnable {
+		c, err = d.pool.Get(ctx, network, method.Addr(), method.Proto == "lmtp", cfg.LocalhostName, fwdTimeout)
+	} else {
+		c, err = smtp.Dial(ctx, network, method.Addr(), method.Proto == "lmtp", cfg.LocalhostName, fwdTimeout)
+	}
+	var res *smtp.Result
+	if err == nil {
+		res, err = c.Send(ctx, env, body)
+		switch {
+		case err != nil:
+			c.Abort()
+		case cfg.SmtpConnectionCacheEnable:
+			d.pool.Put(c)
+		default:
+			c.Close()
+		}
+	}
+	if res != nil {
+		m.ForwardParams = res.Params
+		m.DSNPassedOn = res.DSNPassed
+	}
+	for i, r := range rs {
+		r.Done, r.ByMTA = true, true
+		if res != nil && res.Rcpts[i].Done {
+			rr := res.Rcpts[i]
+			r.Remote = rr.Reply.String()
+			if rr.Cmd == "" {
+				r.Reply = rr.Reply
+			} else {
+				r.Reply = enhanceReply(rr.Reply, mtaID, rr.Cmd)
+			}
+			continue
+		}
+		r.Reply = fwdFailure(err, mtaID, m.LogID)
+		r.Remote = ""
+	}
+	d.mtaTrouble(m, rs)
+}
+
+// onlyReader hides os.File's WriteTo, so that io.CopyBuffer uses our pooled buffer instead
+// of allocating one per message.
+type onlyReader struct{ io.Reader }
+
+func stripSuccess(n []string) []string {
+	var out []string
+	had := false
+	for _, v := range n {
+		if v == "SUCCESS" {
+			had = true
+			continue
+		}
+		out = append(out, v)
+	}
+	if had && len(out) == 0 {
+		out = []string{"NEVER"}
+	}
+	if !had {
+		return n
+	}
+	return out
+}
+
+// enhanceReply wraps a next hop's reply as amavis reports it upstream:
+// "<code> <enh> from MTA(<mta>): <the reply>", synthesizing the enhanced code from the
+// command's default when the next hop gave none.
+func enhanceReply(rep smtp.Reply, mtaID, cmd string) smtp.Reply {
+	enh := rep.Enh
+	if enh == "" {
+		dflt := map[string]string{"MAIL FROM": ".1.0", "RCPT TO": ".1.0", "DATA": ".5.0", "data-dot": ".6.0"}[cmd]
+		enh = fmt.Sprintf("%d%s", rep.Class(), dflt)
+	}
+	return smtp.Reply{Code: rep.Code, Enh: enh, Text: "from MTA(" + mtaID + "): " + rep.String()}
+}
+
+// fwdFailure is the reply for a recipient the next hop gave no answer for.
+func fwdFailure(err error, mtaID, logID string) smtp.Reply {
+	var se *smtp.Error
+	if !errors.As(err, &se) {
+		return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("From MTA(%s) during fwd-end-chkpnt (%v): id=%s", mtaID, err, logID)}
+	}
+	if se.Timeout() {
+		return smtp.Reply{Code: 450, Enh: "4.4.2", Text: fmt.Sprintf("Timed out during %s, MTA(%s), id=%s", se.Stage, mtaID, logID)}
+	}
+	detail := se.Err.Error()
+	if se.Stage == "fwd-connect" {
+		// amavis names no MTA when the connection could not be made.
+		detail = "All attempts (1) failed connecting to " + mtaID
+		mtaID = ""
+	}
+	return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("From MTA(%s) during %s (%s): id=%s", mtaID, se.Stage, detail, logID)}
+}
+
+// mtaTrouble turns a recipient the next hop did not take into a blocked one: category
+// MTA-BLOCKED (CC_MTA,1 for 4xx, CC_MTA,2 for 5xx), destiny D_TEMPFAIL / D_REJECT, and amavis's
+// reply "<code> <enh> id=<logid> - <reason>, <next hop's reply>" (SPEC §2.4).
+func (d *Daemon) mtaTrouble(m *Message, rs []*Recipient) {
+	for _, r := range rs {
+		if r.Reply.Class() == 2 {
+			continue
+		}
+		reason := "Unable to relay message back to MTA"
+		switch r.Reply.Class() {
+		case 4:
+			r.Destiny, reason = conf.D_TEMPFAIL, "Temporary MTA failure on relaying"
+		case 5:
+			r.Destiny, reason = conf.D_REJECT, "Rejected by next-hop MTA on relaying"
+		}
+		r.Category = "MTA-BLOCKED"
+		rep := r.Reply
+		if rep.Class() == 5 && m.Policy.SoftBounce {
+			rep.Code = 450
+			rep.Enh = "4" + rep.Enh[1:]
+		}
+		rep.Text = "id=" + m.LogID + " - " + reason + ", " + rep.Text
+		r.Reply = rep
+	}
+}
+
+// queuedAs extracts the next hop's queue id from its reply ("... queued as 3F1A2B"), else
+// the whole reply, for the log's queued_as.
+func queuedAs(reply string) string {
+	if i := strings.LastIndex(reply, "queued as "); i >= 0 {
+		id := reply[i+len("queued as "):]
+		if id != "" && strings.IndexFunc(id, func(r rune) bool {
+			return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		}) < 0 {
+			return id
+		}
+	}
+	return reply
+}

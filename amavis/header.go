@@ -1,0 +1,147 @@
+package amavis
+
+import (
+	"bytes"
+	"strings"
+	"time"
+)
+
+// receivedFields returns the parts of amavis's Received field body, each an unbreakable
+// chunk for folding (SPEC §10):
+//
+//	from <helo|unknown> ([<client ip>]) by <localhost_name> (<myhostname> [<socket ip>])
+//	(amavis, port <n>|unix socket) with <proto> id <mail_id> for <rcpt>; <date>
+func receivedFields(m *Message, localhostName, myhostname string) []string {
+	helo := m.Conn.Helo
+	if helo == "" {
+		helo = "unknown"
+	}
+	from := "from " + helo
+	if m.Conn.PeerIP != "" {
+		from += " ([" + ipv6Tag(m.Conn.PeerIP) + "])"
+	}
+	if localhostName == "" {
+		localhostName = "localhost"
+	}
+	by := " by " + localhostName
+	if m.Conn.LocalIP != "" {
+		by += " (" + myhostname + " [" + ipv6Tag(m.Conn.LocalIP) + "])"
+	}
+	if m.Conn.LocalPort == "" {
+		by += " (amavis, unix socket)"
+	} else {
+		by += " (amavis, port " + m.Conn.LocalPort + ")"
+	}
+	chunks := []string{from, by}
+	switch p := m.Proto; p {
+	case "SMTP", "ESMTP", "LMTP", "UTF8SMTP", "UTF8LMTP", "ESMTPS", "ESMTPA", "ESMTPSA", "LMTPS", "LMTPA":
+		chunks = append(chunks, " with "+p)
+	}
+	if m.MailID != "" {
+		chunks = append(chunks, " id "+m.MailID)
+	}
+	if len(m.Recips) == 1 { // do not disclose recipients when there are several
+		chunks = append(chunks, " for "+m.Recips[0].AddrSMTP)
+	}
+	chunks[len(chunks)-1] += ";"
+	return append(chunks, " "+rfc2822Date(m.RxTime))
+}
+
+func ipv6Tag(ip string) string {
+	if strings.Count(ip, ":") >= 2 {
+		return "IPv6:" + ip
+	}
+	return ip
+}
+
+// rfc2822Date is amavis's date format: "Sun, 22 Nov 2026 09:45:23 +0000 (UTC)", the day
+// space-padded as strftime's %e.
+func rfc2822Date(t time.Time) string {
+	return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)")
+}
+
+// foldHeader appends "Name: chunk chunk..." to b, folded to lines of at most 78 characters
+// where possible, breaking only between chunks (each chunk but the first starts with a
+// space, which becomes the folding white space), CRLF-terminated.
+func foldHeader(b []byte, name string, chunks []string) []byte {
+	line := len(name) + 1
+	b = append(b, name...)
+	b = append(b, ':')
+	for i, c := range chunks {
+		if i == 0 && !strings.HasPrefix(c, " ") {
+			c = " " + c
+		}
+		if line+len(c) > 78 && line > 0 && i > 0 {
+			b = append(b, '\r', '\n')
+			line = 0
+		}
+		b = append(b, c...)
+		line += len(c)
+	}
+	return append(b, '\r', '\n')
+}
+
+// headerCapture keeps the start of the message (its header section, up to a limit) while
+// the message streams to the spool, so that header fields can be read without re-reading
+// the file.
+type headerCapture struct {
+	buf   []byte
+	limit int
+	done  bool // the header/body separator was seen, or the limit reached
+}
+
+func (h *headerCapture) Write(p []byte) (int, error) {
+	if h.done {
+		return len(p), nil
+	}
+	start := len(h.buf) - 3
+	if start < 0 {
+		start = 0
+	}
+	take := p
+	if room := h.limit - len(h.buf); len(take) > room {
+		take, h.done = take[:room], true
+	}
+	h.buf = append(h.buf, take...)
+	if end := headerEnd(h.buf, start); end >= 0 {
+		h.buf, h.done = h.buf[:end], true
+	}
+	return len(p), nil
+}
+
+// headerEnd finds the empty line that ends the header section, searching from "from";
+// it returns the length of the header without the empty line, or -1.
+func headerEnd(b []byte, from int) int {
+	if len(b) > 0 && (b[0] == '\n' || bytes.HasPrefix(b, []byte("\r\n"))) {
+		return 0
+	}
+	for i := bytes.IndexByte(b[from:], '\n'); i >= 0; {
+		at := from + i + 1 // start of the next line
+		rest := b[at:]
+		if len(rest) > 0 && rest[0] == '\n' || bytes.HasPrefix(rest, []byte("\r\n")) {
+			return at
+		}
+		from = at
+		i = bytes.IndexByte(b[from:], '\n')
+	}
+	return -1
+}
+
+// headerField returns the unfolded body of the first header field called name, trimmed.
+func headerField(header []byte, name string) string {
+	lines := bytes.Split(header, []byte("\n"))
+	for i := 0; i < len(lines); i++ {
+		l := bytes.TrimRight(lines[i], "\r")
+		colon := bytes.IndexByte(l, ':')
+		if colon < 0 || !strings.EqualFold(strings.TrimRight(string(l[:colon]), " \t"), name) {
+			continue
+		}
+		v := string(l[colon+1:])
+		for i+1 < len(lines) && len(lines[i+1]) > 0 && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
+			i++
+			v += " " + strings.TrimSpace(string(bytes.TrimRight(lines[i], "\r")))
+		}
+		return strings.TrimSpace(v)
+	}
+	return ""
+}

@@ -1,0 +1,164 @@
+package amavis
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"amavisgo/conf"
+	"amavisgo/policybank/lookup"
+)
+
+// isLocal tells whether a recipient is in local_domains_maps.
+func isLocal(p *conf.Policy, addr string) bool {
+	return p.LocalDomainsMaps.Bool(addr, lookup.Options{RecipientDelimiter: p.RecipientDelimiter,
+		LocalpartCaseSensitive: p.LocalpartIsCaseSensitive})
+}
+
+// action is the log's word for what happened to a recipient, with its direction:
+// RelayedInbound, DiscardedOutbound, TempFailedOpenRelay...
+func action(r *Recipient, originating bool) string {
+	var a string
+	switch r.Destiny {
+	case conf.D_PASS:
+		a = "Relayed"
+	case conf.D_DISCARD:
+		a = "Discarded"
+	case conf.D_BOUNCE:
+		a = "Bounced"
+	case conf.D_REJECT:
+		a = "Rejected"
+	case conf.D_TEMPFAIL:
+		a = "TempFailed"
+	}
+	switch {
+	case r.Local && !originating:
+		return a + "Inbound"
+	case r.Local:
+		return a + "Internal"
+	case originating:
+		return a + "Outbound"
+	}
+	return a + "OpenRelay"
+}
+
+// delivered: the recipient got the message (a pass that the next hop accepted).
+func delivered(r *Recipient) bool { return r.Destiny == conf.D_PASS && r.Reply.Class() == 2 }
+
+// logMain writes amavis's main log line (SPEC §5.4): "Passed ..." for the delivered
+// recipients and "Blocked ..." for the others; both when the message was split.
+func (d *Daemon) logMain(tl *taskLog, m *Message, elapsed time.Duration) {
+	var passed, blocked []*Recipient
+	for _, r := range m.Recips {
+		if delivered(r) {
+			passed = append(passed, r)
+		} else {
+			blocked = append(blocked, r)
+		}
+	}
+	if len(passed) > 0 {
+		tl.Logf(0, "%s", mainLine(m, "Passed", passed, elapsed))
+	}
+	if len(blocked) > 0 {
+		tl.Logf(0, "%s", mainLine(m, "Blocked", blocked, elapsed))
+	}
+}
+
+func mainLine(m *Message, verdict string, rs []*Recipient, elapsed time.Duration) string {
+	var b strings.Builder
+	b.Grow(256)
+	b.WriteString(verdict)
+	b.WriteByte(' ')
+	b.WriteString(category(m, verdict == "Blocked"))
+	actions := map[string]bool{}
+	for _, r := range m.Recips {
+		actions[action(r, m.Policy.Originating)] = true
+	}
+	list := make([]string, 0, len(actions))
+	for a := range actions {
+		list = append(list, a)
+	}
+	sort.Strings(list)
+	b.WriteString(" {")
+	b.WriteString(strings.Join(list, ","))
+	b.WriteString("},")
+	if p := m.Policy.PolicyBankPath; p != "" {
+		b.WriteString(" ")
+		b.WriteString(p)
+	}
+	if m.Client.Addr != "" {
+		if m.Policy.Originating {
+			b.WriteString(" LOCAL")
+		}
+		b.WriteString(" [")
+		b.WriteString(trimIPv6Tag(m.Client.Addr))
+		b.WriteString("]")
+		if m.Client.Port != "" {
+			b.WriteString(":")
+			b.WriteString(m.Client.Port)
+		}
+	}
+	b.WriteString(" ")
+	b.WriteString(m.SenderSMTP)
+	b.WriteString(" -> ")
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(r.AddrSMTP)
+	}
+	if m.QueueID != "" {
+		b.WriteString(", Queue-ID: ")
+		b.WriteString(m.QueueID)
+	}
+	if m.MessageID != "" {
+		b.WriteString(", Message-ID: ")
+		b.WriteString(m.MessageID)
+	}
+	if m.MailID != "" {
+		b.WriteString(", mail_id: ")
+		b.WriteString(m.MailID)
+	}
+	b.WriteString(", Hits: -, size: ")
+	b.WriteString(itoa(m.Size))
+	if verdict == "Passed" {
+		var qs []string
+		seen := map[string]bool{}
+		for _, r := range m.Recips {
+			if r.Remote == "" {
+				continue
+			}
+			if q := queuedAs(r.Remote); !seen[q] {
+				seen[q] = true
+				qs = append(qs, q)
+			}
+		}
+		if len(qs) > 0 {
+			b.WriteString(", queued_as: ")
+			b.WriteString(strings.Join(qs, "/"))
+		}
+	}
+	b.WriteString(", ")
+	b.WriteString(itoa(elapsed.Milliseconds()))
+	b.WriteString(" ms")
+	return b.String()
+}
+
+// category is the message's major category for the log; for a Blocked line the blocking
+// one. Today only CLEAN and MTA-BLOCKED occur; the verdict stage supplies the others through
+// Recipient.Category.
+func category(m *Message, blocking bool) string {
+	cat := "CLEAN"
+	for _, r := range m.Recips {
+		if blocking && r.Destiny == conf.D_PASS {
+			continue
+		}
+		if r.Category != "" && r.Category != "CLEAN" {
+			cat = r.Category
+		}
+	}
+	return cat
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

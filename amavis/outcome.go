@@ -1,0 +1,146 @@
+package amavis
+
+import (
+	"fmt"
+	"strings"
+
+	"amavisgo/amavis/smtp"
+	"amavisgo/conf"
+)
+
+// Recipient is one envelope recipient and what became of it. The decide stage sets Destiny,
+// Category and (for a blocked recipient) Reply; the act stage sets Reply for the passed ones
+// from the next hop's answer.
+type Recipient struct {
+	Addr     string // unquoted
+	AddrSMTP string // as received, with brackets
+	Notify   []string
+	ORCPT    string
+	Local    bool // matches local_domains_maps
+
+	Destiny  conf.Destiny // D_PASS unless blocked
+	Category string       // display name of the blocking (or major) category: "CLEAN", "MTA-BLOCKED"...
+	Reply    smtp.Reply   // the response for this recipient
+	Done     bool         // Reply is final
+	ByMTA    bool         // Reply came from the next hop (or the failure to reach it)
+	Remote   string       // the next hop's own reply line, for queued_as in the log
+}
+
+// aggregateReply computes the one SMTP reply for all recipients from the per-recipient
+// replies, as amavis's one_response_for_all does (SPEC §2.3):
+//  1. any 4xx: the first 4xx, so that the MTA retries everything;
+//  2. all recipients discarded: the first discard reply;
+//  3. all rejected (5xx, not bounced; discards allowed): a 5xx, the next hop's own preferred;
+//  4. otherwise the first genuine delivery reply (or "250 2.5.0 Ok, id=<logid>"), followed by
+//     ", [but ][N ]REJECT, and [N ]BOUNCE, and [N ]DISCARD" for the recipients not delivered.
+func aggregateReply(rs []*Recipient, logID string, bounceSuppressed bool) smtp.Reply {
+	if len(rs) == 0 {
+		return smtp.Reply{Code: 250, Enh: "2.5.0", Text: "Ok, id=" + logID}
+	}
+	for _, r := range rs {
+		if r.Reply.Class() == 4 {
+			return r.Reply
+		}
+	}
+	for _, r := range rs {
+		if c := r.Reply.Class(); c != 2 && c != 5 {
+			return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("Bad SMTP response code??? %q", r.Reply.String())}
+		}
+	}
+	allDiscard := true
+	for _, r := range rs {
+		if r.Destiny != conf.D_DISCARD {
+			allDiscard = false
+			break
+		}
+	}
+	if allDiscard {
+		return rs[0].Reply
+	}
+	var reject *smtp.Reply
+	rejectByMTA, allRejected := false, true
+	for _, r := range rs {
+		switch {
+		case r.Destiny == conf.D_DISCARD:
+		case r.Reply.Class() == 5 && r.Destiny != conf.D_BOUNCE:
+			if reject == nil || (r.ByMTA && !rejectByMTA) {
+				reject, rejectByMTA = &r.Reply, r.ByMTA
+			}
+		default:
+			allRejected = false
+		}
+		if !allRejected {
+			break
+		}
+	}
+	if allRejected && reject != nil {
+		return *reject
+	}
+	var ok *smtp.Reply
+	rejects, bounces, drops := 0, 0, 0
+	for _, r := range rs {
+		if r.Reply.Class() == 2 && r.Destiny == conf.D_PASS && ok == nil {
+			ok = &r.Reply
+		}
+		if r.Destiny == conf.D_DISCARD {
+			drops++
+		}
+		if r.Reply.Class() == 5 {
+			if r.Destiny == conf.D_BOUNCE {
+				bounces++
+			} else {
+				rejects++
+			}
+		}
+	}
+	res := smtp.Reply{Code: 250, Enh: "2.5.0", Text: "Ok, id=" + logID}
+	if ok != nil {
+		res = *ok
+	}
+	if n := rejects + bounces + drops; n > 0 {
+		var parts []string
+		add := func(cnt int, name string) {
+			switch {
+			case cnt == 0:
+			case cnt == len(rs):
+				parts = append(parts, name)
+			default:
+				parts = append(parts, fmt.Sprintf("%d %s", cnt, name))
+			}
+		}
+		bounceName := "BOUNCE"
+		if bounceSuppressed {
+			bounceName = "DISCARD(bounce.suppressed)"
+		}
+		add(rejects, "REJECT")
+		add(bounces, bounceName)
+		add(drops, "DISCARD")
+		res.Text += ", "
+		if n < len(rs) {
+			res.Text += "but "
+		}
+		res.Text += strings.Join(parts, ", and ")
+	}
+	return res
+}
+
+// lmtpReplies gives the per-recipient replies of an LMTP session, in RCPT order: 2xx and 4xx
+// as they are; a 5xx of a recipient amavis bounced (a DSN went out) becomes a 250 so that the
+// MTA does not bounce again; a D_REJECT 5xx stays (SPEC §2.3).
+func lmtpReplies(rs []*Recipient, dsnSent, dsnSuppressed bool) []smtp.Reply {
+	out := make([]smtp.Reply, len(rs))
+	for i, r := range rs {
+		rep := r.Reply
+		switch {
+		case rep.Class() == 2 || rep.Class() == 4:
+		case dsnSent:
+			rep = smtp.Reply{Code: 250, Enh: "2.5.0", Text: fmt.Sprintf("Ok %s, DSN was sent (%s)", r.AddrSMTP, r.Reply)}
+		case dsnSuppressed:
+			rep = smtp.Reply{Code: 250, Enh: "2.5.0", Text: fmt.Sprintf("Ok %s, DSN suppressed (%s)", r.AddrSMTP, r.Reply)}
+		case rep.Class() == 5 && r.Destiny != conf.D_REJECT:
+			rep = smtp.Reply{Code: 250, Enh: "2.5.0", Text: fmt.Sprintf("Ok %s, DSN suppressed_2 (%s)", r.AddrSMTP, r.Reply)}
+		}
+		out[i] = rep
+	}
+	return out
+}

@@ -1,0 +1,509 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Client is one connection to a next hop (forward_method), speaking SMTP or LMTP.
+type Client struct {
+	conn    net.Conn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	lmtp    bool
+	ext     map[string]string // EHLO keyword -> its parameters
+	timeout time.Duration
+	key     string    // the Pool key
+	used    time.Time // end of the last transaction, for the Pool's idle limit
+	lines   []string
+}
+
+// Error is a failure of the conversation with the next hop (not a reply it gave): Stage
+// names where, in amavis's section names ("fwd-connect", "fwd-data-contents", ...).
+type Error struct {
+	Stage string
+	Err   error
+}
+
+func (e *Error) Error() string { return e.Stage + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Timeout reports whether the conversation timed out.
+func (e *Error) Timeout() bool {
+	var ne net.Error
+	return errors.As(e.Err, &ne) && ne.Timeout()
+}
+
+// Dial connects to a next hop at addr ("host:port", or a path for network "unix"), reads its
+// greeting and introduces itself as helo with LHLO (lmtp) or EHLO, falling back to HELO. The
+// timeout bounds every single read and write later on.
+func Dial(ctx context.Context, network, addr string, lmtp bool, helo string, timeout time.Duration) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, &Error{"fwd-connect", err}
+	}
+	c := &Client{conn: conn, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 64<<10),
+		lmtp: lmtp, timeout: timeout}
+	if err := c.hello(ctx, helo); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) hello(ctx context.Context, helo string) error {
+	c.deadline(ctx)
+	greet, err := c.readReply()
+	if err != nil {
+		return &Error{"fwd-connect", err}
+	}
+	if greet.Code != 220 {
+		return &Error{"fwd-connect", fmt.Errorf("bad greeting: %s", greet)}
+	}
+	verb := "EHLO"
+	if c.lmtp {
+		verb = "LHLO"
+	}
+	rep, err := c.cmd(ctx, verb+" "+helo)
+	if err != nil {
+		return &Error{"fwd-connect", err}
+	}
+	if rep.Code/100 != 2 && !c.lmtp {
+		rep, err = c.cmd(ctx, "HELO "+helo)
+		if err != nil {
+			return &Error{"fwd-connect", err}
+		}
+	}
+	if rep.Code/100 != 2 {
+		return &Error{"fwd-connect", fmt.Errorf("%s rejected: %s", verb, rep)}
+	}
+	c.ext = map[string]string{}
+	for _, l := range c.lines[1:] {
+		k, v, _ := strings.Cut(l, " ")
+		c.ext[strings.ToUpper(k)] = v
+	}
+	if c.lmtp {
+		for _, need := range []string{"PIPELINING", "ENHANCEDSTATUSCODES"} {
+			if _, ok := c.ext[need]; !ok {
+				return &Error{"fwd-connect", fmt.Errorf("An LMTP server implementation MUST implement %s", need)}
+			}
+		}
+	}
+	return nil
+}
+
+// Supports reports whether the server announced an extension, and its parameters.
+func (c *Client) Supports(ext string) (string, bool) {
+	v, ok := c.ext[strings.ToUpper(ext)]
+	return v, ok
+}
+
+// LMTP reports whether this is an LMTP connection.
+func (c *Client) LMTP() bool { return c.lmtp }
+
+// deadline bounds the next I/O by the client's timeout and the context's deadline.
+func (c *Client) deadline(ctx context.Context) {
+	t := time.Now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(t) {
+		t = d
+	}
+	c.conn.SetDeadline(t)
+}
+
+// readReply reads one (possibly multi-line) reply; the text lines are kept in c.lines and
+// the returned Reply joins them with "\n".
+func (c *Client) readReply() (Reply, error) {
+	c.lines = c.lines[:0]
+	var rep Reply
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			return Reply{}, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if len(line) < 3 || !isDigits(line[:3]) {
+			return Reply{}, fmt.Errorf("bad reply line %q", line)
+		}
+		p := ParseReply(line)
+		more := len(line) > 3 && line[3] == '-'
+		if len(c.lines) == 0 {
+			rep = p
+		} else {
+			rep.Text += "\n" + p.Text
+		}
+		c.lines = append(c.lines, line[min(4, len(line)):])
+		if !more {
+			return rep, nil
+		}
+	}
+}
+
+func (c *Client) cmd(ctx context.Context, line string) (Reply, error) {
+	c.deadline(ctx)
+	c.bw.WriteString(line)
+	c.bw.WriteString("\r\n")
+	if err := c.bw.Flush(); err != nil {
+		return Reply{}, err
+	}
+	return c.readReply()
+}
+
+// Reset sends RSET; a cached connection that fails it is not usable.
+func (c *Client) Reset(ctx context.Context) error {
+	rep, err := c.cmd(ctx, "RSET")
+	if err == nil && rep.Code != 250 {
+		err = fmt.Errorf("RSET: %s", rep)
+	}
+	return err
+}
+
+// Close sends QUIT (without waiting long for its reply) and closes the connection.
+func (c *Client) Close() error {
+	c.conn.SetDeadline(time.Now().Add(time.Second))
+	c.bw.WriteString("QUIT\r\n")
+	if c.bw.Flush() == nil {
+		c.readReply()
+	}
+	return c.conn.Close()
+}
+
+// Abort drops the connection without QUIT; used in the middle of DATA, so that the next
+// hop never sees a terminator for a message it must not deliver.
+func (c *Client) Abort() { c.conn.Close() }
+
+// Envelope is what Send transmits besides the message itself.
+type Envelope struct {
+	// XForward, when not nil, is sent (only the attributes the server announced) before MAIL.
+	XForward *XForward
+	From     string // reverse path with brackets: "<a@example.com>", "<>"
+	Body     string // BODY= value, "" for none
+	SMTPUTF8 bool
+	RET      string // DSN RET, sent when the server offers DSN and DSN is true
+	ENVID    string // DSN ENVID (xtext), likewise
+	Rcpts    []RcptTo
+	// DSN: propagate DSN parameters if the server offers DSN (propagate_dsn_if_possible).
+	DSN bool
+	// AllOrNothing: a temporary failure of any recipient at RCPT aborts the transaction
+	// before the message is sent (SMTP input: the upstream MTA will retry them all).
+	AllOrNothing bool
+}
+
+// RcptTo is one recipient of Send.
+type RcptTo struct {
+	Path   string   // with brackets
+	Notify []string // DSN NOTIFY values
+	ORCPT  string   // DSN ORCPT (addr-type ";" xtext)
+}
+
+// RcptResult is the next hop's answer for one recipient.
+type RcptResult struct {
+	Done  bool   // the next hop gave a final answer for this recipient
+	Reply Reply  // the answer, as received
+	Cmd   string // what it answered: "MAIL FROM", "RCPT TO", "DATA" or "data-dot"
+}
+
+// Result of Send, per recipient in the order of Envelope.Rcpts.
+type Result struct {
+	Rcpts     []RcptResult
+	DSNPassed bool     // DSN parameters were sent
+	Params    []string // the MAIL FROM parameters sent, for the log
+}
+
+// Send runs one mail transaction: XFORWARD, then MAIL, RCPT and DATA pipelined when the
+// server offers PIPELINING, then the message written by body (raw bytes, dot-stuffed here).
+// Replies are per recipient in the Result; an error means the conversation broke (the
+// connection must not be reused) and the recipients not Done have no answer.
+func (c *Client) Send(ctx context.Context, env *Envelope, body func(w io.Writer) error) (*Result, error) {
+	res := &Result{Rcpts: make([]RcptResult, len(env.Rcpts))}
+	_, pipelining := c.ext["PIPELINING"]
+	_, has8bit := c.ext["8BITMIME"]
+	_, hasUTF8 := c.ext["SMTPUTF8"]
+	_, hasDSN := c.ext["DSN"]
+	dsn := env.DSN && hasDSN
+	res.DSNPassed = dsn
+
+	if xf, ok := c.ext["XFORWARD"]; ok && env.XForward != nil {
+		if line := xforwardLine(env.XForward, xf); line != "" {
+			if _, err := c.cmd(ctx, line); err != nil {
+				return res, &Error{"fwd-xforward", err}
+			}
+		}
+	}
+	if env.Body == "8BITMIME" && !has8bit {
+		for i := range res.Rcpts {
+			res.Rcpts[i] = RcptResult{Done: true, Cmd: "MAIL FROM",
+				Reply: Reply{550, "5.6.3", "Conversion to 7BIT required but not supported"}}
+		}
+		return res, nil
+	}
+	var b strings.Builder
+	b.WriteString("MAIL FROM:")
+	b.WriteString(env.From)
+	param := func(p string) {
+		b.WriteByte(' ')
+		b.WriteString(p)
+		res.Params = append(res.Params, p)
+	}
+	if env.Body != "" && has8bit {
+		param("BODY=" + env.Body)
+	}
+	if env.SMTPUTF8 && has8bit && hasUTF8 {
+		param("SMTPUTF8")
+	}
+	if dsn && env.RET != "" {
+		param("RET=" + env.RET)
+	}
+	if dsn && env.ENVID != "" && !strings.ContainsAny(env.ENVID, " =\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f") {
+		param("ENVID=" + env.ENVID)
+	}
+	c.deadline(ctx)
+	c.bw.WriteString(b.String())
+	c.bw.WriteString("\r\n")
+	if !pipelining {
+		return c.sendStepwise(ctx, env, dsn, res, body)
+	}
+	for _, rc := range env.Rcpts {
+		c.bw.WriteString(rcptLine(rc, dsn))
+	}
+	c.bw.WriteString("DATA\r\n")
+	if err := c.bw.Flush(); err != nil {
+		return res, &Error{"fwd-mail-pip", err}
+	}
+	mail, err := c.readReply()
+	if err != nil {
+		return res, &Error{"fwd-mail-pip", err}
+	}
+	if mail.Code/100 != 2 {
+		for i := range res.Rcpts {
+			res.Rcpts[i] = RcptResult{Done: true, Reply: mail, Cmd: "MAIL FROM"}
+		}
+	}
+	valid, tempfail := 0, 0
+	for i := range env.Rcpts {
+		rep, err := c.readReply()
+		if err != nil {
+			return res, &Error{"fwd-rcpt-pip", err}
+		}
+		if res.Rcpts[i].Done {
+			continue
+		}
+		switch rep.Code / 100 {
+		case 2:
+			valid++
+			res.Rcpts[i].Reply, res.Rcpts[i].Cmd = rep, "RCPT TO"
+		case 4:
+			tempfail++
+			fallthrough
+		default:
+			res.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "RCPT TO"}
+		}
+	}
+	data, err := c.readReply()
+	if err != nil {
+		return res, &Error{"fwd-data-chkpnt", err}
+	}
+	switch {
+	case data.Code != 354:
+		for i := range res.Rcpts {
+			if !res.Rcpts[i].Done {
+				res.Rcpts[i] = RcptResult{Done: true, Reply: data, Cmd: "DATA"}
+			}
+		}
+		return res, c.Reset(ctx)
+	case valid == 0:
+		// RFC 2920: after an accepted DATA the client sends at least the terminator.
+		c.bw.WriteString(".\r\n")
+		if err := c.bw.Flush(); err != nil {
+			return res, &Error{"fwd-dummydata-end", err}
+		}
+		if _, err := c.readReply(); err != nil {
+			return res, &Error{"fwd-dummydata-end", err}
+		}
+		return res, nil
+	case tempfail > 0 && env.AllOrNothing:
+		c.Abort()
+		return res, &Error{"fwd-data-chkpnt", errors.New("Bail out, DATA accepted but tempfailed recips, not an LMTP input")}
+	}
+	return res, c.sendData(ctx, res, body)
+}
+
+// sendStepwise is Send for a server without PIPELINING: every command waits for its reply.
+func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res *Result, body func(io.Writer) error) (*Result, error) {
+	if err := c.bw.Flush(); err != nil {
+		return res, &Error{"fwd-mail-from", err}
+	}
+	mail, err := c.readReply()
+	if err != nil {
+		return res, &Error{"fwd-mail-from", err}
+	}
+	if mail.Code/100 != 2 {
+		for i := range res.Rcpts {
+			res.Rcpts[i] = RcptResult{Done: true, Reply: mail, Cmd: "MAIL FROM"}
+		}
+		return res, c.Reset(ctx)
+	}
+	valid, tempfail := 0, 0
+	for i, rc := range env.Rcpts {
+		rep, err := c.cmd(ctx, strings.TrimSuffix(rcptLine(rc, dsn), "\r\n"))
+		if err != nil {
+			return res, &Error{"fwd-rcpt-to", err}
+		}
+		switch rep.Code / 100 {
+		case 2:
+			valid++
+			res.Rcpts[i].Reply, res.Rcpts[i].Cmd = rep, "RCPT TO"
+		case 4:
+			tempfail++
+			fallthrough
+		default:
+			res.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "RCPT TO"}
+		}
+	}
+	if valid == 0 || (tempfail > 0 && env.AllOrNothing) {
+		if tempfail > 0 {
+			for i := range res.Rcpts {
+				if !res.Rcpts[i].Done { // not sent: fail like the others
+					res.Rcpts[i] = RcptResult{Done: true, Cmd: "RCPT TO",
+						Reply: Reply{451, "4.5.0", "Giving up due to previous temporary failures"}}
+				}
+			}
+		}
+		return res, c.Reset(ctx)
+	}
+	data, err := c.cmd(ctx, "DATA")
+	if err != nil {
+		return res, &Error{"fwd-data-cmd", err}
+	}
+	if data.Code != 354 {
+		for i := range res.Rcpts {
+			if !res.Rcpts[i].Done {
+				res.Rcpts[i] = RcptResult{Done: true, Reply: data, Cmd: "DATA"}
+			}
+		}
+		return res, c.Reset(ctx)
+	}
+	return res, c.sendData(ctx, res, body)
+}
+
+// sendData writes the message and reads the reply to the final dot: one for SMTP, one per
+// accepted recipient for LMTP.
+func (c *Client) sendData(ctx context.Context, res *Result, body func(io.Writer) error) error {
+	c.deadline(ctx)
+	dw := &dotWriter{w: c.bw}
+	if err := body(&deadlineWriter{c: c, ctx: ctx, w: dw}); err != nil {
+		c.Abort()
+		return &Error{"fwd-data-contents", err}
+	}
+	if err := dw.close(); err != nil {
+		c.Abort()
+		return &Error{"fwd-data-end", err}
+	}
+	if err := c.bw.Flush(); err != nil {
+		c.Abort()
+		return &Error{"fwd-data-end", err}
+	}
+	var rep Reply
+	first := true
+	for i := range res.Rcpts {
+		if res.Rcpts[i].Done {
+			continue
+		}
+		if c.lmtp || first {
+			c.deadline(ctx)
+			var err error
+			if rep, err = c.readReply(); err != nil {
+				return &Error{"fwd-data-end", err}
+			}
+			first = false
+		}
+		res.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "data-dot"}
+	}
+	return nil
+}
+
+// deadlineWriter renews the I/O deadline as the message is written, so that the timeout
+// applies to each write and not to the whole transfer.
+type deadlineWriter struct {
+	c   *Client
+	ctx context.Context
+	w   io.Writer
+	n   int
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if d.n += len(p); d.n >= 1<<20 {
+		d.n = 0
+		d.c.deadline(d.ctx)
+	}
+	return d.w.Write(p)
+}
+
+func rcptLine(rc RcptTo, dsn bool) string {
+	var b strings.Builder
+	b.WriteString("RCPT TO:")
+	b.WriteString(rc.Path)
+	if dsn {
+		if len(rc.Notify) > 0 {
+			b.WriteString(" NOTIFY=")
+			b.WriteString(strings.Join(rc.Notify, ","))
+		}
+		if rc.ORCPT != "" {
+			b.WriteString(" ORCPT=")
+			b.WriteString(rc.ORCPT)
+		}
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// xforwardLine builds one XFORWARD command in amavis's attribute order with the attributes
+// the server announced; values are neutered as Postfix does and xtext-encoded.
+func xforwardLine(xf *XForward, announced string) string {
+	ann := map[string]bool{}
+	for _, a := range strings.Fields(announced) {
+		ann[strings.ToUpper(a)] = true
+	}
+	addr := xf.Addr
+	if strings.Count(addr, ":") >= 2 && !strings.HasPrefix(strings.ToUpper(addr), "IPV6:") {
+		addr = "IPv6:" + addr
+	}
+	var b strings.Builder
+	for _, a := range [...]struct{ n, v string }{
+		{"ADDR", addr}, {"NAME", xf.Name}, {"PORT", xf.Port}, {"PROTO", xf.Proto},
+		{"HELO", xf.Helo}, {"SOURCE", xf.Source}, {"IDENT", xf.Ident},
+	} {
+		if a.v == "" || !ann[a.n] {
+			continue
+		}
+		v := XtextEncode(neuter(a.v))
+		if len(v) > 255 {
+			v = v[:255]
+		}
+		if b.Len() == 0 {
+			b.WriteString("XFORWARD")
+		}
+		b.WriteByte(' ')
+		b.WriteString(a.n)
+		b.WriteByte('=')
+		b.WriteString(v)
+	}
+	return b.String()
+}
+
+// neuter replaces what Postfix's smtpd neuters in XFORWARD values: non-printables and
+// characters special in header fields.
+func neuter(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x21 || r > 0x7e || strings.ContainsRune(`<>()\";@`, r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
