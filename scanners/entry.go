@@ -62,8 +62,9 @@ const (
 //     scanned by clamd, which must be able to read it) or "INSTREAM" (also
 //     amavis's "*": every file is streamed). Empty: MULTISCAN for a unix
 //     socket or loopback address, INSTREAM for any other.
-//   - command (command): program alternatives, the first found wins; a bare
-//     name is searched in $path. None found: the entry is disabled.
+//   - command (command): a program, or a list of alternatives of which the
+//     first found wins; a bare name is searched in $path, a name with a slash
+//     taken as it is. None found: the entry is disabled.
 //   - args (command): a string split on white space, as amavis does, or a
 //     list of arguments. "{}" is the message directory (email.txt and
 //     parts/), "{}/x" a path below it, and "{}/*" or "*" stand for every file
@@ -88,7 +89,7 @@ type Entry struct {
 	Type            string        `toml:"type"`
 	Sockets         []string      `toml:"sockets"`
 	Query           string        `toml:"query"`
-	Command         []string      `toml:"command"`
+	Command         Alternatives  `toml:"command"`
 	Args            Args          `toml:"args"`
 	CleanCodes      []int         `toml:"clean_codes"`
 	InfectedCodes   []int         `toml:"infected_codes"`
@@ -121,6 +122,32 @@ func (a *Args) UnmarshalTOML(v any) error {
 	default:
 		return fmt.Errorf("args: want a string or a list of strings, got %T", v)
 	}
+	return nil
+}
+
+// Alternatives are the program names of a command-line entry, tried in
+// order. In TOML a string (one program) or a list of strings.
+type Alternatives []string
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (a *Alternatives) UnmarshalTOML(v any) error {
+	if s, ok := v.(string); ok {
+		*a = Alternatives{s}
+		return nil
+	}
+	l, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("command: want a string or a list of strings, got %T", v)
+	}
+	out := make(Alternatives, 0, len(l))
+	for _, x := range l {
+		s, ok := x.(string)
+		if !ok {
+			return fmt.Errorf("command: %v is not a string", x)
+		}
+		out = append(out, s)
+	}
+	*a = out
 	return nil
 }
 
