@@ -1,0 +1,49 @@
+package scanners
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+
+	"amavisgo/internal/testenv"
+)
+
+// benchMessage is a clean message of about size bytes: email.txt and its
+// decoded body part in parts/, as the unpacker leaves them.
+func benchMessage(b *testing.B, size int) string {
+	line := []byte("The quick brown fox jumps over the lazy dog, again and again. 0123456789\n")
+	body := bytes.Repeat(line, size/len(line)+1)[:size]
+	email := append([]byte("From: <a@example.com>\nTo: <b@example.com>\nSubject: bench\n\n"), body...)
+	return msgDir(b, map[string][]byte{"email.txt": email, "parts/p001": body})
+}
+
+// BenchmarkScan measures the latency of one message scan against the local
+// clamd, by directory scan (CONTSCAN, MULTISCAN over the unix socket) and
+// by INSTREAM (loopback TCP, as a remote clamd would be used).
+func BenchmarkScan(b *testing.B) {
+	c := testenv.StartClamd(b)
+	for _, size := range []int{2 << 10, 100 << 10} {
+		dir := benchMessage(b, size)
+		for _, m := range []struct {
+			name string
+			e    Entry
+		}{
+			{"CONTSCAN", Entry{Name: "c", Sockets: []string{c.Socket}, Query: "CONTSCAN {}"}},
+			{"MULTISCAN", Entry{Name: "c", Sockets: []string{c.Socket}, Query: "MULTISCAN {}"}},
+			{"INSTREAM", Entry{Name: "c", Sockets: []string{c.TCPAddr}, Query: "INSTREAM"}},
+		} {
+			set, err := NewSet([]Entry{m.e}, nil, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("%s/%dKB", m.name, size>>10), func(b *testing.B) {
+				for b.Loop() {
+					if rep := set.Scan(context.Background(), dir); rep.Failed || rep.Infected {
+						b.Fatalf("%+v", rep)
+					}
+				}
+			})
+		}
+	}
+}
