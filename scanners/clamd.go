@@ -268,7 +268,12 @@ func instream(ctx context.Context, sa socketAddr, r io.Reader) (string, error) {
 		}
 		return "", rep.err
 	}
-	line := rep.lines[0]
+	return streamVerdict(rep.lines)
+}
+
+// streamVerdict reads clamd's reply to INSTREAM.
+func streamVerdict(lines []string) (string, error) {
+	line := lines[0]
 	if strings.HasSuffix(line, " ERROR") {
 		return "", fmt.Errorf("%w: %s", ErrClamdReply, line)
 	}

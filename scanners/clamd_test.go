@@ -51,6 +51,10 @@ func TestClamdMessages(t *testing.T) {
 					if rep.Infected || rep.Viruses != nil || rep.Detectors != nil {
 						t.Errorf("clean message reported %+v", rep)
 					}
+					// CONTSCAN/MULTISCAN name the directory, INSTREAM the raw message.
+					if rep.Output != ".: OK\n" && rep.Output != "email.txt: OK\n" {
+						t.Errorf("clean Output = %q", rep.Output)
+					}
 					return
 				}
 				if !rep.Infected || !slices.Equal(rep.Viruses, []string{c.VirusName}) || !slices.Equal(rep.Detectors, []string{e.Name}) {
@@ -199,4 +203,47 @@ func TestClamdStopped(t *testing.T) {
 	if got, want := rep.TempfailReply("12345-01"), "451 4.5.0 Error in processing, id=12345-01, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED"; got != want {
 		t.Errorf("TempfailReply = %q, want %q", got, want)
 	}
+}
+
+// FuzzClamdReply feeds arbitrary bytes as clamd's reply through the reply
+// reader, the INSTREAM verdict and Debian's patterns.
+func FuzzClamdReply(f *testing.F) {
+	for _, s := range []string{
+		"stream: OK\x00", "stream: Eicar-Test-Signature.UNOFFICIAL FOUND\x00",
+		"INSTREAM size limit exceeded. ERROR\x00", "/t/p001: Eicar FOUND\x00/t/p002: Infected Archive FOUND\x00",
+		"PONG\n", "", "\x00\x00\n", "/t: lstat() failed: No such file or directory. ERROR\x00",
+	} {
+		f.Add([]byte(s))
+	}
+	en, err := newEngine(debianClamd("/x"), false, "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		server, client := net.Pipe()
+		go func() {
+			server.Write(reply)
+			server.Close()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		client.SetDeadline(time.Now().Add(time.Second))
+		lines, err := readReply(ctx, client)
+		client.Close()
+		if err != nil {
+			return
+		}
+		for _, l := range lines {
+			if l == "" || strings.ContainsAny(l, "\x00\n") {
+				t.Fatalf("reply line %q", l)
+			}
+		}
+		if v, err := streamVerdict(lines); err == nil && !strings.HasPrefix(v, "stream: ") {
+			t.Fatalf("verdict %q", v)
+		}
+		o, err := en.judge(joinLines(lines), -1)
+		if err == nil && o.infected && len(o.names) == 0 {
+			t.Fatalf("infected without names: %q", lines)
+		}
+	})
 }

@@ -133,8 +133,12 @@ func TestPrimaryFailsBackupDetects(t *testing.T) {
 	if rep.Failed || !rep.Infected || !slices.Equal(rep.Detectors, []string{"Backup-Scanner"}) || !slices.Equal(rep.Viruses, []string{"Test.EICAR"}) {
 		t.Fatalf("got %+v", rep)
 	}
-	if len(rep.Engines) != 2 || rep.Engines[0].Err == nil || rep.Engines[1].Backup != true {
+	if len(rep.Engines) != 2 || rep.Engines[0].Err == nil || rep.Engines[1].Backup != true || rep.Engines[1].Duration <= 0 {
 		t.Errorf("Engines = %+v", rep.Engines)
+	}
+	// The time per engine is logged at level 2.
+	if !strings.Contains(log.String(), "\n2 Backup-Scanner av-scanner: INFECTED: Test.EICAR, ") {
+		t.Errorf("log lacks the engine's time:\n%s", log)
 	}
 	for _, want := range []string{
 		"-1 WARN: all primary virus scanners failed, considering backups",
