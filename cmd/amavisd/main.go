@@ -1,24 +1,21 @@
-// Command amavisd runs the amavis content filter daemon in the foreground:
+// Command amavisd is the amavis content filter daemon and its command line (SPEC §1.4):
 //
-//	amavisd [-c FILE] [-d LEVEL] [foreground|debug]
+//	amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]
 //
-// SIGTERM or SIGINT shuts it down gracefully: idle SMTP sessions get 421, messages in
-// progress finish.
+// VERB is start (the default: in the background, with a pid file), foreground, debug, stop,
+// reload, showconfig, configtest or selftest; verbs.go, serve.go and selftest.go carry them
+// out. SIGTERM or SIGINT shuts the daemon down gracefully: idle SMTP sessions get 421,
+// messages in progress finish; SIGHUP reloads the configuration.
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"amavisgo/amavis"
-	"amavisgo/conf"
 )
 
 func main() {
@@ -29,23 +26,31 @@ func run() int {
 	fs := flag.NewFlagSet("amavisd", flag.ContinueOnError)
 	confFile := fs.String("c", "", "configuration file (TOML)")
 	debugLevel := fs.String("d", "", "log level (overrides log_level)")
+	var over overrides
+	fs.IntVar(&over.maxServers, "m", 0, "max_servers")
+	fs.Func("p", "listen socket: port, host:port or unix:/path (repeatable; replaces inet_socket_port)", func(s string) error {
+		over.ports = append(over.ports, s)
+		return nil
+	})
+	version := fs.Bool("V", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: amavisd [-c FILE] [-d LEVEL] [foreground|debug]")
+		fmt.Fprintln(os.Stderr, "usage: amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V]\n"+
+			"               [start|foreground|debug|stop|reload|showconfig|configtest|selftest]")
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
-	verb := "foreground"
+	if *version {
+		fmt.Println(amavis.Version)
+		return 0
+	}
+	verb := "start"
 	switch fs.NArg() {
 	case 0:
 	case 1:
 		verb = fs.Arg(0)
 	default:
 		fs.Usage()
-		return 2
-	}
-	if verb != "foreground" && verb != "debug" {
-		fmt.Fprintf(os.Stderr, "amavisd: verb %q is not available yet (foreground, debug)\n", verb)
 		return 2
 	}
 	level := amavis.NoOverride
@@ -58,44 +63,5 @@ func run() int {
 		}
 		level = n
 	}
-	cfg := conf.Default()
-	if *confFile != "" {
-		var err error
-		if cfg, err = conf.Load(*confFile); err != nil {
-			fmt.Fprintln(os.Stderr, "amavisd:", err)
-			return 1
-		}
-	}
-	log, err := amavis.NewLog(&cfg.Global, level, verb == "debug")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "amavisd: log:", err)
-		return 1
-	}
-	defer log.Close()
-	d := amavis.New(cfg, log)
-	if err := d.Listen(); err != nil {
-		fmt.Fprintln(os.Stderr, "amavisd:", err)
-		return 1
-	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	errc := make(chan error, 1)
-	go func() { errc <- d.Serve() }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "amavisd:", err)
-			return 1
-		}
-		return 0
-	case <-sig:
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ChildTimeout)*time.Second)
-	defer cancel()
-	if err := d.Shutdown(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "amavisd: shutdown:", err)
-		return 1
-	}
-	<-errc
-	return 0
+	return runVerb(&options{confFile: *confFile, level: level, over: over, verb: verb})
 }

@@ -1,0 +1,267 @@
+package main
+
+// Running the daemon: foreground, debug, and start (the same, detached into the background).
+// The order follows amavis: read the configuration, claim the pid file, bind the sockets as
+// root, create TEMPBASE and QUARANTINEDIR, switch to daemon_user, then serve; SIGHUP reloads,
+// SIGTERM/SIGINT/SIGQUIT drain and stop.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"amavisgo/amavis"
+	"amavisgo/conf"
+	"amavisgo/internal/pidfile"
+	"amavisgo/internal/privdrop"
+	"amavisgo/internal/sdnotify"
+)
+
+// backgroundEnv marks the re-executed child of `start`; its value is the file descriptor of
+// the pipe on which the child tells its parent "ok" or why it could not start.
+const backgroundEnv = "AMAVISGO_BACKGROUND_READY_FD"
+
+// verbStart runs the daemon in the background: it re-executes this program in a new session
+// with stdio on /dev/null and waits until the child says it accepts connections, so that the
+// exit status of `amavisd start` tells whether the daemon runs.
+func verbStart(o *options) int {
+	if fd := os.Getenv(backgroundEnv); fd != "" {
+		os.Unsetenv(backgroundEnv)
+		return runDaemon(o, os.NewFile(3, "ready"))
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "amavisd:", err)
+		return 1
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "amavisd:", err)
+		return 1
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "amavisd:", err)
+		return 1
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), backgroundEnv+"=3")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "amavisd:", err)
+		return 1
+	}
+	w.Close()
+	devnull.Close()
+	msg, _ := io.ReadAll(r) // until the child writes and closes, or dies
+	cmd.Process.Release()
+	if s := strings.TrimSpace(string(msg)); s != "ok" {
+		if s == "" {
+			s = "the daemon exited during start-up"
+		}
+		fmt.Fprintln(os.Stderr, "amavisd:", s)
+		return 1
+	}
+	return 0
+}
+
+// daemonRun is one running daemon and what it needs to reload and stop.
+type daemonRun struct {
+	o      *options
+	d      *amavis.Daemon
+	notify *sdnotify.Notifier
+	log    func(format string, args ...any)
+}
+
+// runDaemon runs the daemon until a stop signal. ready, if not nil, is the pipe to the parent
+// of `start`: it receives "ok" once the daemon serves, or the reason it could not start.
+func runDaemon(o *options, ready *os.File) (status int) {
+	fail := func(err error) int {
+		if ready != nil {
+			fmt.Fprintln(ready, err)
+			ready.Close()
+		}
+		fmt.Fprintln(os.Stderr, "amavisd:", err)
+		return 1
+	}
+	cfg, err := o.loadConfig()
+	if err != nil {
+		return fail(err)
+	}
+	// The pid file first: a second daemon must say "already running", not fail to bind.
+	// In the foreground a pid file that cannot be written is no reason not to run.
+	pid := os.Getpid()
+	ownPidFile := false
+	if cfg.PidFile != "" {
+		switch err := pidfile.Create(cfg.PidFile, pid); {
+		case err == nil:
+			ownPidFile = true
+		case errors.Is(err, pidfile.ErrRunning) || ready != nil:
+			return fail(err)
+		default:
+			fmt.Fprintln(os.Stderr, "amavisd: (!) pid file:", err)
+		}
+	}
+	defer func() {
+		if ownPidFile {
+			if err := pidfile.Remove(cfg.PidFile, pid); err != nil {
+				fmt.Fprintln(os.Stderr, "amavisd: (!) removing the pid file:", err)
+			}
+		}
+	}()
+
+	var id *privdrop.Identity
+	if os.Geteuid() == 0 && cfg.DaemonUser != "" {
+		if id, err = privdrop.Lookup(cfg.DaemonUser, cfg.DaemonGroup); err != nil {
+			return fail(err)
+		}
+	}
+	if err := privdrop.MakeDirs(id, privdrop.Dir{Setting: "TEMPBASE", Path: cfg.TEMPBASE},
+		privdrop.Dir{Setting: "QUARANTINEDIR", Path: cfg.QUARANTINEDIR}); err != nil {
+		return fail(err)
+	}
+	if id != nil && ownPidFile {
+		// The daemon user removes the file at the end (it needs the directory for that).
+		os.Chown(cfg.PidFile, id.UID, id.GID)
+	}
+
+	log, err := amavis.NewLog(&cfg.Global, o.level, o.verb == "debug")
+	if err != nil {
+		return fail(fmt.Errorf("log: %v", err))
+	}
+	defer log.Close()
+	d := amavis.New(cfg, log)
+	if err := d.Listen(); err != nil {
+		return fail(err)
+	}
+	if id != nil {
+		if err := privdrop.Drop(id); err != nil {
+			return fail(err)
+		}
+	}
+	if err := privdrop.CheckNotRoot(cfg.AllowRunAsRoot); err != nil {
+		return fail(fmt.Errorf("%v\nSECURITY PROBLEM, ABORTING", err))
+	}
+
+	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: stderrLog}
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
+	defer signal.Stop(sig)
+	errc := make(chan error, 1)
+	go func() { errc <- d.Serve() }()
+
+	run.notify.Ready(statusLine(cfg))
+	if ready != nil {
+		fmt.Fprintln(ready, "ok")
+		ready.Close()
+	}
+	for {
+		select {
+		case err := <-errc:
+			if err != nil {
+				run.log("(!!) serving: %v", err)
+				return 1
+			}
+			return 0
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				run.reload()
+				continue
+			}
+			return run.shutdown(s, errc)
+		}
+	}
+}
+
+// reload reads the configuration file again and hands it to the daemon; a configuration that
+// does not load is refused and the old one stays.
+func (r *daemonRun) reload() {
+	r.notify.Reloading()
+	defer r.notify.Ready(statusLine(r.d.Config()))
+	cfg, err := r.o.loadConfig()
+	if err == nil {
+		err = cfg.CheckStartable()
+	}
+	if err != nil {
+		r.log("(!)Rejecting reload, some config files unreadable or erroneous: %v", err)
+		return
+	}
+	old := r.d.Config()
+	for _, c := range restartOnly(old, cfg) {
+		r.log("(!)reload: %s changed; it takes effect at the next restart", c)
+	}
+	r.d.Reload(cfg)
+}
+
+// restartOnly names the process-wide settings a reload cannot apply: sockets stay bound,
+// privileges are gone, the log stays open.
+func restartOnly(old, cfg *conf.Config) []string {
+	var out []string
+	check := func(name string, changed bool) {
+		if changed {
+			out = append(out, name)
+		}
+	}
+	check("inet_socket_port", fmt.Sprint(old.Listeners()) != fmt.Sprint(cfg.Listeners()))
+	check("daemon_user", old.DaemonUser != cfg.DaemonUser)
+	check("daemon_group", old.DaemonGroup != cfg.DaemonGroup)
+	check("pid_file", old.PidFile != cfg.PidFile)
+	check("LOGFILE", old.LOGFILE != cfg.LOGFILE)
+	check("DO_SYSLOG", old.DO_SYSLOG != cfg.DO_SYSLOG)
+	check("syslog_facility", old.SyslogFacility != cfg.SyslogFacility)
+	check("syslog_ident", old.SyslogIdent != cfg.SyslogIdent)
+	return out
+}
+
+// shutdown drains: the daemon stops accepting, idle sessions get 421, messages in flight get
+// up to child_timeout to finish.
+func (r *daemonRun) shutdown(s os.Signal, errc <-chan error) int {
+	r.notify.Stopping()
+	cfg := r.d.Config()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ChildTimeout)*time.Second)
+	defer cancel()
+	r.log("Daemon received %s, shutting down", signalName(s))
+	err := r.d.Shutdown(ctx)
+	<-errc
+	if err != nil {
+		r.log("(!)shutdown: %v", err)
+		return 1
+	}
+	return 0
+}
+
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	}
+	return s.String()
+}
+
+// statusLine is systemd's STATUS= text.
+func statusLine(cfg *conf.Config) string {
+	var names []string
+	for _, l := range cfg.Listeners() {
+		names = append(names, l.Network+":"+l.Address)
+	}
+	return "listening on " + strings.Join(names, ", ")
+}
+
+// stderrLog is where cmd/amavisd's own lines go until package amavis exports a logging call
+// (see /work/notes/ops-needs.md).
+func stderrLog(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "amavisd: "+format+"\n", args...)
+}

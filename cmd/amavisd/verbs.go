@@ -1,0 +1,220 @@
+package main
+
+// The operator's verbs (SPEC §1.4) and those that do not run the daemon in this process:
+// showconfig, configtest, stop and reload, with amavis's messages.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"amavisgo/amavis"
+	"amavisgo/conf"
+	"amavisgo/internal/pidfile"
+)
+
+// options is the parsed command line.
+type options struct {
+	confFile string // -c; "" = built-in defaults
+	level    int    // -d; amavis.NoOverride when not given
+	over     overrides
+	verb     string
+}
+
+// loadConfig reads the configuration (or takes the defaults) and applies the command line.
+func (o *options) loadConfig() (*conf.Config, error) {
+	c := conf.Default()
+	if o.confFile != "" {
+		var err error
+		if c, err = conf.Load(o.confFile); err != nil {
+			return nil, err
+		}
+	}
+	if o.level != amavis.NoOverride {
+		c.LogLevel = o.level
+	}
+	return c, o.over.apply(c)
+}
+
+// runVerb carries out the verb and returns the exit status.
+func runVerb(o *options) int {
+	switch o.verb {
+	case "foreground", "debug":
+		return runDaemon(o, nil)
+	case "start":
+		return verbStart(o)
+	case "selftest":
+		return verbSelftest(o, os.Stdout)
+	case "configtest", "test-config":
+		if err := verbConfigtest(o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "amavisd:", err)
+			return 1
+		}
+		return 0
+	}
+	c, err := o.loadConfig()
+	if err != nil && (o.verb == "stop" || o.verb == "reload") {
+		// A broken file must not keep the operator from stopping the daemon, and a reload
+		// is refused by the daemon itself, which logs why and keeps its configuration.
+		fmt.Fprintln(os.Stderr, "amavisd: (!)", err)
+		c, err = lenientConfig(o.confFile)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "amavisd:", err)
+		return 1
+	}
+	switch o.verb {
+	case "showconfig":
+		err = c.Show(os.Stdout)
+	case "stop":
+		err = verbStop(c.PidFile, time.Duration(c.ChildTimeout)*time.Second+10*time.Second, os.Stdout)
+	case "reload":
+		err = verbReload(c.PidFile)
+	default:
+		err = fmt.Errorf("%s: Unknown command line parameter: %s", amavis.Version, o.verb)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "amavisd:", err)
+		return 1
+	}
+	return 0
+}
+
+// lenientConfig reads only what stop and reload need from a file that does not load: pid_file
+// and MYHOME (of which pid_file's default is made), and child_timeout.
+func lenientConfig(file string) (*conf.Config, error) {
+	var v struct {
+		MYHOME       string `toml:"MYHOME"`
+		PidFile      string `toml:"pid_file"`
+		ChildTimeout int    `toml:"child_timeout"`
+	}
+	if _, err := toml.DecodeFile(file, &v); err != nil {
+		return nil, fmt.Errorf("%s: cannot even find pid_file: %v", file, err)
+	}
+	c := conf.Default()
+	if v.ChildTimeout > 0 {
+		c.ChildTimeout = v.ChildTimeout
+	}
+	c.PidFile = v.PidFile
+	if c.PidFile == "" {
+		home := c.MYHOME
+		if v.MYHOME != "" {
+			home = v.MYHOME
+		}
+		c.PidFile = strings.TrimSuffix(home, "/") + "/amavisd.pid"
+	}
+	return c, nil
+}
+
+// overrides are the command-line settings that beat the configuration file (-m, -p).
+type overrides struct {
+	maxServers int      // -m; 0 = not given
+	ports      []string // -p, repeatable
+}
+
+// apply writes the overrides into a loaded configuration, so that showconfig and the daemon
+// see the same values.
+func (o overrides) apply(c *conf.Config) error {
+	if o.maxServers != 0 {
+		if o.maxServers < 1 {
+			return fmt.Errorf("-m %d: max_servers must be at least 1", o.maxServers)
+		}
+		c.MaxServers = o.maxServers
+	}
+	if len(o.ports) > 0 {
+		c.InetSocketPort = conf.Sockets(o.ports)
+		c.UnixSocketname = "" // amavis: -p replaces every listen socket
+	}
+	return nil
+}
+
+// verbConfigtest loads the configuration and checks what a start needs beyond its syntax
+// (conf.CheckStartable). An error names the file, line and key.
+func verbConfigtest(o *options, stdout io.Writer) error {
+	c, err := o.loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := c.CheckStartable(); err != nil {
+		return err
+	}
+	name := c.File
+	if name == "" {
+		name = "(built-in defaults)"
+	}
+	fmt.Fprintf(stdout, "amavisd: configuration %s is OK\n", name)
+	return nil
+}
+
+// daemonPID finds the running daemon: $MAINPID (systemd's ExecReload/ExecStop environment) or
+// the pid file.
+func daemonPID(pidFile string) (int, error) {
+	if s := os.Getenv("MAINPID"); s != "" {
+		if pid, err := strconv.Atoi(s); err == nil && pid > 0 {
+			return pid, nil
+		}
+	}
+	return pidfile.Running(pidFile)
+}
+
+// stopPoll is how often `stop` looks whether the daemon is gone.
+const stopPoll = 100 * time.Millisecond
+
+// verbStop sends SIGTERM to the daemon and waits for it to go: messages in flight finish
+// first (within child_timeout), so the wait before SIGKILL is child_timeout plus a margin,
+// not amavis's fixed 60 s, which could cut a long message short.
+func verbStop(pidFile string, wait time.Duration, stdout io.Writer) error {
+	pid, err := daemonPID(pidFile)
+	if err != nil {
+		var nr *pidfile.NotRunning
+		if errors.As(err, &nr) {
+			return fmt.Errorf("The amavisd daemon is apparently not running, cannot stop it (%s)", nr.Why)
+		}
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("Can't SIGTERM amavisd[%d]: %v", pid, err)
+	}
+	start, lastSaid := time.Now(), time.Now()
+	sig := "SIGTERM"
+	for {
+		time.Sleep(stopPoll)
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			break
+		}
+		if sig == "SIGTERM" && time.Since(start) > wait {
+			fmt.Fprintf(os.Stderr, "Sending SIGKILL to amavisd[%d]\n", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+			sig = "SIGKILL"
+		}
+		if time.Since(lastSaid) >= 5*time.Second {
+			fmt.Fprintf(stdout, "Waiting for the process [%d] to terminate\n", pid)
+			lastSaid = time.Now()
+		}
+	}
+	fmt.Fprintf(stdout, "Daemon [%d] terminated by %s\n", pid, sig)
+	return nil
+}
+
+// verbReload sends SIGHUP: the daemon reads its configuration again.
+func verbReload(pidFile string) error {
+	pid, err := daemonPID(pidFile)
+	if err != nil {
+		var nr *pidfile.NotRunning
+		if errors.As(err, &nr) {
+			return fmt.Errorf("The amavisd daemon is apparently not running, cannot reload it (%s)", nr.Why)
+		}
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("Can't SIGHUP amavisd[%d]: %v", pid, err)
+	}
+	return nil
+}
