@@ -36,7 +36,8 @@ var ErrClamdReply = errors.New("clamd error")
 
 // Clamd is a client for a pool of clamd addresses. Calls start at the next
 // address in rotation and fail over to the others; an address that failed is
-// tried last for a while. It is safe for concurrent use.
+// tried last for a while. A call whose context has no deadline gets
+// DefaultTimeout. It is safe for concurrent use.
 type Clamd struct {
 	addrs []socketAddr
 
@@ -92,6 +93,11 @@ func (c *Clamd) markDown(i int) {
 // rounds) until one succeeds or the context ends. Errors clamd itself
 // reported are final, another address would say the same.
 func (c *Clamd) do(ctx context.Context, fn func(ctx context.Context, sa socketAddr) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
 	var errs []error
 	order := c.order()
 	order = append(order, order...)
@@ -113,7 +119,9 @@ func (c *Clamd) do(ctx context.Context, fn func(ctx context.Context, sa socketAd
 			return nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", c.addrs[i], err))
-		if errors.Is(err, ErrClamdReply) {
+		// The caller's deadline or cancellation says nothing about the
+		// address; clamd's own error would be repeated by any other.
+		if ctx.Err() != nil || errors.Is(err, ErrClamdReply) {
 			break
 		}
 		c.markDown(i)

@@ -328,3 +328,33 @@ func TestDebianClamscanEntry(t *testing.T) {
 		}
 	}
 }
+
+// One Set serves every worker: concurrent scans share the engines.
+func TestConcurrentScans(t *testing.T) {
+	c := testenv.StartClamd(t)
+	set, _ := NewSet([]Entry{
+		debianClamd(c.Socket),
+		{Name: "stream", Sockets: []string{c.TCPAddr}, Query: "INSTREAM"},
+		scriptEntry(t, "Script"),
+	}, nil, Options{})
+	dirs := []string{
+		msgDir(t, map[string][]byte{"email.txt": []byte("hello\n")}),
+		msgDir(t, map[string][]byte{"email.txt": []byte("hello\n"), "parts/p001": []byte(testenv.EICAR)}),
+	}
+	errs := make(chan string, 16)
+	for i := range 16 {
+		go func() {
+			rep := set.Scan(context.Background(), dirs[i%2])
+			if rep.Failed || rep.Infected != (i%2 == 1) || (rep.Infected && len(rep.Detectors) != 3) {
+				errs <- fmt.Sprintf("scan %d: %+v", i, rep)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range 16 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}
