@@ -494,4 +494,3 @@ func (s *semaphore) wake() {
 	s.mu.Unlock()
 	s.cond.Broadcast()
 }
-

@@ -1,0 +1,207 @@
+package amavis
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/conf"
+)
+
+// syncBuffer is a log destination shared by sessions.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testDaemon is a daemon on a free loopback port, forwarding to a test next hop.
+type testDaemon struct {
+	*Daemon
+	addr     string
+	port     string
+	log      *syncBuffer
+	tempbase string
+	hopPort  string
+}
+
+// startDaemon runs a daemon with the test configuration plus extra TOML lines; hopAddr is
+// the next hop ("" for one that refuses connections).
+func startDaemon(t testing.TB, hopAddr, extra string) *testDaemon {
+	t.Helper()
+	tmp := t.TempDir()
+	if hopAddr == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0") // a port that refuses connections
+		if err != nil {
+			t.Fatal(err)
+		}
+		hopAddr = ln.Addr().String()
+		ln.Close()
+	}
+	_, hopPort, _ := net.SplitHostPort(hopAddr)
+	fwd := ""
+	if !strings.Contains(extra, "forward_method") {
+		fwd = fmt.Sprintf(`forward_method = "smtp:[127.0.0.1]:%s"`, hopPort)
+	}
+	text := fmt.Sprintf(`
+inet_socket_port = "127.0.0.1:0"
+MYHOME = %q
+TEMPBASE = %q
+myhostname = "mx.example.com"
+mydomain = "example.com"
+%s
+max_servers = 4
+%s
+
+[[local_domains_maps]]
+acl = [".example.com"]
+`, tmp, tmp, fwd, extra)
+	cfg, err := conf.Parse("test.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logBuf := &syncBuffer{}
+	d := New(cfg, NewWriterLog(logBuf, "mx.example.com", NoOverride))
+	if err := d.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d.Shutdown(ctx)
+		<-done
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logBuf.String())
+		}
+	})
+	addr := d.Addrs()[0].String()
+	_, port, _ := net.SplitHostPort(addr)
+	return &testDaemon{Daemon: d, addr: addr, port: port, log: logBuf, tempbase: tmp, hopPort: hopPort}
+}
+
+// normalizer replaces what changes from run to run: process ids in log ids, mail ids,
+// dates, elapsed times, and the test ports (shown as amavis's usual 10024 and 10025).
+type normalizer struct {
+	pid            string
+	port, hopPort  string
+	mailID, date   *regexp.Regexp
+	elapsed, logid *regexp.Regexp
+}
+
+func newNormalizer(td *testDaemon) *normalizer {
+	return &normalizer{
+		pid:     fmt.Sprintf("%05d-", os.Getpid()),
+		port:    td.port,
+		hopPort: td.hopPort,
+		mailID:  regexp.MustCompile(`(\bid |mail_id: )[A-Za-z0-9_-]{12}\b`),
+		date:    regexp.MustCompile(`[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \([A-Za-z0-9+-]+\)`),
+		elapsed: regexp.MustCompile(`, \d+ ms$`),
+		logid:   regexp.MustCompile(`PID-\d+`),
+	}
+}
+
+func (n *normalizer) line(s string) string {
+	s = strings.ReplaceAll(s, n.pid, "PID-")
+	s = n.logid.ReplaceAllString(s, "PID-NN")
+	s = strings.ReplaceAll(s, "]:"+n.hopPort, "]:10025")
+	s = strings.ReplaceAll(s, "port "+n.port+")", "port 10024)")
+	s = strings.ReplaceAll(s, "]:"+n.port+" ", "]:10024 ")
+	s = n.mailID.ReplaceAllString(s, "${1}MAILID")
+	s = n.date.ReplaceAllString(s, "DATE")
+	return n.elapsed.ReplaceAllString(s, ", N ms")
+}
+
+// mainLogLines are the Passed/Blocked lines of the log, without the logfile prefix.
+func mainLogLines(log string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if i := strings.Index(l, "]: "); i >= 0 {
+			l = l[i+3:]
+		}
+		if strings.Contains(l, ") Passed ") || strings.Contains(l, ") Blocked ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// dial connects a raw client and returns its reader.
+func dial(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+// expect reads one reply line and compares it.
+func expect(t testing.TB, r *bufio.Reader, want string) {
+	t.Helper()
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading reply (want %q): %v", want, err)
+	}
+	if got := strings.TrimSuffix(line, "\r\n"); got != want {
+		t.Fatalf("reply\n got %q\nwant %q", got, want)
+	}
+}
+
+// expectPrefix reads one reply line and checks its beginning.
+func expectPrefix(t testing.TB, r *bufio.Reader, want string) string {
+	t.Helper()
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading reply (want %q...): %v", want, err)
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if !strings.HasPrefix(line, want) {
+		t.Fatalf("reply\n got %q\nwant %q...", line, want)
+	}
+	return line
+}
+
+func send(t testing.TB, c net.Conn, lines ...string) {
+	t.Helper()
+	if _, err := c.Write([]byte(strings.Join(lines, "\r\n") + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// hop starts a next hop for a test.
+func hop(t testing.TB, o smtptest.Options) *smtptest.NextHop { return smtptest.Start(t, o) }

@@ -1,0 +1,340 @@
+// Package smtptest provides a recording, fault-injecting next hop for tests, built on
+// github.com/emersion/go-smtp so that our protocol code is checked against an SMTP/LMTP
+// implementation we did not write. go-smtp knows no XFORWARD; a thin wrapper around each
+// connection announces it in the EHLO reply, answers and records XFORWARD commands, and keeps
+// a copy of every line the client sent.
+package smtptest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// Options shape a next hop.
+type Options struct {
+	LMTP       bool
+	DSN        bool // announce DSN
+	NoXForward bool // do not announce XFORWARD
+	// RcptCode fails RCPT TO for an address (without brackets) with this code (450, 550...).
+	RcptCode map[string]int
+	// DataCode fails the final dot with this code (SMTP), or, with LMTP, DataCodeFor fails it
+	// per recipient.
+	DataCode    int
+	DataCodeFor map[string]int
+	// KeepData keeps up to this many bytes of each message (default 1 MiB); the size and the
+	// SHA-256 of the whole message are always recorded.
+	KeepData int
+}
+
+// Msg is one message the next hop accepted (or was given before it failed it).
+type Msg struct {
+	From     string
+	Mail     gosmtp.MailOptions
+	Rcpts    []string
+	RcptOpts []gosmtp.RcptOptions
+	Size     int64
+	SHA256   [32]byte
+	Data     []byte // the first KeepData bytes
+	XForward string // the XFORWARD line in effect for this transaction ("" for none)
+}
+
+// NextHop is a running next hop.
+type NextHop struct {
+	Addr string
+	opts Options
+	srv  *gosmtp.Server
+	ln   net.Listener
+
+	mu      sync.Mutex
+	msgs    []Msg
+	lines   []string // every line clients sent, in order, across connections
+	lineCap int
+	conns   int
+	queue   int
+}
+
+// Start runs a next hop on a free loopback port until the test ends.
+func Start(t testing.TB, o Options) *NextHop {
+	t.Helper()
+	if o.KeepData == 0 {
+		o.KeepData = 1 << 20
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &NextHop{Addr: ln.Addr().String(), opts: o, lineCap: 4 << 20}
+	h.srv = gosmtp.NewServer(backend{h})
+	h.srv.Domain = "nexthop.test"
+	h.srv.LMTP = o.LMTP
+	h.srv.EnableDSN = o.DSN
+	h.srv.EnableSMTPUTF8 = true
+	h.srv.MaxLineLength = 0 // no limit: long lines must arrive intact
+	h.srv.ErrorLog = nopLogger{}
+	h.ln = ln
+	go h.srv.Serve(&shimListener{Listener: ln, h: h})
+	t.Cleanup(func() { h.srv.Close() })
+	return h
+}
+
+// Port is the next hop's TCP port.
+func (h *NextHop) Port() string { _, p, _ := net.SplitHostPort(h.Addr); return p }
+
+// Stop closes the next hop: later connections are refused.
+func (h *NextHop) Stop() { h.srv.Close() }
+
+// Msgs returns the messages received so far.
+func (h *NextHop) Msgs() []Msg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Msg(nil), h.msgs...)
+}
+
+// Lines returns every line clients sent (without CRLF), across all connections.
+func (h *NextHop) Lines() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.lines...)
+}
+
+// Conns is the number of connections accepted.
+func (h *NextHop) Conns() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conns
+}
+
+func (h *NextHop) record(line []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lineCap <= 0 {
+		return
+	}
+	s := strings.TrimSuffix(string(line), "\r\n")
+	h.lineCap -= len(s)
+	h.lines = append(h.lines, s)
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}
+func (nopLogger) Println(...any)        {}
+
+type backend struct{ h *NextHop }
+
+func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	sc, _ := c.Conn().(*shimConn)
+	return &session{h: b.h, shim: sc}, nil
+}
+
+type session struct {
+	h    *NextHop
+	shim *shimConn
+	msg  Msg
+}
+
+func (s *session) Reset()        { s.msg = Msg{} }
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	s.msg = Msg{From: from}
+	if opts != nil {
+		s.msg.Mail = *opts
+	}
+	if s.shim != nil {
+		s.msg.XForward = s.shim.xforward
+	}
+	return nil
+}
+
+func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	if code := s.h.opts.RcptCode[to]; code != 0 {
+		return &gosmtp.SMTPError{Code: code, EnhancedCode: gosmtp.EnhancedCode{code / 100, 1, 1},
+			Message: fmt.Sprintf("<%s>: Recipient address rejected: test", to)}
+	}
+	s.msg.Rcpts = append(s.msg.Rcpts, to)
+	if opts != nil {
+		s.msg.RcptOpts = append(s.msg.RcptOpts, *opts)
+	} else {
+		s.msg.RcptOpts = append(s.msg.RcptOpts, gosmtp.RcptOptions{})
+	}
+	return nil
+}
+
+func (s *session) read(r io.Reader) error {
+	hash := sha256.New()
+	keep := &limitedBuffer{max: s.h.opts.KeepData}
+	n, err := io.Copy(io.MultiWriter(hash, keep), r)
+	s.msg.Size = n
+	copy(s.msg.SHA256[:], hash.Sum(nil))
+	s.msg.Data = keep.Bytes()
+	return err
+}
+
+func (s *session) queued() *gosmtp.SMTPError {
+	s.h.mu.Lock()
+	s.h.queue++
+	q := s.h.queue
+	s.h.msgs = append(s.h.msgs, s.msg)
+	s.h.mu.Unlock()
+	return &gosmtp.SMTPError{Code: 250, EnhancedCode: gosmtp.EnhancedCode{2, 0, 0},
+		Message: fmt.Sprintf("Ok: queued as SINKQ%04d", q)}
+}
+
+func (s *session) Data(r io.Reader) error {
+	if err := s.read(r); err != nil {
+		return err
+	}
+	if code := s.h.opts.DataCode; code != 0 {
+		return &gosmtp.SMTPError{Code: code, EnhancedCode: gosmtp.EnhancedCode{code / 100, 3, 0},
+			Message: "Error: test failure after DATA"}
+	}
+	return s.queued()
+}
+
+// LMTPData answers per recipient.
+func (s *session) LMTPData(r io.Reader, st gosmtp.StatusCollector) error {
+	if err := s.read(r); err != nil {
+		return err
+	}
+	var ok []string
+	for _, rc := range s.msg.Rcpts {
+		if code := s.h.opts.DataCodeFor[rc]; code != 0 {
+			st.SetStatus(rc, &gosmtp.SMTPError{Code: code, EnhancedCode: gosmtp.EnhancedCode{code / 100, 1, 1},
+				Message: fmt.Sprintf("<%s>: mailbox unavailable: test", rc)})
+			continue
+		}
+		ok = append(ok, rc)
+	}
+	if len(ok) > 0 {
+		m := s.msg
+		m.Rcpts = ok
+		s.msg = m
+		q := s.queued()
+		for _, rc := range ok {
+			st.SetStatus(rc, q)
+		}
+	}
+	return nil
+}
+
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		if len(p) < room {
+			room = len(p)
+		}
+		b.Buffer.Write(p[:room])
+	}
+	return len(p), nil
+}
+
+type shimListener struct {
+	net.Listener
+	h *NextHop
+}
+
+func (l *shimListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.h.mu.Lock()
+	l.h.conns++
+	l.h.mu.Unlock()
+	return &shimConn{Conn: c, h: l.h}, nil
+}
+
+// shimConn sits between the client and go-smtp: it records the client's lines, handles
+// XFORWARD itself and adds XFORWARD to the EHLO reply.
+type shimConn struct {
+	net.Conn
+	h        *NextHop
+	raw      []byte // client bytes not yet split into lines
+	ready    []byte // lines for go-smtp
+	inData   bool
+	xforward string
+	mu       sync.Mutex
+}
+
+func (c *shimConn) Read(p []byte) (int, error) {
+	for len(c.ready) == 0 {
+		buf := make([]byte, 32<<10)
+		n, err := c.Conn.Read(buf)
+		c.raw = append(c.raw, buf[:n]...)
+		c.lines()
+		if len(c.ready) > 0 {
+			break
+		}
+		if err != nil {
+			if len(c.raw) > 0 { // a partial line at the end: pass it on
+				c.ready, c.raw = c.raw, nil
+				break
+			}
+			return 0, err
+		}
+	}
+	n := copy(p, c.ready)
+	c.ready = c.ready[n:]
+	return n, nil
+}
+
+// lines moves complete lines from raw to ready, taking out XFORWARD commands.
+func (c *shimConn) lines() {
+	for {
+		i := bytes.IndexByte(c.raw, '\n')
+		if i < 0 {
+			return
+		}
+		line := c.raw[:i+1]
+		c.raw = c.raw[i+1:]
+		c.h.record(line)
+		c.mu.Lock()
+		inData := c.inData
+		if inData && string(line) == ".\r\n" {
+			c.inData = false
+		}
+		c.mu.Unlock()
+		if !inData && !c.h.opts.NoXForward && len(line) >= 8 && strings.EqualFold(string(line[:8]), "XFORWARD") {
+			c.xforward = strings.TrimSuffix(string(line), "\r\n")
+			c.Conn.Write([]byte("250 2.0.0 Ok\r\n"))
+			continue
+		}
+		c.ready = append(c.ready, line...)
+	}
+}
+
+func (c *shimConn) Write(p []byte) (int, error) {
+	s := string(p)
+	if strings.HasPrefix(s, "354 ") {
+		c.mu.Lock()
+		c.inData = true
+		c.mu.Unlock()
+	}
+	if strings.HasPrefix(s, "250 ") || strings.HasPrefix(s, "250-") {
+		// A finished transaction (or RSET) forgets XFORWARD, as Postfix's smtpd does.
+		if strings.Contains(s, "queued") || strings.Contains(s, "Session reset") {
+			c.xforward = ""
+		}
+	}
+	if !c.h.opts.NoXForward && strings.HasPrefix(s, "250-") && strings.Contains(s, "PIPELINING") {
+		if i := strings.Index(s, "\r\n"); i >= 0 {
+			s = s[:i+2] + "250-XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n" + s[i+2:]
+			_, err := c.Conn.Write([]byte(s))
+			return len(p), err
+		}
+	}
+	return c.Conn.Write(p)
+}
