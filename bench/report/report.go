@@ -25,6 +25,7 @@ type Sample struct {
 	CPUms      float64 // filter CPU per message, milliseconds
 	ClamdCPUms float64 // clamd CPU per message, milliseconds
 	PeakRSSMB  float64 // peak resident memory of the filter's processes, MiB
+	LoadAvg    float64 // the machine's 1-minute load average after the repetition
 }
 
 // Point is one measured configuration.
@@ -199,12 +200,12 @@ func WriteCSV(w io.Writer, points []Point) error {
 // WriteRepsCSV writes every repetition as measured.
 func WriteRepsCSV(w io.Writer, points []Point) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"filter", "load", "sessions", "messages", "rep", "msgs_per_s", "cpu_ms_per_msg", "clamd_cpu_ms_per_msg", "peak_rss_mib"})
+	cw.Write([]string{"filter", "load", "sessions", "messages", "rep", "msgs_per_s", "cpu_ms_per_msg", "clamd_cpu_ms_per_msg", "peak_rss_mib", "loadavg1"})
 	g := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 	for _, p := range points {
 		for i, s := range p.Samples {
 			cw.Write([]string{p.Filter, p.Load, strconv.Itoa(p.Sessions), strconv.Itoa(p.Messages), strconv.Itoa(i + 1),
-				g(s.MsgsPerSec), g(s.CPUms), g(s.ClamdCPUms), g(s.PeakRSSMB)})
+				g(s.MsgsPerSec), g(s.CPUms), g(s.ClamdCPUms), g(s.PeakRSSMB), g(s.LoadAvg)})
 		}
 	}
 	cw.Flush()

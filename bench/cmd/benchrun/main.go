@@ -1,0 +1,288 @@
+// Command benchrun measures our content filter beside Debian's Perl
+// amavisd-new: Postfix's smtp-source sends through the filter into
+// smtp-sink, with a private clamd holding an EICAR-only database. For each
+// load (2 KB, 100 KB, a 2 KB mix with 10% EICAR) and each number of parallel
+// sessions (max_servers set to match) it reports messages per second, the
+// filter's CPU per message and its peak RSS, each over several repetitions,
+// and smtp-source straight into smtp-sink as the harness's own ceiling.
+//
+// Outputs in -out: results.md (table), results.csv, reps.csv (every
+// repetition) and msgs_per_s.png. It must run as root (both daemons bind,
+// then switch to the amavis user) on a machine where the postfix,
+// clamav-daemon and amavisd-new packages are installed.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"amavisgo/bench/report"
+)
+
+type config struct {
+	out, ours, perl, smtpSource string
+	filters, loads              []string
+	sessions                    []int
+	reps, warmup                int
+	minMsgs, maxMsgs            int
+	seconds                     float64
+	sampleEvery                 time.Duration
+	keep                        bool
+}
+
+type environment struct {
+	dir   string
+	clamd *clamd
+	sink  *sink
+	// header describes the run for results.md.
+	header string
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func main() {
+	var cfg config
+	var filters, loads, sessions string
+	flag.StringVar(&cfg.out, "out", "out", "directory for results.md, results.csv, reps.csv, msgs_per_s.png and logs")
+	flag.StringVar(&cfg.ours, "ours", "../bin/amavisd", "our daemon's binary")
+	flag.StringVar(&cfg.perl, "perl", "/usr/sbin/amavisd", "the Perl amavisd-new")
+	flag.StringVar(&filters, "filters", "ceiling,perl,ours", "what to measure: ceiling, perl, ours")
+	flag.StringVar(&loads, "loads", "2KB,100KB,mix", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR)")
+	flag.StringVar(&sessions, "sessions", "1,4,16,32", "parallel sessions (max_servers is set to match)")
+	flag.IntVar(&cfg.reps, "reps", 3, "measured repetitions per point")
+	flag.Float64Var(&cfg.seconds, "seconds", 4, "target duration of one repetition; the message count is sized from the warm-up's rate")
+	flag.IntVar(&cfg.warmup, "warmup", 20, "warm-up messages per point (at least 2 per session)")
+	flag.IntVar(&cfg.minMsgs, "min", 60, "fewest messages per repetition (at least 4 per session)")
+	flag.IntVar(&cfg.maxMsgs, "max", 20000, "most messages per repetition")
+	flag.DurationVar(&cfg.sampleEvery, "sample", 100*time.Millisecond, "RSS sampling interval")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (configs, daemon logs)")
+	flag.Parse()
+	cfg.filters = strings.Split(filters, ",")
+	cfg.loads = strings.Split(loads, ",")
+	for _, s := range strings.Split(sessions, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			fatalf("-sessions: %q is not a positive number", s)
+		}
+		cfg.sessions = append(cfg.sessions, n)
+	}
+	if cfg.reps < 1 {
+		fatalf("-reps must be at least 1")
+	}
+	if err := run(&cfg); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "benchrun: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func run(cfg *config) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("run as root: both daemons bind and then switch to the %s user", daemonUser)
+	}
+	var err error
+	if cfg.smtpSource, err = lookBin("/usr/sbin/smtp-source", "smtp-source"); err != nil {
+		return fmt.Errorf("smtp-source (package postfix): %v", err)
+	}
+	daemons := map[string]filterDaemon{report.Ceiling: nil}
+	for _, f := range cfg.filters {
+		switch f {
+		case report.Ceiling:
+		case report.Perl:
+			bin, err := lookBin(cfg.perl, "amavisd")
+			if err != nil {
+				return fmt.Errorf("Perl amavisd-new: %v", err)
+			}
+			daemons[f] = perlDaemon{bin: bin}
+		case report.Ours:
+			bin, err := filepath.Abs(cfg.ours)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(bin); err != nil {
+				return fmt.Errorf("our daemon: %v (build it with go build -o bin/amavisd ./cmd/amavisd)", err)
+			}
+			daemons[f] = oursDaemon{bin: bin}
+		default:
+			return fmt.Errorf("-filters: unknown %q", f)
+		}
+	}
+	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+		return err
+	}
+
+	// A short directory: the clamd socket path must fit in 108 bytes.
+	dir, err := os.MkdirTemp("", "amavisbench")
+	if err != nil {
+		return err
+	}
+	if !cfg.keep {
+		defer os.RemoveAll(dir)
+	} else {
+		logf("work directory %s is kept", dir)
+	}
+	env := &environment{dir: dir}
+	if d, ok := daemons[report.Ours].(oursDaemon); ok {
+		if err := d.probe(dir); err != nil {
+			return err
+		}
+		daemons[report.Ours] = d
+	}
+	if env.clamd, err = startClamd(dir, slices.Max(cfg.sessions)); err != nil {
+		return err
+	}
+	defer env.clamd.stop(10 * time.Second)
+	if env.sink, err = startSink(dir); err != nil {
+		return err
+	}
+	defer env.sink.stop(5 * time.Second)
+
+	allLoads := map[string]load{
+		"2KB":   {name: "2KB", clean: plainMessage(2048)},
+		"100KB": {name: "100KB", clean: largeMessage(100 * 1024)},
+		"mix":   {name: "mix", clean: plainMessage(2048), infected: eicarMessage(), eicarEvery: 10},
+	}
+	var loads []load
+	for _, name := range cfg.loads {
+		l, ok := allLoads[name]
+		if !ok {
+			return fmt.Errorf("-loads: unknown %q", name)
+		}
+		l.file = filepath.Join(dir, name+".eml")
+		if err := os.WriteFile(l.file, l.clean, 0o644); err != nil {
+			return err
+		}
+		loads = append(loads, l)
+	}
+
+	started := time.Now()
+	env.describe(cfg, daemons)
+	var points []report.Point
+	var failures []string
+	for _, l := range loads {
+		for _, s := range cfg.sessions {
+			for _, f := range cfg.filters {
+				pt, err := measurePoint(cfg, env, f, daemons[f], l, s)
+				if err != nil {
+					msg := fmt.Sprintf("%s %s sessions=%d: %v", f, l.name, s, err)
+					logf("FAILED %s", msg)
+					failures = append(failures, msg)
+				}
+				if len(pt.Samples) > 0 {
+					points = append(points, pt)
+				}
+				// Written after every point, so that an interrupted run
+				// still leaves its results.
+				if err := writeOutputs(cfg, env, points, failures, time.Since(started)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	logf("done in %v; results in %s", time.Since(started).Round(time.Second), filepath.Join(cfg.out, "results.md"))
+	if len(failures) > 0 {
+		return fmt.Errorf("%d point(s) failed:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+	return nil
+}
+
+// describe logs what is being measured, for the head of results.md.
+func (env *environment) describe(cfg *config, daemons map[string]filterDaemon) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "- command: `%s`\n", strings.Join(os.Args, " "))
+	fmt.Fprintf(&b, "- machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "- clamd: %s, EICAR-only database, MaxThreads %d\n", env.clamd.version(), slices.Max(cfg.sessions))
+	if d, ok := daemons[report.Perl].(perlDaemon); ok {
+		fmt.Fprintf(&b, "- Perl: %s\n", firstLine(d.bin, "-V"))
+	}
+	if d, ok := daemons[report.Ours].(oursDaemon); ok {
+		fmt.Fprintf(&b, "- ours: %s (%s)\n", firstLine(d.bin, "-V"), d.bin)
+		if len(d.omit) > 0 {
+			fmt.Fprintf(&b, "- **ours ran WITHOUT %s**: this build does not know these settings yet\n", strings.Join(d.omit, ", "))
+		}
+	}
+	env.header = b.String()
+	logf("benchmark:\n%s", env.header)
+}
+
+func firstLine(argv ...string) string {
+	out, _ := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if name, val, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+			return strings.TrimSpace(val)
+		}
+	}
+	return runtime.GOARCH
+}
+
+const legend = `Loads: 2KB = a 2 KiB text/plain message; 100KB = a multipart message with a 74 KiB binary
+base64 attachment; mix = the 2KB message with every 10th message a small multipart message
+carrying EICAR as a text attachment (must be discarded with "250 2.7.0 Ok, discarded").
+2KB and 100KB are sent by Postfix's smtp-source -d (one connection per session, reused),
+the mix by bench/loadgen (same behaviour: no pipelining, connection reused).
+Each cell is mean ±sample standard deviation over the repetitions; reps.csv has each one.
+CPU is the filter's utime+stime (its children included) per message; clamd's CPU is shown
+separately. Peak RSS is VmHWM for a single process, else the largest sum of the processes'
+RSS sampled every 100 ms (the Perl master and its children).
+`
+
+func writeOutputs(cfg *config, env *environment, points []report.Point, failures []string, took time.Duration) error {
+	var md bytes.Buffer
+	md.WriteString("# amavisgo vs amavisd-new: smtp-source → filter → smtp-sink\n\n")
+	md.WriteString(env.header)
+	fmt.Fprintf(&md, "- repetitions: %d per point, about %gs each; run time %v\n\n", cfg.reps, cfg.seconds, took.Round(time.Second))
+	if err := report.WriteMarkdown(&md, points); err != nil {
+		return err
+	}
+	md.WriteString("\n" + legend)
+	if len(failures) > 0 {
+		md.WriteString("\nFailed points:\n\n")
+		for _, f := range failures {
+			fmt.Fprintf(&md, "- %s\n", strings.ReplaceAll(f, "\n", " "))
+		}
+	}
+	if err := os.WriteFile(filepath.Join(cfg.out, "results.md"), md.Bytes(), 0o644); err != nil {
+		return err
+	}
+	for name, write := range map[string]func(*bytes.Buffer) error{
+		"results.csv": func(b *bytes.Buffer) error { return report.WriteCSV(b, points) },
+		"reps.csv":    func(b *bytes.Buffer) error { return report.WriteRepsCSV(b, points) },
+		"msgs_per_s.png": func(b *bytes.Buffer) error {
+			if len(points) == 0 {
+				return nil
+			}
+			return report.WritePNG(b, points)
+		},
+	} {
+		var b bytes.Buffer
+		if err := write(&b); err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+		if b.Len() > 0 {
+			if err := os.WriteFile(filepath.Join(cfg.out, name), b.Bytes(), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"amavisgo/bench/loadgen"
+	"amavisgo/bench/procstat"
+	"amavisgo/bench/report"
+)
+
+// load is one kind of traffic.
+type load struct {
+	name string
+	// clean is sent with smtp-source when eicarEvery is 0; otherwise the
+	// mix goes through loadgen, every eicarEvery-th message being infected.
+	clean      []byte
+	infected   []byte
+	eicarEvery int
+	file       string // clean, written out for smtp-source -F
+}
+
+// infectedCount is how many of the first n messages of the load are infected.
+func (l load) infectedCount(n int) int {
+	if l.eicarEvery == 0 {
+		return 0
+	}
+	return n / l.eicarEvery
+}
+
+// send delivers n messages of the load to addr over the given sessions and
+// checks every reply: 250 for all, and for a filter "discarded" for exactly
+// the infected ones (the Perl daemon's D_DISCARD reply, which ours copies).
+func (l load) send(cfg *config, addr string, sessions, n int, filtered bool) (time.Duration, error) {
+	timeout := time.Duration(cfg.seconds*20)*time.Second + 2*time.Minute
+	if l.eicarEvery == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cfg.smtpSource, "-d", "-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n),
+			"-f", envFrom, "-t", envTo, "-M", "bench.example.org", "-F", l.file, addr)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		t0 := time.Now()
+		err := cmd.Run()
+		elapsed := time.Since(t0)
+		if err != nil || out.Len() > 0 {
+			return 0, fmt.Errorf("smtp-source: %v: %s", err, bytes.TrimSpace(out.Bytes()))
+		}
+		return elapsed, nil
+	}
+	res, err := loadgen.Run(loadgen.Config{
+		Addr: addr, Sessions: sessions, Count: n, From: envFrom, To: envTo,
+		Messages: [][]byte{l.clean, l.infected},
+		Pick: func(i int) int {
+			if i%l.eicarEvery == l.eicarEvery-1 {
+				return 1
+			}
+			return 0
+		},
+		Timeout: timeout,
+	})
+	if err != nil {
+		return 0, err
+	}
+	wantInfected := l.infectedCount(n)
+	if !filtered {
+		wantInfected = 0 // the sink takes everything
+	}
+	if res.Discarded[1] != wantInfected || res.Discarded[0] != 0 {
+		return 0, fmt.Errorf("discarded %d of %d infected and %d of %d clean messages; want %d and 0",
+			res.Discarded[1], res.Accepted[1], res.Discarded[0], res.Accepted[0], wantInfected)
+	}
+	return res.Elapsed, nil
+}
+
+// measurePoint runs one filter at one load and session count: start,
+// warm-up (which also sizes the repetitions to about cfg.seconds each),
+// then cfg.reps measured repetitions.
+func measurePoint(cfg *config, env *environment, filterName string, d filterDaemon, l load, sessions int) (report.Point, error) {
+	pt := report.Point{Filter: filterName, Load: l.name, Sessions: sessions}
+	addr := env.sink.addr
+	var f *filterRun
+	if d != nil {
+		dir := filepath.Join(env.dir, fmt.Sprintf("%s-%s-%d", filterName, l.name, sessions))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return pt, err
+		}
+		var err error
+		if f, err = d.start(dir, sessions, env.sink.addr, env.clamd.socket); err != nil {
+			return pt, err
+		}
+		defer f.stop(30 * time.Second)
+		addr = f.addr
+	}
+
+	// The warm-up grows until it lasts long enough to estimate the rate:
+	// a first short round is dominated by start-up costs (Perl children
+	// compile on their first message, connections are opened).
+	var rate float64
+	for warm := max(2*sessions, cfg.warmup); ; warm *= 4 {
+		elapsed, err := l.send(cfg, addr, sessions, warm, d != nil)
+		if err != nil {
+			return pt, fmt.Errorf("warm-up: %v", err)
+		}
+		rate = float64(warm) / elapsed.Seconds()
+		if elapsed.Seconds() >= cfg.seconds/6 || warm >= cfg.maxMsgs {
+			break
+		}
+	}
+	n := int(rate * cfg.seconds)
+	n = max(n, cfg.minMsgs, 4*sessions)
+	n = min(n, cfg.maxMsgs)
+	if l.eicarEvery > 0 {
+		n = (n + l.eicarEvery - 1) / l.eicarEvery * l.eicarEvery // a whole number of mixes
+	}
+	pt.Messages = n
+
+	for rep := 1; rep <= cfg.reps; rep++ {
+		s, err := measureRep(cfg, env, f, l, addr, sessions, n)
+		if err != nil {
+			return pt, fmt.Errorf("repetition %d: %v", rep, err)
+		}
+		pt.Samples = append(pt.Samples, s)
+		logf("%-7s %-9s sessions=%-2d rep %d/%d: %6d msgs %8.1f msg/s  filter %7.2f ms CPU/msg  clamd %5.2f ms/msg  peak RSS %7.1f MiB",
+			filterName, l.name, sessions, rep, cfg.reps, n, s.MsgsPerSec, s.CPUms, s.ClamdCPUms, s.PeakRSSMB)
+	}
+	return pt, nil
+}
+
+func measureRep(cfg *config, env *environment, f *filterRun, l load, addr string, sessions, n int) (report.Sample, error) {
+	var s report.Sample
+	sinkBefore := env.sink.messages()
+	clamdBefore, err := procstat.CPU(env.clamd.pid())
+	if err != nil {
+		return s, err
+	}
+	var cpuBefore time.Duration
+	var sampler *procstat.Sampler
+	if f != nil {
+		if cpuBefore, err = procstat.CPU(f.pid()); err != nil {
+			return s, err
+		}
+		sampler = procstat.Sample(f.pid(), cfg.sampleEvery)
+	}
+
+	elapsed, err := l.send(cfg, addr, sessions, n, f != nil)
+	if sampler != nil {
+		mem := sampler.Stop()
+		if err == nil {
+			s.PeakRSSMB = float64(peakRSS(f.pid(), mem)) / (1 << 20)
+		}
+	}
+	if err != nil {
+		return s, err
+	}
+	s.MsgsPerSec = float64(n) / elapsed.Seconds()
+	if f != nil {
+		cpuAfter, err := procstat.CPU(f.pid())
+		if err != nil {
+			return s, err
+		}
+		s.CPUms = float64((cpuAfter - cpuBefore).Microseconds()) / 1000 / float64(n)
+	}
+	s.LoadAvg = loadAvg()
+	clamdAfter, err := procstat.CPU(env.clamd.pid())
+	if err != nil {
+		return s, err
+	}
+	s.ClamdCPUms = float64((clamdAfter - clamdBefore).Microseconds()) / 1000 / float64(n)
+
+	// Every clean message must have reached the sink (the Perl daemon also
+	// sends an admin notice per virus, so for the mix it is at least that).
+	want := n - l.infectedCount(n)
+	if f == nil {
+		want = n
+	}
+	if got := env.sink.waitMessages(sinkBefore+want) - sinkBefore; got < want || (l.eicarEvery == 0 && got != want) {
+		return s, fmt.Errorf("smtp-sink received %d messages, want %d", got, want)
+	}
+	return s, nil
+}
+
+// peakRSS is the filter's peak resident memory: for a single process its
+// own high-water mark VmHWM; for a pre-forking daemon the largest sum of its
+// processes' RSS seen while sampling, which is what they hold at once.
+func peakRSS(root int, sampled procstat.Memory) int64 {
+	if tree, err := procstat.Tree(root); err == nil && len(tree) == 1 {
+		if m, err := procstat.Mem(root); err == nil {
+			return max(m.HWM, sampled.RSS)
+		}
+	}
+	return sampled.RSS
+}
+
+// loadAvg is the 1-minute load average: other work on the machine shows
+// up in the spread of the rates, and reps.csv records it beside them.
+func loadAvg() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	x, _ := strconv.ParseFloat(f[0], 64)
+	return x
+}
