@@ -59,6 +59,7 @@ type NextHop struct {
 	lineCap int
 	conns   int
 	queue   int
+	open    map[*shimConn]bool
 }
 
 // Start runs a next hop on a free loopback port until the test ends.
@@ -71,7 +72,7 @@ func Start(t testing.TB, o Options) *NextHop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &NextHop{Addr: ln.Addr().String(), opts: o, lineCap: 4 << 20}
+	h := &NextHop{Addr: ln.Addr().String(), opts: o, lineCap: 4 << 20, open: map[*shimConn]bool{}}
 	h.srv = gosmtp.NewServer(backend{h})
 	h.srv.Domain = "nexthop.test"
 	h.srv.LMTP = o.LMTP
@@ -90,6 +91,16 @@ func (h *NextHop) Port() string { _, p, _ := net.SplitHostPort(h.Addr); return p
 
 // Stop closes the next hop: later connections are refused.
 func (h *NextHop) Stop() { h.srv.Close() }
+
+// DropConns closes every open connection (as a restarted or timed-out server would) while
+// the next hop keeps listening.
+func (h *NextHop) DropConns() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.open {
+		c.Conn.Close()
+	}
+}
 
 // Msgs returns the messages received so far.
 func (h *NextHop) Msgs() []Msg {
@@ -251,10 +262,12 @@ func (l *shimListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	sc := &shimConn{Conn: c, h: l.h}
 	l.h.mu.Lock()
 	l.h.conns++
+	l.h.open[sc] = true
 	l.h.mu.Unlock()
-	return &shimConn{Conn: c, h: l.h}, nil
+	return sc, nil
 }
 
 // shimConn sits between the client and go-smtp: it records the client's lines, handles
@@ -314,6 +327,13 @@ func (c *shimConn) lines() {
 		}
 		c.ready = append(c.ready, line...)
 	}
+}
+
+func (c *shimConn) Close() error {
+	c.h.mu.Lock()
+	delete(c.h.open, c)
+	c.h.mu.Unlock()
+	return c.Conn.Close()
 }
 
 func (c *shimConn) Write(p []byte) (int, error) {
