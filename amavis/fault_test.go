@@ -235,7 +235,9 @@ func TestInetACLDenied(t *testing.T) {
 	if line, err := r.ReadString('\n'); err == nil {
 		t.Fatalf("denied client got %q", line)
 	}
-	waitFor(t, "log", func() bool { return strings.Contains(td.log.String(), "DENIED ACCESS from IP 127.0.0.1, policy bank ''") })
+	waitFor(t, "log", func() bool {
+		return strings.Contains(td.log.String(), "DENIED ACCESS from IP 127.0.0.1, policy bank ''")
+	})
 }
 
 func TestMaxServers(t *testing.T) {
