@@ -157,6 +157,7 @@ func (r Report) TempfailReply(amID string) string {
 // engines. Failures are in the Report.
 func (s *Set) Scan(ctx context.Context, dir string) Report {
 	var rep Report
+	dir = filepath.Clean(dir)
 	if len(s.primary)+len(s.backup) == 0 {
 		rep.Failed, rep.FailReason = true, FailNoScanners
 		s.logf(-2, "%s", rep.FailReason)
