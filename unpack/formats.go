@@ -292,6 +292,9 @@ const maxUU = 1000
 
 // decodeUUE extracts uuencoded files from a text part; the text itself is kept.
 func decodeUUE(j *job, p *Part) (bool, error) {
+	if p.noUU {
+		return true, nil
+	}
 	data, unmap, err := mapFile(p.Path)
 	if err != nil {
 		return true, internalError{err}

@@ -2,8 +2,8 @@ package unpack
 
 import (
 	"bytes"
-	"os"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -11,24 +11,47 @@ import (
 // written out as one leaf (and it is far beyond anything a client displays).
 const maxMIMENesting = 100
 
-// mapFile maps a file read-only; the MIME walker works on offsets in it and never copies
-// the message. The returned func unmaps.
-func mapFile(path string) ([]byte, func(), error) {
-	f, err := os.Open(path)
+// mmapMin is the size from which a file is mapped instead of read: small messages are
+// cheaper to read into a pooled buffer than to map.
+const mmapMin = 256 << 10
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, mmapMin); return &b }}
+
+// mapFile gives the bytes of a file without copying large ones: they are mapped read-only and
+// the MIME walker works on offsets into them. release must be called when done.
+func mapFile(path string) (data []byte, release func(), err error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &pathError{"open", path, err}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, nil, &pathError{"stat", path, err}
+	}
+	size := int(st.Size)
+	if size < mmapMin {
+		bp := readBufs.Get().(*[]byte)
+		buf := (*bp)[:size]
+		for n := 0; n < size; {
+			k, err := syscall.Read(fd, buf[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || k == 0 {
+				readBufs.Put(bp)
+				if err == nil {
+					err = syscall.EIO // the file shrank under us
+				}
+				return nil, nil, &pathError{"read", path, err}
+			}
+			n += k
+		}
+		return buf, func() { readBufs.Put(bp) }, nil
+	}
+	b, err := syscall.Mmap(fd, 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
-		return nil, nil, err
-	}
-	if fi.Size() == 0 {
-		return nil, func() {}, nil
-	}
-	b, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		return nil, nil, err
+		return nil, nil, &pathError{"mmap", path, err}
 	}
 	return b, func() { syscall.Munmap(b) }, nil
 }
@@ -41,6 +64,9 @@ func (j *job) decodeMail(root *Part) error {
 		return internalError{err}
 	}
 	defer unmap()
+	root.Size = int64(len(data))
+	j.avail = j.u.lim.quota(root.Size)
+	j.rem = j.avail
 	w := &walker{j: j}
 	err = w.entity(root, data, true, 0, "")
 	j.res.MIMEErrors = append(j.res.MIMEErrors, w.errs...)
@@ -313,29 +339,27 @@ func (w *walker) writeLeaf(p *Part, body []byte, cte string) error {
 	if err != nil {
 		return err
 	}
-	var n int
 	switch cte {
 	case "base64":
-		n, err = decodeBase64To(f, body)
+		_, err = decodeBase64To(f, body)
 	case "quoted-printable":
-		n, err = decodeQPTo(f, body)
+		_, err = decodeQPTo(f, body)
 	case "x-uuencode", "uuencode", "x-uue":
-		var out []byte
-		out, _, _ = decodeUU(body)
-		n, err = f.Write(out)
+		out, _, _ := decodeUU(body)
+		_, err = f.Write(out)
 	default:
 		if cte != "" && cte != "7bit" && cte != "8bit" && cte != "binary" {
 			w.errorf("Unsupported encoding '" + cte + "': using 'binary'")
 		}
-		n, err = f.Write(body)
+		_, err = f.Write(body)
 	}
+	f.finish(p)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return internalError{err}
+		return err
 	}
-	p.Size = int64(n)
 	w.j.charge(p.Size, "mime_decode", true)
 	w.j.next = append(w.j.next, p)
 	return nil

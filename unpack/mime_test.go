@@ -78,7 +78,7 @@ func TestMalformedMIME(t *testing.T) {
 			msg:  hdr + "Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\nsoft=\nbreak =3d=3D =zz end=  \nx\n",
 			want: []string{"|softbreak == =zz endx\n"}},
 		{name: "RFC 2047 names",
-			msg: hdr + "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream; name=\"=?UTF-8?B?ZsO8ci5leGU=?=\"\nContent-Disposition: attachment; filename=\"=?iso-8859-1?Q?f=FCr=2Eexe?=\"\n\nMZ\n--b--\n",
+			msg:   hdr + "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream; name=\"=?UTF-8?B?ZsO8ci5leGU=?=\"\nContent-Disposition: attachment; filename=\"=?iso-8859-1?Q?f=FCr=2Eexe?=\"\n\nMZ\n--b--\n",
 			want:  []string{"für.exe|MZ"},
 			names: []string{"für.exe", "=?iso-8859-1?Q?f=FCr=2Eexe?=", "=?UTF-8?B?ZsO8ci5leGU=?="}},
 		{name: "RFC 2231 continuations with charset",

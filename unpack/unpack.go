@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // Limits carry amavis's variables; zero means "undef" (unlimited), except the factors
@@ -58,6 +59,7 @@ type Part struct {
 
 	num  int  // issue number; 0 for the root
 	mail bool // the file is an RFC 822 message (walked as one whatever its declared type)
+	noUU bool // the file holds no "begin " line: no uuencoded files to look for
 }
 
 // HasAttr tells whether the part carries amavis attribute a (one of "UCBDSL").
@@ -207,18 +209,12 @@ type job struct {
 // Unpack decodes the message emailPath into partsDir (created here, mode 0750). Hostile or broken
 // input is reported in the Result; an error means an internal failure (the caller tempfails).
 func (u *Unpacker) Unpack(ctx context.Context, emailPath, partsDir string) (*Result, error) {
-	if err := os.Mkdir(partsDir, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := syscall.Mkdir(partsDir, 0o750); err != nil && err != syscall.EEXIST {
 		return nil, err
 	}
-	fi, err := os.Stat(emailPath)
-	if err != nil {
-		return nil, err
-	}
-	root := &Part{Path: emailPath, Size: fi.Size()}
+	root := &Part{Path: emailPath}
 	j := &job{u: u, ctx: ctx, dir: partsDir, res: &Result{Root: root}}
-	j.avail = u.lim.quota(fi.Size())
-	j.rem = j.avail
-	err = j.run(root)
+	err := j.run(root)
 	var h holdError
 	switch {
 	case errors.As(err, &h):
@@ -300,17 +296,6 @@ func (j *job) charge(n int64, by string, mayExceed bool) error {
 	return nil
 }
 
-// create opens the new file of part p.
-func (j *job) create(p *Part) (*os.File, error) {
-	p.Path = filepath.Join(j.dir, p.Name)
-	f, err := os.OpenFile(p.Path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
-	if err != nil {
-		p.Path = ""
-		return nil, internalError{err}
-	}
-	return f, nil
-}
-
 // extract writes a new member of parent from r, charging every chunk to the quota before it is
 // written, so that parts/ never grows past the quota. The member is queued for the next tier.
 func (j *job) extract(parent *Part, name string, r io.Reader, by string) (*Part, error) {
@@ -329,7 +314,7 @@ func (j *job) extract(parent *Part, name string, r io.Reader, by string) (*Part,
 		j.buf = make([]byte, 64<<10)
 	}
 	var werr error
-	for werr == nil {
+	for {
 		if err := j.ctx.Err(); err != nil {
 			werr = err
 			break
@@ -341,20 +326,21 @@ func (j *job) extract(parent *Part, name string, r io.Reader, by string) (*Part,
 				break
 			}
 			if _, err := f.Write(j.buf[:n]); err != nil {
-				werr = internalError{err}
+				werr = err
 				break
 			}
-			p.Size += int64(n)
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
 		}
 		if rerr != nil {
 			werr = decodeError{rerr}
+			break
 		}
 	}
+	f.finish(p)
 	if err := f.Close(); err != nil && werr == nil {
-		werr = internalError{err}
+		werr = err
 	}
 	j.next = append(j.next, p)
 	return p, werr
