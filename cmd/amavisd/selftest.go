@@ -252,7 +252,7 @@ func runSelftest(addr string, cap *capture, timeout time.Duration, out io.Writer
 		if r.err != nil {
 			reply = r.err.Error()
 		}
-		fmt.Fprintf(out, "%-23s %-8s %-21s %s\n", tc.name+":", v, mark, reply)
+		fmt.Fprintf(out, "%-23s %-8s %-22s %s\n", tc.name+":", v, mark, reply)
 	}
 	return ok
 }

@@ -82,10 +82,18 @@ type daemonRun struct {
 	log    func(format string, args ...any)
 }
 
-// runDaemon runs the daemon until a stop signal. ready, if not nil, is the pipe to the parent
-// of `start`: it receives "ok" once the daemon serves, or the reason it could not start.
-func runDaemon(o *options, ready *os.File) (status int) {
-	fail := func(err error) int {
+// runDaemon runs the daemon until a stop signal and returns the exit status. ready, if not
+// nil, is the pipe to the parent of `start`: it receives "ok" once the daemon serves, or the
+// reason it could not start, the latter only after the pid file is gone again.
+func runDaemon(o *options, ready *os.File) int {
+	err := serve(o, func() {
+		if ready != nil {
+			fmt.Fprintln(ready, "ok")
+			ready.Close()
+			ready = nil
+		}
+	})
+	if err != nil {
 		if ready != nil {
 			fmt.Fprintln(ready, err)
 			ready.Close()
@@ -93,9 +101,15 @@ func runDaemon(o *options, ready *os.File) (status int) {
 		fmt.Fprintln(os.Stderr, "amavisd:", err)
 		return 1
 	}
+	return 0
+}
+
+// serve starts the daemon, calls serving once it accepts connections, and returns when it
+// has stopped.
+func serve(o *options, serving func()) error {
 	cfg, err := o.loadConfig()
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	// The pid file first: a second daemon must say "already running", not fail to bind.
 	// In the foreground a pid file that cannot be written is no reason not to run.
@@ -105,8 +119,8 @@ func runDaemon(o *options, ready *os.File) (status int) {
 		switch err := pidfile.Create(cfg.PidFile, pid); {
 		case err == nil:
 			ownPidFile = true
-		case errors.Is(err, pidfile.ErrRunning) || ready != nil:
-			return fail(err)
+		case errors.Is(err, pidfile.ErrRunning) || o.verb == "start":
+			return err
 		default:
 			fmt.Fprintln(os.Stderr, "amavisd: (!) pid file:", err)
 		}
@@ -122,12 +136,12 @@ func runDaemon(o *options, ready *os.File) (status int) {
 	var id *privdrop.Identity
 	if os.Geteuid() == 0 && cfg.DaemonUser != "" {
 		if id, err = privdrop.Lookup(cfg.DaemonUser, cfg.DaemonGroup); err != nil {
-			return fail(err)
+			return err
 		}
 	}
 	if err := privdrop.MakeDirs(id, privdrop.Dir{Setting: "TEMPBASE", Path: cfg.TEMPBASE},
 		privdrop.Dir{Setting: "QUARANTINEDIR", Path: cfg.QUARANTINEDIR}); err != nil {
-		return fail(err)
+		return err
 	}
 	if id != nil && ownPidFile {
 		// The daemon user removes the file at the end (it needs the directory for that).
@@ -136,20 +150,20 @@ func runDaemon(o *options, ready *os.File) (status int) {
 
 	log, err := amavis.NewLog(&cfg.Global, o.level, o.verb == "debug")
 	if err != nil {
-		return fail(fmt.Errorf("log: %v", err))
+		return fmt.Errorf("log: %v", err)
 	}
 	defer log.Close()
 	d := amavis.New(cfg, log)
 	if err := d.Listen(); err != nil {
-		return fail(err)
+		return err
 	}
 	if id != nil {
 		if err := privdrop.Drop(id); err != nil {
-			return fail(err)
+			return err
 		}
 	}
 	if err := privdrop.CheckNotRoot(cfg.AllowRunAsRoot); err != nil {
-		return fail(fmt.Errorf("%v\nSECURITY PROBLEM, ABORTING", err))
+		return fmt.Errorf("%v\nSECURITY PROBLEM, ABORTING", err)
 	}
 
 	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: stderrLog}
@@ -160,18 +174,11 @@ func runDaemon(o *options, ready *os.File) (status int) {
 	go func() { errc <- d.Serve() }()
 
 	run.notify.Ready(statusLine(cfg))
-	if ready != nil {
-		fmt.Fprintln(ready, "ok")
-		ready.Close()
-	}
+	serving()
 	for {
 		select {
 		case err := <-errc:
-			if err != nil {
-				run.log("(!!) serving: %v", err)
-				return 1
-			}
-			return 0
+			return err
 		case s := <-sig:
 			if s == syscall.SIGHUP {
 				run.reload()
@@ -224,7 +231,7 @@ func restartOnly(old, cfg *conf.Config) []string {
 
 // shutdown drains: the daemon stops accepting, idle sessions get 421, messages in flight get
 // up to child_timeout to finish.
-func (r *daemonRun) shutdown(s os.Signal, errc <-chan error) int {
+func (r *daemonRun) shutdown(s os.Signal, errc <-chan error) error {
 	r.notify.Stopping()
 	cfg := r.d.Config()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ChildTimeout)*time.Second)
@@ -233,10 +240,9 @@ func (r *daemonRun) shutdown(s os.Signal, errc <-chan error) int {
 	err := r.d.Shutdown(ctx)
 	<-errc
 	if err != nil {
-		r.log("(!)shutdown: %v", err)
-		return 1
+		return fmt.Errorf("shutdown: %v", err)
 	}
-	return 0
+	return nil
 }
 
 func signalName(s os.Signal) string {

@@ -4,9 +4,11 @@ package main
 // showconfig, configtest, stop and reload, with amavis's messages.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -186,7 +188,7 @@ func verbStop(pidFile string, wait time.Duration, stdout io.Writer) error {
 	sig := "SIGTERM"
 	for {
 		time.Sleep(stopPoll)
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if gone(pid) {
 			break
 		}
 		if sig == "SIGTERM" && time.Since(start) > wait {
@@ -201,6 +203,21 @@ func verbStop(pidFile string, wait time.Duration, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Daemon [%d] terminated by %s\n", pid, sig)
 	return nil
+}
+
+// gone reports whether a process has exited: it no longer exists, or it is a zombie that its
+// new parent (we are not it: the daemon left us at start) has not reaped yet.
+func gone(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	// "pid (comm) S ...": the state follows the last ')', as comm may contain one.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 // verbReload sends SIGHUP: the daemon reads its configuration again.

@@ -1,0 +1,610 @@
+package main
+
+// Process-level tests: the binary is built once and run as a process, as an operator runs it.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"golang.org/x/sys/unix"
+
+	"amavisgo/amavis"
+	"amavisgo/delivery/deliverytest"
+)
+
+var amavisdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "amavisd-bin-")
+	if err != nil {
+		panic(err)
+	}
+	amavisdBin = filepath.Join(dir, "amavisd")
+	out, err := exec.Command("go", "build", "-o", amavisdBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building amavisd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's directory, configuration file and ports.
+type env struct {
+	t      *testing.T
+	dir    string
+	file   string
+	port   int
+	addr   string
+	notify *net.UnixConn
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// newEnv writes a configuration: a private MYHOME, a free port, the given next hop, and extra
+// TOML lines (which must not repeat the keys written here).
+func newEnv(t *testing.T, nextHop string, extra ...string) *env {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "amavisd-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755) // the daemon user must reach TEMPBASE below it
+	e := &env{t: t, dir: dir, file: filepath.Join(dir, "amavisd.toml"), port: freePort(t)}
+	e.addr = fmt.Sprintf("127.0.0.1:%d", e.port)
+	e.writeConfig(nextHop, extra...)
+	return e
+}
+
+func (e *env) writeConfig(nextHop string, extra ...string) {
+	e.t.Helper()
+	text := fmt.Sprintf(`MYHOME = %q
+TEMPBASE = %q
+pid_file = %q
+LOGFILE = %q
+inet_socket_port = [%d]
+inet_socket_bind = ["127.0.0.1"]
+forward_method = %q
+child_timeout = 60
+`, e.dir, filepath.Join(e.dir, "tmp"), e.pidFile(), filepath.Join(e.dir, "amavisd.log"), e.port, nextHop)
+	text += strings.Join(extra, "\n") + "\n"
+	if err := os.WriteFile(e.file, []byte(text), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) pidFile() string { return filepath.Join(e.dir, "amavisd.pid") }
+
+// amavisd runs the binary to completion with this env's configuration.
+func (e *env) amavisd(args ...string) (stdout, stderr string, code int) {
+	e.t.Helper()
+	cmd := exec.Command(amavisdBin, append([]string{"-c", e.file}, args...)...)
+	var o, er bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &er
+	err := cmd.Run()
+	code = cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		e.t.Fatalf("amavisd %v: %v", args, err)
+	}
+	return o.String(), er.String(), code
+}
+
+// listenNotify opens the socket systemd would give the daemon in NOTIFY_SOCKET.
+func (e *env) listenNotify() string {
+	e.t.Helper()
+	path := filepath.Join(e.dir, "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	os.Chmod(path, 0o777) // as systemd's: the daemon sends after dropping privileges
+	e.notify = c
+	return path
+}
+
+// waitNotify reads sd_notify messages until one contains want.
+func (e *env) waitNotify(want string) string {
+	e.t.Helper()
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		e.notify.SetReadDeadline(deadline)
+		n, err := e.notify.Read(buf)
+		if err != nil {
+			e.t.Fatalf("waiting for sd_notify %q: %v", want, err)
+		}
+		if msg := string(buf[:n]); strings.Contains(msg, want) {
+			return msg
+		}
+	}
+}
+
+// daemon is a foreground amavisd started by a test.
+type daemon struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+func (d *daemon) Stderr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stderr.String()
+}
+
+type lockedWriter struct{ d *daemon }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.d.mu.Lock()
+	defer w.d.mu.Unlock()
+	return w.d.stderr.Write(p)
+}
+
+// foreground starts `amavisd -c FILE foreground` and waits for READY=1 on its notify socket.
+func (e *env) foreground(args ...string) *daemon {
+	e.t.Helper()
+	sock := e.listenNotify()
+	d := &daemon{done: make(chan struct{})}
+	d.cmd = exec.Command(amavisdBin, append(append([]string{"-c", e.file}, args...), "foreground")...)
+	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	d.cmd.Stderr = lockedWriter{d}
+	if err := d.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	e.t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+	})
+	ready := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		e.notify.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for {
+			n, err := e.notify.Read(buf)
+			if err != nil {
+				ready <- ""
+				return
+			}
+			if strings.Contains(string(buf[:n]), "READY=1") {
+				ready <- string(buf[:n])
+				return
+			}
+		}
+	}()
+	select {
+	case msg := <-ready:
+		if msg == "" {
+			e.t.Fatalf("no READY=1 from the daemon; stderr:\n%s", d.Stderr())
+		}
+		if want := fmt.Sprintf("MAINPID=%d", d.cmd.Process.Pid); !strings.Contains(msg, want) {
+			e.t.Errorf("READY message %q lacks %s", msg, want)
+		}
+	case <-d.done:
+		e.t.Fatalf("the daemon exited during start-up: %v\n%s", d.cmd.ProcessState, d.Stderr())
+	}
+	return d
+}
+
+func (d *daemon) wait(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(timeout):
+		t.Fatalf("the daemon did not exit within %v", timeout)
+	}
+}
+
+// client is an SMTP conversation step by step, so that a test can stop in the middle of DATA.
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	tp   *textproto.Conn
+}
+
+func dial(t *testing.T, addr string) (*client, string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	c := &client{t: t, conn: conn, tp: textproto.NewConn(conn)}
+	t.Cleanup(func() { conn.Close() })
+	return c, c.reply()
+}
+
+// reply reads one (possibly multi-line) reply and returns it as "code text".
+func (c *client) reply() string {
+	c.t.Helper()
+	code, text, err := c.tp.ReadResponse(0)
+	if err != nil {
+		if _, ok := err.(*textproto.Error); !ok {
+			return "ERROR " + err.Error()
+		}
+	}
+	return fmt.Sprintf("%d %s", code, text)
+}
+
+func (c *client) cmd(line string) string {
+	c.t.Helper()
+	if err := c.tp.PrintfLine("%s", line); err != nil {
+		return "ERROR " + err.Error()
+	}
+	return c.reply()
+}
+
+// startData opens a transaction and sends the message's first half.
+func (c *client) startData(msgID string) {
+	c.t.Helper()
+	for _, s := range []struct{ cmd, want string }{
+		{"EHLO client.test", "250"}, {"MAIL FROM:<sender@example.org>", "250"},
+		{"RCPT TO:<rcpt@example.com>", "250"}, {"DATA", "354"},
+	} {
+		if r := c.cmd(s.cmd); !strings.HasPrefix(r, s.want) {
+			c.t.Fatalf("%s: %s", s.cmd, r)
+		}
+	}
+	fmt.Fprintf(c.conn, "From: <sender@example.org>\r\nTo: <rcpt@example.com>\r\nMessage-ID: <%s>\r\nSubject: in flight\r\n\r\nfirst half\r\n", msgID)
+}
+
+// finishData sends the rest and the final dot and returns the reply.
+func (c *client) finishData() string {
+	c.t.Helper()
+	fmt.Fprintf(c.conn, "second half\r\n.\r\n")
+	return c.reply()
+}
+
+func greetingOf(t *testing.T, addr string) string {
+	t.Helper()
+	c, g := dial(t, addr)
+	c.cmd("QUIT")
+	return g
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(amavisdBin, "-V").Output()
+	if err != nil || string(out) != amavis.Version+"\n" {
+		t.Errorf("-V printed %q (%v), want %q", out, err, amavis.Version+"\n")
+	}
+}
+
+func TestConfigtest(t *testing.T) {
+	e := newEnv(t, "smtp:[127.0.0.1]:10025")
+	if out, errOut, code := e.amavisd("configtest"); code != 0 || out != "amavisd: configuration "+e.file+" is OK\n" {
+		t.Errorf("good file: exit %d, %q %q", code, out, errOut)
+	}
+	for _, tc := range []struct {
+		name, extra, want string
+	}{
+		{"wrong key", "max_server = 3", `:10: key "max_server": unknown setting`},
+		{"wrong key in a bank", "[policy_bank.MYNETS]\nbogus = 1", `:11: key "policy_bank.MYNETS.bogus": unknown setting in policy bank MYNETS`},
+		{"wrong type", "max_servers = \"two\"", `:10: key "max_servers": incompatible types`},
+		{"no such user", "daemon_user = \"no-such-user-here\"", `:10: key "daemon_user": no such user "no-such-user-here"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.writeConfig("smtp:[127.0.0.1]:10025", "", tc.extra)
+			out, errOut, code := e.amavisd("configtest")
+			if want := "amavisd: " + e.file + tc.want; code != 1 || out != "" || !strings.HasPrefix(errOut, want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
+			}
+		})
+	}
+}
+
+func TestShowconfigLoadsAgain(t *testing.T) {
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", "[policy_bank.MYNETS]", "originating = true")
+	out, errOut, code := e.amavisd("-m", "7", "-d", "3", "showconfig")
+	if code != 0 {
+		t.Fatalf("showconfig: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"\nmax_servers = 7\n", "\nlog_level = 3\n", fmt.Sprintf("\ninet_socket_port = [\"%d\"]\n", e.port),
+		"\n[policy_bank.MYNETS]\noriginating = true\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("showconfig lacks %q", want)
+		}
+	}
+	shown := filepath.Join(e.dir, "shown.toml")
+	os.WriteFile(shown, []byte(out), 0o644)
+	if o, er, code := (&env{t: t, file: shown}).amavisd("configtest"); code != 0 {
+		t.Errorf("showconfig's output does not load: %s%s", o, er)
+	}
+}
+
+func TestStartStop(t *testing.T) {
+	next := deliverytest.Start(t)
+	e := newEnv(t, next.Method.String(), "allow_run_as_root = true")
+	begin := time.Now()
+	if out, errOut, code := e.amavisd("start"); code != 0 || out != "" || errOut != "" {
+		t.Fatalf("start: exit %d, %q %q", code, out, errOut)
+	}
+	b, err := os.ReadFile(e.pidFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	// start returns once the daemon serves: the greeting comes at once.
+	if g := greetingOf(t, e.addr); !strings.HasPrefix(g, "220 [127.0.0.1] ESMTP amavis service ready") {
+		t.Errorf("greeting %q", g)
+	}
+	if sid, _ := unix.Getsid(pid); sid != pid {
+		t.Errorf("the daemon (pid %d) is in session %d, want its own session", pid, sid)
+	}
+	t.Logf("start took %v", time.Since(begin))
+
+	_, errOut, code := e.amavisd("start")
+	if want := fmt.Sprintf("amavisd: The amavisd daemon is already running, PID: [%d]\n", pid); code != 1 || errOut != want {
+		t.Errorf("second start: exit %d, %q, want %q", code, errOut, want)
+	}
+
+	out, errOut, code := e.amavisd("stop")
+	if want := fmt.Sprintf("Daemon [%d] terminated by SIGTERM\n", pid); code != 0 || out != want {
+		t.Errorf("stop: exit %d, %q %q, want %q", code, out, errOut, want)
+	}
+	if _, err := os.Stat(e.pidFile()); !os.IsNotExist(err) {
+		t.Errorf("pid file still there after stop: %v", err)
+	}
+	if !gone(pid) {
+		t.Errorf("process %d still runs", pid)
+	}
+	_, errOut, code = e.amavisd("stop")
+	if code != 1 || !strings.HasPrefix(errOut, "amavisd: The amavisd daemon is apparently not running, cannot stop it (no PID file") {
+		t.Errorf("stop without daemon: exit %d, %q", code, errOut)
+	}
+}
+
+func TestStartReportsFailure(t *testing.T) {
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true")
+	busy, err := net.Listen("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, errOut, code := e.amavisd("start")
+	if code != 1 || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("start on a busy port: exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat(e.pidFile()); !os.IsNotExist(err) {
+		t.Errorf("a failed start left its pid file: %v", err)
+	}
+}
+
+func TestRefusesToRunAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	e := newEnv(t, "smtp:[127.0.0.1]:10025")
+	_, errOut, code := e.amavisd("foreground")
+	if code != 1 || !strings.Contains(errOut, "Running as EUID 0 (root), ABORTING!") || !strings.Contains(errOut, "SECURITY PROBLEM, ABORTING") {
+		t.Errorf("exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat(e.pidFile()); !os.IsNotExist(err) {
+		t.Errorf("the refused daemon left its pid file: %v", err)
+	}
+}
+
+func TestDropsPrivileges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	next := deliverytest.Start(t)
+	e := newEnv(t, next.Method.String(), `daemon_user = "nobody"`, `daemon_group = "nogroup"`,
+		fmt.Sprintf("QUARANTINEDIR = %q", "QDIR"))
+	e.writeConfig(next.Method.String(), `daemon_user = "nobody"`, `daemon_group = "nogroup"`,
+		fmt.Sprintf("QUARANTINEDIR = %q", filepath.Join(e.dir, "virusmails")))
+	d := e.foreground()
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	for _, want := range []string{"\nUid:\t65534\t65534\t65534\t65534\n", "\nGid:\t65534\t65534\t65534\t65534\n", "\nGroups:\t65534 \n"} {
+		if !bytes.Contains(status, []byte(want)) {
+			t.Errorf("/proc/PID/status lacks %q:\n%s", want, status)
+		}
+	}
+	for _, dir := range []string{"tmp", "virusmails"} {
+		fi, err := os.Stat(filepath.Join(e.dir, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o750 || st.Uid != 65534 {
+			t.Errorf("%s: mode %04o owner %d, want 0750 owned by nobody", dir, fi.Mode().Perm(), st.Uid)
+		}
+	}
+	// The dropped daemon still does its job: a message goes through.
+	c, _ := dial(t, e.addr)
+	c.startData("dropped@test")
+	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
+		t.Errorf("message through the unprivileged daemon: %s\n%s", r, d.Stderr())
+	}
+}
+
+func TestReloadWithMessageInFlight(t *testing.T) {
+	next := deliverytest.Start(t)
+	e := newEnv(t, next.Method.String(), "allow_run_as_root = true", `smtpd_greeting_banner = "first ${helo-name}"`)
+	d := e.foreground()
+
+	inFlight, g := dial(t, e.addr)
+	if g != "220 first [127.0.0.1]" {
+		t.Fatalf("greeting %q", g)
+	}
+	inFlight.startData("inflight@test")
+
+	e.writeConfig(next.Method.String(), "allow_run_as_root = true", `smtpd_greeting_banner = "second ${helo-name}"`)
+	if out, errOut, code := e.amavisd("reload"); code != 0 {
+		t.Fatalf("reload: exit %d %q %q", code, out, errOut)
+	}
+	if msg := e.waitNotify("RELOADING=1"); !regexp.MustCompile(`MONOTONIC_USEC=\d+`).MatchString(msg) {
+		t.Errorf("RELOADING message %q lacks MONOTONIC_USEC", msg)
+	}
+	e.waitNotify("READY=1")
+
+	if g := greetingOf(t, e.addr); g != "220 second [127.0.0.1]" {
+		t.Errorf("a new connection after the reload got %q, want the new banner", g)
+	}
+	if r := inFlight.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
+		t.Fatalf("the message in flight during the reload: %s\n%s", r, d.Stderr())
+	}
+	if m := next.Wait(t, 0); !bytes.Contains(m.Data, []byte("Message-ID: <inflight@test>")) || !bytes.Contains(m.Data, []byte("second half")) {
+		t.Errorf("the next hop got:\n%s", m.Data)
+	}
+	// The connection survived the reload and still works.
+	if r := inFlight.cmd("RSET"); r != "250 2.0.0 Ok RSET" {
+		t.Errorf("RSET after the reload: %s", r)
+	}
+	if r := inFlight.cmd("QUIT"); !strings.HasPrefix(r, "221 ") {
+		t.Errorf("QUIT: %s", r)
+	}
+}
+
+func TestReloadBrokenConfigKeepsOld(t *testing.T) {
+	next := deliverytest.Start(t)
+	e := newEnv(t, next.Method.String(), "allow_run_as_root = true", `smtpd_greeting_banner = "first ${helo-name}"`)
+	d := e.foreground()
+	e.writeConfig(next.Method.String(), "allow_run_as_root = true", `smtpd_greeting_banner = "second ${helo-name}"`, "max_server = 3")
+	syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP)
+	e.waitNotify("RELOADING=1")
+	e.waitNotify("READY=1")
+	want := `Rejecting reload, some config files unreadable or erroneous: ` + e.file + `:11: key "max_server": unknown setting`
+	if !strings.Contains(d.Stderr(), want) {
+		t.Errorf("the log lacks %q:\n%s", want, d.Stderr())
+	}
+	if g := greetingOf(t, e.addr); g != "220 first [127.0.0.1]" {
+		t.Errorf("after a refused reload the greeting is %q, want the old one", g)
+	}
+	c, _ := dial(t, e.addr)
+	c.startData("after-refused-reload@test")
+	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
+		t.Errorf("a message after a refused reload: %s", r)
+	}
+}
+
+// gatedNextHop is a next hop that holds each message's final reply until released, so that a
+// test can stop the daemon while it forwards.
+type gatedNextHop struct {
+	addr     string
+	arrived  chan struct{}
+	release  chan struct{}
+	mu       sync.Mutex
+	received [][]byte
+}
+
+func startGatedNextHop(t *testing.T) *gatedNextHop {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedNextHop{addr: l.Addr().String(), arrived: make(chan struct{}, 10), release: make(chan struct{})}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &gatedSession{g: g}, nil }))
+	srv.Domain = "gated.test"
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return g
+}
+
+func (g *gatedNextHop) method() string { return "smtp:[" + strings.Replace(g.addr, ":", "]:", 1) }
+
+type gatedSession struct{ g *gatedNextHop }
+
+func (s *gatedSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *gatedSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s *gatedSession) Reset()                               {}
+func (s *gatedSession) Logout() error                        { return nil }
+func (s *gatedSession) Data(r io.Reader) error {
+	b, _ := io.ReadAll(r)
+	s.g.arrived <- struct{}{}
+	<-s.g.release
+	s.g.mu.Lock()
+	s.g.received = append(s.g.received, b)
+	s.g.mu.Unlock()
+	return nil
+}
+
+// TestStopWithMessageInFlight: a message being forwarded when SIGTERM comes is finished and
+// acknowledged only after the next hop took it; a message still being received gets its
+// reply when the client completes it (or a 4xx), never a 250 without delivery; new
+// connections are refused.
+func TestStopWithMessageInFlight(t *testing.T) {
+	next := startGatedNextHop(t)
+	e := newEnv(t, next.method(), "allow_run_as_root = true")
+	d := e.foreground()
+
+	forwarding, _ := dial(t, e.addr)
+	forwarding.startData("forwarding@test")
+	fmt.Fprintf(forwarding.conn, "second half\r\n.\r\n")
+	<-next.arrived // the daemon is now waiting for the next hop
+
+	receiving, _ := dial(t, e.addr)
+	receiving.startData("receiving@test")
+	time.Sleep(100 * time.Millisecond) // let the daemon read the first half
+
+	stopped := make(chan string, 1)
+	go func() {
+		out, errOut, _ := e.amavisd("stop")
+		stopped <- out + errOut
+	}()
+	e.waitNotify("STOPPING=1")
+	if c, err := net.DialTimeout("tcp", e.addr, time.Second); err == nil {
+		// The listener is closed: at most a connection that gets no greeting or a 421.
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		if strings.HasPrefix(line, "220") {
+			t.Errorf("a new connection during shutdown was greeted: %q", line)
+		}
+		c.Close()
+	}
+
+	close(next.release)
+	if r := forwarding.reply(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
+		t.Errorf("the message being forwarded at SIGTERM: %s", r)
+	}
+	r := receiving.finishData()
+	next.mu.Lock()
+	delivered := len(next.received)
+	next.mu.Unlock()
+	switch {
+	case strings.HasPrefix(r, "250") && delivered != 2:
+		t.Errorf("the message received during shutdown was acknowledged (%s) but the next hop has %d messages", r, delivered)
+	case !strings.HasPrefix(r, "250") && !strings.HasPrefix(r, "4") && !strings.HasPrefix(r, "ERROR"):
+		t.Errorf("the message received during shutdown got %q: want its 250 after delivery, or a 4xx", r)
+	}
+	t.Logf("message completed during shutdown: %s (next hop has %d)", r, delivered)
+
+	select {
+	case out := <-stopped:
+		if want := fmt.Sprintf("Daemon [%d] terminated by SIGTERM\n", d.cmd.Process.Pid); out != want {
+			t.Errorf("stop said %q, want %q", out, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("stop did not return; daemon stderr:\n%s", d.Stderr())
+	}
+	d.wait(t, 5*time.Second)
+	if _, err := os.Stat(e.pidFile()); !os.IsNotExist(err) {
+		t.Errorf("pid file still there after stop: %v", err)
+	}
+}
