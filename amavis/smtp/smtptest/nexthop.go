@@ -8,6 +8,7 @@ package smtptest
 import (
 	"bytes"
 	"crypto/sha256"
+	"hash"
 	"fmt"
 	"io"
 	"net"
@@ -42,7 +43,8 @@ type Msg struct {
 	RcptOpts []gosmtp.RcptOptions
 	Size     int64
 	SHA256   [32]byte
-	Data     []byte // the first KeepData bytes
+	BodySHA  [32]byte // SHA-256 of the body: what follows the first empty line
+	Data     []byte   // the first KeepData bytes
 	XForward string // the XFORWARD line in effect for this transaction ("" for none)
 }
 
@@ -72,7 +74,7 @@ func Start(t testing.TB, o Options) *NextHop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &NextHop{Addr: ln.Addr().String(), opts: o, lineCap: 4 << 20, open: map[*shimConn]bool{}}
+	h := &NextHop{Addr: ln.Addr().String(), opts: o, lineCap: 1 << 20, open: map[*shimConn]bool{}}
 	h.srv = gosmtp.NewServer(backend{h})
 	h.srv.Domain = "nexthop.test"
 	h.srv.LMTP = o.LMTP
@@ -182,10 +184,12 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 
 func (s *session) read(r io.Reader) error {
 	hash := sha256.New()
+	body := &bodyHash{h: sha256.New()}
 	keep := &limitedBuffer{max: s.h.opts.KeepData}
-	n, err := io.Copy(io.MultiWriter(hash, keep), r)
+	n, err := io.Copy(io.MultiWriter(hash, body, keep), r)
 	s.msg.Size = n
 	copy(s.msg.SHA256[:], hash.Sum(nil))
+	copy(s.msg.BodySHA[:], body.h.Sum(nil))
 	s.msg.Data = keep.Bytes()
 	return err
 }
@@ -235,6 +239,41 @@ func (s *session) LMTPData(r io.Reader, st gosmtp.StatusCollector) error {
 		}
 	}
 	return nil
+}
+
+// bodyHash hashes what follows the first CRLF CRLF.
+type bodyHash struct {
+	h      hash.Hash
+	last   []byte
+	inBody bool
+}
+
+func (b *bodyHash) Write(p []byte) (int, error) {
+	if b.inBody {
+		return b.h.Write(p)
+	}
+	sep := []byte("\r\n\r\n")
+	head := p
+	if len(head) > 3 {
+		head = head[:3]
+	}
+	edge := append(append([]byte(nil), b.last...), head...)
+	if i := bytes.Index(edge, sep); i >= 0 {
+		b.inBody = true
+		b.h.Write(p[i+4-len(b.last):])
+		return len(p), nil
+	}
+	if i := bytes.Index(p, sep); i >= 0 {
+		b.inBody = true
+		b.h.Write(p[i+4:])
+		return len(p), nil
+	}
+	tail := append(b.last, p...)
+	if len(tail) > 3 {
+		tail = tail[len(tail)-3:]
+	}
+	b.last = append([]byte(nil), tail...)
+	return len(p), nil
 }
 
 type limitedBuffer struct {
