@@ -8,8 +8,8 @@ package smtptest
 import (
 	"bytes"
 	"crypto/sha256"
-	"hash"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"strings"
@@ -45,7 +45,7 @@ type Msg struct {
 	SHA256   [32]byte
 	BodySHA  [32]byte // SHA-256 of the body: what follows the first empty line
 	Data     []byte   // the first KeepData bytes
-	XForward string // the XFORWARD line in effect for this transaction ("" for none)
+	XForward string   // the XFORWARD line in effect for this transaction ("" for none)
 }
 
 // NextHop is a running next hop.
