@@ -1,0 +1,372 @@
+package verdict
+
+import (
+	"strings"
+
+	"amavisgo/conf"
+	"amavisgo/policybank/lookup"
+	"amavisgo/scanners"
+	"amavisgo/unpack"
+)
+
+// Input is what the daemon knows about a message when it decides.
+type Input struct {
+	Config     *conf.Config
+	Policy     *conf.Policy // the message's policy bank (policybank.Select)
+	LogID      string       // %n, e.g. "12345-03"
+	Sender     string       // envelope sender, "" for <>
+	Recipients []string     // envelope recipients, in RCPT order
+	Header     []byte       // the original header section, without the empty line
+	SMTPUTF8   bool         // MAIL FROM had SMTPUTF8
+	Size       int64        // message size as RFC 1870 counts it
+	// Bulk is true for mailing-list, bulk and auto-reply mail (amavis's is_bulk); with a null
+	// sender it lets a bad header pass instead of bouncing.
+	Bulk bool
+	// Unpacked is the decoded message; nil when decoding was skipped (then no banned check).
+	Unpacked *unpack.Result
+	// AV is the virus scan's report; leave it zero when no scan ran (every recipient bypasses
+	// virus checks, or Unpacked.Hold is set).
+	AV scanners.Report
+}
+
+// Checks tells which checks any recipient needs, so the daemon can skip the others: amavis
+// does not scan for viruses when every recipient bypasses virus checks, and so on.
+type Checks struct {
+	Virus, Banned, Header, Spam bool
+	// Decode is true when the message must be decoded (for the virus scan or banned check).
+	Decode bool
+}
+
+// Plan returns the checks the recipients of a message need under policy p.
+func Plan(p *conf.Policy, recips []string) Checks {
+	o := p.LookupOptions()
+	var c Checks
+	for _, r := range recips {
+		c.Virus = c.Virus || !p.BypassVirusChecksMaps.Bool(r, o)
+		c.Banned = c.Banned || !p.BypassBannedChecksMaps.Bool(r, o)
+		c.Header = c.Header || !p.BypassHeaderChecksMaps.Bool(r, o)
+		c.Spam = c.Spam || !p.BypassSpamChecksMaps.Bool(r, o)
+	}
+	c.Banned = c.Banned && p.BannedFilenameMaps.Len() > 0
+	c.Decode = c.Virus || c.Banned
+	return c
+}
+
+// Verdict is the decision for a message and each of its recipients.
+type Verdict struct {
+	LogID string
+	// CCats are the message's categories (every recipient's, bypassed or not).
+	CCats CCats
+	// Blocking is the most important blocking category among the recipients.
+	Blocking CCat
+	Blocked  bool // some recipient is blocked
+	Recips   []*Recipient
+
+	Viruses    []string // %V
+	BadHeaders []string // %X: header findings, then "MIME error: ..."
+	Hold       string   // why decoding stopped (X-Amavis-Hold)
+	// Tempfail, when set, is the reply for the whole message: the virus scan failed and
+	// virus_scanners_failure_is_fatal is set (amavis's 451; the MTA retries).
+	Tempfail string
+	// Notes are things amavis logs at level 2 (e.g. unknown banned rule set names).
+	Notes []string
+
+	policy      *conf.Policy
+	xHeaderLine string
+	hasSubject  bool
+}
+
+// Recipient is the decision for one recipient.
+type Recipient struct {
+	Addr  string
+	Local bool // local_domains_maps
+
+	BypassVirus, BypassBanned, BypassHeader, BypassSpam bool
+
+	CCats    CCats // the categories that apply to this recipient
+	Blocking CCat  // the blocking category, when Blocked
+	Blocked  bool
+	Destiny  conf.Destiny // D_PASS when not blocked
+	// Response is the SMTP reply of a blocked recipient, e.g.
+	// "554 5.7.0 Reject, id=12345-01 - INFECTED: Eicar-Test-Signature"; "" when passed.
+	Response string
+	// DSNSuppress, when set, says why no DSN is to be sent for a bounced recipient
+	// ("INFECTED" for viruses that fake the sender, "BANNED:DISCARD suggested by rule").
+	DSNSuppress string
+
+	Banned       []BannedPart
+	BannedReason string // %F: the first banned part, "comment:.exe,.exe-ms,run.exe"
+	OverLimit    int64  // the recipient's size limit when CC_OVERSIZED
+}
+
+// Decide makes the decision for every recipient (SPEC §5.2). The error reports a banned rule
+// that ran out of time; the daemon tempfails the message then.
+func Decide(in Input) (*Verdict, error) {
+	p := in.Policy
+	o := p.LookupOptions()
+	v := &Verdict{LogID: in.LogID, policy: p, xHeaderLine: p.X_HEADER_LINE}
+	if in.Config != nil {
+		v.xHeaderLine = in.Config.XHeaderLine(p)
+	}
+	for _, f := range SplitHeader(in.Header) {
+		if strings.EqualFold(fieldName(f), "Subject") {
+			v.hasSubject = true
+		}
+	}
+	v.CCats.Add(CC_CLEAN, 0)
+	for _, addr := range in.Recipients {
+		r := &Recipient{
+			Addr:         addr,
+			Local:        p.LocalDomainsMaps.Bool(addr, o),
+			BypassVirus:  p.BypassVirusChecksMaps.Bool(addr, o),
+			BypassBanned: p.BypassBannedChecksMaps.Bool(addr, o),
+			BypassHeader: p.BypassHeaderChecksMaps.Bool(addr, o),
+			BypassSpam:   p.BypassSpamChecksMaps.Bool(addr, o),
+			Destiny:      conf.D_PASS,
+		}
+		r.CCats.Add(CC_CLEAN, 0)
+		v.Recips = append(v.Recips, r)
+	}
+
+	// Decoding: encrypted, over limits, ambiguous or undecipherable parts (SPEC §4.4).
+	if u := in.Unpacked; u != nil {
+		v.Hold = u.Hold
+		encrypted, overLimits, ambiguous := u.Encrypted(), u.Hold != "", u.Ambiguous()
+		if encrypted || overLimits || ambiguous || u.Undecipherable() {
+			v.CCats.Add(CC_UNCHECKED, 0)
+			for _, minor := range uncheckedMinors(encrypted, overLimits, ambiguous) {
+				v.CCats.Add(CC_UNCHECKED, minor)
+			}
+			for _, r := range v.Recips {
+				if ambiguous {
+					r.CCats.Add(CC_UNCHECKED, 3) // even for recipients bypassing virus checks
+				}
+				if r.BypassVirus {
+					continue
+				}
+				r.CCats.Add(CC_UNCHECKED, 0)
+				for _, minor := range uncheckedMinors(encrypted, overLimits, false) {
+					r.CCats.Add(CC_UNCHECKED, minor)
+				}
+			}
+		}
+	}
+
+	// Header checks, unless every recipient bypasses them.
+	if anyRecip(v.Recips, func(r *Recipient) bool { return !r.BypassHeader }) && len(p.AllowedHeaderTests) > 0 {
+		findings, minor := CheckHeader(in.Header, HeaderTests(p.AllowedHeaderTests), in.SMTPUTF8)
+		v.BadHeaders = findings
+		var mimeErr string
+		if p.AllowedHeaderTests["mime"] && in.Unpacked != nil && len(in.Unpacked.MIMEErrors) > 0 {
+			mimeErr = in.Unpacked.MIMEErrors[0]
+			v.BadHeaders = append(v.BadHeaders, sanitize("MIME error: "+mimeErr))
+		}
+		if len(findings) > 0 {
+			v.CCats.Add(CC_BADH, minor)
+		}
+		if mimeErr != "" {
+			v.CCats.Add(CC_BADH, 1)
+		}
+		for _, r := range v.Recips {
+			if r.BypassHeader {
+				continue
+			}
+			if len(findings) > 0 {
+				r.CCats.Add(CC_BADH, minor)
+			}
+			if mimeErr != "" {
+				r.CCats.Add(CC_BADH, 1)
+			}
+		}
+	}
+
+	// Banned parts, per recipient's rule sets.
+	if in.Unpacked != nil {
+		paths := leafPaths(in.Unpacked)
+		done := map[string][]BannedPart{} // rule set names -> result, for recipients sharing them
+		for _, r := range v.Recips {
+			if r.BypassBanned {
+				continue
+			}
+			tables, key, unknown := bannedTables(p.BannedFilenameMaps, p.BannedRules, r.Addr, o)
+			for _, n := range unknown {
+				v.Notes = append(v.Notes, "INFO: unknown banned table name "+n+", recip="+r.Addr)
+			}
+			if len(tables) == 0 {
+				continue
+			}
+			parts, ok := done[key]
+			if !ok {
+				var err error
+				if parts, err = checkBanned(paths, tables); err != nil {
+					return nil, err
+				}
+				done[key] = parts
+			}
+			if len(parts) == 0 {
+				continue
+			}
+			r.Banned = parts
+			r.BannedReason = reasonShort(parts[0])
+			for _, b := range parts {
+				if strings.HasPrefix(lookup.String(b.RHS), "DISCARD") {
+					r.DSNSuppress = "BANNED:" + lookup.String(b.RHS) + " suggested by rule"
+				}
+			}
+			r.CCats.Add(CC_BANNED, 0)
+			v.CCats.Add(CC_BANNED, 0)
+		}
+	}
+
+	// The virus scan.
+	if in.AV.Failed {
+		v.CCats.Add(CC_UNCHECKED, 0)
+		for _, r := range v.Recips {
+			if !r.BypassVirus {
+				r.CCats.Add(CC_UNCHECKED, 0)
+			}
+		}
+		if p.VirusScannersFailureIsFatal {
+			v.Tempfail = in.AV.TempfailReply(in.LogID)
+		}
+	}
+	if len(in.AV.Viruses) > 0 {
+		v.Viruses = in.AV.Viruses
+		fakes := p.VirusesThatFakeSenderMaps.Fakes(in.AV.Viruses)
+		v.CCats.Add(CC_VIRUS, 0)
+		for _, r := range v.Recips {
+			if !r.BypassVirus {
+				r.CCats.Add(CC_VIRUS, 0)
+			}
+			if fakes {
+				if r.DSNSuppress == "" {
+					r.DSNSuppress = "INFECTED"
+				} else {
+					r.DSNSuppress = "INFECTED, " + r.DSNSuppress
+				}
+			}
+		}
+	}
+
+	for _, r := range v.Recips {
+		// Size limit per recipient (never below 64 KiB, RFC 5321).
+		if lv, _, found := p.MessageSizeLimitMaps.Lookup(r.Addr, o); found {
+			if n, ok := lookup.Number(lv); ok && n > 0 {
+				limit := max(int64(n), 65536)
+				if in.Size > limit {
+					r.OverLimit = limit
+					r.CCats.Add(CC_OVERSIZED, 0)
+					v.CCats.Add(CC_OVERSIZED, 0)
+				}
+			}
+		}
+		decide(v, r, in)
+	}
+	return v, nil
+}
+
+func uncheckedMinors(encrypted, overLimits, ambiguous bool) []int {
+	var m []int
+	if encrypted {
+		m = append(m, 1)
+	}
+	if overLimits {
+		m = append(m, 2)
+	}
+	if ambiguous {
+		m = append(m, 3)
+	}
+	return m
+}
+
+func anyRecip(rs []*Recipient, f func(*Recipient) bool) bool {
+	for _, r := range rs {
+		if f(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// destinyKeys are the keys of amavis's %final_destiny_maps_by_ccat and %lovers_maps_by_ccat:
+// the decision walks a recipient's categories through these only (so "4,7" is decided as "4").
+var destinyKeys = map[CCat]bool{
+	{9, 0}: true, {8, 0}: true, {7, 0}: true, {6, 0}: true, {5, 0}: true, {4, 0}: true,
+	{3, 0}: true, {2, 0}: true, {2, 1}: true, {2, 2}: true, {0, 0}: true,
+}
+
+// destinyOf is %final_destiny_maps_by_ccat for one key (D_PASS when it has none).
+func destinyOf(p *conf.Policy, c CCat) conf.Destiny {
+	switch c {
+	case CCat{CC_VIRUS, 0}:
+		return p.FinalVirusDestiny
+	case CCat{CC_BANNED, 0}:
+		if p.FinalBannedDestiny == conf.D_DISCARD && p.Warnbannedsender {
+			return conf.D_BOUNCE
+		}
+		return p.FinalBannedDestiny
+	case CCat{CC_UNCHECKED, 0}:
+		return p.FinalUncheckedDestiny
+	case CCat{CC_SPAM, 0}:
+		return p.FinalSpamDestiny
+	case CCat{CC_BADH, 0}:
+		if p.FinalBadHeaderDestiny == conf.D_DISCARD && p.Warnbadhsender {
+			return conf.D_BOUNCE
+		}
+		return p.FinalBadHeaderDestiny
+	case CCat{CC_MTA, 1}, CCat{CC_MTA, 0}:
+		return conf.D_TEMPFAIL
+	case CCat{CC_MTA, 2}:
+		return conf.D_REJECT
+	case CCat{CC_OVERSIZED, 0}:
+		return conf.D_BOUNCE
+	}
+	return conf.D_PASS
+}
+
+// loversOf is %lovers_maps_by_ccat.
+func loversOf(p *conf.Policy, major int) *lookup.Maps {
+	switch major {
+	case CC_VIRUS:
+		return &p.VirusLoversMaps
+	case CC_BANNED:
+		return &p.BannedFilesLoversMaps
+	case CC_UNCHECKED:
+		return &p.UncheckedLoversMaps
+	case CC_SPAM, CC_SPAMMY:
+		return &p.SpamLoversMaps
+	case CC_BADH:
+		return &p.BadHeaderLoversMaps
+	}
+	return nil
+}
+
+// decide finds a recipient's blocking category and destiny, and its reply when blocked.
+func decide(v *Verdict, r *Recipient, in Input) {
+	p := in.Policy
+	o := p.LookupOptions()
+	for _, c := range append(append(CCats(nil), r.CCats...), CCat{}) {
+		if !destinyKeys[c] {
+			continue
+		}
+		d := destinyOf(p, c)
+		if d == conf.D_PASS {
+			continue
+		}
+		if l := loversOf(p, c.Major); l != nil && l.Bool(r.Addr, o) {
+			continue // a content lover gets it
+		}
+		if d == conf.D_BOUNCE && (in.Sender == "" || in.Bulk) && c.Major == CC_BADH {
+			continue // have mercy: its bounce would be suppressed anyway
+		}
+		r.Blocked, r.Blocking, r.Destiny = true, c, d
+		break
+	}
+	if !r.Blocked {
+		return
+	}
+	if !v.Blocked || r.Blocking.Compare(v.Blocking) > 0 {
+		v.Blocked, v.Blocking = true, r.Blocking
+	}
+	r.Response = blockedResponse(v, r, p.SoftBounce)
+}

@@ -1,0 +1,176 @@
+package verdict
+
+import (
+	"mime"
+	"strings"
+)
+
+// Field is a header field to add.
+type Field struct{ Name, Value string }
+
+// String is the field as it goes on the wire: non-ASCII values RFC 2047-encoded, long values
+// folded at blanks, CRLF at the end.
+func (f Field) String() string {
+	v := f.Value
+	if nonASCII(v) >= 0 {
+		v = mime.QEncoding.Encode("UTF-8", v)
+	}
+	return fold(f.Name+": "+v, 78) + "\r\n"
+}
+
+// fold breaks a field before blanks so that lines stay within width where it can.
+func fold(s string, width int) string {
+	if len(s) <= width {
+		return s
+	}
+	var b strings.Builder
+	line := 0
+	for i, w := range strings.Split(s, " ") {
+		if i > 0 {
+			if line+1+len(w) > width && line > 0 {
+				b.WriteString("\r\n ")
+				line = 1
+			} else {
+				b.WriteByte(' ')
+				line++
+			}
+		}
+		b.WriteString(w)
+		line += len(w)
+	}
+	return b.String()
+}
+
+// HeaderEdits are the edits of the header of a passed recipient's copy, as data. The daemon
+// removes the fields named in Delete, puts Add on top of the original header in this order
+// (then its own Received field), and prepends SubjectTag to the Subject in place
+// (TagSubject). Recipients with equal Keys can share one forwarding transaction.
+type HeaderEdits struct {
+	Delete     []string
+	Add        []Field
+	SubjectTag string // "" when the Subject stays as it is
+	// Tagged is amavis's recip_tagged: the copy carries an alert or a subject tag (the log
+	// says RelayedTagged).
+	Tagged bool
+}
+
+// Key identifies a set of edits, for clustering recipients into transactions.
+func (h HeaderEdits) Key() string {
+	var b strings.Builder
+	for _, d := range h.Delete {
+		b.WriteString("-" + d + "\x00")
+	}
+	for _, f := range h.Add {
+		b.WriteString(f.Name + ":" + f.Value + "\x00")
+	}
+	b.WriteString("S:" + h.SubjectTag)
+	return b.String()
+}
+
+// HeaderEdits returns the edits for recipient r's copy (SPEC §10): X-Amavis-Hold,
+// X-Quarantine-ID (local recipients, when the message was quarantined; mailID is
+// amavis's mail_id), X-Virus-Scanned (X_HEADER_TAG: X_HEADER_LINE, unless r bypasses virus
+// checks), X-Amavis-Alert for a virus, banned part or bad header that r lets pass, and the
+// subject tag (***INFECTED***, ***UNCHECKED***) for local recipients. Fields that
+// allowed_added_header_fields disables are left out.
+func (v *Verdict) HeaderEdits(r *Recipient, mailID string, quarantined bool) HeaderEdits {
+	p := v.policy
+	var h HeaderEdits
+	if p.HeaderFieldAllowed("X-Amavis-Hold") {
+		h.Delete = append(h.Delete, "X-Amavis-Hold")
+		if v.Hold != "" {
+			h.Add = append(h.Add, Field{"X-Amavis-Hold", v.Hold})
+		}
+	}
+	tag := p.X_HEADER_TAG
+	addTag := validFieldName(tag) && v.xHeaderLine != "" && v.xTagAllowed()
+	if addTag && p.RemoveExistingXScannedHeaders {
+		h.Delete = append(h.Delete, tag)
+	}
+	if r.Local && quarantined && mailID != "" && p.HeaderFieldAllowed("X-Quarantine-ID") {
+		h.Add = append(h.Add, Field{"X-Quarantine-ID", "<" + mailID + ">"})
+	}
+	if addTag && !r.BypassVirus {
+		h.Add = append(h.Add, Field{tag, v.xHeaderLine})
+	}
+	if p.HeaderFieldAllowed("X-Amavis-Alert") {
+		if r.CCats.Has(CC_VIRUS, 0) {
+			h.Add = append(h.Add, Field{"X-Amavis-Alert", "INFECTED, message contains virus: " + strings.Join(v.Viruses, ", ")})
+			h.Tagged = true
+		}
+		if r.CCats.Has(CC_BANNED, 0) {
+			h.Add = append(h.Add, Field{"X-Amavis-Alert", "BANNED, message contains " + r.BannedReason})
+			h.Tagged = true
+		}
+		if r.CCats.Has(CC_BADH, 0) && len(v.BadHeaders) > 0 {
+			h.Add = append(h.Add, Field{"X-Amavis-Alert", "BAD HEADER SECTION, " + printable(strings.TrimSuffix(v.BadHeaders[0], "\n"))})
+		}
+	}
+	if r.Local {
+		if t := v.subjectTag(r); t != "" {
+			h.Tagged = true
+			if v.hasSubject {
+				h.SubjectTag = t
+			} else {
+				h.Add = append(h.Add, Field{"Subject", strings.TrimRight(t, " \t")})
+			}
+		}
+	}
+	return h
+}
+
+// xTagAllowed: X_HEADER_TAG is allowed unless allowed_added_header_fields says otherwise
+// (amavis adds it to the table itself).
+func (v *Verdict) xTagAllowed() bool {
+	for k := range v.policy.AllowedAddedHeaderFields {
+		if strings.EqualFold(k, v.policy.X_HEADER_TAG) {
+			return v.policy.HeaderFieldAllowed(v.policy.X_HEADER_TAG)
+		}
+	}
+	return true
+}
+
+func validFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '!' || s[i] > '~' || s[i] == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// subjectTag is the first non-empty tag of %subject_tag_maps_by_ccat among r's categories:
+// VIRUS "***INFECTED*** ", UNCHECKED undecipherable_subject_tag (the spam tags come with the
+// spam checks).
+func (v *Verdict) subjectTag(r *Recipient) string {
+	for _, c := range r.CCats {
+		var t string
+		switch c {
+		case CCat{CC_VIRUS, 0}:
+			t = "***INFECTED*** "
+		case CCat{CC_UNCHECKED, 0}:
+			t = v.policy.UndecipherableSubjectTag
+		}
+		if t != "" {
+			return t
+		}
+	}
+	return ""
+}
+
+// TagSubject edits a Subject field body (the text after "Subject:") as amavis does: earlier
+// occurrences of the tag are removed (when it is 3 characters or longer) and the tag is put
+// in front, after one blank.
+func TagSubject(body, tag string) string {
+	s := body
+	if strings.HasPrefix(s, " ") || strings.HasPrefix(s, "\t") {
+		s = s[1:]
+	}
+	if len(tag) >= 3 {
+		s = strings.ReplaceAll(s, tag, "")
+	}
+	return " " + tag + s
+}

@@ -1,0 +1,85 @@
+package verdict
+
+import (
+	"testing"
+
+	"amavisgo/conf"
+)
+
+func TestActionWord(t *testing.T) {
+	local := &Recipient{Local: true, Destiny: conf.D_PASS}
+	remote := &Recipient{Destiny: conf.D_PASS}
+	discard := &Recipient{Local: true, Destiny: conf.D_DISCARD}
+	reject := &Recipient{Local: true, Destiny: conf.D_REJECT}
+	bounce := &Recipient{Local: true, Destiny: conf.D_BOUNCE}
+	for _, tc := range []struct {
+		r           *Recipient
+		out         Outcome
+		originating bool
+		want        string
+	}{
+		{local, Outcome{Code: "250", Forwarded: true}, false, "RelayedInbound"},
+		{local, Outcome{Code: "250", Forwarded: true, Tagged: true}, false, "RelayedTaggedInbound"},
+		{remote, Outcome{Code: "250", Forwarded: true}, false, "RelayedOpenRelay"},
+		{remote, Outcome{Code: "250", Forwarded: true}, true, "RelayedOutbound"},
+		{local, Outcome{Code: "250", Forwarded: true}, true, "RelayedInternal"},
+		{discard, Outcome{Code: "250"}, false, "DiscardedInbound"},
+		{reject, Outcome{Code: "554"}, false, "RejectedInbound"},
+		{reject, Outcome{Code: "554"}, true, "RejectedInternal"},
+		{reject, Outcome{Code: "250", DSN: DSNSent}, false, "BouncedInbound"}, // SMTP partial reject: amavis bounced
+		{bounce, Outcome{Code: "250", DSN: DSNSent}, false, "BouncedInbound"},
+		{bounce, Outcome{Code: "250", DSN: DSNSuppressed}, false, "NoBounceInbound"},
+		{local, Outcome{Code: "451"}, false, "TempFailedInbound"},
+	} {
+		if got := ActionWord(tc.r, tc.out, tc.originating); got != tc.want {
+			t.Errorf("ActionWord(%+v, %+v, %v) = %q, want %q", *tc.r, tc.out, tc.originating, got, tc.want)
+		}
+	}
+	if got := Actions([]string{"RelayedOpenRelay", "RelayedTaggedInbound", "RelayedOpenRelay"}, "Quarantined"); got != "{RelayedOpenRelay,RelayedTaggedInbound,Quarantined}" {
+		t.Errorf("Actions = %q", got)
+	}
+	if got := Actions([]string{"DiscardedInbound"}); got != "{DiscardedInbound}" {
+		t.Errorf("Actions = %q", got)
+	}
+}
+
+func TestLogCategory(t *testing.T) {
+	for _, tc := range []struct {
+		v    Verdict
+		want string
+	}{
+		{Verdict{CCats: CCats{{1, 0}}}, "CLEAN"},
+		{Verdict{CCats: CCats{{4, 7}, {4, 0}, {1, 0}}}, "BAD-HEADER-7"},
+		{Verdict{CCats: CCats{{4, 7}, {4, 0}, {1, 0}}, Blocked: true, Blocking: CCat{4, 0}}, "BAD-HEADER-0"},
+		{Verdict{CCats: CCats{{7, 1}, {7, 0}, {1, 0}}}, "UNCHECKED-ENCRYPTED"},
+		{Verdict{CCats: CCats{{7, 2}, {7, 0}, {1, 0}}}, "UNCHECKED"},
+		{Verdict{CCats: CCats{{3, 0}, {1, 0}}, Blocked: true, Blocking: CCat{3, 0}}, "OVERSIZED"},
+		{Verdict{CCats: CCats{{2, 2}, {2, 0}, {1, 0}}, Blocked: true, Blocking: CCat{2, 2}}, "MTA-BLOCKED"},
+		{Verdict{CCats: CCats{{9, 0}, {1, 0}}, Viruses: []string{"A", "B"}}, "INFECTED (A, B)"},
+		{Verdict{}, "OTHER"},
+	} {
+		if got := tc.v.LogCategory(); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.v.CCats, got, tc.want)
+		}
+	}
+}
+
+func TestCCats(t *testing.T) {
+	var l CCats
+	l.Add(CC_CLEAN, 0)
+	l.Add(CC_BADH, 7)
+	l.Add(CC_VIRUS, 0)
+	l.Add(CC_BADH, 2)
+	l.Add(CC_BADH, 7)
+	want := "9 4,7 4,2 4 1"
+	got := ""
+	for i, c := range l {
+		if i > 0 {
+			got += " "
+		}
+		got += c.String()
+	}
+	if got != want || l.Main().Name() != "Virus" || (CCat{4, 2}).Name() != "BadHdr8bit" || (CCat{4, 9}).Name() != "BadHdr" {
+		t.Errorf("ccats %q, want %q", got, want)
+	}
+}
