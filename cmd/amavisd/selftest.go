@@ -279,7 +279,8 @@ func verbSelftest(o *options, out io.Writer) int {
 			return fail(err)
 		}
 	}
-	// Below the real TEMPBASE when we can: clamd is already allowed to read there.
+	// Below the real TEMPBASE (made as a start would) when we can: clamd may read there.
+	privdrop.MakeDirs(id, privdrop.Dir{Setting: "TEMPBASE", Path: orig.TEMPBASE})
 	dir, err := os.MkdirTemp(orig.TEMPBASE, "selftest-")
 	if err != nil {
 		dir, err = os.MkdirTemp("", "amavisd-selftest-")
