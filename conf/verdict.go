@@ -105,6 +105,22 @@ func (p *VerdictPolicy) validate() error {
 			return invalid("banned_rules."+name, "empty rule set")
 		}
 	}
+	// A bare string in an address lookup answers every address: "local_domains_maps =
+	// [".example.com"]" would make the whole world local. Such a string is almost always an
+	// ACL entry meant as one.
+	for name, m := range map[string]lookup.Maps{
+		"local_domains_maps": p.LocalDomainsMaps, "bypass_virus_checks_maps": p.BypassVirusChecksMaps,
+		"bypass_banned_checks_maps": p.BypassBannedChecksMaps, "bypass_header_checks_maps": p.BypassHeaderChecksMaps,
+		"bypass_spam_checks_maps": p.BypassSpamChecksMaps, "virus_lovers_maps": p.VirusLoversMaps,
+		"banned_files_lovers_maps": p.BannedFilesLoversMaps, "unchecked_lovers_maps": p.UncheckedLoversMaps,
+		"spam_lovers_maps": p.SpamLoversMaps, "bad_header_lovers_maps": p.BadHeaderLoversMaps,
+	} {
+		for _, c := range m.Constants() {
+			if s, ok := c.(string); ok && (strings.HasPrefix(s, ".") || strings.Contains(s, "@")) {
+				return invalid(name, "%q would be a constant that answers every address; for a list of domains or addresses write [[%s]] with acl = [%q]", s, name, s)
+			}
+		}
+	}
 	for name, d := range map[string]Destiny{
 		"final_virus_destiny": p.FinalVirusDestiny, "final_banned_destiny": p.FinalBannedDestiny,
 		"final_unchecked_destiny": p.FinalUncheckedDestiny, "final_spam_destiny": p.FinalSpamDestiny,

@@ -83,3 +83,25 @@ func TestCCats(t *testing.T) {
 		t.Errorf("ccats %q, want %q", got, want)
 	}
 }
+
+func TestNextHopFailed(t *testing.T) {
+	for _, tc := range []struct{ conf, resp, want string }{
+		{"", "550 5.1.1 from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1 <b@example.com>: Recipient address rejected",
+			"550 5.1.1 id=12345-03 - Rejected by next-hop MTA on relaying, from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1 <b@example.com>: Recipient address rejected"},
+		{"", "451 4.5.0 From MTA() during fwd-connect (All attempts (1) failed connecting to smtp:[127.0.0.1]:10025): id=12345-03",
+			"451 4.5.0 id=12345-03 - Temporary MTA failure on relaying, From MTA() during fwd-connect (All attempts (1) failed connecting to smtp:[127.0.0.1]:10025): id=12345-03"},
+		{"soft_bounce = true", "550 5.1.1 from MTA(x): 550 no",
+			"450 4.1.1 id=12345-03 - Rejected by next-hop MTA on relaying, from MTA(x): 550 no"},
+	} {
+		cfg := parseConf(t, tc.conf)
+		v := mustDecide(t, input(cfg, dateFrom))
+		r := v.Recips[0]
+		v.NextHopFailed(r, tc.resp)
+		if r.Response != tc.want || !r.Blocked || v.LogCategory() != "MTA-BLOCKED" {
+			t.Errorf("reply %q\n want %q (category %q)", r.Response, tc.want, v.LogCategory())
+		}
+		if want := map[byte]conf.Destiny{'5': conf.D_REJECT, '4': conf.D_TEMPFAIL}[tc.resp[0]]; r.Destiny != want {
+			t.Errorf("destiny %v, want %v", r.Destiny, want)
+		}
+	}
+}

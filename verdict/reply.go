@@ -140,3 +140,60 @@ func printable(s string) string {
 		return c
 	}, s)
 }
+
+// NextHopFailed records that the next hop refused recipient r's copy (SPEC §2.4). resp is
+// the forwarder's reply for r, e.g. "550 5.1.1 from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1
+// <x@example.com>: Recipient address rejected"; a 5xx adds CC_MTA,2 (destiny D_REJECT), a
+// 4xx CC_MTA,1 (D_TEMPFAIL). r.Response becomes amavis's reply, e.g. "550 5.1.1
+// id=12345-08 - Rejected by next-hop MTA on relaying, from MTA(...): 550 5.1.1 ...".
+func (v *Verdict) NextHopFailed(r *Recipient, resp string) {
+	var minor int
+	switch {
+	case strings.HasPrefix(resp, "5"):
+		minor = 2
+	case strings.HasPrefix(resp, "4"):
+		minor = 1
+	default:
+		return
+	}
+	c := CCat{CC_MTA, minor}
+	r.CCats.Add(CC_MTA, minor)
+	v.CCats.Add(CC_MTA, minor)
+	r.Blocked, r.Blocking = true, c
+	if !v.Blocked {
+		v.Blocked, v.Blocking = true, c
+	}
+	r.Destiny = destinyOf(v.policy, c)
+	code, rest := splitStatus(resp)
+	if code[0] == '5' {
+		switch {
+		case r.Destiny == conf.D_DISCARD:
+			code = "250 2" + code[5:]
+		case v.policy.SoftBounce:
+			code = "450 4" + code[5:]
+		}
+	}
+	reason, _, _ := smtpReasonByCCat.lookup(c)
+	reason = expandReason(reason, v, r)
+	dis := ""
+	if r.Destiny == conf.D_DISCARD {
+		dis = " Discarded"
+	}
+	r.Response = code + dis + " " + reason + ", " + rest
+}
+
+// splitStatus splits "550 5.1.1 text" into "550 5.1.1" and "text"; a missing enhanced code
+// is made up from the class ("550 5.0.0").
+func splitStatus(resp string) (code, rest string) {
+	if len(resp) >= 9 && resp[3] == ' ' && resp[5] == '.' && resp[4] >= '2' && resp[4] <= '5' {
+		end := strings.IndexByte(resp[4:], ' ')
+		if end < 0 {
+			return resp, ""
+		}
+		return resp[:4+end], strings.TrimLeft(resp[4+end:], " ")
+	}
+	if len(resp) < 3 {
+		return resp + " " + resp[:1] + ".0.0", ""
+	}
+	return resp[:3] + " " + resp[:1] + ".0.0", strings.TrimLeft(resp[3:], " -")
+}

@@ -51,6 +51,17 @@ func NewMaps(tables ...Table) Maps { return Maps{tables: tables} }
 // Const is a constant table.
 func Const(v Value) Table { return constTable{v} }
 
+// Constants returns the values of the constant tables (for configuration checks).
+func (m Maps) Constants() []Value {
+	var out []Value
+	for _, t := range m.tables {
+		if c, ok := t.(constTable); ok {
+			out = append(out, c.v)
+		}
+	}
+	return out
+}
+
 // Len is the number of tables.
 func (m Maps) Len() int { return len(m.tables) }
 
