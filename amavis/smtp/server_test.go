@@ -1,0 +1,157 @@
+package smtp
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// recorder is a Handler that keeps the transactions it saw.
+type recorder struct {
+	txs    []Transaction
+	bodies []string
+}
+
+func (h *recorder) Data(s *Session, tx *Transaction, r *DataReader) []Reply {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil
+	}
+	h.txs = append(h.txs, *tx)
+	h.bodies = append(h.bodies, string(b))
+	if s.LMTP() {
+		out := make([]Reply, len(tx.Rcpts))
+		for i := range out {
+			out[i] = Reply{250, "2.0.0", "Ok " + tx.Rcpts[i].AddrSMTP}
+		}
+		return out
+	}
+	return []Reply{{250, "2.0.0", "Ok"}}
+}
+
+// dialog runs a session over loopback TCP: it sends input, half-closes, and reads
+// everything until the session closes.
+func dialog(t testing.TB, cfg *Config, h Handler, input string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		NewSession(srv, cfg, h, false).Serve()
+	}()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	cli.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		io.WriteString(cli, input)
+		cli.(*net.TCPConn).CloseWrite()
+	}()
+	out, _ := io.ReadAll(cli)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("session did not end; input %q", input)
+	}
+	return string(out)
+}
+
+func testConfig() *Config {
+	return &Config{HeloName: "[127.0.0.1]", Greeting: "[127.0.0.1] ESMTP amavis service ready",
+		QuitBanner: "[127.0.0.1] amavis closing transmission channel", RcptLimit: 2, Timeout: time.Second}
+}
+
+func TestXForwardAppliesToNextTransaction(t *testing.T) {
+	h := &recorder{}
+	in := "EHLO x\r\n" +
+		"XFORWARD NAME=[UNAVAILABLE] ADDR=192.0.2.1 IDENT=Q+2B1\r\n" +
+		"XFORWARD PORT=25 HELO=h.example\r\n" +
+		"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\n" +
+		"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\ny\r\n.\r\n" +
+		"XFORWARD ADDR=192.0.2.9\r\nRSET\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nz\r\n.\r\nQUIT\r\n"
+	dialog(t, testConfig(), h, in)
+	if len(h.txs) != 3 {
+		t.Fatalf("%d transactions", len(h.txs))
+	}
+	want := XForward{Addr: "192.0.2.1", Ident: "Q+1", Port: "25", Helo: "h.example"}
+	if h.txs[0].XForward != want {
+		t.Errorf("first: %+v", h.txs[0].XForward)
+	}
+	if h.txs[1].XForward != (XForward{}) || h.txs[2].XForward != (XForward{}) {
+		t.Errorf("XFORWARD not cleared after the transaction / by RSET: %+v %+v", h.txs[1].XForward, h.txs[2].XForward)
+	}
+	if h.txs[0].Seq != 1 || h.txs[1].Seq != 2 || h.bodies[1] != "y\r\n" {
+		t.Errorf("seq %d %d, body %q", h.txs[0].Seq, h.txs[1].Seq, h.bodies[1])
+	}
+}
+
+func TestRecipientLimitAndSize(t *testing.T) {
+	cfg := testConfig()
+	cfg.SizeLimit = 100000
+	cfg.DiscardEHLOKeywords = []string{"8bitmime", "VRFY"}
+	out := dialog(t, cfg, &recorder{}, "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<1@d>\r\nRCPT TO:<2@d>\r\nRCPT TO:<3@d>\r\nQUIT\r\n")
+	want := "220 [127.0.0.1] ESMTP amavis service ready\r\n" +
+		"250-[127.0.0.1]\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n" +
+		"250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n" +
+		"250 2.1.0 Sender <a@b> OK\r\n250 2.1.5 Recipient <1@d> OK\r\n250 2.1.5 Recipient <2@d> OK\r\n" +
+		"452 4.5.3 Too many recipients\r\n221 2.0.0 [127.0.0.1] amavis closing transmission channel\r\n"
+	if out != want {
+		t.Errorf("\n got %q\nwant %q", out, want)
+	}
+}
+
+func TestLMTPRepliesPerRecipient(t *testing.T) {
+	out := dialog(t, testConfig(), &recorder{}, "LHLO x\r\nMAIL FROM:<a@b> SMTPUTF8\r\nRCPT TO:<1@d>\r\nRCPT TO:<2@d>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n")
+	if !strings.Contains(out, "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok <1@d>\r\n250 2.0.0 Ok <2@d>\r\n221 ") {
+		t.Errorf("%q", out)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	cfg := testConfig()
+	cfg.Timeout = 200 * time.Millisecond
+	go NewSession(srv, cfg, &recorder{}, false).Serve()
+	r := bufio.NewReader(cli)
+	r.ReadString('\n')
+	line, _ := r.ReadString('\n')
+	if line != "421 4.3.2 Service shutting down, closing channel\r\n" {
+		t.Errorf("got %q", line)
+	}
+}
+
+// FuzzSession drives a session in its real states with arbitrary client input after a
+// valid start: it must neither panic nor hang, and every reply line must be well-formed.
+func FuzzSession(f *testing.F) {
+	for _, s := range []string{
+		"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n",
+		"XFORWARD ADDR=1.2.3.4\r\nMAIL FROM:<> BODY=8BITMIME\r\nRCPT TO:<x@y> NOTIFY=NEVER\r\nDATA\r\n..\r\n.\r\n",
+		"LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\nRSET\r\nHELP\r\n",
+		"\r\n\x00\xff\r\nVRFY\r\nMAIL FROM:<a@b> RET=FULL RET=HDRS\r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		cfg := testConfig()
+		cfg.Timeout = 100 * time.Millisecond
+		out := dialog(t, cfg, &recorder{}, "EHLO fuzz\r\n"+input)
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n") {
+			if len(l) < 4 || !isDigits(l[:3]) || (l[3] != ' ' && l[3] != '-') {
+				t.Fatalf("bad reply line %q", l)
+			}
+		}
+	})
+}
