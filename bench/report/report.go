@@ -211,3 +211,70 @@ func WriteRepsCSV(w io.Writer, points []Point) error {
 	cw.Flush()
 	return cw.Error()
 }
+
+// WriteTargets checks the figures against the goals of the benchmark issue
+// and writes one line per goal with the measured value. A goal whose points
+// were not measured says so.
+func WriteTargets(w io.Writer, points []Point) error {
+	find := func(filter, load string, sessions int) (Point, bool) {
+		for _, p := range points {
+			if p.Filter == filter && p.Load == load && p.Sessions == sessions && len(p.Samples) > 0 {
+				return p, true
+			}
+		}
+		return Point{}, false
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	var b strings.Builder
+	b.WriteString("| goal | measured | |\n|---|---|---|\n")
+
+	if o, ok1 := find(Ours, "2KB", 8); ok1 {
+		if p, ok2 := find(Perl, "2KB", 8); ok2 {
+			r := Ratio(o, p)
+			fmt.Fprintf(&b, "| 2 KB, 8 sessions: ≥ 20 × Perl's msg/s | %s× | %s |\n", num(r), verdict(r >= 20))
+		}
+	} else {
+		b.WriteString("| 2 KB, 8 sessions: ≥ 20 × Perl's msg/s | not measured (add 8 to -sessions) | |\n")
+	}
+
+	worst := math.Inf(-1)
+	for _, p := range points {
+		if p.Filter == Ours && p.Load == "2KB" && len(p.Samples) > 0 {
+			worst = max(worst, p.CPU().Mean)
+		}
+	}
+	if !math.IsInf(worst, -1) {
+		fmt.Fprintf(&b, "| CPU per 2 KB message ≤ 1.0 ms (worst session count) | %s ms | %s |\n", num(worst), verdict(worst <= 1.0))
+	}
+
+	least := math.Inf(1)
+	for _, p := range points {
+		if p.Filter == Ours && p.Load == "100KB" {
+			if perl, ok := find(Perl, "100KB", p.Sessions); ok {
+				if r := Ratio(p, perl); !math.IsNaN(r) {
+					least = min(least, r)
+				}
+			}
+		}
+	}
+	if !math.IsInf(least, 1) {
+		fmt.Fprintf(&b, "| 100 KB: ≥ 10 × Perl's msg/s (lowest ratio) | %s× | %s |\n", num(least), verdict(least >= 10))
+	}
+
+	peak := math.Inf(-1)
+	for _, p := range points {
+		if p.Filter == Ours && p.Sessions == 32 && len(p.Samples) > 0 {
+			peak = max(peak, p.RSS().Max)
+		}
+	}
+	if !math.IsInf(peak, -1) {
+		fmt.Fprintf(&b, "| peak RSS at 32 sessions ≤ 64 MB (largest of any load) | %s MiB | %s |\n", num(peak), verdict(peak <= 64))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -82,6 +82,20 @@ func TestWriteMarkdown(t *testing.T) {
 	golden(t, "table.md", b.Bytes())
 }
 
+func TestWriteTargets(t *testing.T) {
+	points := append(fixture(),
+		Point{Filter: Ours, Load: "2KB", Sessions: 8, Messages: 100, Samples: []Sample{{MsgsPerSec: 700, CPUms: 0.9}}},
+		Point{Filter: Perl, Load: "2KB", Sessions: 8, Messages: 100, Samples: []Sample{{MsgsPerSec: 50, CPUms: 30}}},
+		Point{Filter: Ours, Load: "100KB", Sessions: 32, Messages: 100, Samples: []Sample{{MsgsPerSec: 70, PeakRSSMB: 80}}},
+		Point{Filter: Perl, Load: "100KB", Sessions: 32, Messages: 100, Samples: []Sample{{MsgsPerSec: 10}}},
+	)
+	var b bytes.Buffer
+	if err := WriteTargets(&b, points); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "targets.md", b.Bytes())
+}
+
 func TestWriteCSV(t *testing.T) {
 	var b bytes.Buffer
 	if err := WriteCSV(&b, fixture()); err != nil {

@@ -254,6 +254,10 @@ func writeOutputs(cfg *config, env *environment, points []report.Point, failures
 	if err := report.WriteMarkdown(&md, points); err != nil {
 		return err
 	}
+	md.WriteString("\nTargets of the benchmark issue, for our daemon:\n\n")
+	if err := report.WriteTargets(&md, points); err != nil {
+		return err
+	}
 	md.WriteString("\n" + legend)
 	if len(failures) > 0 {
 		md.WriteString("\nFailed points:\n\n")

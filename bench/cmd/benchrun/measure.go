@@ -136,7 +136,7 @@ func measurePoint(cfg *config, env *environment, filterName string, d filterDaem
 
 func measureRep(cfg *config, env *environment, f *filterRun, l load, addr string, sessions, n int) (report.Sample, error) {
 	var s report.Sample
-	sinkBefore := env.sink.messages()
+	sinkBefore := env.sink.settled()
 	clamdBefore, err := procstat.CPU(env.clamd.pid())
 	if err != nil {
 		return s, err

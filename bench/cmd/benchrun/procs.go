@@ -271,7 +271,23 @@ func (s *sink) waitMessages(n int) int {
 	for s.messages() < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	return s.messages()
+	return s.settled()
+}
+
+// settled returns the count once it has not changed for 200 ms (at most
+// after 3 s): every message of a finished run has reached the sink, but
+// its counter line may still be in the pipe.
+func (s *sink) settled() int {
+	last, since := s.messages(), time.Now()
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if n := s.messages(); n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= 200*time.Millisecond {
+			break
+		}
+	}
+	return last
 }
 
 // splitCR splits smtp-sink's counter output, which ends each line with CR.
