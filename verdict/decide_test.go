@@ -227,8 +227,6 @@ func TestUnchecked(t *testing.T) {
 	t.Run("over limits: hold", func(t *testing.T) {
 		cfg := parseConf(t, localDomains)
 		deep := withAttachment("application/zip", "a.zip", zipOf(t, "b.zip", zipOf(t, "c.txt", []byte("x"))))
-		dir := t.TempDir()
-		_ = dir
 		in := input(cfg, deep)
 		in.Unpacked = decode(t, deep)
 		in.Unpacked.Hold = "Maximum decoding depth (2) exceeded"

@@ -22,7 +22,7 @@ const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H
 // pe is the start of a Windows program: enough for file(1) and our typer to say so.
 var pe = append([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"), bytes.Repeat([]byte{0}, 112)...)
 
-func parseConf(t *testing.T, text string) *conf.Config {
+func parseConf(t testing.TB, text string) *conf.Config {
 	t.Helper()
 	c, err := conf.Parse("test.toml", []byte(text))
 	if err != nil {
@@ -32,7 +32,7 @@ func parseConf(t *testing.T, text string) *conf.Config {
 }
 
 // debianConf is a configuration with the shipped Debian banned rule set plus text.
-func debianConf(t *testing.T, text string) *conf.Config {
+func debianConf(t testing.TB, text string) *conf.Config {
 	t.Helper()
 	rules, err := os.ReadFile("../etc/banned_rules_debian.toml")
 	if err != nil {
@@ -42,7 +42,7 @@ func debianConf(t *testing.T, text string) *conf.Config {
 }
 
 // decode runs the real unpacker over a message.
-func decode(t *testing.T, msg string) *unpack.Result {
+func decode(t testing.TB, msg string) *unpack.Result {
 	t.Helper()
 	dir := t.TempDir()
 	email := filepath.Join(dir, "email.txt")
@@ -83,7 +83,7 @@ func wrap(s string) string {
 	return b.String()
 }
 
-func zipOf(t *testing.T, name string, content []byte) []byte {
+func zipOf(t testing.TB, name string, content []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)

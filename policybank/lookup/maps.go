@@ -12,26 +12,37 @@ import (
 // A Maps is an amavis *_maps setting: an ordered list of lookup tables. A lookup asks each
 // table in turn; the first table that gives a defined answer wins.
 //
-// In TOML a Maps is an array whose elements are tables of these kinds:
+// In TOML each table is one [[name]] entry, tried in the order written:
 //
-//	bypass_virus_checks_maps = [
-//	  # hash: the keys amavis tries for an address, most specific first:
-//	  # user+ext@domain, user@domain, user+ext@, user@, domain, .domain, .parent, "."
-//	  { hash = { "boss@example.com" = false, "user@" = true, ".example.net" = true } },
-//	  # acl: first matching entry decides; "!" negates; "user@domain", "domain" (exact),
-//	  # ".domain" (the domain and its subdomains), "." (everything)
-//	  { acl = ["!virus-lover@example.org", ".example.org"] },
-//	  # regexp: Perl regexps against the raw address, first match wins; a rule is a pattern
-//	  # (value true) or [pattern, value]; $1.. in a string value are the captured groups
-//	  { regexp = ['(?i)^postmaster@', ['^(.*)\+spam@example\.com$', "$1"]] },
-//	  # files in amavis's read_hash and read_array formats
-//	  { hash_file = "/etc/amavis/bypass.hash" },
-//	  { acl_file = "/etc/amavis/bypass.acl" },
-//	  # a constant answers every lookup; a bare boolean, number or string is one too
-//	  { constant = false },
-//	]
+//	# hash: the keys amavis tries for an address, most specific first:
+//	# user+ext@domain, user@domain, user+ext@, user@, domain, .domain, .parent, "."
+//	[[bypass_virus_checks_maps]]
+//	hash = { "boss@example.com" = false, "user@" = true, ".example.net" = true }
 //
-// A single bare value (bypass_virus_checks_maps = true) is a list of one constant.
+//	# acl: the first matching entry decides; "!" negates; "user@domain", "domain" (exact),
+//	# ".domain" (the domain and its subdomains), "." (everything)
+//	[[bypass_virus_checks_maps]]
+//	acl = ["!virus-lover@example.org", ".example.org"]
+//
+//	# regexp: Perl regexps against the raw address, the first match wins; a rule is a
+//	# pattern (value true) or [pattern, value]; $1.. in a string value are the groups
+//	[[bypass_virus_checks_maps]]
+//	regexp = ['(?i)^postmaster@', ['^(.*)\+spam@example\.com$', "$1"]]
+//
+//	# files in amavis's read_hash and read_array formats
+//	[[bypass_virus_checks_maps]]
+//	hash_file = "/etc/amavis/bypass.hash"
+//	[[bypass_virus_checks_maps]]
+//	acl_file = "/etc/amavis/bypass.acl"
+//
+//	# a constant answers every lookup
+//	[[bypass_virus_checks_maps]]
+//	constant = false
+//
+// Lists of constants need no tables: bypass_virus_checks_maps = [true], or a single bare
+// value, banned_filename_maps = "DEFAULT". The inline form
+// virus_lovers_maps = [{ acl = [".example.com"] }] decodes to the same, where the loader
+// accepts keys inside inline tables of a custom type.
 type Maps struct {
 	tables []Table
 }

@@ -290,3 +290,32 @@ func FuzzMapsTOML(f *testing.F) {
 		}
 	})
 }
+
+// The example of the Maps documentation, as a postmaster would copy it.
+func TestDocExample(t *testing.T) {
+	var c struct {
+		M Maps `toml:"bypass_virus_checks_maps"`
+	}
+	_, err := toml.Decode(`
+[[bypass_virus_checks_maps]]
+hash = { "boss@example.com" = false, "user@" = true, ".example.net" = true }
+[[bypass_virus_checks_maps]]
+acl = ["!virus-lover@example.org", ".example.org"]
+[[bypass_virus_checks_maps]]
+regexp = ['(?i)^postmaster@', ['^(.*)\+spam@example\.com$', "$1"]]
+[[bypass_virus_checks_maps]]
+constant = false
+`, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]Value{
+		"boss@example.com": false, "user@anywhere.example": true, "x@a.example.net": true,
+		"virus-lover@example.org": false, "x@example.org": true, "PostMaster@x.example": int64(1),
+		"joe+spam@example.com": "joe", "x@elsewhere.example": false,
+	} {
+		if v, _, _ := c.M.Lookup(addr, Options{}); !reflect.DeepEqual(v, want) {
+			t.Errorf("%s: %#v, want %#v", addr, v, want)
+		}
+	}
+}
