@@ -400,7 +400,8 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 func expandBanner(tmpl string, vars map[string]string) string {
 	var b strings.Builder
 	for i := 0; i < len(tmpl); i++ {
-		if tmpl[i] != '$' || i+1 >= len(tmpl) {
+		if tmpl[i] != '$' || i+1 >= len(tmpl) || (tmpl[i+1] != '{' && !isAlnumByte(tmpl[i+1])) ||
+			(tmpl[i+1] >= '0' && tmpl[i+1] <= '9') {
 			b.WriteByte(tmpl[i])
 			continue
 		}

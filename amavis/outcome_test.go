@@ -1,0 +1,119 @@
+package amavis
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"amavisgo/amavis/smtp"
+	"amavisgo/conf"
+)
+
+func rcpt(addr string, d conf.Destiny, reply string, byMTA bool) *Recipient {
+	return &Recipient{AddrSMTP: "<" + addr + ">", Destiny: d, Reply: smtp.ParseReply(reply), ByMTA: byMTA}
+}
+
+const (
+	okFwd    = "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 3F1A2B"
+	discard  = "250 2.7.0 Ok, discarded, id=12345-03 - INFECTED: Eicar-Test-Signature"
+	reject   = "554 5.7.0 Reject, id=12345-01 - INFECTED: Eicar-Test-Signature"
+	mtaRej   = "550 5.1.1 id=12345-01 - Rejected by next-hop MTA on relaying, from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1 no"
+	bounce   = "554 5.7.0 Bounce, id=12345-02 - BANNED: x.exe"
+	tempfail = "450 4.7.0 Temporary failure, id=12345-04 - spam"
+)
+
+// The aggregation of per-recipient replies into one SMTP reply (SPEC §2.3).
+func TestAggregateReply(t *testing.T) {
+	P, D, B, R, T := conf.D_PASS, conf.D_DISCARD, conf.D_BOUNCE, conf.D_REJECT, conf.D_TEMPFAIL
+	for _, c := range []struct {
+		name string
+		rs   []*Recipient
+		want string
+	}{
+		{"no recipients", nil, "250 2.5.0 Ok, id=12345-01"},
+		{"clean", []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", P, okFwd, true)}, okFwd},
+		{"any tempfail wins", []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", T, tempfail, false), rcpt("c", R, reject, false)}, tempfail},
+		{"all discarded", []*Recipient{rcpt("a", D, discard, false), rcpt("b", D, discard, false)}, discard},
+		{"all rejected, MTA's preferred", []*Recipient{rcpt("a", R, reject, false), rcpt("b", R, mtaRej, true)}, mtaRej},
+		{"rejected and discarded", []*Recipient{rcpt("a", D, discard, false), rcpt("b", R, reject, false)}, reject},
+		{"mixed: 1 REJECT", []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", R, mtaRej, true)}, okFwd + ", but 1 REJECT"},
+		{"mixed: all kinds", []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", R, reject, false), rcpt("c", B, bounce, false),
+			rcpt("d", D, discard, false)}, okFwd + ", but 1 REJECT, and 1 BOUNCE, and 1 DISCARD"},
+		{"all bounced", []*Recipient{rcpt("a", B, bounce, false), rcpt("b", B, bounce, false)}, "250 2.5.0 Ok, id=12345-01, BOUNCE"},
+		{"bounce and discard, nothing passed", []*Recipient{rcpt("a", B, bounce, false), rcpt("b", D, discard, false)},
+			"250 2.5.0 Ok, id=12345-01, 1 BOUNCE, and 1 DISCARD"},
+	} {
+		if got := aggregateReply(c.rs, "12345-01", false).String(); got != c.want {
+			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
+		}
+	}
+	bs := []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", B, bounce, false)}
+	if got := aggregateReply(bs, "12345-01", true).String(); got != okFwd+", but 1 DISCARD(bounce.suppressed)" {
+		t.Errorf("suppressed bounce: %q", got)
+	}
+}
+
+func TestLMTPReplies(t *testing.T) {
+	rs := []*Recipient{rcpt("a@x", conf.D_PASS, okFwd, true), rcpt("b@x", conf.D_REJECT, mtaRej, true),
+		rcpt("c@x", conf.D_BOUNCE, bounce, false), rcpt("d@x", conf.D_TEMPFAIL, tempfail, false)}
+	got := lmtpReplies(rs, false, false)
+	want := []string{okFwd, mtaRej, "250 2.5.0 Ok <c@x>, DSN suppressed_2 (" + bounce + ")", tempfail}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("%d:\n got %q\nwant %q", i, got[i].String(), want[i])
+		}
+	}
+	if got := lmtpReplies(rs[2:3], true, false)[0].String(); got != "250 2.5.0 Ok <c@x>, DSN was sent ("+bounce+")" {
+		t.Errorf("bounced: %q", got)
+	}
+}
+
+// The Received field is folded where amavis folds it (SPEC §10's verified example).
+func TestReceivedFolding(t *testing.T) {
+	m := &Message{MailID: "CnZaXJZ2eOZf", Proto: "ESMTP",
+		RxTime: time.Date(2026, 11, 22, 9, 45, 23, 0, time.UTC),
+		Conn:   ConnInfo{PeerIP: "127.0.0.1", LocalIP: "127.0.0.1", LocalPort: "10024", Helo: "mta.example.com"},
+		Recips: []*Recipient{{AddrSMTP: "<a@x>"}, {AddrSMTP: "<b@x>"}}}
+	got := string(foldHeader(nil, "Received", receivedFields(m, "localhost", "mx.example.com")))
+	want := "Received: from mta.example.com ([127.0.0.1])\r\n" +
+		" by localhost (mx.example.com [127.0.0.1]) (amavis, port 10024) with ESMTP\r\n" +
+		" id CnZaXJZ2eOZf; Sun, 22 Nov 2026 09:45:23 +0000 (UTC)\r\n"
+	if got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+	m.Recips = m.Recips[:1]
+	m.Conn = ConnInfo{Helo: ""} // a Unix socket, no HELO
+	m.RxTime = time.Date(2026, 11, 2, 9, 45, 23, 0, time.UTC)
+	got = string(foldHeader(nil, "Received", receivedFields(m, "localhost", "mx.example.com")))
+	want = "Received: from unknown by localhost (amavis, unix socket) with ESMTP\r\n" +
+		" id CnZaXJZ2eOZf for <a@x>; Mon,  2 Nov 2026 09:45:23 +0000 (UTC)\r\n"
+	if got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestHeaderCapture(t *testing.T) {
+	msg := "Subject: x\r\nMessage-ID:\r\n <id@example>\r\n\r\nMessage-ID: <body@x>\r\n"
+	for step := 1; step <= len(msg); step++ {
+		hc := headerCapture{limit: 1 << 10}
+		for i := 0; i < len(msg); i += step {
+			hc.Write([]byte(msg[i:min(i+step, len(msg))]))
+		}
+		if got := headerField(hc.buf, "message-id"); got != "<id@example>" || !strings.HasSuffix(string(hc.buf), "<id@example>\r\n") {
+			t.Fatalf("step %d: %q in %q", step, got, hc.buf)
+		}
+	}
+}
+
+func TestExpandBanner(t *testing.T) {
+	vars := map[string]string{"helo-name": "[127.0.0.1]", "protocol": "ESMTP", "product": "amavis"}
+	for in, want := range map[string]string{
+		"${helo-name} ${protocol} ${product} service ready": "[127.0.0.1] ESMTP amavis service ready",
+		"$product at $helo-name":                            "amavis at [127.0.0.1]",
+		"cost $5 ${unknown}":                                "cost $5 ",
+	} {
+		if got := expandBanner(in, vars); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}
