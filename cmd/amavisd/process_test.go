@@ -551,7 +551,7 @@ func (s *gatedSession) Data(r io.Reader) error {
 // connections are refused.
 func TestStopWithMessageInFlight(t *testing.T) {
 	next := startGatedNextHop(t)
-	e := newEnv(t, next.method(), "allow_run_as_root = true")
+	e := newEnv(t, next.method(), "allow_run_as_root = true", "max_servers = 5")
 	d := e.foreground()
 
 	forwarding, _ := dial(t, e.addr)
@@ -561,6 +561,10 @@ func TestStopWithMessageInFlight(t *testing.T) {
 
 	receiving, _ := dial(t, e.addr)
 	receiving.startData("receiving@test")
+	idle, _ := dial(t, e.addr)
+	if r := idle.cmd("EHLO idle.test"); !strings.HasPrefix(r, "250") {
+		t.Fatalf("EHLO: %s", r)
+	}
 	time.Sleep(100 * time.Millisecond) // let the daemon read the first half
 
 	stopped := make(chan string, 1)
@@ -579,6 +583,9 @@ func TestStopWithMessageInFlight(t *testing.T) {
 		c.Close()
 	}
 
+	if r := idle.reply(); r != "421 4.3.2 Service shutting down, closing channel" {
+		t.Errorf("an idle session at SIGTERM got %q", r)
+	}
 	close(next.release)
 	if r := forwarding.reply(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
 		t.Errorf("the message being forwarded at SIGTERM: %s", r)
@@ -606,5 +613,54 @@ func TestStopWithMessageInFlight(t *testing.T) {
 	d.wait(t, 5*time.Second)
 	if _, err := os.Stat(e.pidFile()); !os.IsNotExist(err) {
 		t.Errorf("pid file still there after stop: %v", err)
+	}
+}
+
+func TestRefusesWritableConfig(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", `daemon_user = "nobody"`)
+	os.Chown(e.file, 65534, 65534)
+	_, errOut, code := e.amavisd("foreground")
+	if want := fmt.Sprintf("amavisd: Config file %q is writable, UID 65534, EUID 65534, EGID 65534\nSECURITY PROBLEM, ABORTING\n", e.file); code != 1 || !strings.HasSuffix(errOut, want) {
+		t.Errorf("exit %d, %q, want %q", code, errOut, want)
+	}
+}
+
+func TestPortOption(t *testing.T) {
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true")
+	other := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	e.foreground("-p", other, "-m", "1")
+	if g := greetingOf(t, other); !strings.HasPrefix(g, "220 [127.0.0.1] ESMTP amavis service ready") {
+		t.Errorf("greeting on the -p socket: %q", g)
+	}
+	if c, err := net.DialTimeout("tcp", e.addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("the configured port %s is listening although -p replaced it", e.addr)
+	}
+}
+
+func TestDebugLogsToStderr(t *testing.T) {
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true")
+	sock := e.listenNotify()
+	cmd := exec.Command(amavisdBin, "-c", e.file, "debug")
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitNotify("READY=1")
+	greetingOf(t, e.addr)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	for _, want := range []string{"starting. ", "Server closing!"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("debug's stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if log, _ := os.ReadFile(filepath.Join(e.dir, "amavisd.log")); len(log) != 0 {
+		t.Errorf("debug wrote to LOGFILE too:\n%s", log)
 	}
 }

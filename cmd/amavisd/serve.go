@@ -10,12 +10,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"amavisgo/amavis"
 	"amavisgo/conf"
@@ -111,11 +115,18 @@ func serve(o *options, serving func()) error {
 	if err != nil {
 		return err
 	}
+	var id *privdrop.Identity
+	if os.Geteuid() == 0 && cfg.DaemonUser != "" {
+		if id, err = privdrop.Lookup(cfg.DaemonUser, cfg.DaemonGroup); err != nil {
+			return err
+		}
+	}
 	// The pid file first: a second daemon must say "already running", not fail to bind.
 	// In the foreground a pid file that cannot be written is no reason not to run.
 	pid := os.Getpid()
 	ownPidFile := false
 	if cfg.PidFile != "" {
+		makePidDir(cfg.PidFile, id)
 		switch err := pidfile.Create(cfg.PidFile, pid); {
 		case err == nil:
 			ownPidFile = true
@@ -133,19 +144,9 @@ func serve(o *options, serving func()) error {
 		}
 	}()
 
-	var id *privdrop.Identity
-	if os.Geteuid() == 0 && cfg.DaemonUser != "" {
-		if id, err = privdrop.Lookup(cfg.DaemonUser, cfg.DaemonGroup); err != nil {
-			return err
-		}
-	}
 	if err := privdrop.MakeDirs(id, privdrop.Dir{Setting: "TEMPBASE", Path: cfg.TEMPBASE},
 		privdrop.Dir{Setting: "QUARANTINEDIR", Path: cfg.QUARANTINEDIR}); err != nil {
 		return err
-	}
-	if id != nil && ownPidFile {
-		// The daemon user removes the file at the end (it needs the directory for that).
-		os.Chown(cfg.PidFile, id.UID, id.GID)
 	}
 
 	log, err := amavis.NewLog(&cfg.Global, o.level, o.verb == "debug")
@@ -164,6 +165,11 @@ func serve(o *options, serving func()) error {
 	}
 	if err := privdrop.CheckNotRoot(cfg.AllowRunAsRoot); err != nil {
 		return fmt.Errorf("%v\nSECURITY PROBLEM, ABORTING", err)
+	}
+	if id != nil && cfg.File != "" && unix.Access(cfg.File, unix.W_OK) == nil {
+		// Whoever takes over the daemon user must not be able to rewrite its configuration.
+		return fmt.Errorf("Config file %q is writable, UID %d, EUID %d, EGID %d\nSECURITY PROBLEM, ABORTING",
+			cfg.File, os.Getuid(), os.Geteuid(), os.Getegid())
 	}
 
 	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: stderrLog}
@@ -186,6 +192,18 @@ func serve(o *options, serving func()) error {
 			}
 			return run.shutdown(s, errc)
 		}
+	}
+}
+
+// makePidDir creates a missing directory for the pid file, owned by the daemon user so that it
+// can remove the file when it stops (/run is emptied at boot).
+func makePidDir(pidFile string, id *privdrop.Identity) {
+	dir := filepath.Dir(pidFile)
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err == nil && id != nil {
+		os.Chown(dir, id.UID, id.GID)
 	}
 }
 
