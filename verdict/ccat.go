@@ -1,7 +1,3 @@
-// Package verdict turns what decoding and scanning found into what amavis decides per
-// recipient (SPEC §5, §7, §8, §10): content categories, the blocking category and destiny, the
-// SMTP reply of a blocked recipient, the header edits of a passed one, and the parts of the
-// main log line that depend on the verdict.
 package verdict
 
 import (

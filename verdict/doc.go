@@ -1,0 +1,27 @@
+// Package verdict turns what decoding and scanning found into what amavis decides per
+// recipient (SPEC §5, §7, §8, §10): content categories, the blocking category and destiny, the
+// SMTP reply of a blocked recipient, the header edits of a passed one, and the parts of the
+// main log line that depend on the verdict.
+//
+// How the daemon uses it, step by step:
+//
+//  1. Policy: policybank.ForSocket(cfg, localPort) when the connection is accepted, then
+//     policybank.ForClient(cfg, p, client) per transaction, client = XFORWARD ADDR, else the
+//     peer (policybank.Select does both).
+//  2. checks := Plan(p, recipients). Decode (unpack) when checks.Decode; scan for viruses
+//     when checks.Virus and the decoding put nothing on hold (Result.Hold == "").
+//  3. v, err := Decide(Input{...}). An error (a banned rule out of time) is a 451 with
+//     section "check-banned". v.Tempfail, when set, is the 451 reply for the whole message
+//     (virus_scanners_failure_is_fatal); nothing is forwarded then. Log v.Notes at level 2.
+//  4. Quarantine by v.CCats / v.Blocking before forwarding (a quarantine failure is a 451).
+//  5. Every recipient with !r.Blocked is forwarded. Its copy's header: edits :=
+//     v.HeaderEdits(r, mailID, quarantined); remove the original fields named in
+//     edits.Delete, put edits.Add on top in order (Field.String), then amavis's Received,
+//     then the original header with each Subject body passed through TagSubject when
+//     edits.SubjectTag != "". Recipients whose edits have equal Key() share a transaction.
+//  6. A recipient the next hop refused: v.NextHopFailed(r, itsReply).
+//  7. A blocked recipient's reply is r.Response; D_BOUNCE (and D_REJECT of a partial SMTP
+//     reject) sends a DSN unless r.DSNSuppress says why not.
+//  8. The main log line: "Passed " / "Blocked " + v.LogCategory() + " " +
+//     Actions(words, "Quarantined"...), words[i] = ActionWord(r, Outcome{...}, p.Originating).
+package verdict
