@@ -7,15 +7,15 @@ import (
 )
 
 var macros = Macros{
-	"V": []string{"Eicar-Test-Signature"},
-	"R": []string{"a@x", "b@x"},
-	"C": []string{},
-	"s": "<bob@x>",
-	"q": "",
-	"n": "12345-01",
-	"i": "n8rZJ2zBYamo",
-	"h": "mx.example.com",
-	"z": "  ",
+	"V":     []string{"Eicar-Test-Signature"},
+	"R":     []string{"a@x", "b@x"},
+	"C":     []string{},
+	"s":     "<bob@x>",
+	"q":     "",
+	"n":     "12345-01",
+	"i":     "n8rZJ2zBYamo",
+	"h":     "mx.example.com",
+	"z":     "  ",
 	"greet": Func(func(a ...string) any { return "hi " + strings.Join(a[1:], "+") }),
 }
 
