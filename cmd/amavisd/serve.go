@@ -179,6 +179,7 @@ func serve(o *options, serving func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.Serve() }()
 
+	startupDiagnostics(cfg, run.log)
 	run.notify.Ready(statusLine(cfg))
 	serving()
 	for {
