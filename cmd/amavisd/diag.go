@@ -33,4 +33,3 @@ func startupDiagnostics(cfg *conf.Config, logf func(format string, args ...any))
 		}
 	}
 }
-
