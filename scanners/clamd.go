@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -178,10 +179,15 @@ func readReply(ctx context.Context, conn net.Conn) ([]string, error) {
 	return lines, nil
 }
 
-// timeoutErr names the deadline when it is what ended an I/O call.
+// timeoutErr names the deadline when it is what ended an I/O call. The
+// connection's deadline is the context's, and may fire a moment before the
+// context's own timer.
 func timeoutErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 	}
 	return err
 }
