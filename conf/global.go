@@ -10,6 +10,7 @@ import (
 // Global holds the process-wide settings: what amavis reads once at start-up.
 type Global struct {
 	QuarantineGlobal // QUARANTINEDIR, quarantine_subdir_levels (conf/global_quarantine.go)
+	ScannersGlobal   // av_scanners, av_scanners_backup (conf/global_scanners.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -107,6 +108,9 @@ func (g *Global) validate() error {
 		return invalid("MAXFILES", "must not be negative")
 	case g.MIN_EXPANSION_FACTOR < 0 || g.MAX_EXPANSION_FACTOR < 0:
 		return invalid("MAX_EXPANSION_FACTOR", "expansion factors must not be negative")
+	}
+	if err := g.ScannersGlobal.validate(); err != nil {
+		return err
 	}
 	for _, s := range g.InetSocketPort {
 		if err := checkSocket(s); err != nil {
