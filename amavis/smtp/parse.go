@@ -32,7 +32,9 @@ func isAlpha(c byte) bool { return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' 
 
 // A path as amavis accepts it in MAIL FROM and RCPT TO: angle brackets around a local part
 // (quoted strings allowed) and an optional domain or address literal, then parameters.
-const pathRE = `(<(?:"(?:\\.|[^\\"]){0,999}"|[^"@ \t])*(?:@(?:\[(?:\\.|[^\]\\]){0,999}\]|[^\[\]\\> \t])*)?>)(?:[ \t]+(.+))?$`
+// amavis bounds quoted strings and literals to 999 characters; here the command line is
+// bounded instead, which keeps the compiled program (and each match) small.
+const pathRE = `(<(?:"(?:\\.|[^\\"])*"|[^"@ \t])*(?:@(?:\[(?:\\.|[^\]\\])*\]|[^\[\]\\> \t])*)?>)(?:[ \t]+(.+))?$`
 
 var (
 	mailArgsRE = regexp.MustCompile(`(?is)^FROM:[ \t]*` + pathRE)

@@ -314,6 +314,7 @@ func (l *shimListener) Accept() (net.Conn, error) {
 type shimConn struct {
 	net.Conn
 	h        *NextHop
+	buf      []byte
 	raw      []byte // client bytes not yet split into lines
 	ready    []byte // lines for go-smtp
 	inData   bool
@@ -323,9 +324,11 @@ type shimConn struct {
 
 func (c *shimConn) Read(p []byte) (int, error) {
 	for len(c.ready) == 0 {
-		buf := make([]byte, 32<<10)
-		n, err := c.Conn.Read(buf)
-		c.raw = append(c.raw, buf[:n]...)
+		if c.buf == nil {
+			c.buf = make([]byte, 32<<10)
+		}
+		n, err := c.Conn.Read(c.buf)
+		c.raw = append(c.raw, c.buf[:n]...)
 		c.lines()
 		if len(c.ready) > 0 {
 			break
