@@ -664,3 +664,33 @@ func TestDebugLogsToStderr(t *testing.T) {
 		t.Errorf("debug wrote to LOGFILE too:\n%s", log)
 	}
 }
+
+// TestStartReloadBroken: in the background, a refused reload is logged to LOGFILE, `reload`
+// itself warns about the file, and the daemon keeps serving with the old configuration.
+func TestStartReloadBroken(t *testing.T) {
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true", `smtpd_greeting_banner = "old ${helo-name}"`)
+	if _, errOut, code := e.amavisd("start"); code != 0 {
+		t.Fatalf("start: %s", errOut)
+	}
+	t.Cleanup(func() { e.amavisd("stop") })
+	e.writeConfig("smtp:[127.0.0.1]:10025", "allow_run_as_root = true", `smtpd_greeting_banner = "new ${helo-name}"`, "max_server = 3")
+	_, errOut, code := e.amavisd("reload")
+	if want := "amavisd: (!) " + e.file + `:11: key "max_server": unknown setting`; code != 0 || !strings.HasPrefix(errOut, want) {
+		t.Errorf("reload: exit %d, %q, want 0 and %q", code, errOut, want)
+	}
+	want := "Rejecting reload, some config files unreadable or erroneous: " + e.file + `:11: key "max_server": unknown setting`
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log, _ := os.ReadFile(filepath.Join(e.dir, "amavisd.log"))
+		if strings.Contains(string(log), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("LOGFILE lacks %q:\n%s", want, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g := greetingOf(t, e.addr); g != "220 old [127.0.0.1]" {
+		t.Errorf("greeting after the refused reload: %q", g)
+	}
+}

@@ -58,6 +58,13 @@ func verbStart(o *options) int {
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), backgroundEnv+"=3")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	// Lines of cmd/amavisd itself (a refused reload, ...) go to stderr; keep them in LOGFILE.
+	if cfg, err := o.loadConfig(); err == nil && cfg.LOGFILE != "" && !cfg.DO_SYSLOG {
+		if f, err := os.OpenFile(cfg.LOGFILE, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err == nil {
+			defer f.Close()
+			cmd.Stderr = f
+		}
+	}
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
