@@ -3,6 +3,7 @@ package lookup
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -346,34 +347,39 @@ const maxTableFile = 64 << 20
 // by whitespace and a value (default 1); "#" starts a comment; keys are lower-cased.
 func ReadHash(name string) (HashTable, error) {
 	h := HashTable{}
-	err := readLines(name, func(line string) {
-		line = strings.TrimSpace(line)
-		if line == "" {
+	err := readFile(name, func(r io.Reader) error { return parseHash(r, h) })
+	return h, err
+}
+
+func parseHash(r io.Reader, h HashTable) error {
+	return scanLines(r, func(line string) {
+		k, val, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if k == "" {
 			return
 		}
-		k, val, hasVal := strings.Cut(line, " ")
-		if !hasVal {
-			k, val, hasVal = strings.Cut(line, "\t")
+		if i := strings.IndexByte(k, '\t'); i >= 0 { // "key<TAB>value"
+			k, val = k[:i], k[i+1:]+" "+val
 		}
 		val = strings.TrimSpace(val)
-		if !hasVal || val == "" {
+		if val == "" {
 			h[strings.ToLower(k)] = int64(1)
 			return
 		}
 		h[strings.ToLower(k)] = val
 	})
-	return h, err
 }
 
 // ReadArray reads a file in amavis's read_array format: whitespace-separated entries,
 // "#" starts a comment.
 func ReadArray(name string) (ACL, error) {
 	var a ACL
-	err := readLines(name, func(line string) { a = append(a, strings.Fields(line)...) })
+	err := readFile(name, func(r io.Reader) error {
+		return scanLines(r, func(line string) { a = append(a, strings.Fields(line)...) })
+	})
 	return a, err
 }
 
-func readLines(name string, f func(string)) error {
+func readFile(name string, parse func(io.Reader) error) error {
 	fh, err := os.Open(name)
 	if err != nil {
 		return err
@@ -382,16 +388,21 @@ func readLines(name string, f func(string)) error {
 	if fi, err := fh.Stat(); err == nil && fi.Size() > maxTableFile {
 		return fmt.Errorf("%s: larger than %d bytes", name, maxTableFile)
 	}
-	sc := bufio.NewScanner(fh)
+	if err := parse(io.LimitReader(fh, maxTableFile)); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// scanLines calls f with each line without its comment.
+func scanLines(r io.Reader, f func(string)) error {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line, _, _ := strings.Cut(sc.Text(), "#")
 		f(line)
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
+	return sc.Err()
 }
 
 // MarshalTOML writes the tables back (for showconfig).

@@ -319,3 +319,21 @@ constant = false
 		}
 	}
 }
+
+func FuzzTableFiles(f *testing.F) {
+	f.Add("# c\nExample.com\n.example.net 0 # x\nk\tv w\n  \n")
+	f.Fuzz(func(t *testing.T, text string) {
+		h := HashTable{}
+		if err := parseHash(strings.NewReader(text), h); err != nil {
+			return
+		}
+		for k := range h {
+			if k == "" || k != strings.ToLower(k) || strings.ContainsAny(k, "#\n") {
+				t.Fatalf("bad key %q", k)
+			}
+		}
+		var a ACL
+		scanLines(strings.NewReader(text), func(l string) { a = append(a, strings.Fields(l)...) })
+		a.Lookup("u@example.com", Options{})
+	})
+}
