@@ -1,0 +1,145 @@
+package amavis
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/conf"
+)
+
+// The MYNETS bank is loaded when the client (XFORWARD ADDR, else the peer) is in mynetworks:
+// the mail is originating (LOCAL, RelayedInternal), and the bank path shows in the log.
+func TestMynetsBank(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, `mynetworks = ["192.0.2.0/24"]
+
+[policy_bank.MYNETS]
+log_level = 0
+`)
+	for _, addr := range []string{"192.0.2.10", "198.51.100.7"} {
+		c, r := dial(t, td.addr)
+		expectPrefix(t, r, "220 ")
+		send(t, c, "HELO mta.example.com", "XFORWARD ADDR="+addr+" PORT=1025", "MAIL FROM:<a@example.com>",
+			"RCPT TO:<x@example.com>", "DATA")
+		for range 4 {
+			expectPrefix(t, r, "2")
+		}
+		expectPrefix(t, r, "354 ")
+		send(t, c, "Subject: mynets", "", "x", ".", "QUIT")
+		expectPrefix(t, r, "250 2.0.0 from MTA")
+		expectPrefix(t, r, "221 ")
+	}
+	waitFor(t, "log lines", func() bool { return len(mainLogLines(td.log.String())) == 2 })
+	lines := mainLogLines(td.log.String())
+	if !strings.Contains(lines[0], "Passed CLEAN {RelayedInternal}, MYNETS LOCAL [192.0.2.10]:1025 <a@example.com>") {
+		t.Errorf("mynets: %q", lines[0])
+	}
+	if !strings.Contains(lines[1], "Passed CLEAN {RelayedInbound}, [198.51.100.7]:1025 <a@example.com>") {
+		t.Errorf("outside: %q", lines[1])
+	}
+}
+
+// interface_policy selects a bank by listening port; a bank with protocol LMTP greets LMTP.
+func TestInterfacePolicyAndUnixSocket(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	sock := filepath.Join(t.TempDir(), "amavisd.sock")
+	startDaemon(t, h.Addr, `unix_socketname = "`+sock+`"
+interface_policy = { "`+sock+`" = "SOCK" }
+
+[policy_bank.SOCK]
+protocol = "LMTP"
+smtpd_greeting_banner = "${helo-name} ${protocol} ${product} at ${myhostname}"
+`)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	expect(t, r, "220 [localhost] LMTP amavis at mx.example.com")
+	send(t, c, "LHLO mta", "MAIL FROM:<a@example.com>", "RCPT TO:<x@example.com>", "RCPT TO:<y@example.com>", "DATA")
+	for l := expectPrefix(t, r, "250"); !strings.HasPrefix(l, "250 "); l = expectPrefix(t, r, "250") {
+	}
+	for range 3 {
+		expectPrefix(t, r, "250 ")
+	}
+	expectPrefix(t, r, "354 ")
+	send(t, c, "Subject: unix", "", "x", ".")
+	expectPrefix(t, r, "250 2.0.0 from MTA")
+	expectPrefix(t, r, "250 2.0.0 from MTA")
+	var received []string
+	for _, l := range h.Lines() {
+		if strings.HasPrefix(l, "Received:") || (len(received) > 0 && len(received) < 2 && strings.HasPrefix(l, " ")) {
+			received = append(received, l)
+		}
+	}
+	if len(received) < 1 || received[0] != "Received: from mta by localhost (amavis, unix socket) with LMTP" {
+		t.Errorf("Received: %q", received)
+	}
+}
+
+// Reload: new connections get the new configuration, an open session keeps its own and is
+// not dropped, the listener stays open.
+func TestReload(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, "")
+	old, ro := dial(t, td.addr)
+	expect(t, ro, "220 [127.0.0.1] ESMTP amavis service ready")
+
+	cfg := *td.Config()
+	next, err := conf.Parse("reloaded.toml", []byte(`
+inet_socket_port = "127.0.0.1:0"
+TEMPBASE = "`+td.tempbase+`"
+MYHOME = "`+td.tempbase+`"
+smtpd_greeting_banner = "${helo-name} reloaded"
+forward_method = "`+cfg.ForwardMethod+`"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	td.Reload(next)
+	_, rn := dial(t, td.addr)
+	expect(t, rn, "220 [127.0.0.1] reloaded")
+	send(t, old, "NOOP")
+	expect(t, ro, "250 2.0.0 Ok NOOP")
+}
+
+// The log file format: "Mon dd hh:mm:ss host prog[pid]: (id) text"; level marks (!) and
+// (!!); levels above log_level are not written.
+func TestLogFormats(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewWriterLog(&buf, "mx.example.com", NoOverride)
+	tl := &taskLog{l: l, id: "01234-01", level: 1}
+	tl.Logf(0, "Passed CLEAN")
+	tl.Logf(-1, "warning %d", 1)
+	tl.Logf(-2, "error\nwith newline")
+	tl.Logf(2, "not written at log_level 1")
+	re := regexp.MustCompile(`^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d mx\.example\.com \S+\[\d+\]: \(01234-01\) `)
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	want := []string{"Passed CLEAN", "(!)warning 1", `(!!)error\x0Awith newline`}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines: %q", len(lines), buf.String())
+	}
+	for i, l := range lines {
+		if !re.MatchString(l) || re.ReplaceAllString(l, "") != want[i] {
+			t.Errorf("line %q, want text %q", l, want[i])
+		}
+	}
+	// stderr format: an sd-daemon priority prefix.
+	var eb bytes.Buffer
+	el := &Log{w: &eb, stderr: true}
+	el.override.Store(5)
+	el.logf("01234-01", 0, "notice")
+	el.logf("", 3, "debug")
+	if eb.String() != "<5>(01234-01) notice\n<7>debug\n" {
+		t.Errorf("stderr format %q", eb.String())
+	}
+}

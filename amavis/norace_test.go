@@ -1,0 +1,5 @@
+//go:build !race
+
+package amavis
+
+const raceEnabled = false
