@@ -15,10 +15,10 @@
 //     (virus_scanners_failure_is_fatal); nothing is forwarded then. Log v.Notes at level 2.
 //  4. Quarantine by v.CCats / v.Blocking before forwarding (a quarantine failure is a 451).
 //  5. Every recipient with !r.Blocked is forwarded. Its copy's header: edits :=
-//     v.HeaderEdits(r, mailID, quarantined); remove the original fields named in
-//     edits.Delete, put edits.Add on top in order (Field.String), then amavis's Received,
-//     then the original header with each Subject body passed through TagSubject when
-//     edits.SubjectTag != "". Recipients whose edits have equal Key() share a transaction.
+//     v.HeaderEdits(r, mailID, quarantined); then edits.Prepend() (the added fields in
+//     order), amavis's Received, edits.EditHeader(original header section) (fields of
+//     edits.Delete removed, Subject tagged), the empty line and the original body.
+//     Recipients whose edits have equal Key() share a transaction.
 //  6. A recipient the next hop refused: v.NextHopFailed(r, itsReply).
 //  7. A blocked recipient's reply is r.Response; D_BOUNCE (and D_REJECT of a partial SMTP
 //     reject) sends a DSN unless r.DSNSuppress says why not.

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"bytes"
 	"mime"
 	"strings"
 )
@@ -173,4 +174,61 @@ func TagSubject(body, tag string) string {
 		s = strings.ReplaceAll(s, tag, "")
 	}
 	return " " + tag + s
+}
+
+// Prepend is the block of added fields that goes on top of the header, in order.
+func (h HeaderEdits) Prepend() []byte {
+	var b []byte
+	for _, f := range h.Add {
+		b = append(b, f.String()...)
+	}
+	return b
+}
+
+// EditHeader applies the in-place edits to an original header section (without its empty
+// line): fields named in Delete are removed, and each Subject gets the subject tag. Every
+// other byte stays as it was, line ends included.
+func (h HeaderEdits) EditHeader(orig []byte) []byte {
+	if len(h.Delete) == 0 && h.SubjectTag == "" {
+		return orig
+	}
+	out := make([]byte, 0, len(orig)+len(h.SubjectTag)+8)
+	for len(orig) > 0 {
+		// one field: its first line and the continuation lines, with their line ends
+		end := 0
+		for {
+			i := bytes.IndexByte(orig[end:], '\n')
+			if i < 0 {
+				end = len(orig)
+				break
+			}
+			end += i + 1
+			if end >= len(orig) || (orig[end] != ' ' && orig[end] != '\t') {
+				break
+			}
+		}
+		f := orig[:end]
+		orig = orig[end:]
+		name := fieldName(string(f))
+		switch {
+		case name != "" && h.deletes(name):
+			continue
+		case name != "" && h.SubjectTag != "" && strings.EqualFold(name, "Subject"):
+			colon := bytes.IndexByte(f, ':')
+			out = append(out, f[:colon+1]...)
+			out = append(out, TagSubject(string(f[colon+1:]), h.SubjectTag)...)
+		default:
+			out = append(out, f...)
+		}
+	}
+	return out
+}
+
+func (h HeaderEdits) deletes(name string) bool {
+	for _, d := range h.Delete {
+		if strings.EqualFold(d, name) {
+			return true
+		}
+	}
+	return false
 }

@@ -142,3 +142,39 @@ func FuzzCheckHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestEditHeader(t *testing.T) {
+	orig := "Received: from x\r\n by y\r\nX-Amavis-Hold: forged\r\nSubject: ***INFECTED*** hello\r\n world\r\nx-virus-scanned: old\r\nTo: b@example.com\r\n"
+	h := HeaderEdits{Delete: []string{"X-Amavis-Hold", "X-Virus-Scanned"}, SubjectTag: "***INFECTED*** ",
+		Add: []Field{{"X-Virus-Scanned", "amavis at example.com"}}}
+	want := "Received: from x\r\n by y\r\nSubject: ***INFECTED*** hello\r\n world\r\nTo: b@example.com\r\n"
+	if got := string(h.EditHeader([]byte(orig))); got != want {
+		t.Errorf("EditHeader:\n%q\nwant\n%q", got, want)
+	}
+	if got := string(h.Prepend()); got != "X-Virus-Scanned: amavis at example.com\r\n" {
+		t.Errorf("Prepend %q", got)
+	}
+	same := []byte("Subject: x\n")
+	if got := (HeaderEdits{}).EditHeader(same); &got[0] != &same[0] {
+		t.Error("no edits must return the header untouched")
+	}
+	if got := string((HeaderEdits{SubjectTag: "***UNCHECKED*** "}).EditHeader([]byte("subject:hi\nsubject: again"))); got != "subject: ***UNCHECKED*** hi\nsubject: ***UNCHECKED*** again" {
+		t.Errorf("every Subject is tagged, the last without a line end: %q", got)
+	}
+}
+
+func FuzzEditHeader(f *testing.F) {
+	f.Add([]byte("Subject: a\r\n b\r\nX-Amavis-Hold: x\r\n"), "***INFECTED*** ")
+	f.Add([]byte(" lead\nSubject:\n"), "")
+	f.Fuzz(func(t *testing.T, orig []byte, tag string) {
+		out := HeaderEdits{Delete: []string{"X-Amavis-Hold"}, SubjectTag: tag}.EditHeader(orig)
+		for _, fld := range SplitHeader(out) {
+			if strings.EqualFold(fieldName(fld), "X-Amavis-Hold") {
+				t.Fatalf("deleted field left in %q", out)
+			}
+		}
+		if tag == "" && !strings.Contains(strings.ToLower(string(orig)), "x-amavis-hold") && string(out) != string(orig) {
+			t.Fatalf("changed without cause: %q -> %q", orig, out)
+		}
+	})
+}
