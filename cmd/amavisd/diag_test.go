@@ -49,3 +49,43 @@ protocol = "AM.PDP"
 		t.Errorf("arj (installed) not found:\n%s", log)
 	}
 }
+
+func TestAVDiagnostics(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	down := filepath.Join(t.TempDir(), "nobody-listens.sock")
+	cfg, err := conf.Parse("a.toml", []byte(fmt.Sprintf(`
+[[av_scanners]]
+name = "ClamAV-clamd"
+sockets = [%q, %q]
+clean_pattern = '\bOK$'
+infected_pattern = '\bFOUND$'
+names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
+[[av_scanners_backup]]
+name = "NoSuchScanner"
+command = ["no-such-scanner-program"]
+args = "{}"
+clean_codes = [0]
+infected_codes = [1]
+`, clamd.Socket, down)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	avDiagnostics(cfg, func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) })
+	log := strings.Join(lines, "\n") + "\n"
+	for _, want := range []string{
+		"Using primary internal av scanner code for ClamAV-clamd\n",
+		"ClamAV-clamd: clamd at " + clamd.Socket + " is " + clamd.Version + "\n",
+		"(!)ClamAV-clamd: clamd at " + down + " does not answer: ",
+		"(!)NoSuchScanner is not usable: program not found: no-such-scanner-program\n",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("diagnostics lack %q:\n%s", want, log)
+		}
+	}
+	lines = nil
+	avDiagnostics(&conf.Config{}, func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) })
+	if len(lines) != 1 || lines[0] != "(!)av_scanners is empty: mail is not checked for viruses" {
+		t.Errorf("without scanners: %q", lines)
+	}
+}

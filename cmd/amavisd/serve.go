@@ -186,7 +186,8 @@ func serve(o *options, serving func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.Serve() }()
 
-	startupDiagnostics(cfg, run.log)
+	// A clamd that does not answer must not delay the start: the checks run beside serving.
+	go startupDiagnostics(cfg, run.log)
 	run.notify.Ready(statusLine(cfg))
 	serving()
 	for {
