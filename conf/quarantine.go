@@ -149,8 +149,8 @@ func (p *Policy) Requeue() Method { m, _ := ParseMethod(p.RequeueMethod); return
 
 // NotifyAddrs are the originator addresses after amavis's after-defaults (SPEC §12).
 type NotifyAddrs struct {
-	HdrfromSender, HdrfromAdmin, HdrfromRecip, HdrfromRelease string // From: fields
-	MailfromAdmin, MailfromRecip                              string // envelope senders, bare
+	HdrfromSender, HdrfromAdmin, HdrfromSpamadmin, HdrfromRecip, HdrfromRelease string // From:
+	MailfromAdmin, MailfromSpamadmin, MailfromRecip                             string // bare
 }
 
 // NotifyAddrs resolves the hdrfrom_* / mailfrom_* settings for this host.
@@ -171,12 +171,17 @@ func (c *Config) NotifyAddrs(p *Policy) NotifyAddrs {
 		return n.HdrfromSender
 	}
 	n.HdrfromAdmin = derive(p.HdrfromNotifyAdmin, p.MailfromNotifyAdmin)
+	n.HdrfromSpamadmin = derive(p.HdrfromNotifySpamadmin, p.MailfromNotifySpamadmin)
 	n.HdrfromRecip = derive(p.HdrfromNotifyRecip, p.MailfromNotifyRecip)
 	n.HdrfromRelease = derive(p.HdrfromNotifyRelease, "")
 	// The envelope sender defaults to the address inside the From: field.
 	n.MailfromAdmin = p.MailfromNotifyAdmin
 	if n.MailfromAdmin == "" {
 		n.MailfromAdmin = AngleAddr(n.HdrfromAdmin)
+	}
+	n.MailfromSpamadmin = p.MailfromNotifySpamadmin
+	if n.MailfromSpamadmin == "" {
+		n.MailfromSpamadmin = AngleAddr(n.HdrfromSpamadmin)
 	}
 	n.MailfromRecip = p.MailfromNotifyRecip
 	if n.MailfromRecip == "" {

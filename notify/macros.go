@@ -1,0 +1,188 @@
+package notify
+
+import (
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"amavisgo/delivery"
+	"amavisgo/notify/template"
+)
+
+// RFC2822Date is amavis's date form, "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)".
+func RFC2822Date(t time.Time) string { return t.Format("Mon, 02 Jan 2006 15:04:05 -0700 (MST)") }
+
+// header is the original header section taken apart, for %j, %m, [:header_field|X] ...
+type header []field
+
+type field struct{ name, value string } // value unfolded, without the leading space
+
+func parseHeader(b []byte) header {
+	var h header
+	for _, line := range strings.SplitAfter(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n") {
+		if line == "\n" || line == "" {
+			break
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(h) > 0 {
+			h[len(h)-1].value += " " + strings.TrimSpace(line)
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		h = append(h, field{name: textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name)), value: strings.TrimSpace(value)})
+	}
+	return h
+}
+
+// get is the j-th field of that name, counting from the top when j >= 0 and from the bottom
+// when j < 0 (-1 = the last one), as amavis's header_field macro.
+func (h header) get(name string, j int) string {
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	var vals []string
+	for _, f := range h {
+		if f.name == name {
+			vals = append(vals, f.value)
+		}
+	}
+	if j < 0 {
+		j += len(vals)
+	}
+	if j < 0 || j >= len(vals) {
+		return ""
+	}
+	return vals[j]
+}
+
+// macros builds the values of amavis's notification macros for message m. f is the From:
+// of the notification, to its recipients (for %T).
+func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) template.Macros {
+	h := parseHeader(m.Header)
+	var delivered, failed, failedFull, rcpts []string
+	for _, r := range m.Recipients {
+		rcpts = append(rcpts, r.Addr)
+		q := delivery.Bracket(r.Addr)
+		if !r.Blocked && strings.HasPrefix(r.Response, "2") {
+			delivered = append(delivered, q)
+			continue
+		}
+		failed = append(failed, q)
+		said := ""
+		if r.RemoteMTA != "" {
+			said = " [" + strings.Trim(r.RemoteMTA, "[]") + "] said:"
+		}
+		failedFull = append(failedFull, q+":"+said+"\n   "+r.Response)
+	}
+	var senderList []string
+	if willDSN {
+		senderList = []string{delivery.Bracket(m.Sender)}
+	}
+	clientAddrPort := ""
+	if m.ClientAddr != "" {
+		clientAddrPort = "[" + m.ClientAddr + "]"
+		if m.ClientPort != "" {
+			clientAddrPort += ":" + m.ClientPort
+		}
+	}
+	local := ""
+	if m.Originating {
+		local = "1"
+	}
+	firstRcvd := h.get("Received", 0)
+	mv := template.Macros{
+		"s": delivery.Bracket(m.Sender), "o": delivery.Bracket(m.Sender), "S": senderList,
+		"R": rcpts, "D": delivered, "O": failed, "N": failedFull,
+		"V": m.Viruses, "v": m.ScannerOutput, "W": m.Scanners, "X": m.BadHeaders,
+		"F": m.BannedReason, "q": m.Quarantined,
+		"j": h.get("Subject", -1), "m": h.get("Message-Id", -1), "r": h.get("Resent-Message-Id", 0),
+		"n": m.LogID, "log_id": m.LogID, "LOGID": m.LogID,
+		"i": m.MailID, "mail_id": m.MailID, "MAILID": m.MailID, "secret_id": m.SecretID,
+		"h": n.Config.Myhostname, "HOSTNAME": n.Config.Myhostname,
+		"d": RFC2822Date(m.Received), "date_unix_utc": strconv.FormatInt(m.Received.Unix(), 10),
+		"y": strconv.FormatInt(n.now().Sub(m.Received).Milliseconds(), 10),
+		"z": strconv.FormatInt(m.Size, 10), "b": m.BodyDigest, "Q": m.QueueID,
+		"a": m.ClientAddr, "client_addr": m.ClientAddr, "client_port": m.ClientPort,
+		"client_addr_port": clientAddrPort, "g": m.ClientName, "client_helo": m.ClientHelo,
+		"e": "", "t": firstRcvd, "l": local, "p": m.PolicyBank,
+		"f": f, "T": to, "C": []string{}, "B": []string{},
+		"H": headerLines(m.Header),
+		"dkim": "", "tls_in": "",
+		"ccat_maj":  strconv.Itoa(m.Category.Major),
+		"ccat_min":  strconv.Itoa(m.Category.Minor),
+		"ccat_name": m.Category.Name(),
+		"ccat": template.Func(func(a ...string) any {
+			a = append(a, "", "")
+			c := m.Category
+			if strings.EqualFold(strings.TrimSpace(a[2]), "main") {
+				c = m.MainCategory
+			}
+			blocked := false
+			for _, r := range m.Recipients {
+				blocked = blocked || r.Blocked
+			}
+			switch strings.ToLower(strings.TrimSpace(a[1])) {
+			case "name":
+				return c.Name()
+			case "major":
+				return strconv.Itoa(c.Major)
+			case "minor":
+				return strconv.Itoa(c.Minor)
+			case "is_blocking":
+				return boolStr(blocked)
+			case "is_nonblocking":
+				return boolStr(!blocked)
+			case "is_blocked_by_nonmain":
+				return boolStr(blocked && m.Category != m.MainCategory)
+			}
+			return "(" + strconv.Itoa(c.Major) + "," + strconv.Itoa(c.Minor) + ")"
+		}),
+		"header_field": template.Func(func(a ...string) any {
+			a = append(a, "", "", "")
+			j := -1
+			if v, err := strconv.Atoi(strings.TrimSpace(a[3])); err == nil {
+				j = v
+			}
+			v := h.get(strings.TrimSpace(a[1]), j)
+			if lim, err := strconv.Atoi(strings.TrimSpace(a[2])); err == nil && lim > 0 && len(v) > lim {
+				v = v[:lim]
+			}
+			return v
+		}),
+		"dsn_notify": template.Func(func(a ...string) any {
+			var all []string
+			for _, r := range m.Recipients {
+				all = append(all, r.Notify...)
+			}
+			return strings.Join(all, ",")
+		}),
+	}
+	return mv
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
+}
+
+// headerLines is %H: each field of the original header, folded lines joined.
+func headerLines(b []byte) []string {
+	var out []string
+	for _, line := range strings.SplitAfter(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n") {
+		if line == "\n" || line == "" {
+			break
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
+			out[len(out)-1] += line
+			continue
+		}
+		out = append(out, line)
+	}
+	for i := range out {
+		out[i] = strings.TrimRight(out[i], "\n")
+	}
+	return out
+}

@@ -1,0 +1,201 @@
+// Package notify writes and sends the mail amavis originates about a message (SPEC §12):
+// notices to administrators per category, delivery status notifications (RFC 3464) to the
+// sender of bounced mail, with amavis's rules for when not to send one, and warnings to
+// recipients when enabled. Texts come from templates in amavis's macro language
+// (notify/template); the defaults are in notify/templates and a site may point
+// notify_*_templ at its own files, including customised amavis templates.
+package notify
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"amavisgo/conf"
+	"amavisgo/delivery"
+	"amavisgo/notify/template"
+)
+
+// Major content categories (amavis's CC_* numbers, the same as package verdict's).
+const (
+	CC_CATCHALL  = 0
+	CC_CLEAN     = 1
+	CC_MTA       = 2
+	CC_OVERSIZED = 3
+	CC_BADH      = 4
+	CC_SPAMMY    = 5
+	CC_SPAM      = 6
+	CC_UNCHECKED = 7
+	CC_BANNED    = 8
+	CC_VIRUS     = 9
+)
+
+// Category is a content category, major and minor.
+type Category struct{ Major, Minor int }
+
+var categoryNames = map[Category]string{
+	{0, 0}: "CatchAll", {1, 0}: "Clean", {1, 1}: "CleanTag", {2, 0}: "MtaFailed",
+	{2, 1}: "MtaTempFailed", {2, 2}: "MtaRejected", {3, 0}: "Oversized", {4, 0}: "BadHdr",
+	{4, 1}: "BadHdrMime", {4, 2}: "BadHdr8bit", {4, 3}: "BadHdrChar", {4, 4}: "BadHdrSpace",
+	{4, 5}: "BadHdrLong", {4, 6}: "BadHdrSyntax", {4, 7}: "BadHdrMissing", {4, 8}: "BadHdrDupl",
+	{5, 0}: "Spammy", {5, 1}: "Spammy3", {6, 0}: "Spam", {7, 0}: "Unchecked",
+	{7, 1}: "UncheckedEncrypted", {7, 2}: "UncheckedOverLimits", {7, 3}: "UncheckedAmbiguousContent",
+	{8, 0}: "Banned", {9, 0}: "Virus",
+}
+
+// Name is amavis's display name of the category.
+func (c Category) Name() string {
+	if n, ok := categoryNames[c]; ok {
+		return n
+	}
+	return categoryNames[Category{Major: c.Major}]
+}
+
+// Recipient is what happened to one recipient, as the daemon knows it after forwarding.
+type Recipient struct {
+	Addr  string
+	Local bool
+	// Category is the recipient's blocking category when Blocked, else its main category.
+	Category Category
+	Blocked  bool
+	Destiny  conf.Destiny
+	// Response is the recipient's final SMTP response: the blocked reply ("554 5.7.0 Bounce,
+	// id=... - INFECTED: ...") or, when Relayed, the next hop's answer as amavis wraps it.
+	Response string
+	Relayed  bool   // forwarded to the next hop (the response came from there)
+	// RemoteMTA ("[127.0.0.1]:10025") and RemoteResponse (its own reply line) are set when
+	// the next hop refused the recipient.
+	RemoteMTA, RemoteResponse string
+	DSNSuppress               string   // why no DSN may go out (package verdict fills it)
+	Notify                    []string // RCPT NOTIFY= keywords, upper case; nil = not given
+	ORCPT                     string   // RCPT ORCPT= as given, e.g. "rfc822;a@example.com"
+}
+
+// Message is the message the notifications are about.
+type Message struct {
+	LogID, MailID, SecretID string
+	Sender                  string // bare; "" = <>
+	Recipients              []*Recipient
+	// Category is the message's blocking category when anything is blocked, else its main one;
+	// MainCategory is the main one.
+	Category, MainCategory Category
+	Header                 []byte // the original header section
+	Viruses                []string
+	Scanners               []string // names of the scanners that found them (%W)
+	ScannerOutput          []string // lines of scanner output (%v)
+	BannedReason           string   // %F, "comment:.exe,.exe-ms,run.exe"
+	BadHeaders             []string // %X
+	Quarantined            []string // %q, names relative to QUARANTINEDIR
+	ClientAddr, ClientPort string   // the SMTP client (XFORWARD ADDR/PORT)
+	ClientName, ClientHelo string
+	Originating            bool
+	Bulk                   bool // bulk, list or automatic mail (SPEC §4.3 step 2)
+	Received               time.Time
+	ENVID                  string // MAIL ENVID=, xtext-decoded
+	PolicyBank             string
+	QueueID                string
+	Size                   int64
+	BodyDigest             string
+}
+
+// Error is a notification that could not be sent for now. The daemon must answer the MTA
+// with Reply (the mail stays queued there); Detail is for the log.
+type Error struct {
+	Section string // "quar+notif" or "delivery-notification"
+	What    string // "temporarily unable to notify admin", ...
+	Detail  string
+}
+
+func (e *Error) Error() string { return e.What + ": " + e.Detail }
+
+// Reply is the SMTP reply for the MTA; amID is the log id.
+func (e *Error) Reply(amID string) string {
+	return "451 4.5.0 Error in processing, id=" + amID + ", " + e.Section + " FAILED: " + e.What
+}
+
+//go:embed templates/*.txt
+var defaultTemplates embed.FS
+
+// Notifier sends notifications through notify_method.
+type Notifier struct {
+	Config *conf.Config
+	Sender delivery.Sender
+	Log    *slog.Logger     // nil: slog.Default()
+	Now    func() time.Time // nil: time.Now
+
+	mu    sync.Mutex
+	cache map[string]*template.Template
+}
+
+// New makes a Notifier for a configuration.
+func New(c *conf.Config, s delivery.Sender) *Notifier { return &Notifier{Config: c, Sender: s} }
+
+// templ returns the template configured by path, or the built-in one.
+func (n *Notifier) templ(path, builtin string) (*template.Template, error) {
+	key := path
+	if key == "" {
+		key = "builtin:" + builtin
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if t, ok := n.cache[key]; ok {
+		return t, nil
+	}
+	var src []byte
+	var err error
+	if path == "" {
+		src, err = defaultTemplates.ReadFile("templates/" + builtin)
+	} else {
+		src, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := template.Parse(string(src))
+	if n.cache == nil {
+		n.cache = map[string]*template.Template{}
+	}
+	n.cache[key] = t
+	return t, nil
+}
+
+func (n *Notifier) log() *slog.Logger {
+	if n.Log != nil {
+		return n.Log
+	}
+	return slog.Default()
+}
+
+func (n *Notifier) now() time.Time {
+	if n.Now != nil {
+		return n.Now()
+	}
+	return time.Now()
+}
+
+// send hands one notification to notify_method. A 4xx answer or a failed transaction is an
+// *Error; a 5xx answer is logged and otherwise ignored, as amavis does.
+// what names the action for messages: "notify admin", "send DSN to <a@b>".
+func (n *Notifier) send(ctx context.Context, p *conf.Policy, from string, rcpts []string, msg string, section, what string) (bool, error) {
+	res, err := n.Sender.Send(ctx, p.Notify(), from, rcpts, strings.NewReader(msg))
+	if err != nil {
+		return false, &Error{Section: section, What: "temporarily unable to " + what, Detail: err.Error()}
+	}
+	ok := false
+	for _, r := range res {
+		switch {
+		case r.Temporary():
+			return false, &Error{Section: section, What: "temporarily unable to " + what, Detail: r.Rcpt + ": " + r.Reply}
+		case r.Code()/100 == 2:
+			ok = true
+		default:
+			n.log().Warn(fmt.Sprintf("NOTICE: UNABLE TO %s, <%s>: %s", strings.ToUpper(what), r.Rcpt, r.Reply))
+		}
+	}
+	return ok, nil
+}

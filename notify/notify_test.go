@@ -1,0 +1,387 @@
+package notify
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/textproto"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-smtp"
+
+	"amavisgo/conf"
+	"amavisgo/delivery"
+	"amavisgo/delivery/deliverytest"
+)
+
+const origHeader = "Received: from client.example.org (client.example.org [198.51.100.7])\n\tby mta.example.com (Postfix) with ESMTP id QID123\nFrom: Bob <bob@sender.example.org>\nTo: x@example.com\nSubject: test \xc3\xa9\nMessage-ID: <m2@x>\nDate: Sun, 22 Nov 2026 09:44:17 +0000\n"
+
+type rig struct {
+	hop *deliverytest.Server
+	cfg *conf.Config
+	n   *Notifier
+}
+
+func newRig(t *testing.T, settings string) *rig {
+	t.Helper()
+	hop := deliverytest.Start(t)
+	c, err := conf.Parse("n.toml", []byte("myhostname = \"mx.example.com\"\nnotify_method = \""+hop.Method.String()+"\"\n"+settings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := New(c, &delivery.SMTPSender{LocalhostName: "localhost"})
+	n.Now = func() time.Time { return time.Date(2026, 11, 22, 9, 44, 19, 0, time.UTC) }
+	return &rig{hop: hop, cfg: c, n: n}
+}
+
+// eicar is an EICAR message from bob to x (blocked with destiny d) and ok (passed).
+func eicar(p *conf.Policy, d conf.Destiny) *Message {
+	virus := Category{CC_VIRUS, 0}
+	resp := map[conf.Destiny]string{
+		conf.D_DISCARD: "250 2.7.0 Ok, discarded, id=12345-01 - INFECTED: Eicar-Test-Signature",
+		conf.D_BOUNCE:  "554 5.7.0 Bounce, id=12345-01 - INFECTED: Eicar-Test-Signature",
+	}[d]
+	x := &Recipient{Addr: "x@example.com", Local: true, Category: virus, Blocked: true, Destiny: d, Response: resp}
+	// As package verdict does: a virus that fakes its sender suppresses the DSN.
+	if p.VirusesThatFakeSenderMaps.Fakes([]string{"Eicar-Test-Signature"}) {
+		x.DSNSuppress = "INFECTED"
+	}
+	return &Message{
+		LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org",
+		Recipients: []*Recipient{x},
+		Category:   virus, MainCategory: virus, Header: []byte(origHeader),
+		Viruses: []string{"Eicar-Test-Signature"}, Scanners: []string{"ClamAV-clamd"},
+		ScannerOutput: []string{"stream: Eicar-Test-Signature FOUND"},
+		Quarantined:   []string{"n/virus-n8rZJ2zBYamo"},
+		ClientAddr:    "198.51.100.7", ClientPort: "4567", ClientHelo: "client.example.org",
+		Received: time.Date(2026, 11, 22, 9, 44, 18, 0, time.UTC), Size: 445,
+	}
+}
+
+func readHeader(t *testing.T, data []byte) textproto.MIMEHeader {
+	t.Helper()
+	h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(data))).ReadMIMEHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestVirusAdminNotice(t *testing.T) {
+	r := newRig(t, "virus_admin = \"virusalert@example.com\"\n")
+	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
+	sent, err := r.n.Admins(context.Background(), &r.cfg.Policy, m, PlanDSN(m, false))
+	if err != nil || len(sent) != 1 {
+		t.Fatal(sent, err)
+	}
+	got := r.hop.Wait(t, 0)
+	if got.From != "postmaster@mx.example.com" || strings.Join(got.Rcpts, ",") != "virusalert@example.com" {
+		t.Errorf("envelope %q -> %q", got.From, got.Rcpts)
+	}
+	h := readHeader(t, got.Data)
+	for name, want := range map[string]string{
+		"Subject":    "VIRUS (Eicar-Test-Signature) in mail FROM [198.51.100.7]:4567 <bob@sender.example.org>",
+		"From":       `"Content-filter at mx.example.com" <postmaster@mx.example.com>`,
+		"To":         "<virusalert@example.com>",
+		"Message-Id": "<VAn8rZJ2zBYamo@mx.example.com>",
+		"Date":       "Sun, 22 Nov 2026 09:44:19 +0000 (UTC)",
+	} {
+		if h.Get(name) != want {
+			t.Errorf("%s: %q, want %q", name, h.Get(name), want)
+		}
+	}
+	e, err := message.Read(bytes.NewReader(got.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := e.MultipartReader()
+	text, _ := mr.NextPart()
+	body, _ := io.ReadAll(text.Body)
+	body = bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n"))
+	for _, want := range []string{"Virus found: Eicar-Test-Signature\n", "Quarantined as: n/virus-n8rZJ2zBYamo\n",
+		"Not delivered to:\n  <x@example.com>:\n   250 2.7.0 Ok, discarded", "The sender will not be notified.",
+		"Subject: test \u00e9\n", "Log reference: 12345-01/n8rZJ2zBYamo\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("notice text lacks %q:\n%s", want, body)
+		}
+	}
+	hp, _ := mr.NextPart()
+	if ct, _, _ := hp.Header.ContentType(); ct != "text/rfc822-headers" {
+		t.Errorf("second part is %s", ct)
+	}
+}
+
+func TestNoAdminNoNotice(t *testing.T) {
+	r := newRig(t, "")
+	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
+	if sent, err := r.n.Admins(context.Background(), &r.cfg.Policy, m, nil); err != nil || len(sent) != 0 {
+		t.Errorf("no virus_admin configured: %v %v", sent, err)
+	}
+}
+
+// parseDSN reads an RFC 3464 report: the per-message fields, then one group per recipient.
+func parseDSN(t *testing.T, data []byte) (text string, perMsg textproto.MIMEHeader, perRcpt []textproto.MIMEHeader, headers string) {
+	t.Helper()
+	e, err := message.Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, params, _ := e.Header.ContentType()
+	if ct != "multipart/report" || params["report-type"] != "delivery-status" {
+		t.Fatalf("Content-Type %s %v", ct, params)
+	}
+	mr := e.MultipartReader()
+	var parts [][]byte
+	var types []string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p.Body)
+		b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+		pt, _, _ := p.Header.ContentType()
+		parts, types = append(parts, b), append(types, pt)
+	}
+	if strings.Join(types, ",") != "text/plain,message/delivery-status,text/rfc822-headers" {
+		t.Fatalf("parts %v", types)
+	}
+	tr := textproto.NewReader(bufio.NewReader(bytes.NewReader(parts[1])))
+	perMsg, err = tr.ReadMIMEHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		h, err := tr.ReadMIMEHeader()
+		if len(h) > 0 {
+			perRcpt = append(perRcpt, h)
+		}
+		if err != nil {
+			break
+		}
+	}
+	return string(parts[0]), perMsg, perRcpt, string(parts[2])
+}
+
+func TestBounceDSN(t *testing.T) {
+	// Debian's rule: EICAR is not a virus that fakes its sender, so the sender hears of it.
+	r := newRig(t, "viruses_that_fake_sender_maps = [['(?i)\\bEICAR\\b', false], ['.', true]]\n")
+	p := &r.cfg.Policy
+	m := eicar(p, conf.D_BOUNCE)
+	m.Recipients[0].ORCPT = "rfc822;x@example.com"
+	plan, err := r.n.DSN(context.Background(), p, m, false)
+	if err != nil || plan[0] != DSNReported {
+		t.Fatal(plan, err)
+	}
+	got := r.hop.Wait(t, 0)
+	if got.From != "" || strings.Join(got.Rcpts, ",") != "bob@sender.example.org" {
+		t.Errorf("envelope %q -> %q, want <> -> the sender", got.From, got.Rcpts)
+	}
+	h := readHeader(t, got.Data)
+	if h.Get("Subject") != "VIRUS in message apparently from you (Eicar-Test-Signature)" ||
+		h.Get("Message-Id") != "<VSn8rZJ2zBYamo@mx.example.com>" || h.Get("In-Reply-To") != "<m2@x>" ||
+		h.Get("To") != "<bob@sender.example.org>" || h.Get("From") != `"Content-filter at mx.example.com" <postmaster@mx.example.com>` {
+		t.Errorf("DSN header %q", h)
+	}
+	text, perMsg, perRcpt, hdrs := parseDSN(t, got.Data)
+	if perMsg.Get("Reporting-MTA") != "dns; mx.example.com" ||
+		perMsg.Get("Received-From-MTA") != "dns; client.example.org ([198.51.100.7])" ||
+		perMsg.Get("Arrival-Date") != "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)" {
+		t.Errorf("per-message fields %q", perMsg)
+	}
+	if len(perRcpt) != 1 {
+		t.Fatalf("%d recipient groups", len(perRcpt))
+	}
+	for name, want := range map[string]string{
+		"Original-Recipient": "rfc822;x@example.com", "Final-Recipient": "rfc822;x@example.com",
+		"Action": "failed", "Status": "5.7.0",
+		"Diagnostic-Code":   "smtp; 554 5.7.0 Bounce, id=12345-01 - INFECTED: Eicar-Test-Signature",
+		"Last-Attempt-Date": "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)", "Final-Log-Id": "12345-01/n8rZJ2zBYamo",
+	} {
+		if got := perRcpt[0].Get(name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	if !strings.Contains(text, "because it contains malicious software:\n  Eicar-Test-Signature\n") {
+		t.Errorf("DSN text:\n%s", text)
+	}
+	if hdrs != origHeader {
+		t.Errorf("attached header %q", hdrs)
+	}
+}
+
+func TestFakedSenderSuppressesDSN(t *testing.T) {
+	r := newRig(t, "") // amavis's default: every virus fakes its sender
+	p := &r.cfg.Policy
+	m := eicar(p, conf.D_BOUNCE)
+	plan, err := r.n.DSN(context.Background(), p, m, false)
+	if err != nil || plan[0] != DSNSuppressed {
+		t.Fatal(plan, err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(r.hop.Messages()); n != 0 {
+		t.Errorf("%d messages sent for a suppressed DSN", n)
+	}
+}
+
+func TestPlanDSN(t *testing.T) {
+	bounce := "554 5.7.0 Bounce, id=1 - BANNED: x"
+	mk := func(mod func(m *Message, r *Recipient)) *Message {
+		r := &Recipient{Addr: "a@x", Category: Category{CC_BANNED, 0}, Blocked: true, Destiny: conf.D_BOUNCE, Response: bounce}
+		m := &Message{Sender: "s@y", Recipients: []*Recipient{r}}
+		mod(m, r)
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		lmtp   bool
+		mod    func(m *Message, r *Recipient)
+		expect DSNState
+	}{
+		{"bounce", false, func(m *Message, r *Recipient) {}, DSNReported},
+		{"null sender", false, func(m *Message, r *Recipient) { m.Sender = "" }, DSNSuppressed},
+		{"NOTIFY=NEVER", false, func(m *Message, r *Recipient) { r.Notify = []string{"NEVER"} }, DSNSuppressed},
+		{"NOTIFY=SUCCESS only", false, func(m *Message, r *Recipient) { r.Notify = []string{"SUCCESS"} }, DSNSuppressed},
+		{"NOTIFY=FAILURE", false, func(m *Message, r *Recipient) { r.Notify = []string{"FAILURE", "DELAY"} }, DSNReported},
+		{"banned rule DISCARD", false, func(m *Message, r *Recipient) { r.DSNSuppress = "BANNED:DISCARD suggested by rule" }, DSNSuppressed},
+		{"bulk mail", false, func(m *Message, r *Recipient) { m.Bulk = true }, DSNSuppressed},
+		{"discarded", false, func(m *Message, r *Recipient) {
+			r.Destiny, r.Response = conf.D_DISCARD, "250 2.7.0 Ok, discarded, id=1 - BANNED: x"
+		}, NoDSN},
+		{"passed", false, func(m *Message, r *Recipient) {
+			r.Blocked, r.Destiny, r.Relayed, r.Response = false, conf.D_PASS, true, "250 2.0.0 from MTA(smtp:[::1]:10025): 250 Ok"
+		}, NoDSN},
+		{"tempfail", false, func(m *Message, r *Recipient) { r.Destiny, r.Response = conf.D_TEMPFAIL, "450 4.7.0 Temporary failure" }, NoDSN},
+		{"reject, all rejected", false, func(m *Message, r *Recipient) { r.Destiny, r.Response = conf.D_REJECT, "554 5.7.0 Reject" }, NoDSN},
+		{"reject over LMTP", true, func(m *Message, r *Recipient) {
+			r.Destiny, r.Response = conf.D_REJECT, "554 5.7.0 Reject"
+			m.Recipients = append(m.Recipients, &Recipient{Addr: "b@x", Destiny: conf.D_PASS, Response: "250 2.0.0 Ok"})
+		}, NoDSN},
+		{"reject in a mixed SMTP message", false, func(m *Message, r *Recipient) {
+			r.Destiny, r.Response = conf.D_REJECT, "554 5.7.0 Reject"
+			m.Recipients = append(m.Recipients, &Recipient{Addr: "b@x", Destiny: conf.D_PASS, Response: "250 2.0.0 Ok"})
+		}, DSNReported},
+	} {
+		if got := PlanDSN(mk(tc.mod), tc.lmtp)[0]; got != tc.expect {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.expect)
+		}
+	}
+}
+
+func TestNextHopTroubleWithNotifications(t *testing.T) {
+	r := newRig(t, "virus_admin = \"virusalert@example.com\"\n")
+	p := &r.cfg.Policy
+	m := eicar(p, conf.D_DISCARD)
+	r.hop.RejectRcpt("virusalert@example.com", 451, smtp.EnhancedCode{4, 3, 0}, "try later")
+	_, err := r.n.Admins(context.Background(), p, m, nil)
+	var ne *Error
+	if !errors.As(err, &ne) || ne.Reply("12345-01") != "451 4.5.0 Error in processing, id=12345-01, quar+notif FAILED: temporarily unable to notify admin" {
+		t.Errorf("4xx: %v", err)
+	}
+	r.hop.RejectRcpt("virusalert@example.com", 550, smtp.EnhancedCode{5, 1, 1}, "no such user")
+	if sent, err := r.n.Admins(context.Background(), p, m, nil); err != nil || len(sent) != 0 {
+		t.Errorf("5xx is logged, not an error: %v %v", sent, err)
+	}
+}
+
+func TestRecipientWarning(t *testing.T) {
+	r := newRig(t, "warnvirusrecip = true\n")
+	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
+	remote := &Recipient{Addr: "far@elsewhere.org", Category: Category{CC_VIRUS, 0}, Blocked: true, Destiny: conf.D_DISCARD, Response: "250 2.7.0 Ok, discarded"}
+	m.Recipients = append(m.Recipients, remote)
+	sent, err := r.n.Warnings(context.Background(), &r.cfg.Policy, m)
+	if err != nil || strings.Join(sent, ",") != "x@example.com" {
+		t.Fatalf("warned %v, %v; want only the local recipient", sent, err)
+	}
+	h := readHeader(t, r.hop.Wait(t, 0).Data)
+	if h.Get("Subject") != "Message with a virus for you was not delivered" || h.Get("Message-Id") != "<VRn8rZJ2zBYamo@mx.example.com>" {
+		t.Errorf("warning header %q", h)
+	}
+}
+
+// A site's customised amavis template (Debian's) replaces ours.
+func TestSiteTemplate(t *testing.T) {
+	const debian = "/etc/amavis/en_US/template-virus-admin.txt"
+	if _, err := os.Stat(debian); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip("Debian's amavis templates are not installed")
+	}
+	r := newRig(t, "virus_admin = \"virusalert@example.com\"\nnotify_virus_admin_templ = \""+debian+"\"\n")
+	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
+	if _, err := r.n.Admins(context.Background(), &r.cfg.Policy, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	data := r.hop.Wait(t, 0).Data
+	if h := readHeader(t, data); h.Get("Subject") != "VIRUS (Eicar-Test-Signature) in mail FROM [198.51.100.7]:4567 <bob@sender.example.org>" {
+		t.Errorf("Subject %q", h.Get("Subject"))
+	}
+	if !bytes.Contains(data, []byte("A virus was found: Eicar-Test-Signature")) {
+		t.Errorf("Debian's text is not used:\n%s", data)
+	}
+}
+
+func TestPlainDSNSubjects(t *testing.T) {
+	r := newRig(t, "")
+	p := &r.cfg.Policy
+	big := &Recipient{Addr: "x@example.com", Category: Category{CC_OVERSIZED, 0}, Blocked: true, Destiny: conf.D_BOUNCE,
+		Response: "552 5.3.4 Bounce, id=12345-01 - Message size exceeds recipient's size limit"}
+	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*Recipient{big},
+		Category: big.Category, MainCategory: Category{CC_CLEAN, 0}, Header: []byte(origHeader), Received: time.Now()}
+	if _, err := r.n.DSN(context.Background(), p, m, false); err != nil {
+		t.Fatal(err)
+	}
+	// A next-hop rejection of one recipient while another was delivered.
+	ok := &Recipient{Addr: "ok@example.com", Category: Category{CC_CLEAN, 0}, Destiny: conf.D_PASS, Relayed: true,
+		Response: "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X"}
+	bad := &Recipient{Addr: "bad@example.com", Category: Category{CC_MTA, 2}, Blocked: true, Destiny: conf.D_REJECT, Relayed: true,
+		Response:  "550 5.1.1 id=12345-01 - Rejected by next-hop MTA on relaying, from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1 <bad@example.com>: unknown",
+		RemoteMTA: "[127.0.0.1]:10025", RemoteResponse: "550 5.1.1 <bad@example.com>: unknown"}
+	m2 := *m
+	m2.Recipients, m2.Category = []*Recipient{ok, bad}, bad.Category
+	if plan, err := r.n.DSN(context.Background(), p, &m2, false); err != nil || plan[0] != NoDSN || plan[1] != DSNReported {
+		t.Fatal(plan, err)
+	}
+	for i, want := range []string{"Undeliverable mail, OVERSIZED message", "Delivery status notification, MTA-BLOCKED"} {
+		data := r.hop.Wait(t, i).Data
+		if h := readHeader(t, data); h.Get("Subject") != want || h.Get("Message-Id") != "<DSNn8rZJ2zBYamo@mx.example.com>" {
+			t.Errorf("DSN %d: Subject %q, Message-ID %q", i, h.Get("Subject"), h.Get("Message-Id"))
+		}
+		if i == 1 {
+			_, _, perRcpt, _ := parseDSN(t, data)
+			if len(perRcpt) != 1 || perRcpt[0].Get("Remote-MTA") != "dns; [127.0.0.1]:10025" ||
+				perRcpt[0].Get("Diagnostic-Code") != "smtp; 550 5.1.1 <bad@example.com>: unknown" || perRcpt[0].Get("Status") != "5.1.1" {
+				t.Errorf("next-hop rejection report %q", perRcpt)
+			}
+		}
+	}
+}
+
+// FuzzCompose: whatever a template expands to, the message we build parses as MIME and keeps
+// the fields we set.
+func FuzzCompose(f *testing.F) {
+	f.Add("Subject: x\nTo: y\n\nbody\n")
+	f.Add("no header at all")
+	f.Add("Subject: caf\xc3\xa9 \xff\n Folded: x\n\n\n")
+	f.Fuzz(func(t *testing.T, expanded string) {
+		msg := compose(expanded, [][2]string{{"From", "<a@b>"}, {"To", "<c@d>"}}, "multipart/mixed",
+			[]part{{"text/rfc822-headers", "h", "X: y\n"}}, "n8rZJ2zBYamo")
+		e, err := message.Read(strings.NewReader(msg))
+		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+			t.Fatalf("%q: %v\n%s", expanded, err, msg)
+		}
+		if e.Header.Get("From") != "<a@b>" || e.Header.Get("To") != "<c@d>" {
+			t.Fatalf("From/To lost: %q", msg)
+		}
+	})
+}
