@@ -385,6 +385,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	case <-finished:
 	case <-ctx.Done():
 		err = ctx.Err()
+		d.mu.Lock()
+		for s := range d.sessions {
+			s.Close()
+		}
+		d.mu.Unlock()
 	}
 	d.pool.Close()
 	for _, l := range d.listeners {

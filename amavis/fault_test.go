@@ -314,3 +314,47 @@ func TestShutdownIdleAndInFlight(t *testing.T) {
 		t.Error("still accepting after Shutdown")
 	}
 }
+
+// More than 100 Received fields: a mail loop; the message is rejected, not forwarded.
+func TestTooManyHops(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, "")
+	body := strings.Repeat("Received: from a by b; Sun, 22 Nov 2026 09:45:23 +0000\r\n", 101) + "Subject: loop\r\n\r\nx\r\n"
+	got := sendMessage(t, td, false, "a@sender.example.org", []string{"x@example.com"}, body)
+	want := "554 5.4.6 id=PID-NN - Rejected by next-hop MTA on relaying, Reject: Too many hops: 101 'Received:' header fields, id=PID-NN"
+	if got[0] != want {
+		t.Errorf("\n got %q\nwant %q", got[0], want)
+	}
+	if len(h.Msgs()) != 0 {
+		t.Error("forwarded a looping message")
+	}
+	body = strings.Repeat("Received: from a by b; Sun, 22 Nov 2026 09:45:23 +0000\r\n", 100) + "Subject: ok\r\n\r\nx\r\n"
+	if got := sendMessage(t, td, false, "a@sender.example.org", []string{"x@example.com"}, body); !strings.HasPrefix(got[0], "250 ") {
+		t.Errorf("100 hops: %q", got[0])
+	}
+}
+
+// A shutdown whose time runs out closes what is left; nothing was acknowledged.
+func TestShutdownTimeoutClosesSessions(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, "")
+	c, r := dial(t, td.addr)
+	expectPrefix(t, r, "220 ")
+	send(t, c, "HELO mta.example.com", "MAIL FROM:<a@sender.example.org>", "RCPT TO:<x@example.com>", "DATA")
+	for range 3 {
+		expectPrefix(t, r, "250 ")
+	}
+	expectPrefix(t, r, "354 ")
+	send(t, c, "Subject: never finished")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := td.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if line, err := r.ReadString('\n'); err == nil {
+		t.Errorf("got %q after a forced close", line)
+	}
+	if len(h.Msgs()) != 0 {
+		t.Error("a message was forwarded")
+	}
+}

@@ -26,6 +26,16 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b 
 func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, header []byte, rs []*Recipient) {
 	mtaID := method.String()
 	cfg := m.cfg
+	// RFC 5321 §6.3 loop detection, as amavis does while writing the header.
+	if n := countFields(m.Header, "Received"); n > 100 {
+		for _, r := range rs {
+			r.Done, r.ByMTA = true, true
+			r.Reply = smtp.Reply{Code: 554, Enh: "5.4.6",
+				Text: fmt.Sprintf("Reject: Too many hops: %d 'Received:' header fields, id=%s", n, m.LogID)}
+		}
+		d.mtaTrouble(m, rs)
+		return
+	}
 	env := &smtp.Envelope{
 		From:         m.SenderSMTP,
 		Body:         m.Body,

@@ -145,3 +145,20 @@ func headerField(header []byte, name string) string {
 	}
 	return ""
 }
+
+// countFields counts the header fields called name.
+func countFields(header []byte, name string) int {
+	n := 0
+	for len(header) > 0 {
+		line := header
+		if i := bytes.IndexByte(header, '\n'); i >= 0 {
+			line, header = header[:i], header[i+1:]
+		} else {
+			header = nil
+		}
+		if len(line) > len(name) && line[len(name)] == ':' && strings.EqualFold(string(line[:len(name)]), name) {
+			n++
+		}
+	}
+	return n
+}

@@ -144,6 +144,10 @@ func (s *Session) Shutdown() {
 	s.mu.Unlock()
 }
 
+// Close drops the connection at once, whatever the session is doing (a shutdown that ran
+// out of time).
+func (s *Session) Close() error { return s.conn.Close() }
+
 func (s *Session) setIdle(idle bool) bool {
 	s.mu.Lock()
 	s.idle = idle
