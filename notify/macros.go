@@ -107,7 +107,7 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 		"client_addr_port": clientAddrPort, "g": m.ClientName, "client_helo": m.ClientHelo,
 		"e": "", "t": firstRcvd, "l": local, "p": m.PolicyBank,
 		"f": f, "T": to, "C": []string{}, "B": []string{},
-		"H": headerLines(m.Header),
+		"H":    headerLines(m.Header),
 		"dkim": "", "tls_in": "",
 		"ccat_maj":  strconv.Itoa(m.Category.Major),
 		"ccat_min":  strconv.Itoa(m.Category.Minor),

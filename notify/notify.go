@@ -67,7 +67,7 @@ type Recipient struct {
 	// Response is the recipient's final SMTP response: the blocked reply ("554 5.7.0 Bounce,
 	// id=... - INFECTED: ...") or, when Relayed, the next hop's answer as amavis wraps it.
 	Response string
-	Relayed  bool   // forwarded to the next hop (the response came from there)
+	Relayed  bool // forwarded to the next hop (the response came from there)
 	// RemoteMTA ("[127.0.0.1]:10025") and RemoteResponse (its own reply line) are set when
 	// the next hop refused the recipient.
 	RemoteMTA, RemoteResponse string
