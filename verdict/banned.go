@@ -141,9 +141,10 @@ var ruleCommentRE = regexp.MustCompile(`\(\?#\s*(.*?)\s*\)`)
 // parts; the first table that answers for a path decides.
 func checkBanned(paths []leafPath, tables []*lookup.RegexpTable) ([]BannedPart, error) {
 	var out []BannedPart
+	memo := lookup.Memo{}
 	for _, lp := range paths {
 		for _, t := range tables {
-			v, key, found, err := t.MatchList(lp.strs)
+			v, key, found, err := t.MatchListMemo(lp.strs, memo)
 			if err != nil {
 				return nil, fmt.Errorf("banned check: %w", err)
 			}

@@ -223,6 +223,13 @@ func TestMatchListFirstRuleDecides(t *testing.T) {
 	if !found || v != int64(1) || key != `(?i)\.exe$` {
 		t.Errorf("MatchList = %v %q %v", v, key, found)
 	}
+	memo := Memo{}
+	for i := 0; i < 2; i++ { // the second round answers from the memo
+		v, key, found, _ = rt.MatchListMemo([]string{".exe", ".exe-ms", "run.EXE"}, memo)
+		if !found || v != int64(1) || key != `(?i)\.exe$` || len(memo) != 4 {
+			t.Errorf("MatchListMemo = %v %q %v, memo %d", v, key, found, len(memo))
+		}
+	}
 	// Perl's $ also matches before a final newline
 	if _, _, found, _ := rt.MatchList([]string{"evil.exe\n"}); !found {
 		t.Error(`"evil.exe\n" must match \.exe$`)

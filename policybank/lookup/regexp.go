@@ -58,11 +58,31 @@ func (t *RegexpTable) Lookup(addr string, _ Options) (Value, string, bool) {
 // matches any of them, and the first matching rule answers (amavis's lookup with a list key,
 // used for banned part paths). The error reports a match that exceeded its time limit.
 func (t *RegexpTable) MatchList(list []string) (v Value, key string, found bool, err error) {
+	return t.MatchListMemo(list, nil)
+}
+
+// Memo remembers which rule matched which string, for the many paths of one message that
+// share their upper elements.
+type Memo map[memoKey]bool
+
+type memoKey struct {
+	re *perlre.Regexp
+	s  string
+}
+
+// MatchListMemo is MatchList with a memo of match results (nil: none).
+func (t *RegexpTable) MatchListMemo(list []string, memo Memo) (v Value, key string, found bool, err error) {
 	for _, r := range t.rules {
 		for _, s := range list {
-			ok, merr := r.re.MatchString(s)
-			if merr != nil {
-				return nil, "", false, fmt.Errorf("rule %s: %w", r.re, merr)
+			ok, seen := memo[memoKey{r.re, s}]
+			if !seen {
+				var merr error
+				if ok, merr = r.re.MatchString(s); merr != nil {
+					return nil, "", false, fmt.Errorf("rule %s: %w", r.re, merr)
+				}
+				if memo != nil {
+					memo[memoKey{r.re, s}] = ok
+				}
 			}
 			if !ok {
 				continue
