@@ -59,6 +59,16 @@ type Postfix struct {
 	stopped bool
 }
 
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return port
+}
+
 // postfixStartTimeout bounds the wait for the smtpd to accept connections;
 // startup takes about 0.3 s.
 const postfixStartTimeout = 20 * time.Second
@@ -294,6 +304,7 @@ alias_maps = static:%[1]s/mail/mailbox
 alias_database =
 owner_request_special = no
 local_recipient_maps =
+mailbox_size_limit = 0
 # Deferred mail waits for the test's flush, so "stays queued" is observable.
 queue_run_delay = 3600s
 minimal_backoff_time = 3600s
@@ -442,6 +453,65 @@ func (p *Postfix) masterPID() int {
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return pid
+}
+
+// Reload makes master re-read main.cf and master.cf (`postfix reload`).
+func (p *Postfix) Reload() error {
+	if out, err := exec.Command(p.bin, "-c", p.ConfigDir, "reload").CombinedOutput(); err != nil {
+		return fmt.Errorf("postfix reload: %v: %s", err, out)
+	}
+	return nil
+}
+
+// SetReinject takes the re-injection smtpd out of master.cf (up=false) or
+// puts it back, reloads, and waits until its port refuses or greets: on
+// reload master stops a removed service's processes and closes its socket.
+func (p *Postfix) SetReinject(t testing.TB, up bool) {
+	t.Helper()
+	path := filepath.Join(p.ConfigDir, "master.cf")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	const off = "#reinject-off# "
+	lines := strings.Split(string(b), "\n")
+	in := false
+	for i, l := range lines {
+		raw := strings.TrimPrefix(l, off)
+		if strings.HasPrefix(raw, p.ForwardAddr+" ") {
+			in = true
+		} else if raw == "" || (raw[0] != ' ' && raw[0] != '\t') {
+			in = false
+		}
+		if in {
+			if up {
+				lines[i] = raw
+			} else {
+				lines[i] = off + raw
+			}
+		}
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	if err := p.Reload(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	deadline := time.Now().Add(postfixStartTimeout)
+	for {
+		line, err := smtpGreeting(p.ForwardAddr)
+		if up && err == nil && strings.HasPrefix(line, "220 ") {
+			return
+		}
+		var opErr *net.OpError
+		if !up && errors.As(err, &opErr) && opErr.Op == "dial" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: re-injection smtpd %s still %s after reload (%q, %v)", p.ForwardAddr, map[bool]string{true: "down", false: "up"}[up], line, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Submit sends one message to the instance's smtpd from 127.0.0.1 and

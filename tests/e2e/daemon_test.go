@@ -1,0 +1,267 @@
+// Package e2e runs our daemon binary behind a private Postfix, wired the way
+// sites integrate amavis (contrib/postfix), and checks what a postmaster
+// sees: the delivered message, Postfix's log and queue, and our log.
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"amavisgo/internal/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// amavisdBinary builds cmd/amavisd once per test run.
+func amavisdBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "amavisgo-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "amavisd")
+		out, err := exec.Command("go", "build", "-o", binPath, "amavisgo/cmd/amavisd").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/amavisd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// daemonConfig is what a test chooses of our daemon's configuration.
+type daemonConfig struct {
+	Port        int      // inet_socket_port
+	ForwardPort int      // forward_method = smtp:[127.0.0.1]:ForwardPort
+	MaxServers  int      // max_servers; 0 keeps the default
+	Extra       []string // more TOML (top-level keys first, then tables)
+}
+
+// daemon is our amavisd running in the foreground, as a site runs it:
+// started as root, switching to daemon_user nobody.
+type daemon struct {
+	t       testing.TB
+	bin     string
+	Dir     string
+	Config  string
+	LogFile string
+	Addr    string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+const daemonHostname = "amavis.example.com"
+
+func startDaemon(t testing.TB, c daemonConfig) *daemon {
+	t.Helper()
+	bin := amavisdBinary(t)
+	// nobody must reach MYHOME, so not below t.TempDir() (mode 0700).
+	dir, err := os.MkdirTemp("", "amavisgo-e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{
+		t:       t,
+		bin:     bin,
+		Dir:     dir,
+		Config:  filepath.Join(dir, "amavisd.toml"),
+		LogFile: filepath.Join(dir, "amavis.log"),
+		Addr:    fmt.Sprintf("127.0.0.1:%d", c.Port),
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `inet_socket_port = %d
+inet_socket_bind = ["127.0.0.1"]
+MYHOME = %q
+TEMPBASE = %q
+LOGFILE = %q
+log_level = 2
+myhostname = %q
+mydomain = "example.com"
+forward_method = "smtp:[127.0.0.1]:%d"
+daemon_user = "nobody"
+daemon_group = "nogroup"
+`, c.Port, home, filepath.Join(home, "tmp"), d.LogFile, daemonHostname, c.ForwardPort)
+	if c.MaxServers != 0 {
+		fmt.Fprintf(&b, "max_servers = %d\n", c.MaxServers)
+	}
+	for _, l := range c.Extra {
+		b.WriteString(l + "\n")
+	}
+	if err := os.WriteFile(d.Config, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("our log (tail):\n%s", tail(d.Log(), 6000))
+			t.Logf("our stderr:\n%s", tail(d.stderr(), 3000))
+		}
+		os.RemoveAll(dir)
+	})
+	d.start()
+	return d
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	errFile, err := os.OpenFile(filepath.Join(d.Dir, "stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer errFile.Close()
+	d.cmd = exec.Command(d.bin, "-c", d.Config, "foreground")
+	d.cmd.Stdout, d.cmd.Stderr = errFile, errFile
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(d.cmd, d.exited)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-d.exited:
+			d.t.Fatalf("amavisd exited at start: %s\n%s", d.cmd.ProcessState, d.stderr())
+		default:
+		}
+		if line, err := greeting(d.Addr); err == nil && strings.HasPrefix(line, "220 ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("amavisd does not greet on %s\n%s", d.Addr, d.stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill sends sig and waits for the process to end.
+func (d *daemon) kill(sig syscall.Signal) {
+	d.cmd.Process.Signal(sig)
+	select {
+	case <-d.exited:
+	case <-time.After(15 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
+	}
+}
+
+func (d *daemon) stop() {
+	if d.cmd == nil {
+		return
+	}
+	select {
+	case <-d.exited:
+	default:
+		d.kill(syscall.SIGTERM)
+	}
+}
+
+func (d *daemon) Log() string {
+	b, _ := os.ReadFile(d.LogFile)
+	return string(b)
+}
+
+func (d *daemon) stderr() string {
+	b, _ := os.ReadFile(filepath.Join(d.Dir, "stderr"))
+	return string(b)
+}
+
+// waitLog polls our log until a line matches re and returns it.
+func (d *daemon) waitLog(re *regexp.Regexp, timeout time.Duration) string {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, l := range strings.Split(d.Log(), "\n") {
+			if re.MatchString(l) {
+				return l
+			}
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("no line of our log matches %s after %v", re, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func greeting(addr string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	conn.Write([]byte("QUIT\r\n"))
+	return line, err
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// pipeline is one private Postfix with our daemon as its content filter.
+type pipeline struct {
+	pf *testenv.Postfix
+	am *daemon
+}
+
+// startPipeline starts Postfix (amavisfeed over transport, maxproc =
+// maxServers) and our daemon between its content_filter and its
+// re-injection smtpd.
+func startPipeline(t testing.TB, transport string, maxServers int, postfixMain []string, extra ...string) pipeline {
+	t.Helper()
+	amPort, fwdPort := testenv.FreePort(t), testenv.FreePort(t)
+	pf := testenv.StartPostfix(t, testenv.PostfixOptions{
+		FilterPort: amPort, ForwardPort: fwdPort, Transport: transport, MaxProc: maxServers, MainCF: postfixMain,
+	})
+	am := startDaemon(t, daemonConfig{Port: amPort, ForwardPort: fwdPort, MaxServers: maxServers, Extra: extra})
+	return pipeline{pf: pf, am: am}
+}
+
+// message builds a small RFC 5322 message with the given Message-ID.
+func message(id, subject, body string) []byte {
+	return []byte("From: Sender <sender@example.org>\r\nTo: <rcpt@" + testenv.PostfixDomain + ">\r\n" +
+		"Subject: " + subject + "\r\nMessage-ID: " + id + "\r\nDate: Sun, 22 Nov 2026 12:00:00 +0000\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n" +
+		strings.ReplaceAll(body, "\n", "\r\n"))
+}
+
+var rcpt = []string{"rcpt@" + testenv.PostfixDomain}
+
+const sender = "sender@example.org"
