@@ -119,8 +119,13 @@ func Open(path string) (*Stored, error) {
 // X-Spam-* fields that lie between.
 func (st *Stored) readLeading(br *bufio.Reader) (string, error) {
 	haveBlocked := false
+	defer func() {
+		if !haveBlocked {
+			st.Blocked = st.Recipients
+		}
+	}()
 	read := 0
-	var field string // the field being collected, with its line ends
+	field := "" // the field being collected, with its line ends
 	for {
 		line, err := br.ReadString('\n')
 		read += len(line)
@@ -130,27 +135,26 @@ func (st *Stored) readLeading(br *bufio.Reader) (string, error) {
 		if err != nil && err != io.EOF {
 			return "", err
 		}
-		if line != "" && (line[0] == ' ' || line[0] == '\t') && field != "" {
+		if field != "" && line != "" && (line[0] == ' ' || line[0] == '\t') {
 			field += line
-			if err == io.EOF {
-				return field, nil
+			if err == nil {
+				continue
 			}
-			continue
+			line = ""
 		}
-		if field != "" {
-			if !st.known(field, &haveBlocked) {
-				if !haveBlocked {
-					st.Blocked = st.Recipients
-				}
-				return field + line, nil
-			}
+		if field != "" && !st.known(field, &haveBlocked) {
+			return field + line, nil
+		}
+		field = ""
+		if line == "" || line == "\n" || line == "\r\n" {
+			return line, nil // the end of the header section, or of the file
 		}
 		field = line
-		if line == "" || line == "\n" || line == "\r\n" || err == io.EOF {
-			if !haveBlocked {
-				st.Blocked = st.Recipients
+		if err == io.EOF {
+			if st.known(field, &haveBlocked) {
+				return "", nil
 			}
-			return line, nil
+			return field, nil
 		}
 	}
 }
