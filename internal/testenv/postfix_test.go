@@ -301,3 +301,25 @@ func FuzzParseQueueJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestPostfixSetReinject: the re-injection smtpd goes away and comes back
+// on reload while the rest of the instance keeps running.
+func TestPostfixSetReinject(t *testing.T) {
+	t.Parallel()
+	p := StartPostfix(t, PostfixOptions{})
+	p.SetReinject(t, false)
+	if _, err := smtpGreeting(p.ForwardAddr); err == nil {
+		t.Fatal("re-injection smtpd still greets after SetReinject(false)")
+	}
+	if _, err := p.Submit("sender@example.org", []string{"rcpt@" + PostfixDomain}, testMessage("<r@harness>", "x\n")); err != nil {
+		t.Fatal(err)
+	}
+	p.SetReinject(t, true)
+	if _, err := sendSMTP("127.0.0.1", p.ForwardAddr, "sender@example.org", []string{"rcpt@" + PostfixDomain}, testMessage("<s@harness>", "x\n")); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitMessages(t, 2, 20*time.Second)
+	if c, _ := p.MessageIDCounts(); c["<r@harness>"] != 1 || c["<s@harness>"] != 1 {
+		t.Errorf("mailbox counts %v", c)
+	}
+}
