@@ -61,7 +61,7 @@ func WritePNG(w io.Writer, points []Point) error {
 	var panels []*plot.Plot
 	for _, load := range loads {
 		p := plot.New()
-		p.Title.Text = load + " messages"
+		p.Title.Text = load
 		p.X.Label.Text = "parallel sessions (= max_servers)"
 		p.Y.Label.Text = "messages per second"
 		p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}

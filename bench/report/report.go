@@ -19,6 +19,13 @@ const (
 	Ceiling = "ceiling"
 )
 
+// Load names: the targets refer to the first two.
+const (
+	Load2KB   = "2 KB"
+	Load100KB = "100 KB"
+	LoadMix   = "2 KB + 10% EICAR"
+)
+
 // Sample is one repetition of one point.
 type Sample struct {
 	MsgsPerSec float64
@@ -31,7 +38,7 @@ type Sample struct {
 // Point is one measured configuration.
 type Point struct {
 	Filter   string // Ours, Perl or Ceiling
-	Load     string // e.g. "2KB", "100KB", "mix10%EICAR"
+	Load     string // Load2KB, Load100KB, LoadMix
 	Sessions int
 	Messages int // messages per repetition
 	Samples  []Sample
@@ -233,8 +240,8 @@ func WriteTargets(w io.Writer, points []Point) error {
 	var b strings.Builder
 	b.WriteString("| goal | measured | |\n|---|---|---|\n")
 
-	if o, ok1 := find(Ours, "2KB", 8); ok1 {
-		if p, ok2 := find(Perl, "2KB", 8); ok2 {
+	if o, ok1 := find(Ours, Load2KB, 8); ok1 {
+		if p, ok2 := find(Perl, Load2KB, 8); ok2 {
 			r := Ratio(o, p)
 			fmt.Fprintf(&b, "| 2 KB, 8 sessions: ≥ 20 × Perl's msg/s | %s× | %s |\n", num(r), verdict(r >= 20))
 		}
@@ -244,7 +251,7 @@ func WriteTargets(w io.Writer, points []Point) error {
 
 	worst := math.Inf(-1)
 	for _, p := range points {
-		if p.Filter == Ours && p.Load == "2KB" && len(p.Samples) > 0 {
+		if p.Filter == Ours && p.Load == Load2KB && len(p.Samples) > 0 {
 			worst = max(worst, p.CPU().Mean)
 		}
 	}
@@ -254,8 +261,8 @@ func WriteTargets(w io.Writer, points []Point) error {
 
 	least := math.Inf(1)
 	for _, p := range points {
-		if p.Filter == Ours && p.Load == "100KB" {
-			if perl, ok := find(Perl, "100KB", p.Sessions); ok {
+		if p.Filter == Ours && p.Load == Load100KB {
+			if perl, ok := find(Perl, Load100KB, p.Sessions); ok {
 				if r := Ratio(p, perl); !math.IsNaN(r) {
 					least = min(least, r)
 				}

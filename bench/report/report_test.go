@@ -23,14 +23,14 @@ func fixture() []Point {
 		return out
 	}
 	return []Point{
-		{Filter: Ceiling, Load: "2KB", Sessions: 1, Messages: 5000, Samples: s(5000, 5200, 4800)},
-		{Filter: Ours, Load: "2KB", Sessions: 1, Messages: 2000, Samples: s(900, 1000, 1100)},
-		{Filter: Perl, Load: "2KB", Sessions: 1, Messages: 100, Samples: s(30, 31, 29)},
-		{Filter: Ours, Load: "2KB", Sessions: 4, Messages: 2000, Samples: s(1500, 1600, 1700)},
-		{Filter: Perl, Load: "2KB", Sessions: 4, Messages: 100, Samples: s(50, 50, 50)},
-		{Filter: Ceiling, Load: "2KB", Sessions: 4, Messages: 5000, Samples: s(8000, 8100, 7900)},
-		{Filter: Ours, Load: "100KB", Sessions: 1, Messages: 500, Samples: s(300, 310, 290)},
-		{Filter: Ceiling, Load: "100KB", Sessions: 1, Messages: 500, Samples: s(2000, 2100, 1900)},
+		{Filter: Ceiling, Load: Load2KB, Sessions: 1, Messages: 5000, Samples: s(5000, 5200, 4800)},
+		{Filter: Ours, Load: Load2KB, Sessions: 1, Messages: 2000, Samples: s(900, 1000, 1100)},
+		{Filter: Perl, Load: Load2KB, Sessions: 1, Messages: 100, Samples: s(30, 31, 29)},
+		{Filter: Ours, Load: Load2KB, Sessions: 4, Messages: 2000, Samples: s(1500, 1600, 1700)},
+		{Filter: Perl, Load: Load2KB, Sessions: 4, Messages: 100, Samples: s(50, 50, 50)},
+		{Filter: Ceiling, Load: Load2KB, Sessions: 4, Messages: 5000, Samples: s(8000, 8100, 7900)},
+		{Filter: Ours, Load: Load100KB, Sessions: 1, Messages: 500, Samples: s(300, 310, 290)},
+		{Filter: Ceiling, Load: Load100KB, Sessions: 1, Messages: 500, Samples: s(2000, 2100, 1900)},
 	}
 }
 
@@ -84,10 +84,10 @@ func TestWriteMarkdown(t *testing.T) {
 
 func TestWriteTargets(t *testing.T) {
 	points := append(fixture(),
-		Point{Filter: Ours, Load: "2KB", Sessions: 8, Messages: 100, Samples: []Sample{{MsgsPerSec: 700, CPUms: 0.9}}},
-		Point{Filter: Perl, Load: "2KB", Sessions: 8, Messages: 100, Samples: []Sample{{MsgsPerSec: 50, CPUms: 30}}},
-		Point{Filter: Ours, Load: "100KB", Sessions: 32, Messages: 100, Samples: []Sample{{MsgsPerSec: 70, PeakRSSMB: 80}}},
-		Point{Filter: Perl, Load: "100KB", Sessions: 32, Messages: 100, Samples: []Sample{{MsgsPerSec: 10}}},
+		Point{Filter: Ours, Load: Load2KB, Sessions: 8, Messages: 100, Samples: []Sample{{MsgsPerSec: 700, CPUms: 0.9}}},
+		Point{Filter: Perl, Load: Load2KB, Sessions: 8, Messages: 100, Samples: []Sample{{MsgsPerSec: 50, CPUms: 30}}},
+		Point{Filter: Ours, Load: Load100KB, Sessions: 32, Messages: 100, Samples: []Sample{{MsgsPerSec: 70, PeakRSSMB: 80}}},
+		Point{Filter: Perl, Load: Load100KB, Sessions: 32, Messages: 100, Samples: []Sample{{MsgsPerSec: 10}}},
 	)
 	var b bytes.Buffer
 	if err := WriteTargets(&b, points); err != nil {
