@@ -482,6 +482,34 @@ func TestReloadWithMessageInFlight(t *testing.T) {
 	}
 }
 
+// TestReloadUnusableTempbase: a reload that points TEMPBASE where the daemon cannot write is
+// refused, so that mail does not start failing with 451.
+func TestReloadUnusableTempbase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	next := deliverytest.Start(t)
+	e := newEnv(t, next.Method.String(), `daemon_user = "nobody"`)
+	d := e.foreground()
+	rootOnly := filepath.Join(e.dir, "rootonly")
+	os.Mkdir(rootOnly, 0o755)
+	e.writeConfig(next.Method.String(), `daemon_user = "nobody"`)
+	text, _ := os.ReadFile(e.file)
+	os.WriteFile(e.file, []byte(strings.Replace(string(text), filepath.Join(e.dir, "tmp"), rootOnly, 1)), 0o644)
+	syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP)
+	e.waitNotify("RELOADING=1")
+	e.waitNotify("READY=1")
+	want := "Rejecting reload, some config files unreadable or erroneous: TEMPBASE " + rootOnly + ": is not writable by this user (UID 65534)"
+	if !strings.Contains(d.Stderr(), want) {
+		t.Errorf("the log lacks %q:\n%s", want, d.Stderr())
+	}
+	c, _ := dial(t, e.addr)
+	c.startData("after-refused-tempbase@test")
+	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
+		t.Errorf("a message after the refused reload: %s", r)
+	}
+}
+
 func TestReloadBrokenConfigKeepsOld(t *testing.T) {
 	next := deliverytest.Start(t)
 	e := newEnv(t, next.Method.String(), "allow_run_as_root = true", `smtpd_greeting_banner = "first ${helo-name}"`)

@@ -225,6 +225,11 @@ func (r *daemonRun) reload() {
 	if err == nil {
 		err = cfg.CheckStartable()
 	}
+	if err == nil {
+		// New messages go to the new directories: they must be usable by us, as we are now.
+		err = privdrop.MakeDirs(nil, privdrop.Dir{Setting: "TEMPBASE", Path: cfg.TEMPBASE},
+			privdrop.Dir{Setting: "QUARANTINEDIR", Path: cfg.QUARANTINEDIR})
+	}
 	if err != nil {
 		r.log("(!)Rejecting reload, some config files unreadable or erroneous: %v", err)
 		return
