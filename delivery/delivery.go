@@ -87,3 +87,28 @@ func isDotAtom(s string) bool {
 	}
 	return true
 }
+
+// ToCRLF returns a writer that writes to w with every bare LF turned into CRLF: what quarantine
+// and notify hand a Sender has LF line ends (amavis's files do), SMTP wants CRLF.
+func ToCRLF(w io.Writer) io.Writer { return &crlfWriter{w: w} }
+
+type crlfWriter struct {
+	w      io.Writer
+	lastCR bool
+	buf    []byte
+}
+
+func (c *crlfWriter) Write(p []byte) (int, error) {
+	c.buf = c.buf[:0]
+	for _, b := range p {
+		if b == '\n' && !c.lastCR {
+			c.buf = append(c.buf, '\r')
+		}
+		c.buf = append(c.buf, b)
+		c.lastCR = b == '\r'
+	}
+	if _, err := c.w.Write(c.buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

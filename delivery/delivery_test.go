@@ -60,3 +60,14 @@ func TestWrap(t *testing.T) {
 		}
 	}
 }
+
+func TestToCRLF(t *testing.T) {
+	var b strings.Builder
+	w := delivery.ToCRLF(&b)
+	for _, chunk := range []string{"a\nb\r", "\nc\n", "\r\n", "d"} {
+		w.Write([]byte(chunk))
+	}
+	if b.String() != "a\r\nb\r\nc\r\n\r\nd" {
+		t.Errorf("%q", b.String())
+	}
+}
