@@ -38,10 +38,10 @@ log_level = 0
 	}
 	waitFor(t, "log lines", func() bool { return len(mainLogLines(td.log.String())) == 2 })
 	lines := mainLogLines(td.log.String())
-	if !strings.Contains(lines[0], "Passed CLEAN {RelayedInternal}, MYNETS LOCAL [192.0.2.10]:1025 <a@example.com>") {
+	if !strings.Contains(lines[0], "Passed CLEAN {RelayedInternal}, MYNETS LOCAL [192.0.2.10]:1025 [192.0.2.10] <a@example.com>") {
 		t.Errorf("mynets: %q", lines[0])
 	}
-	if !strings.Contains(lines[1], "Passed CLEAN {RelayedInbound}, [198.51.100.7]:1025 <a@example.com>") {
+	if !strings.Contains(lines[1], "Passed CLEAN {RelayedInbound}, [198.51.100.7]:1025 [198.51.100.7] <a@example.com>") {
 		t.Errorf("outside: %q", lines[1])
 	}
 }

@@ -99,6 +99,11 @@ func mainLine(m *Message, verdict string, rs []*Recipient, elapsed time.Duration
 			b.WriteString(m.Client.Port)
 		}
 	}
+	if e := oldestPublicIP(m); e != "" {
+		b.WriteString(" [")
+		b.WriteString(e)
+		b.WriteString("]")
+	}
 	b.WriteString(" ")
 	b.WriteString(m.SenderSMTP)
 	b.WriteString(" -> ")

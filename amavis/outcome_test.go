@@ -117,3 +117,23 @@ func TestExpandBanner(t *testing.T) {
 		}
 	}
 }
+
+// %e of the log line: the oldest public IP of the trace (SPEC §5.4).
+func TestOldestPublicIP(t *testing.T) {
+	header := []byte("Received: from mx.example.com (mx.example.com [127.0.0.1])\r\n\tby mx.example.com (Postfix) with ESMTP id 1\r\n" +
+		"Received: from relay.example.net (relay.example.net [203.0.113.5])\r\n by mx.example.com with ESMTP\r\n" +
+		"Received: from laptop ([192.168.1.20]) by relay.example.net\r\n" +
+		"Received: from old (unknown [IPv6:2001:db8::7]) by relay.example.net\r\n" +
+		"Received: by localhost (no from part [198.51.100.99])\r\n")
+	if got := receivedIPs(header); strings.Join(got, ",") != "127.0.0.1,203.0.113.5,192.168.1.20,2001:db8::7," {
+		t.Errorf("receivedIPs: %q", got)
+	}
+	m := &Message{Conn: ConnInfo{PeerIP: "127.0.0.1"}, Client: ClientInfo{Addr: "203.0.113.5"}, Header: header}
+	if got := oldestPublicIP(m); got != "2001:db8::7" {
+		t.Errorf("oldest: %q", got)
+	}
+	m = &Message{Conn: ConnInfo{PeerIP: "127.0.0.1"}, Client: ClientInfo{Addr: "127.0.0.1"}}
+	if got := oldestPublicIP(m); got != "" {
+		t.Errorf("no public hop: %q", got)
+	}
+}
