@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"fmt"
 	"strings"
 
 	"amavisgo/policybank/lookup"
@@ -48,6 +49,18 @@ type VerdictPolicy struct {
 	// may add sets too.
 	BannedRules map[string]*lookup.RegexpTable `toml:"banned_rules"`
 
+	// ClientIPAddrPolicy loads policy banks by the client's address (XFORWARD ADDR, else the
+	// peer) at MAIL FROM: the first entry whose ip list matches names the banks, comma
+	// separated, loaded in order. An entry without ip uses mynetworks; the default is
+	// amavis's, one such entry loading MYNETS.
+	//
+	//	[[client_ipaddr_policy]]
+	//	ip = ["!10.9.0.0/16", "10.0.0.0/8"]
+	//	banks = "MYNETS, INTERNAL"
+	//
+	// or, as amavis's list of pairs: client_ipaddr_policy = [[["10.0.0.0/8"], "MYNETS"]].
+	ClientIPAddrPolicy ClientIPPolicies `toml:"client_ipaddr_policy"`
+
 	RecipientDelimiter       string `toml:"recipient_delimiter"`
 	LocalpartIsCaseSensitive bool   `toml:"localpart_is_case_sensitive"`
 
@@ -61,6 +74,86 @@ type VerdictPolicy struct {
 	RemoveExistingXScannedHeaders bool `toml:"remove_existing_x_scanned_headers"`
 }
 
+// ClientIPPolicies is client_ipaddr_policy.
+type ClientIPPolicies []ClientIPPolicy
+
+// ClientIPPolicy is one pair of client_ipaddr_policy: an IP lookup table (empty: mynetworks)
+// and bank names.
+type ClientIPPolicy struct {
+	IP    lookup.IPList `toml:"ip"`
+	Banks string        `toml:"banks"`
+}
+
+// UnmarshalTOML builds a new list, so that a policy bank never writes into the list of the
+// bank it overlays (the decoder would reuse the slice's array).
+func (l *ClientIPPolicies) UnmarshalTOML(v any) error {
+	var items []any
+	switch x := v.(type) {
+	case []map[string]any:
+		for _, m := range x {
+			items = append(items, m)
+		}
+	case []any:
+		items = x
+	default:
+		return fmt.Errorf("want [[client_ipaddr_policy]] tables with ip and banks")
+	}
+	out := ClientIPPolicies{}
+	for i, it := range items {
+		if pair, ok := it.([]any); ok && len(pair) == 2 { // [[ips], "banks"]
+			it = map[string]any{"ip": pair[0], "banks": pair[1]}
+		}
+		m, ok := it.(map[string]any)
+		if !ok {
+			return fmt.Errorf("entry %d: want a table with ip and banks, or a pair [[ips], \"banks\"]", i+1)
+		}
+		var e ClientIPPolicy
+		for k, val := range m {
+			switch k {
+			case "ip":
+				if err := e.IP.UnmarshalTOML(val); err != nil {
+					return fmt.Errorf("entry %d: ip: %w", i+1, err)
+				}
+			case "banks":
+				s, ok := val.(string)
+				if !ok {
+					return fmt.Errorf("entry %d: banks: want a string of bank names", i+1)
+				}
+				e.Banks = s
+			default:
+				return fmt.Errorf("entry %d: unknown key %q (ip, banks)", i+1, k)
+			}
+		}
+		out = append(out, e)
+	}
+	*l = out
+	return nil
+}
+
+// MarshalTOML writes the list of pairs form, which reloads everywhere (for showconfig).
+func (l ClientIPPolicies) MarshalTOML() ([]byte, error) {
+	parts := make([]string, len(l))
+	for i, e := range l {
+		ips, err := e.IP.MarshalTOML()
+		if err != nil {
+			return nil, err
+		}
+		parts[i] = fmt.Sprintf("[%s, %q]", ips, e.Banks)
+	}
+	return []byte("[" + strings.Join(parts, ", ") + "]"), nil
+}
+
+// BankNames splits Banks at commas.
+func (c ClientIPPolicy) BankNames() []string {
+	var out []string
+	for _, n := range strings.Split(c.Banks, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func (p *VerdictPolicy) setDefaults() {
 	p.FinalVirusDestiny = D_DISCARD
 	p.FinalBannedDestiny = D_DISCARD
@@ -70,6 +163,7 @@ func (p *VerdictPolicy) setDefaults() {
 	p.UndecipherableSubjectTag = "***UNCHECKED*** "
 	p.BannedFilenameMaps = lookup.NewMaps(lookup.Const("DEFAULT"))
 	p.BannedRules = map[string]*lookup.RegexpTable{}
+	p.ClientIPAddrPolicy = ClientIPPolicies{{Banks: "MYNETS"}}
 	p.AllowedHeaderTests = map[string]bool{
 		"other": true, "mime": true, "syntax": true, "empty": true, "long": true,
 		"control": true, "8bit": true, "missing": true, "multiple": true, "utf8": false,

@@ -53,15 +53,30 @@ func socketKeys(s string) []string {
 	return []string{s}
 }
 
-// ForClient loads MYNETS over cur when client is in mynetworks (amavis's default
-// @client_ipaddr_policy), as amavis does at MAIL FROM. An unknown client counts as 0.0.0.0.
-// Loading MYNETS makes the mail originating only if a MYNETS bank is defined.
+// ForClient loads the banks of client_ipaddr_policy over cur, as amavis does at MAIL FROM:
+// the first entry whose IP list contains client names them (an entry without a list uses
+// mynetworks: by default clients in mynetworks load MYNETS). An unknown client counts as
+// 0.0.0.0. Loading MYNETS makes the mail originating only if a MYNETS bank is defined.
 func ForClient(cfg *conf.Config, cur *conf.Policy, client netip.Addr) (*conf.Policy, error) {
 	if !client.IsValid() {
 		client = netip.IPv4Unspecified()
 	}
-	if cfg.Mynetworks.Contains(client) {
-		return cfg.Bank(cur, "MYNETS")
+	for _, e := range cur.ClientIPAddrPolicy {
+		list := e.IP
+		if len(list.Strings()) == 0 {
+			list = cfg.Mynetworks
+		}
+		if !list.Contains(client) {
+			continue
+		}
+		p := cur
+		for _, name := range e.BankNames() {
+			var err error
+			if p, err = cfg.Bank(p, name); err != nil {
+				return nil, err
+			}
+		}
+		return p, nil
 	}
 	return cur, nil
 }

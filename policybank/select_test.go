@@ -87,3 +87,62 @@ func TestNoMynetsBankNoOriginating(t *testing.T) {
 		t.Errorf("got %q originating=%v, want the base policy", p.PolicyBankPath, p.Originating)
 	}
 }
+
+func TestClientIPAddrPolicy(t *testing.T) {
+	cfg, err := conf.Parse("a.toml", []byte(`
+[[client_ipaddr_policy]]
+ip = ["!10.9.0.0/16", "10.0.0.0/8"]
+banks = "MYNETS, INTERNAL"
+[[client_ipaddr_policy]]
+ip = ["10.9.0.0/16"]
+banks = "LAB"
+[policy_bank.MYNETS]
+log_level = 2
+[policy_bank.INTERNAL]
+log_level = 3
+[policy_bank.LAB]
+[policy_bank.EMPTY]
+client_ipaddr_policy = []
+[policy_bank.PAIRS]
+client_ipaddr_policy = [[["127.0.0.1"], "LAB"]]
+[policy_bank.ONE]
+[[policy_bank.ONE.client_ipaddr_policy]]
+banks = "LAB"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for client, want := range map[string]string{
+		"10.1.2.3": "MYNETS/INTERNAL", "10.9.1.1": "LAB", "127.0.0.1": "", "192.0.2.1": "",
+	} {
+		p, err := Select(cfg, "10024", netip.MustParseAddr(client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.PolicyBankPath != want || (want == "MYNETS/INTERNAL") != (p.Originating && p.LogLevel == 3) {
+			t.Errorf("%s: path %q originating %v log_level %d; want %q", client, p.PolicyBankPath, p.Originating, p.LogLevel, want)
+		}
+	}
+	if len(cfg.ClientIPAddrPolicy) != 2 || cfg.ClientIPAddrPolicy[0].Banks != "MYNETS, INTERNAL" {
+		t.Errorf("base list %+v", cfg.ClientIPAddrPolicy)
+	}
+	empty, _ := cfg.Bank(&cfg.Policy, "EMPTY")
+	if p, _ := ForClient(cfg, empty, netip.MustParseAddr("127.0.0.1")); p != empty {
+		t.Errorf("an empty client_ipaddr_policy loads nothing, got %q", p.PolicyBankPath)
+	}
+	pairs, _ := cfg.Bank(&cfg.Policy, "PAIRS")
+	if p, _ := ForClient(cfg, pairs, netip.MustParseAddr("127.0.0.1")); p.PolicyBankPath != "PAIRS/LAB" {
+		t.Errorf("the pair form: %q", p.PolicyBankPath)
+	}
+	// a bank's list replaces the base's without writing into it; no ip means mynetworks
+	one, err := cfg.Bank(&cfg.Policy, "ONE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := ForClient(cfg, one, netip.MustParseAddr("127.0.0.1")); p.PolicyBankPath != "ONE/LAB" {
+		t.Errorf("ONE: %q", p.PolicyBankPath)
+	}
+	if cfg.ClientIPAddrPolicy[0].Banks != "MYNETS, INTERNAL" || len(cfg.ClientIPAddrPolicy[0].IP.Strings()) != 2 {
+		t.Errorf("a bank changed the base list: %+v", cfg.ClientIPAddrPolicy)
+	}
+}
