@@ -152,9 +152,9 @@ func run(cfg *config) error {
 	defer env.sink.stop(5 * time.Second)
 
 	allLoads := map[string]load{
-		"2KB":   {name: report.Load2KB, clean: plainMessage(2048)},
-		"100KB": {name: report.Load100KB, clean: largeMessage(100 * 1024)},
-		"mix":   {name: report.LoadMix, clean: plainMessage(2048), infected: eicarMessage(), eicarEvery: 10},
+		"2KB":   {key: "2KB", name: report.Load2KB, clean: plainMessage(2048)},
+		"100KB": {key: "100KB", name: report.Load100KB, clean: largeMessage(100 * 1024)},
+		"mix":   {key: "mix", name: report.LoadMix, clean: plainMessage(2048), infected: eicarMessage(), eicarEvery: 10},
 	}
 	var loads []load
 	for _, name := range cfg.loads {
@@ -162,7 +162,7 @@ func run(cfg *config) error {
 		if !ok {
 			return fmt.Errorf("-loads: unknown %q", name)
 		}
-		l.file = filepath.Join(dir, name+".eml") // the flag's name: no spaces
+		l.file = filepath.Join(dir, l.key+".eml")
 		if err := os.WriteFile(l.file, l.clean, 0o644); err != nil {
 			return err
 		}
@@ -175,21 +175,20 @@ func run(cfg *config) error {
 	var failures []string
 	for _, l := range loads {
 		for _, s := range cfg.sessions {
-			for _, f := range cfg.filters {
-				pt, err := measurePoint(cfg, env, f, daemons[f], l, s)
-				if err != nil {
-					msg := fmt.Sprintf("%s %s sessions=%d: %v", f, l.name, s, err)
+			for _, c := range measureGroup(cfg, env, daemons, l, s) {
+				if c.err != nil {
+					msg := fmt.Sprintf("%s %s sessions=%d: %v", c.pt.Filter, l.name, s, c.err)
 					logf("FAILED %s", msg)
 					failures = append(failures, msg)
 				}
-				if len(pt.Samples) > 0 {
-					points = append(points, pt)
+				if len(c.pt.Samples) > 0 {
+					points = append(points, c.pt)
 				}
-				// Written after every point, so that an interrupted run
-				// still leaves its results.
-				if err := writeOutputs(cfg, env, points, failures, time.Since(started)); err != nil {
-					return err
-				}
+			}
+			// Written after every group, so that an interrupted run
+			// still leaves its results.
+			if err := writeOutputs(cfg, env, points, failures, time.Since(started)); err != nil {
+				return err
 			}
 		}
 	}

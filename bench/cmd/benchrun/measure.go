@@ -18,7 +18,8 @@ import (
 
 // load is one kind of traffic.
 type load struct {
-	name string
+	key  string // as in -loads: 2KB, 100KB, mix
+	name string // as in the outputs
 	// clean is sent with smtp-source when eicarEvery is 0; otherwise the
 	// mix goes through loadgen, every eicarEvery-th message being infected.
 	clean      []byte
@@ -80,34 +81,77 @@ func (l load) send(cfg *config, addr string, sessions, n int, filtered bool) (ti
 	return res.Elapsed, nil
 }
 
-// measurePoint runs one filter at one load and session count: start,
-// warm-up (which also sizes the repetitions to about cfg.seconds each),
-// then cfg.reps measured repetitions.
-func measurePoint(cfg *config, env *environment, filterName string, d filterDaemon, l load, sessions int) (report.Point, error) {
-	pt := report.Point{Filter: filterName, Load: l.name, Sessions: sessions}
-	addr := env.sink.addr
-	var f *filterRun
+// contender is one filter being measured at one load and session count.
+type contender struct {
+	pt   report.Point
+	run  *filterRun // nil for the ceiling
+	addr string
+	err  error
+}
+
+// measureGroup measures every filter at one load and session count. All
+// of them are started and warmed up first, then the repetitions take turns
+// (ceiling, Perl, ours, ceiling, ...), so that other work on the machine
+// weighs on each filter alike and the ratios stay fair. A filter that
+// fails is stopped and reported; the others go on.
+func measureGroup(cfg *config, env *environment, daemons map[string]filterDaemon, l load, sessions int) []*contender {
+	var cs []*contender
+	defer func() {
+		for _, c := range cs {
+			if c.run != nil {
+				c.run.stop(30 * time.Second)
+			}
+		}
+	}()
+	for _, name := range cfg.filters {
+		c := &contender{pt: report.Point{Filter: name, Load: l.name, Sessions: sessions}}
+		cs = append(cs, c)
+		c.err = c.prepare(cfg, env, daemons[name], l, sessions)
+	}
+	for rep := 1; rep <= cfg.reps; rep++ {
+		for _, c := range cs {
+			if c.err != nil {
+				continue
+			}
+			s, err := measureRep(cfg, env, c.run, l, c.addr, sessions, c.pt.Messages)
+			if err != nil {
+				c.err = fmt.Errorf("repetition %d: %v", rep, err)
+				if c.run != nil {
+					c.run.stop(30 * time.Second)
+				}
+				continue
+			}
+			c.pt.Samples = append(c.pt.Samples, s)
+			logf("%-7s %-16s sessions=%-2d rep %d/%d: %6d msgs %8.1f msg/s  filter %7.2f ms CPU/msg  clamd %5.2f ms/msg  peak RSS %7.1f MiB",
+				c.pt.Filter, l.name, sessions, rep, cfg.reps, c.pt.Messages, s.MsgsPerSec, s.CPUms, s.ClamdCPUms, s.PeakRSSMB)
+		}
+	}
+	return cs
+}
+
+// prepare starts the filter (none for the ceiling) and warms it up; the
+// warm-up also sizes the repetitions to about cfg.seconds each.
+func (c *contender) prepare(cfg *config, env *environment, d filterDaemon, l load, sessions int) error {
+	c.addr = env.sink.addr
 	if d != nil {
-		dir := filepath.Join(env.dir, fmt.Sprintf("%s-%s-%d", filterName, l.name, sessions))
+		dir := filepath.Join(env.dir, fmt.Sprintf("%s-%s-%d", c.pt.Filter, l.key, sessions))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return pt, err
+			return err
 		}
 		var err error
-		if f, err = d.start(dir, sessions, env.sink.addr, env.clamd.socket); err != nil {
-			return pt, err
+		if c.run, err = d.start(dir, sessions, env.sink.addr, env.clamd.socket); err != nil {
+			return err
 		}
-		defer f.stop(30 * time.Second)
-		addr = f.addr
+		c.addr = c.run.addr
 	}
-
 	// The warm-up grows until it lasts long enough to estimate the rate:
 	// a first short round is dominated by start-up costs (Perl children
 	// compile on their first message, connections are opened).
 	var rate float64
 	for warm := max(2*sessions, cfg.warmup); ; warm *= 4 {
-		elapsed, err := l.send(cfg, addr, sessions, warm, d != nil)
+		elapsed, err := l.send(cfg, c.addr, sessions, warm, d != nil)
 		if err != nil {
-			return pt, fmt.Errorf("warm-up: %v", err)
+			return fmt.Errorf("warm-up: %v", err)
 		}
 		rate = float64(warm) / elapsed.Seconds()
 		if elapsed.Seconds() >= cfg.seconds/6 || warm >= cfg.maxMsgs {
@@ -120,18 +164,8 @@ func measurePoint(cfg *config, env *environment, filterName string, d filterDaem
 	if l.eicarEvery > 0 {
 		n = (n + l.eicarEvery - 1) / l.eicarEvery * l.eicarEvery // a whole number of mixes
 	}
-	pt.Messages = n
-
-	for rep := 1; rep <= cfg.reps; rep++ {
-		s, err := measureRep(cfg, env, f, l, addr, sessions, n)
-		if err != nil {
-			return pt, fmt.Errorf("repetition %d: %v", rep, err)
-		}
-		pt.Samples = append(pt.Samples, s)
-		logf("%-7s %-9s sessions=%-2d rep %d/%d: %6d msgs %8.1f msg/s  filter %7.2f ms CPU/msg  clamd %5.2f ms/msg  peak RSS %7.1f MiB",
-			filterName, l.name, sessions, rep, cfg.reps, n, s.MsgsPerSec, s.CPUms, s.ClamdCPUms, s.PeakRSSMB)
-	}
-	return pt, nil
+	c.pt.Messages = n
+	return nil
 }
 
 func measureRep(cfg *config, env *environment, f *filterRun, l load, addr string, sessions, n int) (report.Sample, error) {
