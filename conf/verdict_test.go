@@ -58,3 +58,38 @@ func TestVerdictErrors(t *testing.T) {
 		}
 	}
 }
+
+// showconfig writes lookup tables in a form the loader takes back.
+func TestVerdictShowRoundTrip(t *testing.T) {
+	c, err := Parse("a.toml", []byte(`
+client_ipaddr_policy = [[["10.0.0.0/8"], "MYNETS"]]
+[[local_domains_maps]]
+acl = [".example.com", "!."]
+[[bypass_virus_checks_maps]]
+hash = { "lover@example.com" = true }
+[[bypass_virus_checks_maps]]
+regexp = [['^(.*)\+x@', "$1"]]
+[banned_rules]
+DEFAULT = ["(?i)\\.exe$"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := c.Show(&b); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse("shown.toml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	o := c.LookupOptions()
+	for _, a := range []string{"lover@example.com", "u+x@example.org", "u@sub.example.com", "u@example.net"} {
+		if c.LocalDomainsMaps.Bool(a, o) != c2.LocalDomainsMaps.Bool(a, o) || c.BypassVirusChecksMaps.Bool(a, o) != c2.BypassVirusChecksMaps.Bool(a, o) {
+			t.Errorf("%s answers differently after showconfig", a)
+		}
+	}
+	if len(c2.ClientIPAddrPolicy) != 1 || c2.ClientIPAddrPolicy[0].Banks != "MYNETS" || c2.BannedRules["DEFAULT"].Len() != 1 {
+		t.Errorf("after showconfig: %+v %v", c2.ClientIPAddrPolicy, c2.BannedRules)
+	}
+}

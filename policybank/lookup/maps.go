@@ -41,7 +41,9 @@ import (
 //	constant = false
 //
 // Lists of constants need no tables: bypass_virus_checks_maps = [true], or a single bare
-// value, banned_filename_maps = "DEFAULT". The inline form
+// value, banned_filename_maps = "DEFAULT". A table may also be written on one line as
+// ["kind", body]: local_domains_maps = [["acl", [".example.com"]], false], with a hash as
+// ["hash", [["user@", true], [".example.net", true]]]. The inline-table form
 // virus_lovers_maps = [{ acl = [".example.com"] }] decodes to the same, where the loader
 // accepts keys inside inline tables of a custom type.
 type Maps struct {
@@ -262,6 +264,8 @@ func decodeTable(v any) (Table, error) {
 	switch x := v.(type) {
 	case bool, int64, float64, string:
 		return constTable{x}, nil
+	case []any:
+		return decodePair(x)
 	case map[string]any:
 		if len(x) != 1 {
 			return nil, fmt.Errorf("a lookup table needs exactly one of hash, acl, regexp, hash_file, acl_file, constant; found %d keys", len(x))
@@ -314,6 +318,38 @@ func decodeTable(v any) (Table, error) {
 		}
 	}
 	return nil, fmt.Errorf("a lookup table must be a value or a table such as { hash = {...} }, found %T", v)
+}
+
+// decodePair decodes the table-free form of a table: ["acl", [...]], ["regexp", [...]],
+// ["hash", [[key, value], ...]], ["constant", value], ["hash_file", name], ["acl_file", name].
+func decodePair(x []any) (Table, error) {
+	kind, ok := "", len(x) == 2
+	if ok {
+		kind, ok = x[0].(string)
+	}
+	if !ok {
+		return nil, fmt.Errorf(`a lookup table in array form is ["kind", body], e.g. ["acl", [".example.com"]]`)
+	}
+	if kind != "hash" {
+		return decodeTable(map[string]any{kind: x[1]})
+	}
+	pairs, ok := x[1].([]any)
+	if !ok {
+		return nil, fmt.Errorf(`hash: want [["address", value], ...]`)
+	}
+	h := make(map[string]any, len(pairs))
+	for _, p := range pairs {
+		kv, ok := p.([]any)
+		if !ok || len(kv) != 2 {
+			return nil, fmt.Errorf(`hash: want [["address", value], ...]`)
+		}
+		k, ok := kv[0].(string)
+		if !ok {
+			return nil, fmt.Errorf(`hash: want [["address", value], ...]`)
+		}
+		h[k] = kv[1]
+	}
+	return decodeTable(map[string]any{"hash": h})
 }
 
 func scalar(v any) (Value, bool) {
@@ -405,7 +441,8 @@ func scanLines(r io.Reader, f func(string)) error {
 	return sc.Err()
 }
 
-// MarshalTOML writes the tables back (for showconfig).
+// MarshalTOML writes the tables back in the array form, which has no inline tables and so
+// reloads in any position (for showconfig).
 func (m Maps) MarshalTOML() ([]byte, error) {
 	parts := make([]string, 0, len(m.tables))
 	for _, t := range m.tables {
@@ -420,17 +457,17 @@ func (m Maps) MarshalTOML() ([]byte, error) {
 			sort.Strings(keys)
 			kv := make([]string, 0, len(keys))
 			for _, k := range keys {
-				kv = append(kv, fmt.Sprintf("%q = %s", k, quoteValue(x[k])))
+				kv = append(kv, fmt.Sprintf("[%q, %s]", k, quoteValue(x[k])))
 			}
-			parts = append(parts, "{ hash = { "+strings.Join(kv, ", ")+" } }")
+			parts = append(parts, `["hash", [`+strings.Join(kv, ", ")+"]]")
 		case ACL:
 			q := make([]string, len(x))
 			for i, s := range x {
 				q[i] = strconv.Quote(s)
 			}
-			parts = append(parts, "{ acl = ["+strings.Join(q, ", ")+"] }")
+			parts = append(parts, `["acl", [`+strings.Join(q, ", ")+"]]")
 		case *RegexpTable:
-			parts = append(parts, "{ regexp = "+x.tomlString()+" }")
+			parts = append(parts, `["regexp", `+x.tomlString()+"]")
 		}
 	}
 	return []byte("[" + strings.Join(parts, ", ") + "]"), nil

@@ -197,7 +197,9 @@ func TestDecodeErrors(t *testing.T) {
 		{`m = [{ regexp = ["(unclosed"] }]`, "regexp"},
 		{`m = [{ regexp = [["a", "b", "c"]] }]`, `want ["pattern", value]`},
 		{`m = [{ hash = { a = [1] } }]`, `hash: key "a"`},
-		{`m = [[1]]`, "a lookup table must be"},
+		{`m = [[1]]`, `in array form is ["kind", body]`},
+		{`m = [["hash", [["a"]]]]`, `hash: want [["address", value], ...]`},
+		{`m = [["acl", "x"]]`, "acl: want an array of strings"},
 	} {
 		var c struct {
 			M Maps `toml:"m"`
@@ -239,6 +241,10 @@ func TestMatchListFirstRuleDecides(t *testing.T) {
 func TestMarshalRoundTrip(t *testing.T) {
 	text := `m = [{ hash = { "a@b" = true, ".c" = "x" } }, { acl = ["!d", "."] }, { regexp = [["^x", 1]] }, { constant = false }]`
 	m := mustDecode(t, text)
+	pairs := mustDecode(t, `m = [["hash", [["a@b", true], [".c", "x"]]], ["acl", ["!d", "."]], ["regexp", [["^x", 1]]], ["constant", false]]`)
+	if a, b := string(must(m.MarshalTOML())), string(must(pairs.MarshalTOML())); a != b {
+		t.Errorf("the array form differs:\n%s\n%s", a, b)
+	}
 	out, err := m.MarshalTOML()
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +257,13 @@ func TestMarshalRoundTrip(t *testing.T) {
 			t.Errorf("%s: %v %v before, %v %v after %s", a, v1, f1, v2, f2, out)
 		}
 	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func FuzzQueryKeys(f *testing.F) {
