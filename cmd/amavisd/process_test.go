@@ -722,3 +722,29 @@ func TestStartReloadBroken(t *testing.T) {
 		t.Errorf("greeting after the refused reload: %q", g)
 	}
 }
+
+// TestStopKillsAStuckDaemon: a process that ignores SIGTERM gets SIGKILL once child_timeout
+// (plus a margin) has passed.
+func TestStopKillsAStuckDaemon(t *testing.T) {
+	t.Parallel() // it waits 11 s
+	e := newEnv(t, "smtp:[127.0.0.1]:10025")
+	text, _ := os.ReadFile(e.file)
+	os.WriteFile(e.file, []byte(strings.Replace(string(text), "child_timeout = 60", "child_timeout = 1", 1)), 0o644)
+	stuck := exec.Command("/bin/sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+	if err := stuck.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stuck.Process.Kill(); stuck.Wait() })
+	os.WriteFile(e.pidFile(), []byte(fmt.Sprintf("%d\n", stuck.Process.Pid)), 0o644)
+	begin := time.Now()
+	out, errOut, code := e.amavisd("stop")
+	pid := stuck.Process.Pid
+	if code != 0 || errOut != fmt.Sprintf("Sending SIGKILL to amavisd[%d]\n", pid) ||
+		!strings.HasSuffix(out, fmt.Sprintf("Daemon [%d] terminated by SIGKILL\n", pid)) ||
+		!strings.Contains(out, fmt.Sprintf("Waiting for the process [%d] to terminate\n", pid)) {
+		t.Errorf("stop: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if took := time.Since(begin); took < 11*time.Second || took > 20*time.Second {
+		t.Errorf("stop took %v, want child_timeout + 10 s = 11 s", took)
+	}
+}
