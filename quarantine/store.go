@@ -129,6 +129,7 @@ func (s *Store) Quarantine(ctx context.Context, p *conf.Policy, kind Kind, m *Me
 		sender = *p.MailfromToQuarantine
 	}
 	var locs []Location
+	local := false // every local quarantine-to name means the same file: write it once
 	for _, to := range tos {
 		var loc Location
 		var err error
@@ -139,9 +140,10 @@ func (s *Store) Quarantine(ctx context.Context, p *conf.Policy, kind Kind, m *Me
 				via, _ = conf.ParseMethod(method) // validated at load
 			}
 			loc, err = s.send(ctx, via, sender, to, m)
-		case s.Dir == "":
-			continue // amavis: "skip local delivery"
+		case s.Dir == "" || local:
+			continue // no QUARANTINEDIR: amavis's "skip local delivery"
 		default:
+			local = true
 			loc, err = s.writeFile(strings.TrimPrefix(method, "local:"), sender, to, m)
 		}
 		if err != nil {

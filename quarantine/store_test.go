@@ -278,3 +278,18 @@ func TestLFWriter(t *testing.T) {
 		}
 	}
 }
+
+// Recipients whose quarantine-to names differ still share one local file.
+func TestOneLocalFilePerMessage(t *testing.T) {
+	c, err := conf.Parse("q.toml", []byte("[virus_quarantine_to]\n\"x@example.com\" = \"virus-quarantine\"\n\"y@example.com\" = \"other-quarantine\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{Dir: t.TempDir()}
+	m := eicarMessage(t)
+	m.Blocked = m.Recipients
+	locs, err := s.Quarantine(context.Background(), &c.Policy, Virus, m, m.Blocked)
+	if err != nil || len(locs) != 1 || locs[0].Name != "virus-n8rZJ2zBYamo" {
+		t.Errorf("%+v %v", locs, err)
+	}
+}

@@ -68,6 +68,10 @@ func newRig(t *testing.T, authRequired bool) *rig {
 		t.Fatal(locs, err)
 	}
 	r.file = locs[0].Name
+	// A spam copy of the same message too (gzip; quar_type Z).
+	if locs, err := store.Quarantine(context.Background(), p, quarantine.Spam, m, m.Blocked); err != nil || locs[0].Type != 'Z' {
+		t.Fatal(locs, err)
+	}
 	srv := &Server{Config: c, Store: store, Sender: sender}
 	r.socket = filepath.Join(t.TempDir(), "amavisd.sock")
 	l, err := net.Listen("unix", r.socket)
@@ -267,5 +271,24 @@ func TestNoRecipientsNothingToDo(t *testing.T) {
 	rel := amavisdRelease(t, "amavisd-release", r.socket)
 	if out := run(t, rel, r.file); out != "250 2.5.0 No recipients, nothing to do\n" {
 		t.Errorf("printed %q", out)
+	}
+}
+
+func TestReleaseGzipAndMismatchedID(t *testing.T) {
+	r := newRig(t, false)
+	rel := amavisdRelease(t, "amavisd-release", r.socket)
+	if out := run(t, rel, "spam-"+r.mailID+".gz"); !strings.HasPrefix(out, "250 2.0.0 from MTA(") {
+		t.Errorf("release of the gzip copy printed %q", out)
+	}
+	if m := r.hop.Wait(t, 0); !bytes.Contains(m.Data, []byte(eicar)) || header(t, m.Data).Get("Resent-To") != "<x@example.com>" {
+		t.Errorf("released from gzip: %q", m.Data)
+	}
+	// A file whose name promises another mail_id than the one stored in it.
+	other := "AAAAAAAAAAAA"
+	data, _ := os.ReadFile(filepath.Join(r.dir, r.file))
+	os.WriteFile(filepath.Join(r.dir, "virus-"+other), data, 0o640)
+	want := "450 4.5.0 Failure: Stored quarantine ID '" + r.mailID + "' does not match requested ID '" + other + "'\n"
+	if out := run(t, rel, "virus-"+other); out != want {
+		t.Errorf("printed %q, want %q", out, want)
 	}
 }
