@@ -18,7 +18,7 @@
 //     v.HeaderEdits(r, mailID, quarantined); then edits.Prepend() (the added fields in
 //     order), amavis's Received, edits.EditHeader(original header section) (fields of
 //     edits.Delete removed, Subject tagged), the empty line and the original body.
-//     Recipients whose edits have equal Key() share a transaction.
+//     Recipients whose edits have equal Key() share a transaction, with the first one's edits.
 //  6. A recipient the next hop refused: v.NextHopFailed(r, itsReply).
 //  7. A blocked recipient's reply is r.Response; D_BOUNCE (and D_REJECT of a partial SMTP
 //     reject) sends a DSN unless r.DSNSuppress says why not.

@@ -55,14 +55,18 @@ type HeaderEdits struct {
 	Tagged bool
 }
 
-// Key identifies a set of edits, for clustering recipients into transactions.
+// Key identifies a set of edits, for clustering recipients into transactions: recipients
+// with equal keys go in one transaction with the first one's edits. As in amavis,
+// X-Quarantine-ID does not count, so it follows the first recipient of a cluster.
 func (h HeaderEdits) Key() string {
 	var b strings.Builder
 	for _, d := range h.Delete {
 		b.WriteString("-" + d + "\x00")
 	}
 	for _, f := range h.Add {
-		b.WriteString(f.Name + ":" + f.Value + "\x00")
+		if f.Name != "X-Quarantine-ID" {
+			b.WriteString(f.Name + ":" + f.Value + "\x00")
+		}
 	}
 	b.WriteString("S:" + h.SubjectTag)
 	return b.String()
