@@ -281,7 +281,6 @@ func oursConfig(home string, port, servers int, next, clamdSocket string, omit [
 		fmt.Sprintf("max_servers = %d", servers),
 		`myhostname = "bench.localdomain"`,
 		`mydomain = "localdomain"`,
-		`local_domains_maps = [".localdomain"]`,
 		"forward_method = " + q("smtp:["+host+"]:"+nextPort),
 		"notify_method = " + q("smtp:["+host+"]:"+nextPort),
 		"log_level = 0",
@@ -294,7 +293,10 @@ func oursConfig(home string, port, servers int, next, clamdSocket string, omit [
 		"MAX_EXPANSION_QUOTA = 314572800",
 		`virus_admin = "postmaster@localdomain"`,
 	}
-	text := strings.Join(lines, "\n") + "\n"
+	text := strings.Join(lines, "\n") + "\n" + `
+[[local_domains_maps]]
+acl = [".localdomain"]
+`
 	for _, sec := range oursOptional {
 		if !slices.Contains(omit, sec.key) {
 			text += strings.ReplaceAll(sec.text, "CLAMD_SOCKET", q(clamdSocket))

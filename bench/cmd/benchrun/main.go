@@ -36,7 +36,7 @@ type config struct {
 	minMsgs, maxMsgs            int
 	seconds                     float64
 	sampleEvery                 time.Duration
-	keep                        bool
+	keep, requireAV             bool
 }
 
 type environment struct {
@@ -45,6 +45,13 @@ type environment struct {
 	sink  *sink
 	// header describes the run for results.md.
 	header string
+	// notes are caveats found while measuring, listed in results.md.
+	notes []string
+}
+
+func (env *environment) note(s string) {
+	logf("NOTE %s", s)
+	env.notes = append(env.notes, s)
 }
 
 func logf(format string, args ...any) {
@@ -67,6 +74,7 @@ func main() {
 	flag.IntVar(&cfg.maxMsgs, "max", 20000, "most messages per repetition")
 	flag.DurationVar(&cfg.sampleEvery, "sample", 100*time.Millisecond, "RSS sampling interval")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (configs, daemon logs)")
+	flag.BoolVar(&cfg.requireAV, "require-av", true, "fail a filter's point when it does not discard an EICAR probe; false measures it anyway, with a note")
 	flag.Parse()
 	cfg.filters = strings.Split(filters, ",")
 	cfg.loads = strings.Split(loads, ",")
@@ -257,6 +265,12 @@ func writeOutputs(cfg *config, env *environment, points []report.Point, failures
 	fmt.Fprintf(&md, "- repetitions: %d per point, about %gs each; run time %v\n\n", cfg.reps, cfg.seconds, took.Round(time.Second))
 	if err := report.WriteMarkdown(&md, points); err != nil {
 		return err
+	}
+	for _, n := range env.notes {
+		md.WriteString("\n- " + n)
+	}
+	if len(env.notes) > 0 {
+		md.WriteString("\n")
 	}
 	md.WriteString("\nTargets of the benchmark issue, for our daemon:\n\n")
 	if err := report.WriteTargets(&md, points); err != nil {

@@ -143,6 +143,12 @@ func (c *contender) prepare(cfg *config, env *environment, d filterDaemon, l loa
 			return err
 		}
 		c.addr = c.run.addr
+		if err := checkScanning(c.addr); err != nil {
+			if cfg.requireAV {
+				return err
+			}
+			env.note(fmt.Sprintf("**%s at %s, %d sessions: measured WITHOUT working virus checks** (-require-av=false): %v", c.pt.Filter, l.name, sessions, err))
+		}
 	}
 	// The warm-up grows until it lasts long enough to estimate the rate:
 	// a first short round is dominated by start-up costs (Perl children
@@ -243,4 +249,18 @@ func loadAvg() float64 {
 	}
 	x, _ := strconv.ParseFloat(f[0], 64)
 	return x
+}
+
+// checkScanning sends one EICAR message, which a filter with working virus
+// checks discards: the clean loads are measured only with scanning on.
+func checkScanning(addr string) error {
+	res, err := loadgen.Run(loadgen.Config{Addr: addr, Sessions: 1, Count: 1, From: envFrom, To: envTo,
+		Messages: [][]byte{eicarMessage()}, Timeout: 2 * time.Minute})
+	if err != nil {
+		return fmt.Errorf("EICAR check: %v", err)
+	}
+	if res.Discarded[0] != 1 {
+		return fmt.Errorf("EICAR check: the filter passed EICAR; virus scanning is not working")
+	}
+	return nil
 }
