@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -14,17 +15,45 @@ type Options struct {
 	LocalpartCaseSensitive bool
 }
 
-// addrRE splits an address at its last "@" that is not inside a domain literal, as amavis's
-// split_address does; the domain keeps its "@".
-var addrRE = regexp.MustCompile(`(?s)^(.*?)(@(?:\[(?:\\.|[^\]\\]){0,999}(?:\]|$)|[^\[@])*)$`)
-
-// SplitAddress splits an address into its local part and its domain (with the leading "@");
-// an address without "@" is all local part.
+// SplitAddress splits an address into its local part and its domain (with the leading "@"),
+// as amavis's split_address does: at the first "@" after which only a domain follows, where
+// a domain is made of characters other than "[" and "@", and [...] literals (with \-escapes,
+// possibly unterminated). An address without such an "@" is all local part.
 func SplitAddress(addr string) (local, domain string) {
-	if m := addrRE.FindStringSubmatch(addr); m != nil {
-		return m[1], m[2]
+	for i := 0; i < len(addr); i++ {
+		if addr[i] == '@' && isDomain(addr[i+1:]) {
+			return addr[:i], addr[i:]
+		}
 	}
 	return addr, ""
+}
+
+// isDomain tells whether s is a sequence of [...] literals and characters other than "["
+// and "@".
+func isDomain(s string) bool {
+	for i := 0; i < len(s); {
+		switch s[i] {
+		case '@':
+			return false
+		case '[':
+			i++
+			for n := 0; i < len(s) && s[i] != ']'; n++ {
+				if n == 1000 { // amavis allows 999 characters in a literal
+					return false
+				}
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				i++
+			}
+			if i < len(s) {
+				i++ // the "]"
+			}
+		default:
+			i++
+		}
+	}
+	return true
 }
 
 // SplitLocalpart splits user+ext at the first delimiter character; the extension keeps its
@@ -61,13 +90,22 @@ func normDomain(domain string) string {
 	if domain == "" {
 		return ""
 	}
-	if strings.HasPrefix(domain, "[") {
+	if strings.HasPrefix(domain, "[") || isASCII(domain) {
 		return strings.ToLower(domain)
 	}
 	if a, err := idna.Lookup.ToASCII(domain); err == nil {
 		return strings.ToLower(a)
 	}
 	return strings.ToLower(domain)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // maxDomainKeys bounds the ".parent" keys of a long domain, as amavis does (20).
@@ -86,6 +124,7 @@ func QueryKeys(addr string, o Options) (keys []string, rhs [5]string) {
 	domain = normDomain(domain)
 	user, ext := SplitLocalpart(local, o.RecipientDelimiter)
 
+	keys = make([]string, 0, 8+strings.Count(domain, "."))
 	keys = append(keys, addr)
 	if ext != "" {
 		keys = append(keys, user+ext+"@"+domain)
@@ -115,11 +154,9 @@ func QueryKeys(addr string, o Options) (keys []string, rhs [5]string) {
 		}
 		keys = append(keys, dkeys...)
 	}
-	seen := make(map[string]bool, len(keys))
 	out := keys[:0]
-	for _, k := range keys {
-		if !seen[k] {
-			seen[k] = true
+	for _, k := range keys { // a few dozen keys at most: a linear search beats a map
+		if !slices.Contains(out, k) {
 			out = append(out, k)
 		}
 	}

@@ -357,3 +357,12 @@ func FuzzTableFiles(f *testing.F) {
 		a.Lookup("u@example.com", Options{})
 	})
 }
+
+func BenchmarkHashLookup(b *testing.B) {
+	m := NewMaps(HashTable{"boss@example.com": false, ".example.net": true}, ACL{".example.org"}, Const(false))
+	o := Options{RecipientDelimiter: "+"}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		m.Lookup("User+ext@mail.sub.example.com", o)
+	}
+}
