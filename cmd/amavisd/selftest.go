@@ -24,6 +24,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/emersion/go-smtp"
+	"golang.org/x/sys/unix"
 
 	"amavisgo/amavis"
 	"amavisgo/conf"
@@ -263,6 +264,7 @@ func verbSelftest(o *options, out io.Writer) int {
 		fmt.Fprintln(os.Stderr, "amavisd selftest:", err)
 		return 1
 	}
+	unix.Umask(0o027) // as the daemon's
 	orig, err := o.loadConfig()
 	if err != nil {
 		return fail(err)

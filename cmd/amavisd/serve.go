@@ -118,6 +118,8 @@ func runDaemon(o *options, ready *os.File) int {
 // serve starts the daemon, calls serving once it accepts connections, and returns when it
 // has stopped.
 func serve(o *options, serving func()) error {
+	// amavis's umask: what we write is readable by the group (clamd), never by others.
+	unix.Umask(0o027)
 	cfg, err := o.loadConfig()
 	if err != nil {
 		return err
