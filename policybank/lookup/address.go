@@ -41,7 +41,10 @@ func isDomain(s string) bool {
 				if n == 1000 { // amavis allows 999 characters in a literal
 					return false
 				}
-				if s[i] == '\\' && i+1 < len(s) {
+				if s[i] == '\\' {
+					if i+1 == len(s) {
+						return false // a backslash escapes a character, and none follows
+					}
 					i++
 				}
 				i++

@@ -4,8 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -365,4 +367,26 @@ func BenchmarkHashLookup(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		m.Lookup("User+ext@mail.sub.example.com", o)
 	}
+}
+
+// splitRE is amavis's split_address pattern, the reference for SplitAddress.
+var splitRE = regexp.MustCompile(`(?s)^(.*?)(@(?:\[(?:\\.|[^\]\\]){0,999}(?:\]|$)|[^\[@])*)$`)
+
+func FuzzSplitAddress(f *testing.F) {
+	for _, s := range []string{"a@b", "a@[1.2.3.4]", `"x@y"@z`, "a@b@c", "a@[x@y]", "a@[unterminated", `a@[\]]`, "@", "", "a[@b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		if !utf8.ValidString(addr) {
+			return // Go's regexp reads runes, amavis octets
+		}
+		l, d := SplitAddress(addr)
+		wl, wd := addr, ""
+		if m := splitRE.FindStringSubmatch(addr); m != nil {
+			wl, wd = m[1], m[2]
+		}
+		if l != wl || d != wd {
+			t.Fatalf("SplitAddress(%q) = %q %q, want %q %q", addr, l, d, wl, wd)
+		}
+	})
 }
