@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/dlclark/regexp2"
+
+	"amavisgo/policybank/lookup"
 )
 
 // QuarantinePolicy: quarantine, notifications and release (owned by the quarantine work,
@@ -201,16 +203,15 @@ func AngleAddr(s string) string {
 }
 
 // AddrMap is a per-recipient setting, amavis's "$x" plus "%x" pair: a TOML string (the same
-// value for everyone) or a table keyed as amavis hash lookups are (SPEC §14): "user@domain",
-// "user@", "domain", ".domain" (domain and subdomains), "." (everyone).
+// value for everyone) or a table looked up as amavis's hash lookups are (SPEC §14):
+// "user+ext@domain", "user@domain", "user@", "domain", ".domain" (and subdomains), ".".
 type AddrMap struct {
 	all   string
-	byKey map[string]string
-	set   bool
+	byKey lookup.HashTable
 }
 
 // ConstAddr is an AddrMap with one value for every recipient.
-func ConstAddr(v string) AddrMap { return AddrMap{all: v, set: v != ""} }
+func ConstAddr(v string) AddrMap { return AddrMap{all: v} }
 
 // UnmarshalTOML takes a string or a table of strings.
 func (m *AddrMap) UnmarshalTOML(v any) error {
@@ -219,13 +220,13 @@ func (m *AddrMap) UnmarshalTOML(v any) error {
 		*m = ConstAddr(x)
 		return nil
 	case map[string]any:
-		out := AddrMap{byKey: map[string]string{}, set: true}
+		out := AddrMap{byKey: lookup.HashTable{}}
 		for k, val := range x {
 			s, ok := val.(string)
 			if !ok {
 				return fmt.Errorf("value for %q must be a string", k)
 			}
-			out.byKey[strings.ToLower(k)] = s
+			out.byKey[strings.ToLower(k)] = s // query keys are lower case
 		}
 		*m = out
 		return nil
@@ -233,49 +234,49 @@ func (m *AddrMap) UnmarshalTOML(v any) error {
 	return fmt.Errorf("want an address (string) or a table of address -> value")
 }
 
-// MarshalText shows the value in showconfig output.
-func (m AddrMap) MarshalText() ([]byte, error) {
+// MarshalTOML writes the value back as the loader takes it (showconfig).
+func (m AddrMap) MarshalTOML() ([]byte, error) {
 	if m.byKey == nil {
-		return []byte(m.all), nil
+		return []byte(tomlString(m.all)), nil
 	}
 	keys := make([]string, 0, len(m.byKey))
-	for k := range m.byKey {
-		keys = append(keys, k+"="+m.byKey[k])
+	for k, v := range m.byKey {
+		keys = append(keys, tomlString(k)+" = "+tomlString(lookup.String(v)))
 	}
 	sort.Strings(keys)
-	return []byte(strings.Join(keys, ",")), nil
+	return []byte("{ " + strings.Join(keys, ", ") + " }"), nil
 }
 
-// Lookup gives the value for recipient addr ("" = none), trying keys in amavis's order.
-func (m AddrMap) Lookup(addr string) string {
+// Lookup gives the value for recipient addr ("" = none).
+func (m AddrMap) Lookup(addr string, o lookup.Options) string {
 	if m.byKey == nil {
 		return m.all
 	}
-	addr = strings.ToLower(addr)
-	local, domain, hasAt := strings.Cut(addr, "@")
-	keys := []string{addr}
-	if hasAt {
-		keys = append(keys, local+"@", domain)
-		for d := domain; d != ""; {
-			keys = append(keys, "."+d)
-			_, rest, ok := strings.Cut(d, ".")
-			if !ok {
-				break
-			}
-			d = rest
-		}
-	}
-	keys = append(keys, ".")
-	for _, k := range keys {
-		if v, ok := m.byKey[k]; ok {
-			return v
-		}
-	}
-	return ""
+	v, _, _ := m.byKey.Lookup(addr, o)
+	return lookup.String(v)
 }
 
-// IsSet reports whether the setting was given at all.
-func (m AddrMap) IsSet() bool { return m.set }
+// IsSet reports whether the setting has a value for anyone.
+func (m AddrMap) IsSet() bool { return m.all != "" || len(m.byKey) > 0 }
+
+// tomlString quotes s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
 
 // FakeSenderRules is @viruses_that_fake_sender_maps as an ordered list of [pattern, bool]
 // pairs, first match wins (a Perl-compatible regular expression against the virus name):
@@ -287,6 +288,15 @@ type FakeSenderRule struct {
 	Pattern string
 	Fakes   bool
 	re      *regexp2.Regexp
+}
+
+// MarshalTOML writes the list of pairs back (showconfig).
+func (r FakeSenderRules) MarshalTOML() ([]byte, error) {
+	parts := make([]string, len(r))
+	for i, rule := range r {
+		parts[i] = fmt.Sprintf("[%s, %t]", tomlString(rule.Pattern), rule.Fakes)
+	}
+	return []byte("[" + strings.Join(parts, ", ") + "]"), nil
 }
 
 // UnmarshalTOML takes an array of two-element arrays.

@@ -13,7 +13,7 @@ func TestQuarantineDefaults(t *testing.T) {
 	if c.QUARANTINEDIR != "" || c.QuarantineSubdirLevels != 0 || c.VirusQuarantineMethod != "local:virus-%m" ||
 		c.SpamQuarantineMethod != "local:spam-%m.gz" || c.BadHeaderQuarantineMethod != "local:badh-%m" ||
 		c.BannedFilesQuarantineMethod != "local:banned-%m" || c.UncheckedQuarantineMethod != "" ||
-		c.VirusQuarantineTo.Lookup("x@example.com") != "virus-quarantine" || !c.AuthRequiredRelease ||
+		c.VirusQuarantineTo.Lookup("x@example.com", c.LookupOptions()) != "virus-quarantine" || !c.AuthRequiredRelease ||
 		c.Release() != c.Notify() || c.Requeue().String() != "smtp:[127.0.0.1]:25" || c.VirusAdmin.IsSet() {
 		t.Errorf("quarantine defaults differ from SPEC §17: %+v", c.QuarantinePolicy)
 	}
@@ -30,6 +30,7 @@ func TestQuarantineDefaults(t *testing.T) {
 func TestQuarantineSettings(t *testing.T) {
 	text := `
 QUARANTINEDIR = "/var/lib/amavis/virusmails"
+recipient_delimiter = "+"
 quarantine_subdir_levels = 1
 mailfrom_notify_admin = "virusalert@example.com"
 viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ['.', true]]
@@ -37,6 +38,7 @@ viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ['.', true]]
 "example.com" = "postmaster@example.com"
 ".sub.example.net" = "admin@example.net"
 "boss@" = "boss-admin@example.com"
+"Tom@Example.org" = "admin-of-$3@example.org"
 [policy_bank.AM_PDP]
 protocol = "AM.PDP"
 auth_required_release = false
@@ -50,9 +52,9 @@ auth_required_release = false
 	}
 	for addr, want := range map[string]string{
 		"a@example.com": "postmaster@example.com", "A@a.sub.example.net": "admin@example.net",
-		"boss@elsewhere.org": "boss-admin@example.com", "x@other.org": "", "a@sub.example.com": "",
+		"boss@elsewhere.org": "boss-admin@example.com", "x@other.org": "", "a@sub.example.com": "", "tom+ext@example.org": "admin-of-tom@example.org",
 	} {
-		if got := c.VirusAdmin.Lookup(addr); got != want {
+		if got := c.VirusAdmin.Lookup(addr, c.LookupOptions()); got != want {
 			t.Errorf("virus_admin(%s) = %q, want %q", addr, got, want)
 		}
 	}
@@ -86,5 +88,31 @@ func TestQuarantineErrors(t *testing.T) {
 				t.Errorf("error = %v, want prefix %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// showconfig writes the quarantine settings in a form the loader takes back.
+func TestQuarantineShowRoundTrip(t *testing.T) {
+	c, err := Parse("a.toml", []byte(`viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ["it's", true]]
+virus_admin = "a'b@example.com"
+[spam_admin]
+"example.com" = "spam\"master@example.com"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := c.Show(&b); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse("shown.toml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	o := c.LookupOptions()
+	if c2.VirusAdmin.Lookup("x@y", o) != "a'b@example.com" || c2.SpamAdmin.Lookup("u@example.com", o) != `spam"master@example.com` ||
+		len(c2.VirusesThatFakeSenderMaps) != 2 || c2.VirusesThatFakeSenderMaps[1].Pattern != "it's" ||
+		c2.VirusesThatFakeSenderMaps.Fakes([]string{"Eicar-Test-Signature"}) {
+		t.Errorf("after showconfig:\n%s", b.String())
 	}
 }

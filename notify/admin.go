@@ -14,16 +14,16 @@ import (
 func adminFor(p *conf.Policy, r *Recipient) string {
 	switch r.Category.Major {
 	case CC_VIRUS, CC_UNCHECKED:
-		return p.VirusAdmin.Lookup(r.Addr)
+		return p.VirusAdmin.Lookup(r.Addr, p.LookupOptions())
 	case CC_BANNED:
-		if a := p.BannedAdmin.Lookup(r.Addr); a != "" {
+		if a := p.BannedAdmin.Lookup(r.Addr, p.LookupOptions()); a != "" {
 			return a
 		}
-		return p.VirusAdmin.Lookup(r.Addr)
+		return p.VirusAdmin.Lookup(r.Addr, p.LookupOptions())
 	case CC_SPAM:
-		return p.SpamAdmin.Lookup(r.Addr)
+		return p.SpamAdmin.Lookup(r.Addr, p.LookupOptions())
 	case CC_BADH:
-		return p.BadHeaderAdmin.Lookup(r.Addr)
+		return p.BadHeaderAdmin.Lookup(r.Addr, p.LookupOptions())
 	}
 	return ""
 }

@@ -115,7 +115,7 @@ func (s *Store) Quarantine(ctx context.Context, p *conf.Policy, kind Kind, m *Me
 	var tos []string
 	seen := map[string]bool{}
 	for _, r := range rcpts {
-		to := kind.To(p).Lookup(r)
+		to := kind.To(p).Lookup(r, p.LookupOptions())
 		if to == "%a" {
 			to = r
 		}
