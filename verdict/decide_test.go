@@ -1,11 +1,13 @@
 package verdict
 
 import (
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 
 	"amavisgo/conf"
+	"amavisgo/policybank"
 	"amavisgo/scanners"
 )
 
@@ -378,5 +380,49 @@ acl = [".example.com"]
 	got = Plan(&cfg.Policy, []string{"b@example.com"})
 	if got != (Checks{Header: true}) {
 		t.Errorf("plan %+v", got)
+	}
+}
+
+// A bank chosen by port and client changes what the verdict does: ORIGINATING rejects
+// viruses and names its own X-Virus-Scanned line; the log directions follow originating.
+func TestBankSettingsApply(t *testing.T) {
+	cfg := parseConf(t, `interface_policy = { "10026" = "ORIGINATING" }
+[policy_bank.ORIGINATING]
+originating = true
+final_virus_destiny = "D_REJECT"
+X_HEADER_LINE = "amavis at example.com (outgoing)"
+[policy_bank.MYNETS]
+`+localDomains)
+	msg := withAttachment("application/octet-stream", "eicar.com", []byte(eicar))
+	for _, tc := range []struct {
+		port, client, path, reply, xline, action string
+	}{
+		{"10024", "198.51.100.7", "", "250 2.7.0 Ok, discarded, id=12345-03 - INFECTED: Eicar-Test-Signature",
+			"amavis at !change-mydomain-variable!.example.com", "DiscardedInbound"},
+		{"10024", "10.1.2.3", "MYNETS", "250 2.7.0 Ok, discarded, id=12345-03 - INFECTED: Eicar-Test-Signature",
+			"amavis at !change-mydomain-variable!.example.com", "DiscardedInternal"},
+		{"10026", "198.51.100.7", "ORIGINATING", "554 5.7.0 Reject, id=12345-03 - INFECTED: Eicar-Test-Signature",
+			"amavis at example.com (outgoing)", "RejectedInternal"},
+	} {
+		p, err := policybank.Select(cfg, tc.port, netip.MustParseAddr(tc.client))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := input(cfg, msg)
+		in.Policy = p
+		in.AV = infected("Eicar-Test-Signature")
+		v := mustDecide(t, in)
+		r := v.Recips[0]
+		if p.PolicyBankPath != tc.path || r.Response != tc.reply {
+			t.Errorf("%s from %s: bank %q reply %q", tc.port, tc.client, p.PolicyBankPath, r.Response)
+		}
+		if a := ActionWord(r, Outcome{Code: r.Response[:3]}, p.Originating); a != tc.action {
+			t.Errorf("%s from %s: action %q, want %q", tc.port, tc.client, a, tc.action)
+		}
+		in.AV = scanners.Report{}
+		v = mustDecide(t, in)
+		if h := v.HeaderEdits(v.Recips[0], "", false); h.Add[0] != (Field{"X-Virus-Scanned", tc.xline}) {
+			t.Errorf("%s from %s: edits %+v", tc.port, tc.client, h.Add)
+		}
 	}
 }
