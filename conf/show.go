@@ -236,10 +236,12 @@ func tomlValue(v any) string {
 	if rv.Kind() == reflect.Slice && rv.Len() == 0 {
 		return "[]"
 	}
-	if items, ok := v.([]any); ok { // raw arrays may hold tables
-		parts := make([]string, len(items))
-		for i, it := range items {
-			parts[i] = tomlValue(it)
+	if k := rv.Kind(); k == reflect.Slice && (rv.Type().Elem().Kind() == reflect.Map || rv.Type().Elem().Kind() == reflect.Interface) {
+		// Element by element, so that tables in an array become inline tables: the raw form
+		// of [[av_scanners]] is a []map[string]any.
+		parts := make([]string, rv.Len())
+		for i := range parts {
+			parts[i] = tomlValue(rv.Index(i).Interface())
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	}

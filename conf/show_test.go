@@ -69,6 +69,20 @@ MIN_EXPANSION_FACTOR = 2.5
 smtpd_greeting_banner = "say \"hi\" ${helo-name}"
 viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ['.', true]]
 virus_admin = { "example.com" = "virusalert@example.com", "." = "postmaster@example.com" }
+[[av_scanners]]
+name = "ClamAV-clamd"
+type = "clamd"
+sockets = ["/var/run/clamav/clamd.ctl"]
+query = "CONTSCAN {}\n"
+clean_pattern = '\bOK$'
+infected_pattern = '\bFOUND$'
+names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
+[[av_scanners_backup]]
+name = "ClamAV-clamscan"
+command = ["clamscan"]
+args = "--stdout --no-summary -r {}"
+clean_codes = [0]
+infected_codes = [1]
 [policy_bank.ORIGINATING]
 originating = true
 forward_method = "smtp:[127.0.0.1]:10027"
