@@ -51,7 +51,9 @@ type QuarantinePolicy struct {
 	HdrfromNotifyAdmin      string `toml:"hdrfrom_notify_admin"`
 	HdrfromNotifyRecip      string `toml:"hdrfrom_notify_recip"`
 	HdrfromNotifySpamadmin  string `toml:"hdrfrom_notify_spamadmin"`
-	HdrfromNotifyRelease    string `toml:"hdrfrom_notify_release"`
+
+	// DsnBcc gets a copy of every DSN sent ("" = nobody).
+	DsnBcc string `toml:"dsn_bcc"`
 
 	// Recipient warnings (off by default) and whether non-local recipients get them too.
 	Warnvirusrecip  bool `toml:"warnvirusrecip"`
@@ -151,8 +153,8 @@ func (p *Policy) Requeue() Method { m, _ := ParseMethod(p.RequeueMethod); return
 
 // NotifyAddrs are the originator addresses after amavis's after-defaults (SPEC §12).
 type NotifyAddrs struct {
-	HdrfromSender, HdrfromAdmin, HdrfromSpamadmin, HdrfromRecip, HdrfromRelease string // From:
-	MailfromAdmin, MailfromSpamadmin, MailfromRecip                             string // bare
+	HdrfromSender, HdrfromAdmin, HdrfromSpamadmin, HdrfromRecip string // From: fields
+	MailfromAdmin, MailfromSpamadmin, MailfromRecip             string // bare
 }
 
 // NotifyAddrs resolves the hdrfrom_* / mailfrom_* settings for this host.
@@ -175,7 +177,6 @@ func (c *Config) NotifyAddrs(p *Policy) NotifyAddrs {
 	n.HdrfromAdmin = derive(p.HdrfromNotifyAdmin, p.MailfromNotifyAdmin)
 	n.HdrfromSpamadmin = derive(p.HdrfromNotifySpamadmin, p.MailfromNotifySpamadmin)
 	n.HdrfromRecip = derive(p.HdrfromNotifyRecip, p.MailfromNotifyRecip)
-	n.HdrfromRelease = derive(p.HdrfromNotifyRelease, "")
 	// The envelope sender defaults to the address inside the From: field.
 	n.MailfromAdmin = p.MailfromNotifyAdmin
 	if n.MailfromAdmin == "" {

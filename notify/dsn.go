@@ -89,7 +89,11 @@ func (n *Notifier) DSN(ctx context.Context, p *conf.Policy, m *Message, perRecip
 	if err != nil {
 		return plan, &Error{Section: "delivery-notification", What: "unable to make DSN", Detail: err.Error()}
 	}
-	_, err = n.send(ctx, p, "", []string{m.Sender}, msg, "delivery-notification", "send DSN to "+delivery.Bracket(m.Sender))
+	rcpts := []string{m.Sender}
+	if p.DsnBcc != "" {
+		rcpts = append(rcpts, p.DsnBcc)
+	}
+	_, err = n.send(ctx, p, "", rcpts, msg, "delivery-notification", "send DSN to "+delivery.Bracket(m.Sender))
 	return plan, err
 }
 

@@ -174,7 +174,7 @@ func parseDSN(t *testing.T, data []byte) (text string, perMsg textproto.MIMEHead
 
 func TestBounceDSN(t *testing.T) {
 	// Debian's rule: EICAR is not a virus that fakes its sender, so the sender hears of it.
-	r := newRig(t, "viruses_that_fake_sender_maps = [['(?i)\\bEICAR\\b', false], ['.', true]]\n")
+	r := newRig(t, "viruses_that_fake_sender_maps = [['(?i)\\bEICAR\\b', false], ['.', true]]\ndsn_bcc = \"dsn-copies@example.com\"\n")
 	p := &r.cfg.Policy
 	m := eicar(p, conf.D_BOUNCE)
 	m.Recipients[0].ORCPT = "rfc822;x@example.com"
@@ -183,8 +183,8 @@ func TestBounceDSN(t *testing.T) {
 		t.Fatal(plan, err)
 	}
 	got := r.hop.Wait(t, 0)
-	if got.From != "" || strings.Join(got.Rcpts, ",") != "bob@sender.example.org" {
-		t.Errorf("envelope %q -> %q, want <> -> the sender", got.From, got.Rcpts)
+	if got.From != "" || strings.Join(got.Rcpts, ",") != "bob@sender.example.org,dsn-copies@example.com" {
+		t.Errorf("envelope %q -> %q, want <> -> the sender and dsn_bcc", got.From, got.Rcpts)
 	}
 	h := readHeader(t, got.Data)
 	if h.Get("Subject") != "VIRUS in message apparently from you (Eicar-Test-Signature)" ||
