@@ -376,7 +376,23 @@ func TestStartStop(t *testing.T) {
 		t.Errorf("second start: exit %d, %q, want %q", code, errOut, want)
 	}
 
-	out, errOut, code := e.amavisd("stop")
+	// restart: the old daemon goes, a new one serves.
+	out, errOut, code := e.amavisd("restart")
+	if want := fmt.Sprintf("Daemon [%d] terminated by SIGTERM\n", pid); code != 0 || out != want {
+		t.Errorf("restart: exit %d, %q %q, want %q", code, out, errOut, want)
+	}
+	b, _ = os.ReadFile(e.pidFile())
+	if newPid, _ := strconv.Atoi(strings.TrimSpace(string(b))); newPid == pid || newPid == 0 || gone(newPid) {
+		t.Errorf("after restart the pid file names %q (old daemon %d)", b, pid)
+	} else {
+		pid = newPid
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	}
+	if g := greetingOf(t, e.addr); !strings.HasPrefix(g, "220 ") {
+		t.Errorf("greeting after restart %q", g)
+	}
+
+	out, errOut, code = e.amavisd("stop")
 	if want := fmt.Sprintf("Daemon [%d] terminated by SIGTERM\n", pid); code != 0 || out != want {
 		t.Errorf("stop: exit %d, %q %q, want %q", code, out, errOut, want)
 	}

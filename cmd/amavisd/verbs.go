@@ -52,6 +52,20 @@ func runVerb(o *options) int {
 		return runDaemon(o, nil)
 	case "start":
 		return verbStart(o)
+	case "restart":
+		// amavis: stop a running daemon (if any), pause for its sockets, start again.
+		c, err := o.loadConfig()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "amavisd:", err)
+			return 1
+		}
+		if _, err := daemonPID(c.PidFile); err == nil {
+			if err := verbStop(c.PidFile, time.Duration(c.ChildTimeout)*time.Second+10*time.Second, os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, "amavisd:", err)
+				return 1
+			}
+		}
+		return verbStart(o)
 	case "selftest":
 		return verbSelftest(o, os.Stdout)
 	case "configtest", "test-config":
