@@ -84,7 +84,7 @@ func Parse(file string, text []byte) (*Config, error) {
 	}
 	c.md = md
 	for _, k := range md.Undecoded() {
-		if k[0] != "policy_bank" { // bank keys are checked when the bank is decoded below
+		if k[0] != "policy_bank" && !insideArray(md, k) { // bank keys are checked with the bank
 			return nil, c.errorAt(k.String(), "unknown setting")
 		}
 	}
@@ -104,6 +104,17 @@ func Parse(file string, text []byte) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// insideArray reports whether key lies inside an array value: a type that decodes itself from
+// an array of inline tables (a lookup table list) leaves those keys marked undecoded.
+func insideArray(md toml.MetaData, key toml.Key) bool {
+	for i := 1; i < len(key); i++ {
+		if md.Type(key[:i]...) == "Array" {
+			return true
+		}
+	}
+	return false
 }
 
 var decodeErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
@@ -224,7 +235,7 @@ func (c *Config) Bank(cur *Policy, name string) (*Policy, error) {
 		return nil, c.decodeError(err)
 	}
 	for _, k := range undecoded {
-		if strings.HasPrefix(k.String(), "policy_bank."+name+".") {
+		if strings.HasPrefix(k.String(), "policy_bank."+name+".") && !insideArray(c.md, k) {
 			return nil, c.errorAt(k.String(), "unknown setting in policy bank "+name)
 		}
 	}

@@ -82,3 +82,31 @@ func TestListeners(t *testing.T) {
 		t.Errorf("listeners = %+v", l)
 	}
 }
+
+func TestInlineTablesInALookupList(t *testing.T) {
+	c, err := Parse("a.toml", []byte("bypass_virus_checks_maps = [{ acl = [\"example.com\"] }]\n[policy_bank.X]\nbypass_banned_checks_maps = [{ acl = [\".\"] }]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.BypassVirusChecksMaps.Bool("u@example.com", c.LookupOptions()) || c.BypassVirusChecksMaps.Bool("u@other.example", c.LookupOptions()) {
+		t.Errorf("inline ACL not applied")
+	}
+	x, err := c.Bank(&c.Policy, "X")
+	if err != nil || !x.BypassBannedChecksMaps.Bool("u@any.example", x.LookupOptions()) {
+		t.Errorf("inline ACL in a bank not applied: %v", err)
+	}
+}
+
+func TestBankDoesNotWriteIntoBaseSlices(t *testing.T) {
+	c, err := Parse("a.toml", []byte("smtpd_discard_ehlo_keywords = [\"DSN\", \"VRFY\"]\n[policy_bank.X]\nsmtpd_discard_ehlo_keywords = [\"PIPELINING\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := c.Bank(&c.Policy, "X")
+	if err != nil || len(x.SmtpdDiscardEhloKeywords) != 1 || x.SmtpdDiscardEhloKeywords[0] != "PIPELINING" {
+		t.Fatalf("bank X: %v %v", x.SmtpdDiscardEhloKeywords, err)
+	}
+	if got := c.SmtpdDiscardEhloKeywords; len(got) != 2 || got[0] != "DSN" || got[1] != "VRFY" {
+		t.Errorf("base smtpd_discard_ehlo_keywords changed to %v", got)
+	}
+}

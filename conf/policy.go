@@ -111,15 +111,16 @@ func (p *Policy) validate() error {
 	return p.QuarantinePolicy.validate()
 }
 
-// clone copies a policy so that a bank can be decoded over it: maps are copied too, because
-// the TOML decoder merges into an existing map, which must not be the base bank's.
+// clone copies a policy so that a bank can be decoded over it: maps and slices are copied too,
+// because the TOML decoder merges into an existing map and reuses a slice's array, which must
+// not be the base bank's.
 func (p *Policy) clone() *Policy {
 	c := *p
-	copyMaps(reflect.ValueOf(&c).Elem())
+	copyMapsAndSlices(reflect.ValueOf(&c).Elem())
 	return &c
 }
 
-func copyMaps(v reflect.Value) {
+func copyMapsAndSlices(v reflect.Value) {
 	for i := 0; i < v.NumField(); i++ {
 		f := v.Field(i)
 		if !f.CanSet() {
@@ -127,7 +128,11 @@ func copyMaps(v reflect.Value) {
 		}
 		switch f.Kind() {
 		case reflect.Struct:
-			copyMaps(f)
+			copyMapsAndSlices(f)
+		case reflect.Slice:
+			if !f.IsNil() {
+				f.Set(reflect.AppendSlice(reflect.MakeSlice(f.Type(), 0, f.Len()), f))
+			}
 		case reflect.Map:
 			if f.IsNil() {
 				continue
