@@ -32,8 +32,8 @@ type Macros map[string]any
 // Limits bound the work of one expansion; a template that exceeds them (say, a macro that
 // calls itself) is an error, not a hang.
 const (
-	maxSteps  = 200_000
-	maxOutput = 4 << 20
+	maxSteps   = 200_000
+	maxEmitted = 4 << 20 // output and collected arguments together
 )
 
 // ErrTooComplex reports a template that exceeded the limits.
@@ -223,11 +223,13 @@ type expander struct {
 	out     strings.Builder
 	stack   []*frame
 	quote   int    // quoting depth
+	emitted int    // bytes emitted to the output and to arguments, bounded by maxEmitted
 	opened  []kind // what opened each quoting level
 }
 
 // emit sends a token to the argument being collected, or its text to the output.
 func (e *expander) emit(t token) {
+	e.emitted += len(t.s)
 	if n := len(e.stack); n > 0 {
 		f := e.stack[n-1]
 		f.args[len(f.args)-1] = append(f.args[len(f.args)-1], t)
@@ -263,7 +265,7 @@ func (e *expander) popQuote() {
 
 func (e *expander) run() (string, error) {
 	for steps := 0; len(e.in) > 0; steps++ {
-		if steps > maxSteps || e.out.Len() > maxOutput || len(e.in) > maxSteps {
+		if steps > maxSteps || e.emitted > maxEmitted || len(e.in) > maxSteps {
 			return "", ErrTooComplex
 		}
 		t := e.pop()

@@ -50,19 +50,25 @@ func (r Request) All(name string) []string {
 
 // Limits on what one request may hold, so that a client cannot make us hold unbounded memory.
 const (
-	MaxLine  = 64 << 10
-	MaxAttrs = 10000
+	MaxLine    = 64 << 10
+	MaxAttrs   = 10000
+	MaxRequest = 1 << 20 // bytes in one request
 )
 
-// ErrTooLong is a request beyond MaxLine or MaxAttrs.
+// ErrTooLong is a request beyond MaxLine, MaxAttrs or MaxRequest.
 var ErrTooLong = errors.New("AM.PDP request too large")
 
 // ReadRequest reads lines up to the empty line that ends a request. It returns io.EOF when the
 // connection ends cleanly between requests. Lines that are not name=value (or "name: value")
 // are returned in bad, for the log, and otherwise ignored, as amavis does.
 func ReadRequest(br *bufio.Reader) (req Request, bad []string, err error) {
+	size := 0
 	for {
 		line, err := readLine(br)
+		size += len(line) + 2
+		if size > MaxRequest {
+			return req, bad, ErrTooLong
+		}
 		if err != nil {
 			if err == io.EOF && (len(req) > 0 || len(bad) > 0) {
 				err = io.ErrUnexpectedEOF

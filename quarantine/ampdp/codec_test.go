@@ -31,6 +31,9 @@ func TestReadRequest(t *testing.T) {
 	if _, _, err := ReadRequest(bufio.NewReader(strings.NewReader(strings.Repeat("x", MaxLine+1) + "\n"))); err != ErrTooLong {
 		t.Errorf("long line: %v", err)
 	}
+	if _, _, err := ReadRequest(bufio.NewReader(strings.NewReader(strings.Repeat("recipient="+strings.Repeat("x", 1000)+"\n", 2000)))); err != ErrTooLong {
+		t.Errorf("2 MB request: %v", err)
+	}
 }
 
 func TestEncode(t *testing.T) {
