@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -48,6 +49,14 @@ func amavisdBinary(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	// The tests mostly wait for Postfix and the daemon, so more of them may
+	// run at once than there are CPUs (the default), unless -parallel says.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "8")
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
