@@ -1,0 +1,65 @@
+// Package amavissmtp adapts the daemon's own SMTP/LMTP client (amavis/smtp) to delivery.Sender,
+// so that quarantine copies, notifications and releases leave through the same client, and the
+// same connection cache, as forwarded mail.
+package amavissmtp
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"amavisgo/amavis/smtp"
+	"amavisgo/conf"
+	"amavisgo/delivery"
+)
+
+// Sender implements delivery.Sender with amavis/smtp.
+type Sender struct {
+	LocalhostName string        // EHLO/LHLO name, $localhost_name
+	Timeout       time.Duration // per command; 0: 2 minutes
+	Pool          *smtp.Pool    // connection cache; nil: a connection per message
+}
+
+// Send implements delivery.Sender. The message's LF line ends go out as CRLF.
+func (s *Sender) Send(ctx context.Context, via conf.Method, from string, rcpts []string, msg io.Reader) ([]delivery.Result, error) {
+	timeout := s.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	lmtp := via.Proto == "lmtp"
+	var c *smtp.Client
+	var err error
+	if s.Pool != nil {
+		c, err = s.Pool.Get(ctx, "tcp", via.Addr(), lmtp, s.LocalhostName, timeout)
+	} else {
+		c, err = smtp.Dial(ctx, "tcp", via.Addr(), lmtp, s.LocalhostName, timeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	env := &smtp.Envelope{From: smtp.Quote(from)}
+	if from == "" {
+		env.From = "<>"
+	}
+	for _, r := range rcpts {
+		env.Rcpts = append(env.Rcpts, smtp.RcptTo{Path: smtp.Quote(r)})
+	}
+	res, err := c.Send(ctx, env, func(w io.Writer) error {
+		_, err := io.Copy(delivery.ToCRLF(w), msg)
+		return err
+	})
+	if err != nil {
+		c.Abort()
+		return nil, err
+	}
+	if s.Pool != nil {
+		s.Pool.Put(c)
+	} else {
+		c.Close()
+	}
+	out := make([]delivery.Result, len(rcpts))
+	for i, r := range rcpts {
+		out[i] = delivery.Result{Rcpt: r, Reply: delivery.Wrap(via, res.Rcpts[i].Reply.String())}
+	}
+	return out, nil
+}
