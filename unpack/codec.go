@@ -2,6 +2,7 @@ package unpack
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 	"sync"
 )
@@ -40,28 +41,54 @@ func decodeBase64To(w io.Writer, src []byte) (int, error) {
 		}
 		n = 0
 	}
-	for _, c := range src {
-		if c == '=' {
-			flushQ()
-			continue
+	flush := func(min int) error {
+		if len(out) < min {
+			return nil
 		}
-		v := b64[c]
-		if v == 0xff {
-			continue
+		k, err := w.Write(out)
+		total += k
+		out = out[:0]
+		return err
+	}
+	for len(src) > 0 {
+		line := src
+		if i := bytes.IndexByte(src, '\n'); i >= 0 {
+			line, src = src[:i], src[i+1:]
+		} else {
+			src = nil
 		}
-		q[n] = v
-		n++
-		if n == 4 {
-			out = append(out, q[0]<<2|q[1]>>4, q[1]<<4|q[2]>>2, q[2]<<6|q[3])
-			n = 0
-			if len(out) >= cap(out)-3 {
-				k, err := w.Write(out)
-				total += k
-				if err != nil {
+		// the common case, a clean line of whole quanta, goes through the library
+		if l := bytes.TrimRight(line, "\r \t"); n == 0 && len(l) > 0 && len(l)%4 == 0 && len(l) <= 4096 {
+			at := len(out)
+			if k, err := base64.StdEncoding.Decode(out[at:at+len(l)/4*3], l); err == nil {
+				out = out[:at+k]
+				if err := flush(cap(out) - 4096); err != nil {
 					return total, err
 				}
-				out = out[:0]
+				continue
 			}
+		}
+		for _, c := range line {
+			if c == '=' {
+				flushQ()
+				continue
+			}
+			v := b64[c]
+			if v == 0xff {
+				continue
+			}
+			q[n] = v
+			n++
+			if n == 4 {
+				out = append(out, q[0]<<2|q[1]>>4, q[1]<<4|q[2]>>2, q[2]<<6|q[3])
+				n = 0
+				if err := flush(cap(out) - 4096); err != nil {
+					return total, err
+				}
+			}
+		}
+		if err := flush(cap(out) - 4096); err != nil {
+			return total, err
 		}
 	}
 	flushQ()
@@ -147,6 +174,9 @@ func findUU(text []byte, max int) []uuBlock {
 			line = line[:e]
 		}
 		line = bytes.TrimRight(line, "\r \t")
+		if len(line) < 6 {
+			continue
+		}
 		f := bytes.SplitN(line[6:], []byte(" "), 2)
 		if len(f) != 2 || len(f[0]) < 3 || len(f[0]) > 4 || !octal(f[0]) || len(f[1]) == 0 {
 			continue
@@ -184,7 +214,9 @@ func decodeUU(src []byte) (out []byte, used int, ok bool) {
 		}
 		line = bytes.TrimRight(line, "\r")
 		switch {
-		case len(line) == 0 && !ok:
+		case len(line) == 0 && ok:
+			return out, pos, ok
+		case len(line) == 0:
 		case bytes.HasPrefix(line, []byte("begin ")) && !ok:
 		case bytes.Equal(bytes.TrimSpace(line), []byte("end")):
 			return out, next, ok

@@ -14,7 +14,7 @@ import (
 // An absolute target that hostile members name; it must never come into existence.
 const absTarget = "/tmp/amavisgo-unpack-hostile-target"
 
-func hostileTar(t *testing.T) []byte {
+func hostileTar(t testing.TB) []byte {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	add := func(h *tar.Header, body string) {
@@ -64,7 +64,7 @@ func TestHostileNames(t *testing.T) {
 		data  func(t *testing.T) []byte
 		attrs string // attributes that must appear on members
 	}{
-		{"tar", nil, hostileTar, "LS"},
+		{"tar", nil, func(t *testing.T) []byte { return hostileTar(t) }, "LS"},
 		{"zip", nil, hostileZip, "L"},
 		{"rar dotdot", nil, func(t *testing.T) []byte {
 			return makeRAR("../../escape.txt", []byte("dotdot"), 0, 0)

@@ -234,7 +234,7 @@ func zipBomb(t *testing.T, levels int) []byte {
 	return data
 }
 
-func manyMembers(t *testing.T, n int) []byte {
+func manyMembers(t testing.TB, n int) []byte {
 	var b bytes.Buffer
 	zw := zip.NewWriter(&b)
 	for i := 0; i < n; i++ {

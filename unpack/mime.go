@@ -25,30 +25,30 @@ func mapFile(path string) (data []byte, release func(), err error) {
 		return nil, nil, &pathError{"open", path, err}
 	}
 	defer syscall.Close(fd)
+	// a short read from a regular file is its end: small files cost one read and no fstat
+	bp := readBufs.Get().(*[]byte)
+	buf := (*bp)[:mmapMin]
+	n := 0
+	for n < len(buf) {
+		k, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			readBufs.Put(bp)
+			return nil, nil, &pathError{"read", path, err}
+		}
+		n += k
+		if k == 0 || n < len(buf) {
+			return buf[:n], func() { readBufs.Put(bp) }, nil
+		}
+	}
+	readBufs.Put(bp)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return nil, nil, &pathError{"stat", path, err}
 	}
 	size := int(st.Size)
-	if size < mmapMin {
-		bp := readBufs.Get().(*[]byte)
-		buf := (*bp)[:size]
-		for n := 0; n < size; {
-			k, err := syscall.Read(fd, buf[n:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil || k == 0 {
-				readBufs.Put(bp)
-				if err == nil {
-					err = syscall.EIO // the file shrank under us
-				}
-				return nil, nil, &pathError{"read", path, err}
-			}
-			n += k
-		}
-		return buf, func() { readBufs.Put(bp) }, nil
-	}
 	b, err := syscall.Mmap(fd, 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		return nil, nil, &pathError{"mmap", path, err}
