@@ -1,6 +1,3 @@
-// Package quarantine keeps copies of blocked mail where a postmaster finds them (the local:
-// store under QUARANTINEDIR, or an address through notify_method), in amavis's stored format
-// (SPEC §11.1), and reads them back for release (see package ampdp).
 package quarantine
 
 import (
