@@ -57,6 +57,7 @@ func PlanDSN(m *Message, perRecipCapable bool) []DSNState {
 			class = r.Response[0]
 		}
 		switch {
+		case class == '0': // not forwarded yet: nothing to report
 		case class == '4':
 		case class == '5' && r.Destiny == conf.D_REJECT && (perRecipCapable || allRejected):
 		case class == '5' && !onFailure:

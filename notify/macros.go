@@ -64,7 +64,8 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 	for _, r := range m.Recipients {
 		rcpts = append(rcpts, r.Addr)
 		q := delivery.Bracket(r.Addr)
-		if !r.Blocked && strings.HasPrefix(r.Response, "2") {
+		// Passed and not yet forwarded counts as delivered, as amavis's "WILL BE relayed".
+		if !r.Blocked && (r.Response == "" || strings.HasPrefix(r.Response, "2")) {
 			delivered = append(delivered, q)
 			continue
 		}

@@ -76,6 +76,8 @@ func readHeader(t *testing.T, data []byte) textproto.MIMEHeader {
 func TestVirusAdminNotice(t *testing.T) {
 	r := newRig(t, "virus_admin = \"virusalert@example.com\"\n")
 	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
+	// A virus lover, not yet forwarded when the notice goes out.
+	m.Recipients = append(m.Recipients, &Recipient{Addr: "lover@example.com", Local: true, Category: Category{CC_VIRUS, 0}, Destiny: conf.D_PASS})
 	sent, err := r.n.Admins(context.Background(), &r.cfg.Policy, m, PlanDSN(m, false))
 	if err != nil || len(sent) != 1 {
 		t.Fatal(sent, err)
@@ -105,7 +107,7 @@ func TestVirusAdminNotice(t *testing.T) {
 	body, _ := io.ReadAll(text.Body)
 	body = bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n"))
 	for _, want := range []string{"Virus found: Eicar-Test-Signature\n", "Quarantined as: n/virus-n8rZJ2zBYamo\n",
-		"Not delivered to:\n  <x@example.com>:\n   250 2.7.0 Ok, discarded", "The sender will not be notified.",
+		"Not delivered to:\n  <x@example.com>:\n   250 2.7.0 Ok, discarded", "Delivered to:\n  <lover@example.com>\n", "The sender will not be notified.",
 		"Subject: test \u00e9\n", "Log reference: 12345-01/n8rZJ2zBYamo\n"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("notice text lacks %q:\n%s", want, body)
@@ -260,6 +262,7 @@ func TestPlanDSN(t *testing.T) {
 		{"passed", false, func(m *Message, r *Recipient) {
 			r.Blocked, r.Destiny, r.Relayed, r.Response = false, conf.D_PASS, true, "250 2.0.0 from MTA(smtp:[::1]:10025): 250 Ok"
 		}, NoDSN},
+		{"passed, not yet forwarded", false, func(m *Message, r *Recipient) { r.Blocked, r.Destiny, r.Response = false, conf.D_PASS, "" }, NoDSN},
 		{"tempfail", false, func(m *Message, r *Recipient) { r.Destiny, r.Response = conf.D_TEMPFAIL, "450 4.7.0 Temporary failure" }, NoDSN},
 		{"reject, all rejected", false, func(m *Message, r *Recipient) { r.Destiny, r.Response = conf.D_REJECT, "554 5.7.0 Reject" }, NoDSN},
 		{"reject over LMTP", true, func(m *Message, r *Recipient) {
