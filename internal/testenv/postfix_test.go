@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -321,5 +324,27 @@ func TestPostfixSetReinject(t *testing.T) {
 	p.WaitMessages(t, 2, 20*time.Second)
 	if c, _ := p.MessageIDCounts(); c["<r@harness>"] != 1 || c["<s@harness>"] != 1 {
 		t.Errorf("mailbox counts %v", c)
+	}
+}
+
+// TestPostfixConfigNoWarnings: postconf finds nothing to complain about in
+// the configuration built from contrib/postfix (a misspelt parameter in a
+// snippet is an "unused parameter" warning), for both transports.
+func TestPostfixConfigNoWarnings(t *testing.T) {
+	postconf := RequireProgram(t, "postconf", "/usr/sbin/postconf")
+	for _, transport := range []string{"lmtp", "smtp"} {
+		dir := t.TempDir()
+		mainCF, masterCF, err := PostfixConfig(dir, PostfixOptions{FilterPort: 40024, Transport: transport, MaxProc: 8}, 40000, 40025)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "main.cf"), []byte(mainCF), 0o644)
+		os.WriteFile(filepath.Join(dir, "master.cf"), []byte(masterCF), 0o644)
+		for _, arg := range []string{"-n", "-M", "-P"} {
+			out, err := exec.Command(postconf, "-c", dir, arg).CombinedOutput()
+			if err != nil || strings.Contains(string(out), "warning:") {
+				t.Errorf("%s: postconf %s: %v\n%s", transport, arg, err, out)
+			}
+		}
 	}
 }
