@@ -388,3 +388,22 @@ func FuzzCompose(f *testing.F) {
 		}
 	})
 }
+
+func TestBannedDSN(t *testing.T) {
+	r := newRig(t, "")
+	banned := Category{CC_BANNED, 0}
+	x := &Recipient{Addr: "x@example.com", Category: banned, Blocked: true, Destiny: conf.D_BOUNCE,
+		Response: "554 5.7.0 Bounce, id=12345-01 - BANNED: .exe,.exe-ms,run.exe"}
+	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*Recipient{x},
+		Category: banned, MainCategory: banned, BannedReason: ".exe,.exe-ms,run.exe", Header: []byte(origHeader), Received: time.Now()}
+	if _, err := r.n.DSN(context.Background(), &r.cfg.Policy, m, false); err != nil {
+		t.Fatal(err)
+	}
+	data := r.hop.Wait(t, 0).Data
+	if h := readHeader(t, data); h.Get("Subject") != "BANNED contents from you (.exe,.exe-ms,run.exe)" {
+		t.Errorf("Subject %q", h.Get("Subject"))
+	}
+	if text, _, _, _ := parseDSN(t, data); !strings.Contains(text, "that is not accepted here:\n  .exe,.exe-ms,run.exe\n") {
+		t.Errorf("text:\n%s", text)
+	}
+}
