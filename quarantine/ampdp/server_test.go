@@ -25,6 +25,7 @@ const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H
 type rig struct {
 	dir      string // QUARANTINEDIR
 	socket   string
+	tcp      string // the same server on 127.0.0.1:port
 	hop      *deliverytest.Server // release_method / notify_method
 	requeue  *deliverytest.Server // requeue_method
 	mailID   string
@@ -74,21 +75,27 @@ func newRig(t *testing.T, authRequired bool) *rig {
 	}
 	srv := &Server{Config: c, Store: store, Sender: sender}
 	r.socket = filepath.Join(t.TempDir(), "amavisd.sock")
-	l, err := net.Listen("unix", r.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go srv.ServeConn(ctx, conn, p)
+	t.Cleanup(cancel)
+	for _, l := range []struct{ network, addr string }{{"unix", r.socket}, {"tcp", "127.0.0.1:0"}} {
+		ln, err := net.Listen(l.network, l.addr)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
+		if l.network == "tcp" {
+			r.tcp = ln.Addr().String()
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go srv.ServeConn(ctx, conn, p)
+			}
+		}()
+	}
 	return r
 }
 
@@ -291,4 +298,14 @@ func TestReleaseGzipAndMismatchedID(t *testing.T) {
 	if out := run(t, rel, "virus-"+other); out != want {
 		t.Errorf("printed %q, want %q", out, want)
 	}
+}
+
+// amavisd-release over TCP ($socketname = '127.0.0.1:port').
+func TestAmavisdReleaseOverTCP(t *testing.T) {
+	r := newRig(t, true)
+	out := run(t, amavisdRelease(t, "amavisd-release", r.tcp), filepath.Base(r.file), r.secretID)
+	if !strings.HasPrefix(out, "250 2.0.0 from MTA(") {
+		t.Errorf("printed %q", out)
+	}
+	r.hop.Wait(t, 0)
 }
