@@ -25,7 +25,7 @@ const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H
 type rig struct {
 	dir      string // QUARANTINEDIR
 	socket   string
-	tcp      string // the same server on 127.0.0.1:port
+	tcp      string               // the same server on 127.0.0.1:port
 	hop      *deliverytest.Server // release_method / notify_method
 	requeue  *deliverytest.Server // requeue_method
 	mailID   string
