@@ -302,11 +302,13 @@ func makeZ(c []byte) []byte {
 	return out
 }
 
-// makeCAB writes a Microsoft cabinet with one uncompressed folder and file.
+// makeCAB writes a Microsoft cabinet with one uncompressed folder and file (data blocks of
+// at most 32 KiB, as the format requires).
 func makeCAB(name string, c []byte) []byte {
+	blocks := (len(c) + 32767) / 32768
 	fileOff := 36 + 8
 	dataOff := fileOff + 16 + len(name) + 1
-	total := dataOff + 8 + len(c)
+	total := dataOff + 8*blocks + len(c)
 	b := make([]byte, 0, total)
 	le32 := func(v int) { b = binary.LittleEndian.AppendUint32(b, uint32(v)) }
 	le16 := func(v int) { b = binary.LittleEndian.AppendUint16(b, uint16(v)) }
@@ -323,7 +325,7 @@ func makeCAB(name string, c []byte) []byte {
 	le16(0)
 	le16(0)
 	le32(dataOff) // CFFOLDER
-	le16(1)
+	le16(blocks)
 	le16(0)      // no compression
 	le32(len(c)) // CFFILE
 	le32(0)
@@ -333,10 +335,15 @@ func makeCAB(name string, c []byte) []byte {
 	le16(0x20)
 	b = append(b, name...)
 	b = append(b, 0)
-	le32(0) // CFDATA, no checksum
-	le16(len(c))
-	le16(len(c))
-	return append(b, c...)
+	for len(c) > 0 {
+		n := min(len(c), 32768)
+		le32(0) // CFDATA, no checksum
+		le16(n)
+		le16(n)
+		b = append(b, c[:n]...)
+		c = c[n:]
+	}
+	return b
 }
 
 // makeLHA writes a level-0 LHA archive with one stored (-lh0-) member.

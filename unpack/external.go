@@ -133,7 +133,7 @@ wait:
 		case werr = <-done:
 			break wait
 		case <-tick.C:
-			if j.rem >= 0 && dirSize(dir) > j.rem {
+			if dirSize(dir) > j.rem {
 				overQuota = true
 				cmd.Process.Kill()
 			}

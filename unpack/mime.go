@@ -81,7 +81,7 @@ func decodeNested(j *job, p *Part) (bool, error) {
 		return true, internalError{err}
 	}
 	defer unmap()
-	w := &walker{j: j}
+	w := &walker{j: j, strict: true}
 	err = w.entity(p, data, false, 0, "")
 	return true, err
 }
@@ -89,6 +89,8 @@ func decodeNested(j *job, p *Part) (bool, error) {
 type walker struct {
 	j    *job
 	errs []string
+	// strict: the quota holds (attached messages); the message itself may overdraw it
+	strict bool
 }
 
 func (w *walker) errorf(s string) {
@@ -335,6 +337,13 @@ func guessBoundary(body []byte) string {
 // writeLeaf decodes the body of a leaf part by its transfer encoding into the part's file. MIME
 // decoding may overdraw the quota (amavis charges it but lets the mail through).
 func (w *walker) writeLeaf(p *Part, body []byte, cte string) error {
+	if w.strict {
+		// decoding never makes a body longer: charge its length now, refund the rest later
+		if err := w.j.charge(int64(len(body)), "mime_decode", false); err != nil {
+			return err
+		}
+		w.j.rem += int64(len(body))
+	}
 	f, err := w.j.create(p)
 	if err != nil {
 		return err
@@ -360,7 +369,7 @@ func (w *walker) writeLeaf(p *Part, body []byte, cte string) error {
 	if err != nil {
 		return err
 	}
-	w.j.charge(p.Size, "mime_decode", true)
+	w.j.charge(p.Size, "mime_decode", !w.strict)
 	w.j.next = append(w.j.next, p)
 	return nil
 }

@@ -170,9 +170,7 @@ func (u *Unpacker) Programs() map[string]string {
 	m := map[string]string{}
 	for _, d := range decoders {
 		if d.run != nil {
-			for _, t := range d.types {
-				m[t] = "internal"
-			}
+			m[d.types[0]] = "internal"
 		}
 	}
 	for k, v := range u.progs {
@@ -210,7 +208,7 @@ type job struct {
 // input is reported in the Result; an error means an internal failure (the caller tempfails).
 func (u *Unpacker) Unpack(ctx context.Context, emailPath, partsDir string) (*Result, error) {
 	if err := syscall.Mkdir(partsDir, 0o750); err != nil && err != syscall.EEXIST {
-		return nil, err
+		return nil, &pathError{"mkdir", partsDir, err}
 	}
 	root := &Part{Path: emailPath}
 	j := &job{u: u, ctx: ctx, dir: partsDir, res: &Result{Root: root}}
@@ -287,9 +285,10 @@ func (j *job) issue(p *Part) error {
 }
 
 // charge takes n bytes from the quota. MIME decoding may overdraw (as in amavis);
-// decoders may not: they get amavis's hold reason instead.
+// decoders may not: they get amavis's hold reason instead (also once the quota is overdrawn,
+// where amavis stops counting).
 func (j *job) charge(n int64, by string, mayExceed bool) error {
-	if n > j.rem && j.rem >= 0 && !mayExceed {
+	if n > j.rem && !mayExceed {
 		return holdError(fmt.Sprintf("Exceeded storage quota %d bytes by %s; last chunk %d bytes", j.avail, by, n))
 	}
 	j.rem -= n

@@ -1,0 +1,57 @@
+package unpack
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMissingProgram: a format whose program is missing is logged once at start-up, and its
+// parts are left as they are for the scanners.
+func TestMissingProgram(t *testing.T) {
+	var logged []string
+	u := New(debianLimits, []string{t.TempDir()}, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) })
+	if !strings.Contains(strings.Join(logged, "\n"), "No decoder for cab: none of cabextract found") {
+		t.Errorf("start-up log %q", logged)
+	}
+	if u.Programs()["cab"] != "" || u.Programs()["zip"] != "internal" {
+		t.Errorf("Programs() = %v", u.Programs())
+	}
+	n := len(logged)
+	dir := t.TempDir()
+	email := filepath.Join(dir, "email.txt")
+	os.WriteFile(email, withAttachment("x.cab", "application/vnd.ms-cab-compressed", makeCAB("eicar.com", []byte(eicar))), 0o600)
+	r, err := u.Unpack(context.Background(), email, filepath.Join(dir, "parts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logged) != n {
+		t.Errorf("logged again per message: %q", logged[n:])
+	}
+	var cab *Part
+	for _, p := range r.Parts {
+		if len(p.ShortTypes) > 0 && p.ShortTypes[0] == "cab" {
+			cab = p
+		}
+	}
+	if cab == nil || cab.Path == "" || len(cab.Children) != 0 {
+		t.Fatalf("the cabinet should stay as it is\n%s", describe(r))
+	}
+}
+
+// TestExternalQuota: what an external program extracts counts against the quota too.
+func TestExternalQuota(t *testing.T) {
+	needProg(t, "cabextract")
+	big := make([]byte, 300<<10)
+	rand.New(rand.NewSource(1)).Read(big)
+	lim := Limits{MinExpansionFactor: 1, MaxExpansionFactor: 1}
+	r, parts := unpackMsg(t, lim, withAttachment("x.cab", "application/octet-stream", makeCAB("big.bin", big)))
+	if !strings.HasPrefix(r.Hold, "Exceeded storage quota ") || !strings.Contains(r.Hold, " by cabextract; ") {
+		t.Fatalf("hold %q\n%s", r.Hold, describe(r))
+	}
+	assertOnlyParts(t, parts)
+}
