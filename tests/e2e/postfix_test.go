@@ -81,6 +81,40 @@ func TestMailFlows(t *testing.T) {
 	}
 }
 
+// TestLMTPTwoRecipients: over LMTP we answer once per recipient, so
+// Postfix logs our reply for each; the one re-injected copy carries both.
+func TestLMTPTwoRecipients(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t, "lmtp", 2, nil)
+	to := []string{"rcpt@" + testenv.PostfixDomain, "other@" + testenv.PostfixDomain}
+	qid, err := p.pf.Submit(sender, to, message("<two@e2e>", "two", "for both\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := p.pf.WaitMessages(t, 2, 30*time.Second)
+	var queuedAs []string
+	for _, r := range to {
+		line := p.pf.WaitLog(t, regexp.MustCompile(`postfix/amavisfeed/lmtp\[\d+\]: `+qid+`: to=<`+regexp.QuoteMeta(r)+`>, .*status=sent \(250 2\.0\.0 from MTA\(smtp:\[127\.0\.0\.1\]:`+portOf(p.pf.ForwardAddr)+`\): 250 2\.0\.0 Ok: queued as ([0-9A-F]+)\)$`), 10*time.Second)
+		queuedAs = append(queuedAs, line[strings.LastIndex(line, " ")+1:len(line)-1])
+	}
+	if queuedAs[0] != queuedAs[1] {
+		t.Errorf("the recipients were re-injected as %v, want one copy", queuedAs)
+	}
+	for _, m := range msgs {
+		if m.MessageID != "<two@e2e>" {
+			t.Errorf("delivered %q", m.MessageID)
+		}
+		for _, r := range m.HeaderValues("Received") {
+			if strings.Contains(r, "(amavis, port") && strings.Contains(r, " for <") {
+				t.Errorf("our Received names a recipient of two: %s", r)
+			}
+		}
+	}
+	if q, err := p.pf.Queue(); err != nil || len(q) != 0 {
+		t.Errorf("Postfix queue = %+v, %v; want empty", q, err)
+	}
+}
+
 // TestReinjectionDown: with the re-injection smtpd gone we answer 4xx, so
 // the message waits in Postfix's deferred queue; when the smtpd is back a
 // flush delivers it, once.
