@@ -69,8 +69,8 @@ func FreePort(t testing.TB) int {
 	return port
 }
 
-// postfixStartTimeout bounds the wait for the smtpd to accept connections;
-// startup takes about 0.3 s.
+// postfixStartTimeout bounds the wait for the smtpds to greet; a start
+// takes 0.3 s on an idle machine, 2 s on a busy one.
 const postfixStartTimeout = 20 * time.Second
 
 // StartPostfix builds main.cf and master.cf from the repository's
