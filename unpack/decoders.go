@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"compress/bzip2"
 	"encoding/binary"
 	"errors"
@@ -60,6 +61,7 @@ var decoders = []decoder{
 	{types: []string{"7z"}, run: decode7z},
 	{types: []string{"lha"}, ext: "lha"},
 	{types: []string{"iso"}, ext: "iso"},
+	{types: []string{"exe"}, run: decodeExe},
 	{types: []string{"zst"}, run: decodeStream("unzstd", newZstd)},
 	{types: []string{"uue", "asc", "txt"}, run: decodeUUE},
 }
@@ -248,6 +250,10 @@ func decodeZip(j *job, p *Part) (bool, error) {
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return true, decodeError{err}
 	}
+	return zipMembers(j, p, zr)
+}
+
+func zipMembers(j *job, p *Part, zr *zip.Reader) (bool, error) {
 	for _, zf := range zr.File {
 		size := int64(zf.UncompressedSize64)
 		if zf.Flags&1 != 0 && !zf.Mode().IsDir() {
@@ -346,6 +352,10 @@ func decodeRar(j *job, p *Part) (bool, error) {
 		return true, err
 	}
 	defer f.Close()
+	return rarMembers(j, p, f)
+}
+
+func rarMembers(j *job, p *Part, f io.Reader) (bool, error) {
 	rr, err := rardecode.NewReader(bufio.NewReaderSize(f, 32<<10), rardecode.MaxDictionarySize(maxDict))
 	if err != nil {
 		if errors.Is(err, rardecode.ErrArchiveEncrypted) {
@@ -413,4 +423,27 @@ func decodeTar(j *job, p *Part) (bool, error) {
 			return true, err
 		}
 	}
+}
+
+// decodeExe looks for an archive inside a program (a self-extracting zip or rar), as amavis's
+// do_executable does with unrar and unarj; the program itself is kept.
+func decodeExe(j *job, p *Part) (bool, error) {
+	f, err := openPart(p)
+	if err != nil {
+		return true, err
+	}
+	defer f.Close()
+	if zr, err := zip.NewReader(f, p.Size); err == nil && len(zr.File) > 0 {
+		_, err := zipMembers(j, p, zr)
+		return true, err
+	}
+	head := make([]byte, min(p.Size, 1<<20)) // rardecode looks this far for an SFX archive
+	if _, err := io.ReadFull(io.NewSectionReader(f, 0, p.Size), head); err != nil {
+		return true, internalError{err}
+	}
+	if bytes.Contains(head, []byte("Rar!\x1a\x07")) {
+		_, err := rarMembers(j, p, io.NewSectionReader(f, 0, p.Size))
+		return true, err
+	}
+	return true, nil
 }

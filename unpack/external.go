@@ -200,7 +200,7 @@ func (j *job) adopt(p *Part, dir, by string) (int, error) {
 			return err
 		}
 		n++
-		m.addName(d.Name())
+		m.addName(memberName(d.Name()))
 		m.Size = fi.Size()
 		m.Path = filepath.Join(j.dir, m.Name)
 		if err := os.Rename(path, m.Path); err != nil {

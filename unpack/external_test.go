@@ -55,3 +55,23 @@ func TestExternalQuota(t *testing.T) {
 	}
 	assertOnlyParts(t, parts)
 }
+
+// TestSelfExtracting: archives appended to a program are unpacked, the program is kept.
+func TestSelfExtracting(t *testing.T) {
+	stub := append([]byte("MZ"), make([]byte, 4094)...)
+	for name, arc := range map[string][]byte{
+		"zip": zipOf(t, map[string][]byte{"e.com": []byte(eicar)}),
+		"rar": makeRAR("e.com", []byte(eicar), 0, 0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, _ := unpackMsg(t, debianLimits, withAttachment("setup.exe", "application/octet-stream", append(stub, arc...)))
+			if len(fileWith(t, r, eicar)) != 1 {
+				t.Fatalf("member not extracted\n%s", describe(r))
+			}
+			exe := r.Parts[len(r.Parts)-1].Parent
+			if exe.Path == "" || exe.ShortTypes[0] != "exe" {
+				t.Errorf("the program should be kept\n%s", describe(r))
+			}
+		})
+	}
+}

@@ -302,9 +302,7 @@ func (j *job) extract(parent *Part, name string, r io.Reader, by string) (*Part,
 	if err != nil {
 		return nil, err
 	}
-	if name != "" {
-		p.addName(baseName(name))
-	}
+	p.addName(memberName(name))
 	f, err := j.create(p)
 	if err != nil {
 		return p, err
@@ -359,13 +357,17 @@ func baseName(name string) string {
 	return name
 }
 
-// linkMember records a member that is a link, device or other special file: metadata only.
+// memberName is the name banned rules see for an archive member: its base name, in UTF-8
+// (legacy archives store names in an 8-bit code page; they are taken as ISO-8859-1).
+func memberName(name string) string { return toUTF8("", []byte(baseName(name))) }
+
+// specialMember records a member that is a link, device or other special file: metadata only.
 func (j *job) specialMember(parent *Part, name, attr string, size int64) error {
 	p, err := j.newPart(parent)
 	if err != nil {
 		return err
 	}
-	p.addName(baseName(name))
+	p.addName(memberName(name))
 	p.addAttr(attr)
 	p.Size = size
 	return nil
