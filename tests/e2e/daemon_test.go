@@ -134,6 +134,13 @@ daemon_group = "nogroup"
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() && d.cmd != nil {
+			select {
+			case <-d.exited:
+				t.Logf("amavisd had exited: %s", d.cmd.ProcessState)
+			default:
+			}
+		}
 		d.stop()
 		if t.Failed() {
 			t.Logf("our log (tail):\n%s", tail(d.Log(), 6000))
