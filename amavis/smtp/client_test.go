@@ -1,0 +1,184 @@
+package smtp_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"amavisgo/amavis/smtp"
+	"amavisgo/amavis/smtp/smtptest"
+)
+
+func body(s string) func(io.Writer) error {
+	return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+}
+
+func replies(res *smtp.Result) []string {
+	var out []string
+	for _, r := range res.Rcpts {
+		out = append(out, r.Cmd+": "+r.Reply.String())
+	}
+	return out
+}
+
+// LMTP next hop: per-recipient answers to the final dot.
+func TestClientLMTPPerRecipient(t *testing.T) {
+	h := smtptest.Start(t, smtptest.Options{LMTP: true, DataCodeFor: map[string]int{"b@x.example": 552}})
+	c, err := smtp.Dial(context.Background(), "tcp", h.Addr, true, "localhost", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := &smtp.Envelope{From: "<s@x.example>", Rcpts: []smtp.RcptTo{{Path: "<a@x.example>"}, {Path: "<b@x.example>"}}}
+	res, err := c.Send(context.Background(), env, body("Subject: t\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(replies(res), "\n")
+	want := "data-dot: 250 2.0.0 <a@x.example> Ok: queued as SINKQ0001\n" +
+		"data-dot: 552 5.1.1 <b@x.example> <b@x.example>: mailbox unavailable: test"
+	if got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+}
+
+// A server without 8BITMIME cannot take an 8-bit message: 550 5.6.3 for every recipient,
+// nothing sent; without DSN the DSN parameters are left out.
+func TestClientNo8BitMIME(t *testing.T) {
+	srv := scripted(t, "220 old ESMTP", map[string]string{"EHLO": "250-old\r\n250 PIPELINING"})
+	c, err := smtp.Dial(context.Background(), "tcp", srv.addr, false, "localhost", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &smtp.Envelope{From: "<s@x>", Body: "8BITMIME", Rcpts: []smtp.RcptTo{{Path: "<a@x>"}}}
+	res, err := c.Send(context.Background(), env, body("x\r\n"))
+	if err != nil || res.Rcpts[0].Reply.String() != "550 5.6.3 Conversion to 7BIT required but not supported" {
+		t.Errorf("%v %+v", err, res)
+	}
+}
+
+// Without PIPELINING every command waits for its reply; a tempfailed recipient with
+// AllOrNothing ends the transaction with RSET before DATA.
+func TestClientStepwise(t *testing.T) {
+	srv := scripted(t, "220 old ESMTP", map[string]string{
+		"EHLO": "250-old\r\n250 8BITMIME", "MAIL": "250 ok", "RCPT TO:<a@x>": "250 ok",
+		"RCPT TO:<b@x>": "450 4.2.0 busy", "RSET": "250 reset", "DATA": "354 go", ".": "250 2.0.0 queued as Q1",
+	})
+	c, err := smtp.Dial(context.Background(), "tcp", srv.addr, false, "localhost", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.RcptTo{{Path: "<a@x>"}, {Path: "<b@x>"}}, AllOrNothing: true}
+	res, err := c.Send(context.Background(), env, body("x\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(replies(res), "|"); got != "RCPT TO: 451 4.5.0 Giving up due to previous temporary failures|RCPT TO: 450 4.2.0 busy" {
+		t.Errorf("all or nothing: %q", got)
+	}
+	env.AllOrNothing = false
+	res, err = c.Send(context.Background(), env, body("x\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(replies(res), "|"); got != "data-dot: 250 2.0.0 queued as Q1|RCPT TO: 450 4.2.0 busy" {
+		t.Errorf("per recipient: %q", got)
+	}
+	want := []string{"EHLO localhost", "MAIL FROM:<s@x>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "RSET",
+		"MAIL FROM:<s@x>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "DATA", "x", "."}
+	if got := srv.lines(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("server got\n %q\nwant\n %q", got, want)
+	}
+}
+
+// A cached connection that died is replaced without the caller noticing.
+func TestPoolReconnects(t *testing.T) {
+	h := smtptest.Start(t, smtptest.Options{})
+	p := smtp.NewPool(time.Minute)
+	defer p.Close()
+	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.RcptTo{{Path: "<a@x>"}}}
+	for i := 0; i < 3; i++ {
+		c, err := p.Get(context.Background(), "tcp", h.Addr, false, "localhost", 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Send(context.Background(), env, body("x\r\n"))
+		if err != nil || res.Rcpts[0].Reply.Code != 250 {
+			t.Fatalf("message %d: %v %+v", i, err, res)
+		}
+		p.Put(c)
+		if i == 1 {
+			h.DropConns()
+		}
+	}
+	if n := h.Conns(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// scriptedServer answers each command by its longest matching prefix in a script; a
+// hand-written fake for replies go-smtp cannot give (no PIPELINING, no 8BITMIME).
+type scriptedServer struct {
+	addr string
+	got  chan string
+}
+
+func scripted(t *testing.T, greeting string, script map[string]string) *scriptedServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	s := &scriptedServer{addr: ln.Addr().String(), got: make(chan string, 100)}
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		io.WriteString(c, greeting+"\r\n")
+		inData := false
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimSuffix(line, "\r\n")
+			s.got <- line
+			if inData && line != "." {
+				continue
+			}
+			inData = false
+			best := ""
+			for k := range script {
+				if strings.HasPrefix(line, k) && len(k) > len(best) {
+					best = k
+				}
+			}
+			rep, ok := script[best]
+			if !ok {
+				rep = "500 unknown"
+			}
+			io.WriteString(c, rep+"\r\n")
+			inData = strings.HasPrefix(rep, "354")
+		}
+	}()
+	return s
+}
+
+func (s *scriptedServer) lines() []string {
+	var out []string
+	for {
+		select {
+		case l := <-s.got:
+			out = append(out, l)
+		case <-time.After(100 * time.Millisecond):
+			return out
+		}
+	}
+}
