@@ -255,7 +255,10 @@ func makeRPM(t *testing.T, name string, c []byte) []byte {
 }
 
 // makeTNEF writes a winmail.dat with one attachment.
-func makeTNEF(name string, c []byte) []byte {
+func makeTNEF(name string, c []byte) []byte { return makeTNEFLong(name, "", c) }
+
+// makeTNEFLong adds the attachment's MAPI properties with a long file name when long != "".
+func makeTNEFLong(name, long string, c []byte) []byte {
 	var b bytes.Buffer
 	b.WriteString("\x78\x9f\x3e\x22\x01\x00")
 	attr := func(level byte, id uint32, data []byte) {
@@ -276,6 +279,22 @@ func makeTNEF(name string, c []byte) []byte {
 	attr(2, tnefAttachRendData, make([]byte, 14))
 	attr(2, tnefAttachTitle, append([]byte(name), 0))
 	attr(2, tnefAttachData, c)
+	if long != "" {
+		var m []byte
+		le32 := func(v uint32) { m = binary.LittleEndian.AppendUint32(m, v) }
+		le32(2)
+		le32(0x0e200003) // PR_ATTACH_SIZE, PT_LONG
+		le32(uint32(len(c)))
+		le32(0x3707001e) // PR_ATTACH_LONG_FILENAME, PT_STRING8
+		le32(1)
+		le32(uint32(len(long) + 1))
+		m = append(m, long...)
+		m = append(m, 0)
+		for len(m)%4 != 0 {
+			m = append(m, 0)
+		}
+		attr(2, tnefAttachment, m)
+	}
 	return b.Bytes()
 }
 

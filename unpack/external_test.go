@@ -75,3 +75,19 @@ func TestSelfExtracting(t *testing.T) {
 		})
 	}
 }
+
+// TestTNEFLongName: the long file name of a winmail.dat attachment (MAPI properties) is a
+// declared name next to the 8.3 title, as the tnef program shows it.
+func TestTNEFLongName(t *testing.T) {
+	data := makeTNEFLong("INVOIC~1.EXE", "invoice.pdf.exe", []byte(eicar))
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "winmail.dat"), data, 0o644)
+	if got := string(run(t, dir, nil, "tnef", "-t", "-f", "winmail.dat")); !strings.Contains(got, "invoice.pdf.exe") {
+		t.Fatalf("tnef -t: %q", got)
+	}
+	r, _ := unpackMsg(t, debianLimits, withAttachment("winmail.dat", "application/ms-tnef", data))
+	got := fileWith(t, r, eicar)
+	if len(got) != 1 || strings.Join(got[0].Names, ",") != "INVOIC~1.EXE,invoice.pdf.exe" {
+		t.Fatalf("names\n%s", describe(r))
+	}
+}

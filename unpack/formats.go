@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 )
 
 // Small archive formats without a maintained Go library, parsed here: cpio, ar (deb), the rpm
@@ -242,7 +243,96 @@ const (
 	tnefAttachRendData = 0x00069002
 	tnefAttachTitle    = 0x00018010
 	tnefAttachData     = 0x0006800f
+	tnefAttachment     = 0x00069005
+
+	mapiAttachLongFilename = 0x3707
 )
+
+// mapiLongName finds PR_ATTACH_LONG_FILENAME in an encoded MAPI property list; "" if absent.
+func mapiLongName(b []byte) string {
+	r := mapiReader{b: b}
+	n := r.u32()
+	for i := uint32(0); i < n && r.ok(); i++ {
+		v := r.u32()
+		typ, id := uint16(v), uint16(v>>16)
+		if id >= 0x8000 { // named property: GUID, kind, then an id or a name
+			r.skip(16)
+			if r.u32() == 0 {
+				r.skip(4)
+			} else {
+				r.skip(int(r.u32()))
+				r.align()
+			}
+		}
+		multi := typ&0x1000 != 0
+		typ &^= 0x1000
+		variable := typ == 0x001e || typ == 0x001f || typ == 0x0102 || typ == 0x000d
+		count := uint32(1)
+		if multi || variable {
+			count = r.u32()
+		}
+		for k := uint32(0); k < count && r.ok(); k++ {
+			switch {
+			case variable: // string8, unicode, binary, object: length, bytes, padding
+				val := r.take(int(r.u32()))
+				r.align()
+				if id == mapiAttachLongFilename && r.ok() {
+					if typ == 0x001f {
+						return utf16le(val)
+					}
+					return toUTF8("", bytes.TrimRight(val, "\x00"))
+				}
+			case typ == 0x0002 || typ == 0x0003 || typ == 0x0004 || typ == 0x000a || typ == 0x000b:
+				r.skip(4) // int16 (padded), int32, float, error, bool
+			case typ == 0x0005 || typ == 0x0006 || typ == 0x0007 || typ == 0x0014 || typ == 0x0040:
+				r.skip(8) // double, currency, apptime, int64, systime
+			case typ == 0x0048:
+				r.skip(16) // CLSID
+			default:
+				return ""
+			}
+		}
+	}
+	return ""
+}
+
+type mapiReader struct {
+	b  []byte
+	at int
+}
+
+func (r *mapiReader) ok() bool { return r.at <= len(r.b) }
+
+func (r *mapiReader) take(n int) []byte {
+	if n < 0 || r.at+n > len(r.b) {
+		r.at = len(r.b) + 1
+		return nil
+	}
+	v := r.b[r.at : r.at+n]
+	r.at += n
+	return v
+}
+
+func (r *mapiReader) skip(n int) { r.take(n) }
+func (r *mapiReader) align()     { r.take((4 - r.at%4) % 4) }
+
+func (r *mapiReader) u32() uint32 {
+	v := r.take(4)
+	if v == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(v)
+}
+
+func utf16le(b []byte) string {
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		if c := binary.LittleEndian.Uint16(b[i:]); c != 0 {
+			u = append(u, c)
+		}
+	}
+	return string(utf16.Decode(u))
+}
 
 // decodeTNEF extracts the attachments of a winmail.dat with their titles as names.
 func decodeTNEF(j *job, p *Part) (bool, error) {
@@ -256,6 +346,7 @@ func decodeTNEF(j *job, p *Part) (bool, error) {
 		return true, decodeError{err}
 	}
 	title := ""
+	var last *Part
 	for {
 		var h [9]byte
 		if _, err := io.ReadFull(br, h[:]); err != nil {
@@ -274,8 +365,18 @@ func decodeTNEF(j *job, p *Part) (bool, error) {
 			b, _ := io.ReadAll(io.LimitReader(lr, maxNameLen))
 			title = string(bytes.TrimRight(b, "\x00"))
 		case tnefAttachData:
-			if _, err := j.extract(p, title, lr, "tnef"); memberErr(err) != nil {
+			m, err := j.extract(p, title, lr, "tnef")
+			if memberErr(err) != nil {
 				return true, err
+			}
+			last = m
+		case tnefAttachment:
+			// MAPI properties of the attachment, after its data: the long file name
+			if last != nil && size <= 1<<20 {
+				b, _ := io.ReadAll(lr)
+				if n := mapiLongName(b); n != "" {
+					last.addName(memberName(n))
+				}
 			}
 		}
 		if _, err := io.Copy(io.Discard, lr); err != nil || lr.N > 0 {

@@ -141,7 +141,9 @@ func FuzzRPM(f *testing.F) {
 	fuzzDecoder(f, decodeRPM, append(append(append(lead, h...), h...), "payload"...))
 }
 
-func FuzzTNEF(f *testing.F) { fuzzDecoder(f, decodeTNEF, makeTNEF("a.exe", []byte("MZ"))) }
+func FuzzTNEF(f *testing.F) {
+	fuzzDecoder(f, decodeTNEF, makeTNEF("a.exe", []byte("MZ")), makeTNEFLong("A~1.EXE", "a long.exe", []byte("MZ")))
+}
 
 func FuzzUU(f *testing.F) {
 	f.Add([]byte(uuencode("a.exe", []byte(eicar))))
