@@ -28,6 +28,11 @@ type Config struct {
 	// DiscardEHLOKeywords are EHLO keywords not to announce (smtpd_discard_ehlo_keywords).
 	DiscardEHLOKeywords []string
 	Log                 Logger
+	// RcptCheck, when set, is asked about each syntactically valid recipient (the policy's
+	// per-recipient checks, such as a declared SIZE over message_size_limit_maps). A nil
+	// reply accepts it with the usual 250; a 2xx reply accepts it with that reply; any other
+	// reply refuses it.
+	RcptCheck func(tx *Transaction, rc *Recipient) *Reply
 }
 
 // Handler processes a message once the client has sent DATA and received 354.
@@ -547,6 +552,16 @@ func (s *Session) rcpt(args, line string) {
 	if fail == nil && s.cfg.RcptLimit > 0 && s.gotRcpt > s.cfg.RcptLimit {
 		fail = &Reply{452, "4.5.3", "Too many recipients"}
 	}
+	ok250 := r(250, "2.1.5", "Recipient "+path+" OK")
+	if fail == nil && s.cfg.RcptCheck != nil {
+		if rep := s.cfg.RcptCheck(s.tx, &rc); rep != nil {
+			if rep.Class() == 2 {
+				ok250 = *rep
+			} else {
+				fail = rep
+			}
+		}
+	}
 	if fail != nil {
 		if fail.Code >= 500 {
 			s.penalize(*fail, line)
@@ -556,7 +571,7 @@ func (s *Session) rcpt(args, line string) {
 		return
 	}
 	s.tx.Rcpts = append(s.tx.Rcpts, rc)
-	s.reply(r(250, "2.1.5", "Recipient "+path+" OK"))
+	s.reply(ok250)
 }
 
 func (s *Session) data(args, line string) error {

@@ -2,8 +2,10 @@ package smtp
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +156,29 @@ func FuzzSession(f *testing.F) {
 			}
 		}
 	})
+}
+
+// RcptCheck: the daemon's per-recipient policy answers instead of the plain 250.
+func TestRcptCheck(t *testing.T) {
+	cfg := testConfig()
+	cfg.RcptLimit = 10
+	cfg.RcptCheck = func(tx *Transaction, rc *Recipient) *Reply {
+		switch rc.Addr {
+		case "big@d":
+			return &Reply{552, "5.3.4", fmt.Sprintf("Declared message size (%d B) exceeds size limit for recipient %s", tx.Size, rc.AddrSMTP)}
+		case "lover@d":
+			return &Reply{250, "2.3.4", "Declared message size (" + strconv.FormatInt(tx.Size, 10) + " B) exceeds size limit for recipient " + rc.AddrSMTP}
+		}
+		return nil
+	}
+	out := dialog(t, cfg, &recorder{}, "EHLO x\r\nMAIL FROM:<a@b> SIZE=70000\r\nRCPT TO:<big@d>\r\nRCPT TO:<lover@d>\r\nRCPT TO:<c@d>\r\nQUIT\r\n")
+	for _, want := range []string{
+		"552 5.3.4 Declared message size (70000 B) exceeds size limit for recipient <big@d>\r\n",
+		"250 2.3.4 Declared message size (70000 B) exceeds size limit for recipient <lover@d>\r\n",
+		"250 2.1.5 Recipient <c@d> OK\r\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
 }
