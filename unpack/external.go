@@ -53,7 +53,12 @@ var externals = []external{
 		}
 		return []string{"xq", file}
 	}},
-	{"doc", []string{"ripole"}, false, func(_, file, dir string) []string { return []string{"-i", file, "-d", dir} }},
+	{"doc", []string{"ripole", "7z"}, false, func(prog, file, dir string) []string {
+		if prog == "7z" {
+			return sevenZipArgs(file, dir) // 7z reads OLE compound files too
+		}
+		return []string{"-i", file, "-d", dir}
+	}},
 	{"cab", []string{"cabextract"}, false, func(_, file, dir string) []string { return []string{"-q", "-d", dir, file} }},
 	{"lha", []string{"7z", "lha"}, false, func(prog, file, dir string) []string {
 		if prog == "lha" {
