@@ -285,3 +285,32 @@ func TestBombs(t *testing.T) {
 		})
 	}
 }
+
+// TestMIMEWorstCases: inputs that would make a naive walker quadratic stay fast.
+func TestMIMEWorstCases(t *testing.T) {
+	var dashes bytes.Buffer
+	dashes.WriteString(hdr + "Content-Type: multipart/mixed\n\n")
+	for i := 0; dashes.Len() < 4<<20; i++ {
+		fmt.Fprintf(&dashes, "--x%d\n", i)
+	}
+	var nested bytes.Buffer
+	nested.WriteString(hdr)
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(&nested, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i)
+	}
+	nested.WriteString("\n" + strings.Repeat("deep body\n", 100000))
+	var many bytes.Buffer
+	many.WriteString(hdr + "Content-Type: multipart/mixed; boundary=m\n\n")
+	for many.Len() < 4<<20 {
+		many.WriteString("--m\n\nx\n--not-it\n")
+	}
+	for name, msg := range map[string][]byte{"dash lines": dashes.Bytes(), "deep nesting": nested.Bytes(), "many parts": many.Bytes()} {
+		t.Run(name, func(t *testing.T) {
+			r, _, el, extra := measure(t, debianLimits, msg)
+			t.Logf("%v, %d parts, hold %q, extra heap %.1f MB", el, len(r.Parts), r.Hold, float64(extra)/(1<<20))
+			if el > 2*time.Second {
+				t.Errorf("took %v", el)
+			}
+		})
+	}
+}

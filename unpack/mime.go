@@ -9,7 +9,7 @@ import (
 
 // maxMIMENesting bounds the recursion of multiparts inside one message; deeper nesting is
 // written out as one leaf (and it is far beyond anything a client displays).
-const maxMIMENesting = 100
+const maxMIMENesting = 50
 
 // mmapMin is the size from which a file is mapped instead of read: small messages are
 // cheaper to read into a pooled buffer than to map.
@@ -312,9 +312,11 @@ func trimEOL(b []byte) []byte {
 }
 
 // guessBoundary recovers a missing or wrong boundary parameter: the first "--xxx" line that
-// occurs again as a delimiter is what a mail client would split on.
+// occurs again as a delimiter is what a mail client would split on. Only the first few
+// candidates are tried: each try scans the body.
 func guessBoundary(body []byte) string {
-	for pos := 0; pos < len(body); {
+	tries := 0
+	for pos := 0; pos < len(body) && tries < 5; {
 		e := bytes.IndexByte(body[pos:], '\n')
 		line := body[pos:]
 		if e >= 0 {
@@ -326,6 +328,7 @@ func guessBoundary(body []byte) string {
 		line = bytes.TrimRight(line, " \t\r")
 		if len(line) > 3 && line[0] == '-' && line[1] == '-' && !bytes.HasSuffix(line, []byte("--")) {
 			b := string(line[2:])
+			tries++
 			if findDelimiter(body, b, pos) >= 0 {
 				return b
 			}
