@@ -117,17 +117,29 @@ func (c *Client) deadline(ctx context.Context) {
 	c.conn.SetDeadline(t)
 }
 
+// A next hop's reply is bounded: lines of at most maxReplyLineIn bytes, at most
+// maxReplyLines lines (a broken or hostile server cannot make us buffer without end).
+const (
+	maxReplyLineIn = 4096
+	maxReplyLines  = 1000
+)
+
+var errReplyTooLong = errors.New("reply too long")
+
 // readReply reads one (possibly multi-line) reply; the text lines are kept in c.lines and
 // the returned Reply joins them with "\n".
 func (c *Client) readReply() (Reply, error) {
 	c.lines = c.lines[:0]
 	var rep Reply
 	for {
-		line, err := c.br.ReadString('\n')
+		raw, err := c.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull || len(raw) > maxReplyLineIn || len(c.lines) >= maxReplyLines {
+			return Reply{}, errReplyTooLong
+		}
 		if err != nil {
 			return Reply{}, err
 		}
-		line = strings.TrimRight(line, "\r\n")
+		line := strings.TrimRight(string(raw), "\r\n")
 		if len(line) < 3 || !isDigits(line[:3]) {
 			return Reply{}, fmt.Errorf("bad reply line %q", line)
 		}

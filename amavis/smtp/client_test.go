@@ -3,6 +3,7 @@ package smtp_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -120,8 +121,8 @@ func TestPoolReconnects(t *testing.T) {
 	}
 }
 
-// scriptedServer answers each command by its longest matching prefix in a script; a
-// hand-written fake for replies go-smtp cannot give (no PIPELINING, no 8BITMIME).
+// scriptedServer answers each command by its longest matching prefix in a script (an empty
+// answer: none at all); a hand-written fake for replies go-smtp cannot give (no PIPELINING, no 8BITMIME).
 type scriptedServer struct {
 	addr string
 	got  chan string
@@ -161,8 +162,11 @@ func scripted(t *testing.T, greeting string, script map[string]string) *scripted
 				}
 			}
 			rep, ok := script[best]
-			if !ok {
+			switch {
+			case !ok:
 				rep = "500 unknown"
+			case rep == "": // silence: a server that hangs
+				continue
 			}
 			io.WriteString(c, rep+"\r\n")
 			inData = strings.HasPrefix(rep, "354")
@@ -180,5 +184,25 @@ func (s *scriptedServer) lines() []string {
 		case <-time.After(100 * time.Millisecond):
 			return out
 		}
+	}
+}
+
+// A next hop that does not answer in time: a *smtp.Error that says so, with amavis's
+// section name; a reply line without end is refused rather than buffered.
+func TestClientTimeoutAndHugeReply(t *testing.T) {
+	srv := scripted(t, "220 slow ESMTP", map[string]string{"EHLO": "250-slow\r\n250 PIPELINING", "MAIL": "", "RCPT": "", "DATA": ""})
+	c, err := smtp.Dial(context.Background(), "tcp", srv.addr, false, "localhost", 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.RcptTo{{Path: "<a@x>"}}}
+	_, err = c.Send(context.Background(), env, body("x\r\n"))
+	var se *smtp.Error
+	if !errors.As(err, &se) || !se.Timeout() || se.Stage != "fwd-mail-pip" {
+		t.Errorf("got %v", err)
+	}
+	huge := scripted(t, "220-"+strings.Repeat("x", 10000), nil)
+	if _, err := smtp.Dial(context.Background(), "tcp", huge.addr, false, "localhost", time.Second); err == nil || !strings.Contains(err.Error(), "reply too long") {
+		t.Errorf("huge greeting: %v", err)
 	}
 }
