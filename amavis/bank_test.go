@@ -32,7 +32,7 @@ log_level = 0
 			expectPrefix(t, r, "2")
 		}
 		expectPrefix(t, r, "354 ")
-		send(t, c, "Subject: mynets", "", "x", ".", "QUIT")
+		send(t, c, "From: a@example.com", "Date: Sun, 22 Nov 2026 09:45:23 +0000", "Subject: mynets", "", "x", ".", "QUIT")
 		expectPrefix(t, r, "250 2.0.0 from MTA")
 		expectPrefix(t, r, "221 ")
 	}

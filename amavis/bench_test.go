@@ -1,6 +1,7 @@
 package amavis
 
 import (
+	"amavisgo/verdict"
 	"bufio"
 	"fmt"
 	"io"
@@ -135,6 +136,9 @@ func BenchmarkSpool(b *testing.B) {
 	}
 }
 
+// scannedEdits are the edits of a clean message's copy: X-Virus-Scanned only.
+var scannedEdits = verdict.HeaderEdits{Add: []verdict.Field{{Name: "X-Virus-Scanned", Value: "amavis at example.com"}}}
+
 // BenchmarkHeaderSplice builds the added header block (X-Virus-Scanned and the folded
 // Received field) that goes in front of the original bytes.
 func BenchmarkHeaderSplice(b *testing.B) {
@@ -145,7 +149,7 @@ func BenchmarkHeaderSplice(b *testing.B) {
 		Recips: []*Recipient{{AddrSMTP: "<x@example.com>"}}}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		_ = td.addedHeader(m)
+		_, _ = forwardHeader(m, scannedEdits)
 	}
 }
 
@@ -161,12 +165,12 @@ func BenchmarkForward2K(b *testing.B) {
 		RxTime: time.Now(), SenderSMTP: "<alice@sender.example.org>", Body: "7BIT", File: file,
 		Client: ClientInfo{Addr: "198.51.100.7"},
 		Conn:   ConnInfo{PeerIP: "127.0.0.1", LocalIP: "127.0.0.1", LocalPort: "10024", Helo: "mta.example.com"}}
-	header := td.addedHeader(m)
+	header, _ := forwardHeader(m, scannedEdits)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg2k)))
 	for i := 0; i < b.N; i++ {
 		rs := []*Recipient{{Addr: "x@example.com", AddrSMTP: "<x@example.com>"}}
-		td.forward(b.Context(), m, cfg.Forward(), header, rs)
+		td.forward(b.Context(), m, cfg.Forward(), header, 0, rs)
 		if rs[0].Reply.Code != 250 {
 			b.Fatal(rs[0].Reply)
 		}

@@ -32,6 +32,7 @@ import (
 // Daemon is the amavis server process.
 type Daemon struct {
 	cfg  atomic.Pointer[conf.Config]
+	eng  atomic.Pointer[engines] // built from cfg by Listen and Reload
 	log  *Log
 	pool *smtp.Pool
 	pid  int
@@ -81,6 +82,11 @@ func (d *Daemon) Listen() error {
 	if st, err := os.Stat(cfg.TEMPBASE); err != nil || !st.IsDir() {
 		return fmt.Errorf("TEMPBASE directory %s does not exist or is not a directory", cfg.TEMPBASE)
 	}
+	e, err := d.newEngines(cfg)
+	if err != nil {
+		return err
+	}
+	d.eng.Store(e)
 	for _, s := range specs {
 		if s.Network == "unix" {
 			os.Remove(s.Address)
@@ -125,6 +131,9 @@ func (d *Daemon) Serve() error {
 	}
 	cfg := d.cfg.Load()
 	d.log.logf("", 0, "starting. %s at %s amavis-go, listening on %s", os.Args[0], cfg.Myhostname, d.listenNames())
+	diagCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	d.eng.Load().diagnose(diagCtx, &taskLog{l: d.log, level: cfg.LogLevel})
+	cancel()
 	conns := make(chan acceptedConn)
 	errc := make(chan error, len(d.listeners))
 	for _, l := range d.listeners {
@@ -202,6 +211,7 @@ func (d *Daemon) acceptLoop(l *listener, conns chan<- acceptedConn, errc chan<- 
 type connState struct {
 	d      *Daemon
 	cfg    *conf.Config
+	eng    *engines
 	policy *conf.Policy
 	connNo int64
 	tl     *taskLog
@@ -215,8 +225,9 @@ type connState struct {
 // admit loads the interface policy bank and checks inet_acl (SPEC §1.3): a denied client is
 // closed without a greeting.
 func (d *Daemon) admit(conn net.Conn, l *listener) (*connState, bool) {
-	cfg := d.cfg.Load()
-	cs := &connState{d: d, cfg: cfg, policy: &cfg.Policy}
+	e := d.eng.Load()
+	cfg := e.cfg
+	cs := &connState{d: d, cfg: cfg, eng: e, policy: &cfg.Policy}
 	if l.spec.Network == "tcp" {
 		cs.peerIP, cs.peerPort = splitAddr(conn.RemoteAddr())
 		cs.localIP, cs.localPort = splitAddr(conn.LocalAddr())
@@ -259,7 +270,18 @@ func (d *Daemon) serveConn(ac acceptedConn) {
 	p := cs.policy
 	lmtp := p.Protocol == "LMTP"
 	if p.Protocol == "AM.PDP" {
-		cs.tl.Logf(-1, "protocol AM.PDP is not available on %s", ac.l.spec.Address)
+		if !d.closing.Load() { // a release in progress finishes at Shutdown; ServeConn stops at ctx
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-d.done:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			cs.eng.release.ServeConn(ctx, ac.conn, p)
+			cancel()
+		}
 		ac.conn.Close()
 		return
 	}
@@ -356,10 +378,17 @@ func envelopeOpts(tx *smtp.Transaction) string {
 // Reload makes new connections use cfg. Listeners stay open (changes of inet_socket_port
 // need a restart) and open sessions keep the configuration they started with. max_servers
 // takes effect at once.
-func (d *Daemon) Reload(cfg *conf.Config) {
+func (d *Daemon) Reload(cfg *conf.Config) error {
+	e, err := d.newEngines(cfg)
+	if err != nil {
+		d.log.logf("", -1, "Rejecting reload: %v", err)
+		return err
+	}
+	d.eng.Store(e)
 	d.cfg.Store(cfg)
 	d.slots.setLimit(cfg.MaxServers)
 	d.log.logf("", 0, "reloaded configuration %s", cfg.File)
+	return nil
 }
 
 // Shutdown stops accepting, sends "421 4.3.2 Service shutting down, closing channel" to

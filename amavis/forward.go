@@ -21,9 +21,11 @@ const fwdTimeout = 600 * time.Second
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // forward sends the message to the recipients rs through method, with header prepended to
-// the original bytes of the spool file, and sets each recipient's Reply from the next hop's
-// answer (SPEC §2.3, §2.4). It never returns an error: a failure becomes a 4xx per recipient.
-func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, header []byte, rs []*Recipient) {
+// the original bytes of the spool file from offset skip on (skip > 0 when header holds an
+// edited copy of the original header section), and sets each recipient's Reply from the next
+// hop's answer (SPEC §2.3, §2.4). It never returns an error: a failure becomes a 4xx per
+// recipient.
+func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, header []byte, skip int64, rs []*Recipient) {
 	mtaID := method.String()
 	cfg := m.cfg
 	// RFC 5321 §6.3 loop detection, as amavis does while writing the header.
@@ -69,6 +71,9 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 			return err
 		}
 		defer f.Close()
+		if _, err := f.Seek(skip, io.SeekStart); err != nil {
+			return err
+		}
 		bp := copyBufs.Get().(*[]byte)
 		defer copyBufs.Put(bp)
 		_, err = io.CopyBuffer(w, onlyReader{f}, *bp)
@@ -170,29 +175,16 @@ func fwdFailure(err error, mtaID, logID string) smtp.Reply {
 	return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("From MTA(%s) during %s (%s): id=%s", mtaID, se.Stage, detail, logID)}
 }
 
-// mtaTrouble turns a recipient the next hop did not take into a blocked one: category
-// MTA-BLOCKED (CC_MTA,1 for 4xx, CC_MTA,2 for 5xx), destiny D_TEMPFAIL / D_REJECT, and amavis's
-// reply "<code> <enh> id=<logid> - <reason>, <next hop's reply>" (SPEC §2.4).
+// mtaTrouble turns a recipient the next hop did not take into a blocked one (SPEC §2.4):
+// the verdict adds CC_MTA,1 for a 4xx (D_TEMPFAIL) or CC_MTA,2 for a 5xx (D_REJECT) and gives
+// amavis's reply "<code> <enh> id=<logid> - <reason>, <next hop's reply>".
 func (d *Daemon) mtaTrouble(m *Message, rs []*Recipient) {
 	for _, r := range rs {
 		if r.Reply.Class() == 2 {
 			continue
 		}
-		reason := "Unable to relay message back to MTA"
-		switch r.Reply.Class() {
-		case 4:
-			r.Destiny, reason = conf.D_TEMPFAIL, "Temporary MTA failure on relaying"
-		case 5:
-			r.Destiny, reason = conf.D_REJECT, "Rejected by next-hop MTA on relaying"
-		}
-		r.Category = "MTA-BLOCKED"
-		rep := r.Reply
-		if rep.Class() == 5 && m.Policy.SoftBounce {
-			rep.Code = 450
-			rep.Enh = "4" + rep.Enh[1:]
-		}
-		rep.Text = "id=" + m.LogID + " - " + reason + ", " + rep.Text
-		r.Reply = rep
+		m.Verdict.NextHopFailed(r.v, r.Reply.String())
+		r.Destiny, r.Reply = r.v.Destiny, smtp.ParseReply(r.v.Response)
 	}
 }
 

@@ -87,7 +87,8 @@ func foldHeader(b []byte, name string, chunks []string) []byte {
 type headerCapture struct {
 	buf   []byte
 	limit int
-	done  bool // the header/body separator was seen, or the limit reached
+	done     bool // the header/body separator was seen, or the limit reached
+	complete bool // the separator was seen: buf is the whole header section
 }
 
 func (h *headerCapture) Write(p []byte) (int, error) {
@@ -104,7 +105,7 @@ func (h *headerCapture) Write(p []byte) (int, error) {
 	}
 	h.buf = append(h.buf, take...)
 	if end := headerEnd(h.buf, start); end >= 0 {
-		h.buf, h.done = h.buf[:end], true
+		h.buf, h.done, h.complete = h.buf[:end], true, true
 	}
 	return len(p), nil
 }

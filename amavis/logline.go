@@ -1,13 +1,13 @@
 package amavis
 
 import (
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"amavisgo/conf"
 	"amavisgo/policybank/lookup"
+	"amavisgo/verdict"
 )
 
 // isLocal tells whether a recipient is in local_domains_maps.
@@ -17,30 +17,14 @@ func isLocal(p *conf.Policy, addr string) bool {
 }
 
 // action is the log's word for what happened to a recipient, with its direction:
-// RelayedInbound, DiscardedOutbound, TempFailedOpenRelay...
+// RelayedInbound, DiscardedOutbound, TempFailedOpenRelay... (verdict.ActionWord).
 func action(r *Recipient, originating bool) string {
-	var a string
-	switch r.Destiny {
-	case conf.D_PASS:
-		a = "Relayed"
-	case conf.D_DISCARD:
-		a = "Discarded"
-	case conf.D_BOUNCE:
-		a = "Bounced"
-	case conf.D_REJECT:
-		a = "Rejected"
-	case conf.D_TEMPFAIL:
-		a = "TempFailed"
-	}
-	switch {
-	case r.Local && !originating:
-		return a + "Inbound"
-	case r.Local:
-		return a + "Internal"
-	case originating:
-		return a + "Outbound"
-	}
-	return a + "OpenRelay"
+	return verdict.ActionWord(r.v, verdict.Outcome{
+		Code:      strconv.Itoa(r.Reply.Code),
+		Forwarded: delivered(r),
+		Tagged:    r.Tagged,
+		DSN:       r.DSN,
+	}, originating)
 }
 
 // delivered: the recipient got the message (a pass that the next hop accepted).
@@ -65,24 +49,23 @@ func (d *Daemon) logMain(tl *taskLog, m *Message, elapsed time.Duration) {
 	}
 }
 
-func mainLine(m *Message, verdict string, rs []*Recipient, elapsed time.Duration) string {
+func mainLine(m *Message, passed string, rs []*Recipient, elapsed time.Duration) string {
 	var b strings.Builder
 	b.Grow(256)
-	b.WriteString(verdict)
+	b.WriteString(passed)
 	b.WriteByte(' ')
-	b.WriteString(category(m, verdict == "Blocked"))
-	actions := map[string]bool{}
-	for _, r := range m.Recips {
-		actions[action(r, m.Policy.Originating)] = true
+	b.WriteString(m.Verdict.LogCategory())
+	words := make([]string, len(m.Recips))
+	for i, r := range m.Recips {
+		words[i] = action(r, m.Policy.Originating)
 	}
-	list := make([]string, 0, len(actions))
-	for a := range actions {
-		list = append(list, a)
+	var performed []string
+	if len(m.Quarantined) > 0 {
+		performed = append(performed, "Quarantined")
 	}
-	sort.Strings(list)
-	b.WriteString(" {")
-	b.WriteString(strings.Join(list, ","))
-	b.WriteString("},")
+	b.WriteString(" ")
+	b.WriteString(verdict.Actions(words, performed...))
+	b.WriteString(",")
 	if p := m.Policy.PolicyBankPath; p != "" {
 		b.WriteString(" ")
 		b.WriteString(p)
@@ -113,6 +96,10 @@ func mainLine(m *Message, verdict string, rs []*Recipient, elapsed time.Duration
 		}
 		b.WriteString(r.AddrSMTP)
 	}
+	if len(m.Quarantined) > 0 {
+		b.WriteString(", quarantine: ")
+		b.WriteString(strings.Join(m.Quarantined, ", "))
+	}
 	if m.QueueID != "" {
 		b.WriteString(", Queue-ID: ")
 		b.WriteString(m.QueueID)
@@ -127,7 +114,7 @@ func mainLine(m *Message, verdict string, rs []*Recipient, elapsed time.Duration
 	}
 	b.WriteString(", Hits: -, size: ")
 	b.WriteString(itoa(m.Size))
-	if verdict == "Passed" {
+	if passed == "Passed" {
 		var qs []string
 		seen := map[string]bool{}
 		for _, r := range m.Recips {
@@ -148,22 +135,6 @@ func mainLine(m *Message, verdict string, rs []*Recipient, elapsed time.Duration
 	b.WriteString(itoa(elapsed.Milliseconds()))
 	b.WriteString(" ms")
 	return b.String()
-}
-
-// category is the message's major category for the log; for a Blocked line the blocking
-// one. Today only CLEAN and MTA-BLOCKED occur; the verdict stage supplies the others through
-// Recipient.Category.
-func category(m *Message, blocking bool) string {
-	cat := "CLEAN"
-	for _, r := range m.Recips {
-		if blocking && r.Destiny == conf.D_PASS {
-			continue
-		}
-		if r.Category != "" && r.Category != "CLEAN" {
-			cat = r.Category
-		}
-	}
-	return cat
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

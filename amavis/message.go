@@ -2,6 +2,7 @@ package amavis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,6 +11,10 @@ import (
 
 	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/policybank"
+	"amavisgo/scanners"
+	"amavisgo/unpack"
+	"amavisgo/verdict"
 )
 
 // The per-message flow, top-down (DESIGN.md): accept -> spool -> check -> decide per
@@ -55,10 +60,18 @@ type Message struct {
 	SMTPUTF8           bool
 	RET, ENVID         string
 
-	Dir       string // the spool directory TEMPBASE/amavis-...
-	File      string // Dir/email.txt: the message as received, dot-unstuffed, CRLF kept
-	Header    []byte // the header section as received (bounded), for header lookups
-	MessageID string
+	Dir            string // the spool directory TEMPBASE/amavis-...
+	File           string // Dir/email.txt: the message as received, dot-unstuffed, CRLF kept
+	Header         []byte // the header section as received (bounded), for header lookups
+	HeaderComplete bool   // Header is the whole header section (it was within the bound)
+	MessageID      string
+
+	eng         *engines // the decoder, scanners, quarantine and notifier of this connection
+	tl          *taskLog
+	Unpacked    *unpack.Result
+	AV          scanners.Report
+	Verdict     *verdict.Verdict
+	Quarantined []string // quarantine locations, relative to QUARANTINEDIR
 
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
@@ -85,9 +98,14 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		}
 		return d.failed(m, tl, "spool", err)
 	}
-	d.check(ctx, m)
+	m.tl = tl
+	if err := d.check(ctx, m); err != nil {
+		return d.stageFailed(m, tl, err)
+	}
 	d.decide(m)
-	d.act(ctx, m)
+	if err := d.act(ctx, m); err != nil {
+		return d.stageFailed(m, tl, err)
+	}
 	replies := d.reply(m)
 	d.logMain(tl, m, time.Since(start))
 	return replies
@@ -114,6 +132,7 @@ func (d *Daemon) spool(m *Message, data *smtp.DataReader) error {
 	m.Size = data.Size()
 	m.Has8bit = w.has8bit
 	m.Header = hc.buf
+	m.HeaderComplete = hc.complete
 	m.MessageID = headerField(m.Header, "Message-ID")
 	// RFC 6152: an all-ASCII message is labeled 7BIT; 8-bit mail keeps its label.
 	if !m.Has8bit {
@@ -164,56 +183,40 @@ func (w *spoolWriter) Write(p []byte) (int, error) {
 	return w.f.Write(p)
 }
 
-// check examines the content. Today every message is clean; unpack (MIME and archives into
-// Dir/parts), the virus scanners and the spam check will run here and record their findings
-// on the Message.
-func (d *Daemon) check(ctx context.Context, m *Message) {}
-
-// decide sets each recipient's destiny and, for a blocked one, its reply (SPEC §5.2). Today
-// every recipient is CLEAN and passed; the verdict stage will set D_DISCARD, D_BOUNCE,
-// D_REJECT or D_TEMPFAIL with the reply of SPEC §2.3 for blocked recipients.
-func (d *Daemon) decide(m *Message) {
-	for _, r := range m.Recips {
-		r.Destiny, r.Category = conf.D_PASS, "CLEAN"
-	}
-}
-
-// act delivers: the passed recipients get the message through forward_method with amavis's
-// header fields prepended. Quarantine and notifications will come here too, before the
-// reply, so that a failure still tempfails the message.
-func (d *Daemon) act(ctx context.Context, m *Message) {
-	var pass []*Recipient
-	for _, r := range m.Recips {
-		if r.Destiny == conf.D_PASS && !r.Done {
-			pass = append(pass, r)
-		}
-	}
-	if len(pass) == 0 {
-		return
-	}
-	d.forward(ctx, m, m.Policy.Forward(), d.addedHeader(m), pass)
-}
-
-// addedHeader is the block of header fields put on top of the original header:
-// X-Virus-Scanned (X_HEADER_TAG: X_HEADER_LINE), then amavis's Received (SPEC §10).
-func (d *Daemon) addedHeader(m *Message) []byte {
-	b := make([]byte, 0, 512)
-	if tag := m.Policy.X_HEADER_TAG; tag != "" {
-		b = append(b, tag...)
-		b = append(b, ": "...)
-		b = append(b, m.cfg.XHeaderLine(m.Policy)...)
-		b = append(b, '\r', '\n')
-	}
-	return foldHeader(b, "Received", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname))
-}
-
 // reply gives the client's replies from the per-recipient outcomes: one reply for SMTP,
 // one per recipient for LMTP.
 func (d *Daemon) reply(m *Message) []smtp.Reply {
 	if m.LMTP {
-		return lmtpReplies(m.Recips, false, false)
+		return lmtpReplies(m.Recips)
 	}
-	return []smtp.Reply{aggregateReply(m.Recips, m.LogID, false)}
+	suppressed := false
+	for _, r := range m.Recips {
+		suppressed = suppressed || r.DSN == verdict.DSNSuppressed
+	}
+	return []smtp.Reply{aggregateReply(m.Recips, m.LogID, suppressed)}
+}
+
+// stageFailed is the reply when a stage failed: its own reply when it has one (a quarantine
+// or notification failure, a fatal virus scan failure), else the generic 451 of failed.
+func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
+	var se *stageError
+	if !errors.As(err, &se) || se.reply == "" {
+		section := "check"
+		if se != nil {
+			section, err = se.section, se.err
+		}
+		return d.failed(m, tl, section, err)
+	}
+	tl.Logf(-2, "TROUBLE in check_mail: %v", err)
+	rep := smtp.ParseReply(se.reply)
+	out := []smtp.Reply{rep}
+	if m.LMTP {
+		out = make([]smtp.Reply, len(m.Recips))
+		for i := range out {
+			out[i] = rep
+		}
+	}
+	return out
 }
 
 // failed is the reply for an internal error: "451 4.5.0 Error in processing, id=<logid>,
@@ -253,11 +256,11 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 	if !validPort(m.Client.Port) {
 		m.Client.Port = ""
 	}
-	if ip, err := netip.ParseAddr(trimIPv6Tag(m.Client.Addr)); err == nil && cs.cfg.Mynetworks.Contains(ip) {
-		if p, err := cs.cfg.Bank(m.Policy, "MYNETS"); err == nil {
-			m.Policy = p
-		}
+	ip, _ := netip.ParseAddr(trimIPv6Tag(m.Client.Addr))
+	if p, err := policybank.ForClient(cs.cfg, m.Policy, ip); err == nil {
+		m.Policy = p
 	}
+	m.eng = cs.eng
 	for _, rc := range tx.Rcpts {
 		m.Recips = append(m.Recips, &Recipient{Addr: rc.Addr, AddrSMTP: rc.AddrSMTP, Notify: rc.Notify,
 			ORCPT: rc.ORCPT, Destiny: conf.D_PASS})

@@ -6,6 +6,7 @@ import (
 
 	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/verdict"
 )
 
 // Recipient is one envelope recipient and what became of it. The decide stage sets Destiny,
@@ -24,6 +25,10 @@ type Recipient struct {
 	Done     bool         // Reply is final
 	ByMTA    bool         // Reply came from the next hop (or the failure to reach it)
 	Remote   string       // the next hop's own reply line, for queued_as in the log
+
+	v      *verdict.Recipient // the verdict's decision for this recipient
+	Tagged bool               // its copy got an alert or a subject tag (RelayedTagged)
+	DSN    verdict.DSN        // whether a DSN went out for it
 }
 
 // aggregateReply computes the one SMTP reply for all recipients from the per-recipient
@@ -127,15 +132,15 @@ func aggregateReply(rs []*Recipient, logID string, bounceSuppressed bool) smtp.R
 // lmtpReplies gives the per-recipient replies of an LMTP session, in RCPT order: 2xx and 4xx
 // as they are; a 5xx of a recipient amavis bounced (a DSN went out) becomes a 250 so that the
 // MTA does not bounce again; a D_REJECT 5xx stays (SPEC §2.3).
-func lmtpReplies(rs []*Recipient, dsnSent, dsnSuppressed bool) []smtp.Reply {
+func lmtpReplies(rs []*Recipient) []smtp.Reply {
 	out := make([]smtp.Reply, len(rs))
 	for i, r := range rs {
 		rep := r.Reply
 		switch {
 		case rep.Class() == 2 || rep.Class() == 4:
-		case dsnSent:
+		case r.DSN == verdict.DSNSent:
 			rep = smtp.Reply{Code: 250, Enh: "2.5.0", Text: fmt.Sprintf("Ok %s, DSN was sent (%s)", r.AddrSMTP, r.Reply)}
-		case dsnSuppressed:
+		case r.DSN == verdict.DSNSuppressed:
 			rep = smtp.Reply{Code: 250, Enh: "2.5.0", Text: fmt.Sprintf("Ok %s, DSN suppressed (%s)", r.AddrSMTP, r.Reply)}
 		case rep.Class() == 5 && r.Destiny != conf.D_REJECT:
 			rep = smtp.Reply{Code: 250, Enh: "2.5.0", Text: fmt.Sprintf("Ok %s, DSN suppressed_2 (%s)", r.AddrSMTP, r.Reply)}

@@ -7,6 +7,7 @@ import (
 
 	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/verdict"
 )
 
 func rcpt(addr string, d conf.Destiny, reply string, byMTA bool) *Recipient {
@@ -56,15 +57,20 @@ func TestAggregateReply(t *testing.T) {
 func TestLMTPReplies(t *testing.T) {
 	rs := []*Recipient{rcpt("a@x", conf.D_PASS, okFwd, true), rcpt("b@x", conf.D_REJECT, mtaRej, true),
 		rcpt("c@x", conf.D_BOUNCE, bounce, false), rcpt("d@x", conf.D_TEMPFAIL, tempfail, false)}
-	got := lmtpReplies(rs, false, false)
+	got := lmtpReplies(rs)
 	want := []string{okFwd, mtaRej, "250 2.5.0 Ok <c@x>, DSN suppressed_2 (" + bounce + ")", tempfail}
 	for i := range want {
 		if got[i].String() != want[i] {
 			t.Errorf("%d:\n got %q\nwant %q", i, got[i].String(), want[i])
 		}
 	}
-	if got := lmtpReplies(rs[2:3], true, false)[0].String(); got != "250 2.5.0 Ok <c@x>, DSN was sent ("+bounce+")" {
+	rs[2].DSN = verdict.DSNSent
+	if got := lmtpReplies(rs[2:3])[0].String(); got != "250 2.5.0 Ok <c@x>, DSN was sent ("+bounce+")" {
 		t.Errorf("bounced: %q", got)
+	}
+	rs[2].DSN = verdict.DSNSuppressed
+	if got := lmtpReplies(rs[2:3])[0].String(); got != "250 2.5.0 Ok <c@x>, DSN suppressed ("+bounce+")" {
+		t.Errorf("bounce suppressed: %q", got)
 	}
 }
 
