@@ -296,7 +296,9 @@ func notifyFailure(err error, m *Message) error {
 	return &stageError{section: "delivery-notification", err: err}
 }
 
-func notifyCat(c verdict.CCat) notify.Category { return notify.Category{Major: c.Major, Minor: c.Minor} }
+func notifyCat(c verdict.CCat) notify.Category {
+	return notify.Category{Major: c.Major, Minor: c.Minor}
+}
 
 // isBulk tells mailing-list, bulk and automatic mail as amavis does (SPEC §4.3 step 2): such
 // mail gets no DSN for a non-clean category.

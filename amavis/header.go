@@ -85,8 +85,8 @@ func foldHeader(b []byte, name string, chunks []string) []byte {
 // the message streams to the spool, so that header fields can be read without re-reading
 // the file.
 type headerCapture struct {
-	buf   []byte
-	limit int
+	buf      []byte
+	limit    int
 	done     bool // the header/body separator was seen, or the limit reached
 	complete bool // the separator was seen: buf is the whole header section
 }
