@@ -37,7 +37,11 @@ func amavisdBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "amavisd")
-		out, err := exec.Command("go", "build", "-o", binPath, "amavisgo/cmd/amavisd").CombinedOutput()
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "amavisgo/cmd/amavisd")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/amavisd: %v\n%s", err, out)
 		}
@@ -142,6 +146,9 @@ daemon_group = "nogroup"
 			}
 		}
 		d.stop()
+		if strings.Contains(d.stderr(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector found a data race in amavisd:\n%s", tail(d.stderr(), 20000))
+		}
 		if t.Failed() {
 			t.Logf("our log (tail):\n%s", tail(d.Log(), 6000))
 			t.Logf("our stderr:\n%s", tail(d.stderr(), 3000))
