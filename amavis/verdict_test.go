@@ -1,0 +1,159 @@
+package amavis
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/internal/testenv"
+)
+
+// The virus payloads of issue "Verdicts": EICAR plain, base64, in a zip, in a zip in a zip,
+// in a tar.gz.
+func eicarMessages(t *testing.T) map[string]string {
+	zipOf := func(name string, data []byte) []byte {
+		var b bytes.Buffer
+		w := zip.NewWriter(&b)
+		f, _ := w.Create(name)
+		f.Write(data)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	var tgz bytes.Buffer
+	gz := gzip.NewWriter(&tgz)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "eicar.com", Mode: 0644, Size: int64(len(testenv.EICAR))})
+	tw.Write([]byte(testenv.EICAR))
+	tw.Close()
+	gz.Close()
+	attach := func(name, ctype string, data []byte) string {
+		return mimeMessage("multipart/mixed; boundary=\"b1\"", "--b1\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n"+
+			"--b1\r\nContent-Type: "+ctype+"; name=\""+name+"\"\r\nContent-Transfer-Encoding: base64\r\n"+
+			"Content-Disposition: attachment; filename=\""+name+"\"\r\n\r\n"+
+			wrap76(base64.StdEncoding.EncodeToString(data))+"--b1--\r\n")
+	}
+	inner := zipOf("eicar.com", []byte(testenv.EICAR))
+	return map[string]string{
+		"plain":      mimeMessage("text/plain", testenv.EICAR+"\r\n"),
+		"base64":     attach("eicar.com", "application/octet-stream", []byte(testenv.EICAR)),
+		"zip":        attach("eicar.zip", "application/zip", inner),
+		"zip-in-zip": attach("outer.zip", "application/zip", zipOf("inner.zip", inner)),
+		"tar.gz":     attach("eicar.tar.gz", "application/gzip", tgz.Bytes()),
+	}
+}
+
+func mimeMessage(ctype, body string) string {
+	return "From: bob@sender.example.org\r\nTo: x@example.com\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\n" +
+		"Subject: test\r\nMessage-ID: <v1@sender.example.org>\r\nMIME-Version: 1.0\r\nContent-Type: " + ctype + "\r\n\r\n" + body
+}
+
+func wrap76(s string) string {
+	var b strings.Builder
+	for len(s) > 76 {
+		b.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	return b.String() + s + "\r\n"
+}
+
+// Every destiny of a virus, for every payload, over SMTP and LMTP, against a real clamd:
+// the reply, what reaches the next hop, the quarantine file and the main log line.
+func TestVirusDestinies(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	virus := clamd.VirusName
+	msgs := eicarMessages(t)
+	scanner := fmt.Sprintf(`
+[[av_scanners]]
+name = "ClamAV-clamd"
+type = "clamd"
+sockets = [%q]
+query = "CONTSCAN {}\n"
+clean_pattern = '\bOK$'
+infected_pattern = '\bFOUND$'
+names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
+`, clamd.Socket)
+	for _, tc := range []struct {
+		destiny   string // "" = the default
+		smtpReply string
+		lmtpReply string
+		forwarded bool
+		logStart  string
+	}{
+		{"", "250 2.7.0 Ok, discarded, id=PID-NN - INFECTED: " + virus,
+			"250 2.7.0 Ok, discarded, id=PID-NN - INFECTED: " + virus, false,
+			"Blocked INFECTED (" + virus + ") {DiscardedInbound,Quarantined}"},
+		{"D_REJECT", "554 5.7.0 Reject, id=PID-NN - INFECTED: " + virus,
+			"554 5.7.0 Reject, id=PID-NN - INFECTED: " + virus, false,
+			"Blocked INFECTED (" + virus + ") {RejectedInbound,Quarantined}"},
+		{"D_BOUNCE", "250 2.5.0 Ok, id=PID-NN, DISCARD(bounce.suppressed)",
+			"250 2.5.0 Ok <x@example.com>, DSN suppressed (554 5.7.0 Bounce, id=PID-NN - INFECTED: " + virus + ")", false,
+			"Blocked INFECTED (" + virus + ") {NoBounceInbound,Quarantined}"},
+		{"D_PASS", "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as SINKQ0001",
+			"250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as SINKQ0001", true,
+			"Passed INFECTED (" + virus + ") {RelayedTaggedInbound,Quarantined}"},
+	} {
+		name := tc.destiny
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) {
+			extra := scanner
+			if tc.destiny != "" {
+				extra = "final_virus_destiny = \"" + tc.destiny + "\"\n" + extra
+			}
+			for _, lmtp := range []bool{false, true} {
+				for _, payload := range []string{"plain", "base64", "zip", "zip-in-zip", "tar.gz"} {
+					h := hop(t, smtptest.Options{})
+					qdir := t.TempDir()
+					td := startDaemon(t, h.Addr, "QUARANTINEDIR = \""+qdir+"\"\n"+extra)
+					want := tc.smtpReply
+					if lmtp {
+						want = tc.lmtpReply
+					}
+					got := sendMessage(t, td, lmtp, "bob@sender.example.org", []string{"x@example.com"}, msgs[payload])
+					if got[0] != want {
+						t.Errorf("%s lmtp=%v: reply\n got %q\nwant %q", payload, lmtp, got[0], want)
+					}
+					waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+					line := mainLogLines(td.log.String())[0]
+					if !strings.Contains(line, ") "+tc.logStart+", ") {
+						t.Errorf("%s lmtp=%v: log line %q does not contain %q", payload, lmtp, line, tc.logStart)
+					}
+					files, _ := filepath.Glob(filepath.Join(qdir, "virus-*"))
+					if len(files) != 1 {
+						t.Fatalf("%s lmtp=%v: quarantine holds %v", payload, lmtp, files)
+					}
+					stored, _ := os.ReadFile(files[0])
+					if !bytes.Contains(stored, []byte("X-Amavis-Alert: INFECTED, message contains virus: "+virus+"\n")) ||
+						!bytes.Contains(stored, []byte("\nX-Quarantine-ID: <"+strings.TrimPrefix(filepath.Base(files[0]), "virus-")+">\n")) {
+						t.Errorf("%s: quarantine file lacks the alert or the id:\n%s", payload, stored[:min(len(stored), 600)])
+					}
+					msgsAtHop := h.Msgs()
+					if tc.forwarded {
+						if len(msgsAtHop) != 1 {
+							t.Fatalf("%s lmtp=%v: next hop got %d messages, want the passed one", payload, lmtp, len(msgsAtHop))
+						}
+						data := strings.ReplaceAll(string(msgsAtHop[0].Data), "\r\n ", " ") // unfolded
+						if !strings.Contains(data, "X-Amavis-Alert: INFECTED, message contains virus: "+virus+"\r\n") ||
+							!strings.Contains(data, "\r\nSubject: ***INFECTED*** test\r\n") ||
+							!strings.Contains(data, "X-Quarantine-ID: <") {
+							t.Errorf("%s: passed copy lacks the alert, the subject tag or X-Quarantine-ID:\n%s", payload, data)
+						}
+					} else if len(msgsAtHop) != 0 {
+						t.Errorf("%s lmtp=%v: next hop got %d messages, want none", payload, lmtp, len(msgsAtHop))
+					}
+				}
+			}
+		})
+	}
+}
