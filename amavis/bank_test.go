@@ -143,3 +143,16 @@ func TestLogFormats(t *testing.T) {
 		t.Errorf("stderr format %q", eb.String())
 	}
 }
+
+// An address of a family this host lacks (here: an IPv6 address that is not local, which
+// fails like [::1] on a host without IPv6) is skipped, not fatal, when others bind.
+func TestListenSkipsMissingFamily(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, `inet_socket_port = ["127.0.0.1:0", "[2001:db8::99]:0"]`)
+	if n := len(td.Addrs()); n != 1 {
+		t.Fatalf("%d listeners", n)
+	}
+	if !strings.Contains(td.log.String(), "(!)not listening on [2001:db8::99]:0") {
+		t.Errorf("log:\n%s", td.log.String())
+	}
+}

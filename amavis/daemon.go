@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"amavisgo/amavis/smtp"
@@ -92,6 +93,11 @@ func (d *Daemon) Listen() error {
 			os.Remove(s.Address)
 		}
 		l, err := net.Listen(s.Network, s.Address)
+		if err != nil && familyMissing(err) {
+			// amavis binds the default [::1] only where IPv6 exists (SPEC §1.2).
+			d.log.logf("", -1, "not listening on %s: %v", s.Address, err)
+			continue
+		}
 		if err != nil {
 			d.closeListeners()
 			return err
@@ -101,7 +107,15 @@ func (d *Daemon) Listen() error {
 		}
 		d.listeners = append(d.listeners, &listener{Listener: l, spec: s})
 	}
+	if len(d.listeners) == 0 {
+		return errors.New("No listen sockets or ports could be bound")
+	}
 	return nil
+}
+
+// familyMissing: the address family is not available on this host (no IPv6, or no IPv4).
+func familyMissing(err error) bool {
+	return errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT)
 }
 
 // Addrs are the bound addresses (useful with port 0 in tests).

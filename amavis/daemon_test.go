@@ -63,11 +63,13 @@ func startDaemon(t testing.TB, hopAddr, extra string) *testDaemon {
 	if !strings.Contains(extra, "forward_method") {
 		fwd = fmt.Sprintf(`forward_method = "smtp:[127.0.0.1]:%s"`, hopPort)
 	}
+	if !strings.Contains(extra, "inet_socket_port") {
+		fwd += "\ninet_socket_port = \"127.0.0.1:0\""
+	}
 	if !strings.Contains(extra, "max_servers") {
 		fwd += "\nmax_servers = 4"
 	}
 	text := fmt.Sprintf(`
-inet_socket_port = "127.0.0.1:0"
 MYHOME = %q
 TEMPBASE = %q
 myhostname = "mx.example.com"
