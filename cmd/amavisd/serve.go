@@ -188,8 +188,7 @@ func serve(o *options, serving func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.Serve() }()
 
-	// A clamd that does not answer must not delay the start: the checks run beside serving.
-	go startupDiagnostics(cfg, run.log)
+	startupDiagnostics(cfg, run.log)
 	run.notify.Ready(statusLine(cfg))
 	serving()
 	for {
@@ -240,6 +239,7 @@ func (r *daemonRun) reload() {
 	for _, c := range restartOnly(old, cfg) {
 		r.log("(!)reload: %s changed; it takes effect at the next restart", c)
 	}
+	// Reload refuses a configuration whose engines cannot be built, and logs why itself.
 	r.d.Reload(cfg)
 }
 
