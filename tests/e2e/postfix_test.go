@@ -67,6 +67,9 @@ func TestMailFlows(t *testing.T) {
 				t.Fatalf("Postfix's amavisfeed line lacks our 250 2.0.0 from MTA(...) reply:\n%s", line)
 			}
 			p.pf.WaitLog(t, regexp.MustCompile(`postfix/local\[\d+\]: `+reply[1]+`: to=<rcpt@example\.com>, .*status=sent \(delivered to file`), 10*time.Second)
+			// We pass XFORWARD on to the re-injection smtpd, which takes it
+			// from 127.0.0.0/8 (smtpd_authorized_xforward_hosts).
+			p.pf.WaitLog(t, regexp.MustCompile(`postfix/reinject/smtpd\[\d+\]: `+reply[1]+`: client=localhost\[127\.0\.0\.1\], orig_queue_id=`+qid+`, orig_client=[^ ]*\[127\.0\.0\.2\]$`), 10*time.Second)
 
 			// Our log: the client address and Postfix's queue id came with
 			// XFORWARD.
