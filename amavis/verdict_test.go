@@ -157,3 +157,98 @@ names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
 		})
 	}
 }
+
+// pe is the start of a Windows program, enough for the file type to say so.
+var pe = append([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"), bytes.Repeat([]byte{0}, 112)...)
+
+// Banned files with Debian's classic rule set, through the daemon: the reply and log line
+// carry amavis's %F description of the banned part.
+func TestBannedDebianRules(t *testing.T) {
+	rules, err := os.ReadFile("../etc/banned_rules_debian.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zipped bytes.Buffer
+	zw := zip.NewWriter(&zipped)
+	f, _ := zw.Create("run.exe")
+	f.Write(pe)
+	zw.Close()
+	attach := func(name, ctype string, data []byte) string {
+		return mimeMessage("multipart/mixed; boundary=\"b1\"", "--b1\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n"+
+			"--b1\r\nContent-Type: "+ctype+"; name=\""+name+"\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+			wrap76(base64.StdEncoding.EncodeToString(data))+"--b1--\r\n")
+	}
+	for _, tc := range []struct {
+		name, msg, reason string
+	}{
+		{"exe attachment", attach("setup.exe", "application/octet-stream", pe), "application/octet-stream,.exe,.exe-ms,setup.exe"},
+		{"double extension", attach("invoice.pdf.exe", "application/octet-stream", []byte("%PDF-1.4 not really\n")), "application/octet-stream,.pdf,invoice.pdf.exe"},
+		{"exe in a zip", attach("files.zip", "application/zip", zipped.Bytes()), ".exe,.exe-ms,run.exe"},
+		{"program named .txt", attach("readme.txt", "text/plain", pe), "text/plain,.exe,.exe-ms,readme.txt"},
+		{"msdownload type", attach("data.bin", "application/x-msdownload", []byte("just data\n")), "application/x-msdownload,.asc,data.bin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := hop(t, smtptest.Options{})
+			td := startDaemon(t, h.Addr, string(rules))
+			got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, tc.msg)
+			want := "250 2.7.0 Ok, discarded, id=PID-NN - BANNED: " + tc.reason
+			if got[0] != want {
+				t.Errorf("reply\n got %q\nwant %q", got[0], want)
+			}
+			waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+			if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, "Blocked BANNED ("+tc.reason+") {DiscardedInbound}") {
+				t.Errorf("log line %q", l)
+			}
+			if n := len(h.Msgs()); n != 0 {
+				t.Errorf("the next hop got %d messages", n)
+			}
+		})
+	}
+	t.Run("no rules, nothing banned", func(t *testing.T) {
+		h := hop(t, smtptest.Options{})
+		td := startDaemon(t, h.Addr, "")
+		got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, attach("setup.exe", "application/octet-stream", pe))
+		if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") || len(h.Msgs()) != 1 {
+			t.Errorf("reply %q, %d messages at the next hop", got[0], len(h.Msgs()))
+		}
+	})
+}
+
+// clamd down: with the defaults the message passes as UNCHECKED with the subject tag for a
+// local recipient; with virus_scanners_failure_is_fatal it is a 451 and nothing is forwarded.
+func TestScannerDown(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	clamd.Stop()
+	scanner := fmt.Sprintf("[[av_scanners]]\nname = \"ClamAV-clamd\"\ntype = \"clamd\"\nsockets = [%q]\nquery = \"CONTSCAN {}\\n\"\n", clamd.Socket)
+	msg := mimeMessage("text/plain", "hello\r\n")
+	t.Run("defaults", func(t *testing.T) {
+		h := hop(t, smtptest.Options{})
+		td := startDaemon(t, h.Addr, scanner)
+		got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, msg)
+		if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
+			t.Errorf("reply %q", got[0])
+		}
+		msgs := h.Msgs()
+		if len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), "\r\nSubject: ***UNCHECKED*** test\r\n") {
+			t.Fatalf("next hop: %d messages, want one with the UNCHECKED tag", len(msgs))
+		}
+		waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+		if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, "Passed UNCHECKED {RelayedTaggedInbound}") {
+			t.Errorf("log line %q", l)
+		}
+	})
+	t.Run("fatal", func(t *testing.T) {
+		h := hop(t, smtptest.Options{})
+		td := startDaemon(t, h.Addr, "virus_scanners_failure_is_fatal = true\n"+scanner)
+		for _, lmtp := range []bool{false, true} {
+			got := sendMessage(t, td, lmtp, "bob@sender.example.org", []string{"x@example.com"}, msg)
+			want := "451 4.5.0 Error in processing, id=PID-NN, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED"
+			if got[0] != want {
+				t.Errorf("lmtp=%v reply\n got %q\nwant %q", lmtp, got[0], want)
+			}
+		}
+		if n := len(h.Msgs()); n != 0 {
+			t.Errorf("the next hop got %d messages", n)
+		}
+	})
+}
