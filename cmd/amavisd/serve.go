@@ -97,7 +97,7 @@ type daemonRun struct {
 // nil, is the pipe to the parent of `start`: it receives "ok" once the daemon serves, or the
 // reason it could not start, the latter only after the pid file is gone again.
 func runDaemon(o *options, ready *os.File) int {
-	err := serve(o, func() {
+	err := serve(o, ready != nil, func() {
 		if ready != nil {
 			fmt.Fprintln(ready, "ok")
 			ready.Close()
@@ -116,8 +116,8 @@ func runDaemon(o *options, ready *os.File) int {
 }
 
 // serve starts the daemon, calls serving once it accepts connections, and returns when it
-// has stopped.
-func serve(o *options, serving func()) error {
+// has stopped. In the background the pid file is what `stop` needs: not writing it is fatal.
+func serve(o *options, background bool, serving func()) error {
 	// amavis's umask: what we write is readable by the group (clamd), never by others.
 	unix.Umask(0o027)
 	cfg, err := o.loadConfig()
@@ -139,7 +139,7 @@ func serve(o *options, serving func()) error {
 		switch err := pidfile.Create(cfg.PidFile, pid); {
 		case err == nil:
 			ownPidFile = true
-		case errors.Is(err, pidfile.ErrRunning) || o.verb == "start":
+		case errors.Is(err, pidfile.ErrRunning) || background:
 			return err
 		default:
 			fmt.Fprintln(os.Stderr, "amavisd: (!) pid file:", err)
