@@ -46,11 +46,17 @@ type environment struct {
 	// header describes the run for results.md.
 	header string
 	// notes are caveats found while measuring, listed in results.md.
-	notes []string
+	notes    []string
+	noteKeys []string
 }
 
-func (env *environment) note(s string) {
+// note records a caveat once per key.
+func (env *environment) note(key, s string) {
+	if slices.Contains(env.noteKeys, key) {
+		return
+	}
 	logf("NOTE %s", s)
+	env.noteKeys = append(env.noteKeys, key)
 	env.notes = append(env.notes, s)
 }
 

@@ -147,7 +147,7 @@ func (c *contender) prepare(cfg *config, env *environment, d filterDaemon, l loa
 			if cfg.requireAV {
 				return err
 			}
-			env.note(fmt.Sprintf("**%s at %s, %d sessions: measured WITHOUT working virus checks** (-require-av=false): %v", c.pt.Filter, l.name, sessions, err))
+			env.note(c.pt.Filter+"-av", fmt.Sprintf("**%s was measured WITHOUT working virus checks** (-require-av=false): %v", c.pt.Filter, err))
 		}
 	}
 	// The warm-up grows until it lasts long enough to estimate the rate:
