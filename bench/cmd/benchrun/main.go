@@ -223,13 +223,26 @@ func (env *environment) describe(cfg *config, daemons map[string]filterDaemon) {
 		fmt.Fprintf(&b, "- Perl: %s\n", firstLine(d.bin, "-V"))
 	}
 	if d, ok := daemons[report.Ours].(oursDaemon); ok {
-		fmt.Fprintf(&b, "- ours: %s (%s)\n", firstLine(d.bin, "-V"), d.bin)
+		fmt.Fprintf(&b, "- ours: %s (%s), source %s\n", firstLine(d.bin, "-V"), d.bin, sourceVersion())
 		if len(d.omit) > 0 {
 			fmt.Fprintf(&b, "- **ours ran WITHOUT %s**: this build does not know these settings yet\n", strings.Join(d.omit, ", "))
 		}
 	}
 	env.header = b.String()
 	logf("benchmark:\n%s", env.header)
+}
+
+// sourceVersion names the commit of the working tree the daemon was built
+// from, and says when files differed from it.
+func sourceVersion() string {
+	rev := firstLine("git", "rev-parse", "--short", "HEAD")
+	if rev == "" || strings.Contains(rev, " ") {
+		return "unknown (no git)"
+	}
+	if firstLine("git", "status", "--porcelain", "--untracked-files=no") != "" {
+		rev += " with uncommitted changes"
+	}
+	return rev
 }
 
 func firstLine(argv ...string) string {
