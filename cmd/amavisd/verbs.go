@@ -180,7 +180,8 @@ func daemonPID(pidFile string) (int, error) {
 	return pidfile.Running(pidFile)
 }
 
-// stopPoll is how often `stop` looks whether the daemon is gone.
+// stopPoll is how often, at most, `stop` looks whether the daemon is gone; it starts at 5 ms
+// because an idle daemon is gone at once.
 const stopPoll = 100 * time.Millisecond
 
 // verbStop sends SIGTERM to the daemon and waits for it to go: messages in flight finish
@@ -198,10 +199,11 @@ func verbStop(pidFile string, wait time.Duration, stdout io.Writer) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("Can't SIGTERM amavisd[%d]: %v", pid, err)
 	}
-	start, lastSaid := time.Now(), time.Now()
+	start, lastSaid, poll := time.Now(), time.Now(), 5*time.Millisecond
 	sig := "SIGTERM"
 	for {
-		time.Sleep(stopPoll)
+		time.Sleep(poll)
+		poll = min(2*poll, stopPoll)
 		if gone(pid) {
 			break
 		}
