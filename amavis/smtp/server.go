@@ -615,7 +615,16 @@ func (s *Session) data(args, line string) error {
 		s.logf(-1, "%s: NOTICE: Connection broken during data transfer (%v)", s.proto, err)
 		return err
 	}
-	for _, rep := range replies {
+	// Never leave the client without an answer, nor acknowledge what was not handled: a
+	// handler that gave no reply (or, in LMTP, too few) tempfails what is missing.
+	want := 1
+	if s.lmtp {
+		want = len(tx.Rcpts)
+	}
+	for i := len(replies); i < want; i++ {
+		replies = append(replies, r(451, "4.5.0", "Error in processing, no reply"))
+	}
+	for _, rep := range replies[:want] {
 		s.reply(rep)
 	}
 	return s.flush()

@@ -182,3 +182,18 @@ func TestRcptCheck(t *testing.T) {
 		}
 	}
 }
+
+type silentHandler struct{}
+
+func (silentHandler) Data(s *Session, tx *Transaction, r *DataReader) []Reply {
+	io.Copy(io.Discard, r)
+	return nil
+}
+
+// A handler that gives no reply must not leave the client waiting, nor acknowledge.
+func TestHandlerWithoutReply(t *testing.T) {
+	out := dialog(t, testConfig(), silentHandler{}, "LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<1@d>\r\nRCPT TO:<2@d>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n")
+	if !strings.Contains(out, "354 End data with <CR><LF>.<CR><LF>\r\n451 4.5.0 Error in processing, no reply\r\n451 4.5.0 Error in processing, no reply\r\n221 ") {
+		t.Errorf("%q", out)
+	}
+}
