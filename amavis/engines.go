@@ -83,7 +83,8 @@ func (e *engines) diagnose(ctx context.Context, tl *taskLog) {
 		}
 		for _, a := range st.Addrs {
 			if a.Err != nil {
-				tl.Logf(-1, "av scanner %s at %s: %v", st.Name, a.Addr, a.Err)
+				first, _, _ := strings.Cut(a.Err.Error(), "\n")
+				tl.Logf(-1, "av scanner %s at %s: %s", st.Name, a.Addr, first)
 			} else {
 				tl.Logf(0, "Found %s av scanner %s at %s: %s", kind, st.Name, a.Addr, a.Version)
 			}

@@ -49,7 +49,11 @@ func NewLog(g *conf.Global, debugLevel int, debug bool) (*Log, error) {
 	case g.DO_SYSLOG:
 		w, err := syslog.New(syslog.Priority(g.SyslogFacilityCode()<<3)|syslog.LOG_INFO, g.SyslogIdent)
 		if err != nil {
-			return nil, fmt.Errorf("syslog: %v", err)
+			// No syslog daemon (a fresh machine, a container): the lines go to stderr, which
+			// systemd's journal keeps, rather than nowhere.
+			fmt.Fprintf(os.Stderr, "amavisd: DO_SYSLOG is set but syslog is not reachable (%v); logging to stderr\n", err)
+			l.w, l.stderr = os.Stderr, true
+			break
 		}
 		l.sys = w
 	case g.LOGFILE != "":
