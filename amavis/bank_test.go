@@ -156,3 +156,34 @@ func TestListenSkipsMissingFamily(t *testing.T) {
 		t.Errorf("log:\n%s", td.log.String())
 	}
 }
+
+type fakeSyslog struct{ lines []string }
+
+func (f *fakeSyslog) rec(p string, s string) error { f.lines = append(f.lines, p+" "+s); return nil }
+func (f *fakeSyslog) Debug(s string) error         { return f.rec("debug", s) }
+func (f *fakeSyslog) Info(s string) error          { return f.rec("info", s) }
+func (f *fakeSyslog) Notice(s string) error        { return f.rec("notice", s) }
+func (f *fakeSyslog) Warning(s string) error       { return f.rec("warning", s) }
+func (f *fakeSyslog) Err(s string) error           { return f.rec("err", s) }
+func (f *fakeSyslog) Crit(s string) error          { return f.rec("crit", s) }
+func (f *fakeSyslog) Close() error                 { return nil }
+
+// Syslog: priorities by level, and lines over 980 characters split with "..." marks.
+func TestSyslogLines(t *testing.T) {
+	fs := &fakeSyslog{}
+	l := &Log{sys: fs}
+	l.override.Store(5)
+	l.logf("01234-01", 0, "Passed CLEAN")
+	l.logf("01234-01", -1, "%s", strings.Repeat("x", 1000))
+	l.logf("", 3, "debug")
+	if len(fs.lines) != 4 || fs.lines[0] != "notice (01234-01) Passed CLEAN" || fs.lines[3] != "debug debug" {
+		t.Fatalf("%q", fs.lines)
+	}
+	first, second := fs.lines[1], fs.lines[2]
+	if len(first) != len("warning ")+980 || !strings.HasPrefix(first, "warning (01234-01) (!)xxx") || !strings.HasSuffix(first, "x...") {
+		t.Errorf("first part %d %q", len(first), first[:40])
+	}
+	if !strings.HasPrefix(second, "warning (01234-01) (!)...xxx") || strings.Count(first+second, "x") != 1000 {
+		t.Errorf("continuation %q", second)
+	}
+}

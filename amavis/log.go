@@ -18,7 +18,7 @@ import (
 // at most the effective log_level.
 type Log struct {
 	mu       sync.Mutex
-	sys      *syslog.Writer
+	sys      sysWriter
 	w        io.Writer // LOGFILE or stderr
 	file     *os.File
 	stderr   bool
@@ -30,6 +30,17 @@ type Log struct {
 
 	// override is the -d level (or -1000 when not given); it beats log_level of any bank.
 	override atomic.Int32
+}
+
+// sysWriter is the part of *syslog.Writer the log uses (one method per priority).
+type sysWriter interface {
+	Debug(string) error
+	Info(string) error
+	Notice(string) error
+	Warning(string) error
+	Err(string) error
+	Crit(string) error
+	Close() error
 }
 
 // NoOverride means "no -d given": log_level of the policy bank applies.
