@@ -3,6 +3,7 @@ package main
 // Process-level tests: the binary is built once and run as a process, as an operator runs it.
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -770,4 +771,50 @@ func TestStopKillsAStuckDaemon(t *testing.T) {
 	if took := time.Since(begin); took < 11*time.Second || took > 20*time.Second {
 		t.Errorf("stop took %v, want child_timeout + 10 s = 11 s", took)
 	}
+}
+
+// TestReloadKeepsListening: clients that connect while reloads happen are never refused and
+// always greeted: the listening socket is not closed and reopened.
+func TestReloadKeepsListening(t *testing.T) {
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true", "max_servers = 4")
+	d := e.foreground()
+	stop := make(chan struct{})
+	errc := make(chan error, 1)
+	greeted := 0
+	go func() {
+		defer close(errc)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := net.DialTimeout("tcp", e.addr, 2*time.Second)
+			if err != nil {
+				errc <- err
+				return
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			line, err := textproto.NewReader(bufio.NewReader(c)).ReadLine()
+			c.Close()
+			if err != nil || !strings.HasPrefix(line, "220 ") {
+				errc <- fmt.Errorf("greeting %q, %v", line, err)
+				return
+			}
+			greeted++
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP)
+		e.waitNotify("RELOADING=1")
+		e.waitNotify("READY=1")
+	}
+	close(stop)
+	if err := <-errc; err != nil {
+		t.Errorf("a client during reloads: %v", err)
+	}
+	if greeted == 0 {
+		t.Error("no client was greeted during the reloads")
+	}
+	t.Logf("%d clients greeted during 20 reloads", greeted)
 }
