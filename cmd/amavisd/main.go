@@ -18,13 +18,16 @@ import (
 	"amavisgo/amavis"
 )
 
+// defaultConfFile is read when no -c is given, as amavis reads /etc/amavisd.conf.
+const defaultConfFile = "/etc/amavisgo/amavisd.toml"
+
 func main() {
 	os.Exit(run())
 }
 
 func run() int {
 	fs := flag.NewFlagSet("amavisd", flag.ContinueOnError)
-	confFile := fs.String("c", "", "configuration file (TOML)")
+	confFile := fs.String("c", defaultConfFile, "configuration file (TOML); -c '' for the built-in defaults")
 	debugLevel := fs.String("d", "", "log level (overrides log_level)")
 	var over overrides
 	fs.IntVar(&over.maxServers, "m", 0, "max_servers")
