@@ -51,8 +51,8 @@ func parsePath(re *regexp.Regexp, args string) (path, params string, ok bool) {
 	return m[1], m[2], true
 }
 
-// Param is one ESMTP parameter of MAIL or RCPT: NAME or NAME=VALUE.
-type Param struct {
+// param is one ESMTP parameter of MAIL or RCPT: NAME or NAME=VALUE.
+type param struct {
 	Name     string // upper-cased
 	Value    string
 	HasValue bool
@@ -60,13 +60,13 @@ type Param struct {
 
 // parseParams splits MAIL/RCPT parameters; ok is false when one is not NAME[=VALUE] with
 // a value of printable characters other than "=".
-func parseParams(s string) (ps []Param, ok bool) {
+func parseParams(s string) (ps []param, ok bool) {
 	for _, f := range strings.Fields(s) {
 		name, val, has := strings.Cut(f, "=")
 		if !validParamName(name) || (has && !validParamValue(val)) {
 			return nil, false
 		}
-		ps = append(ps, Param{Name: strings.ToUpper(name), Value: val, HasValue: has})
+		ps = append(ps, param{Name: strings.ToUpper(name), Value: val, HasValue: has})
 	}
 	return ps, true
 }
