@@ -28,6 +28,7 @@ import (
 
 	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/policybank"
 )
 
 // Daemon is the amavis server process.
@@ -246,11 +247,12 @@ func (d *Daemon) admit(conn net.Conn, l *listener) (*connState, bool) {
 		cs.peerIP, cs.peerPort = splitAddr(conn.RemoteAddr())
 		cs.localIP, cs.localPort = splitAddr(conn.LocalAddr())
 	}
-	if name := interfaceBank(cfg, l.spec, cs.localIP); name != "" {
-		p, err := cfg.Bank(cs.policy, name)
-		if err == nil {
-			cs.policy = p
-		}
+	socket := l.spec.Address // a Unix socket's path
+	if l.spec.Network == "tcp" {
+		socket = net.JoinHostPort(cs.localIP, l.spec.Port)
+	}
+	if p, err := policybank.ForSocket(cfg, socket); err == nil {
+		cs.policy = p
 	}
 	cs.connNo = d.connNo.Add(1)
 	cs.tl = &taskLog{l: d.log, id: logID(d.pid, cs.connNo, 0), level: cs.policy.LogLevel}
@@ -262,21 +264,6 @@ func (d *Daemon) admit(conn net.Conn, l *listener) (*connState, bool) {
 		}
 	}
 	return cs, true
-}
-
-// interfaceBank finds the interface_policy bank for a listener: by "addr:port", by port,
-// or by the socket path for a Unix socket.
-func interfaceBank(cfg *conf.Config, l conf.Listener, localIP string) string {
-	if len(cfg.InterfacePolicy) == 0 {
-		return ""
-	}
-	if l.Network == "unix" {
-		return cfg.InterfacePolicy[l.Address]
-	}
-	if n, ok := cfg.InterfacePolicy[net.JoinHostPort(localIP, l.Port)]; ok {
-		return n
-	}
-	return cfg.InterfacePolicy[l.Port]
 }
 
 func (d *Daemon) serveConn(ac acceptedConn) {
