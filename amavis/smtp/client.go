@@ -228,11 +228,50 @@ type Result struct {
 	Params    []string // the MAIL FROM parameters sent, for the log
 }
 
-// Send runs one mail transaction: XFORWARD, then MAIL, RCPT and DATA pipelined when the
-// server offers PIPELINING, then the message written by body (raw bytes, dot-stuffed here).
-// Replies are per recipient in the Result; an error means the conversation broke (the
-// connection must not be reused) and the recipients not Done have no answer.
+// Send delivers a message: XFORWARD, then MAIL, RCPT and DATA pipelined when the server
+// offers PIPELINING, then the message written by body (raw bytes, dot-stuffed here). The
+// recipients a server refuses with 452 at RCPT ("too many recipients") are sent again in
+// further transactions while each one makes progress (SPEC §2.4). Replies are per recipient
+// in the Result; an error means the conversation broke (the connection must not be reused)
+// and the recipients not Done have no answer.
 func (c *Client) Send(ctx context.Context, env *Envelope, body func(w io.Writer) error) (*Result, error) {
+	res, err := c.sendOnce(ctx, env, body)
+	pending := env
+	idx := make([]int, len(env.Rcpts)) // position of pending's recipients in env
+	for i := range idx {
+		idx[i] = i
+	}
+	for err == nil {
+		var again []int
+		delivered := false
+		for _, i := range idx {
+			r := res.Rcpts[i]
+			if r.Cmd == "RCPT TO" && r.Reply.Code == 452 {
+				again = append(again, i)
+			} else if r.Reply.Class() == 2 {
+				delivered = true
+			}
+		}
+		if len(again) == 0 || !delivered {
+			break
+		}
+		next := *pending
+		next.Rcpts = nil
+		for _, i := range again {
+			next.Rcpts = append(next.Rcpts, env.Rcpts[i])
+		}
+		var sub *Result
+		sub, err = c.sendOnce(ctx, &next, body)
+		for j, i := range again {
+			res.Rcpts[i] = sub.Rcpts[j]
+		}
+		pending, idx = &next, again
+	}
+	return res, err
+}
+
+// sendOnce runs one mail transaction.
+func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Writer) error) (*Result, error) {
 	res := &Result{Rcpts: make([]RcptResult, len(env.Rcpts))}
 	_, pipelining := c.ext["PIPELINING"]
 	_, has8bit := c.ext["8BITMIME"]
@@ -306,11 +345,11 @@ func (c *Client) Send(ctx context.Context, env *Envelope, body func(w io.Writer)
 		if res.Rcpts[i].Done {
 			continue
 		}
-		switch rep.Code / 100 {
-		case 2:
+		switch {
+		case rep.Code/100 == 2:
 			valid++
 			res.Rcpts[i].Reply, res.Rcpts[i].Cmd = rep, "RCPT TO"
-		case 4:
+		case rep.Code/100 == 4 && rep.Code != 452: // 452: sent again in another transaction
 			tempfail++
 			fallthrough
 		default:
@@ -367,11 +406,11 @@ func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res 
 		if err != nil {
 			return res, &Error{"fwd-rcpt-to", err}
 		}
-		switch rep.Code / 100 {
-		case 2:
+		switch {
+		case rep.Code/100 == 2:
 			valid++
 			res.Rcpts[i].Reply, res.Rcpts[i].Cmd = rep, "RCPT TO"
-		case 4:
+		case rep.Code/100 == 4 && rep.Code != 452: // 452: sent again in another transaction
 			tempfail++
 			fallthrough
 		default:

@@ -206,3 +206,32 @@ func TestClientTimeoutAndHugeReply(t *testing.T) {
 		t.Errorf("huge greeting: %v", err)
 	}
 }
+
+// 452 "too many recipients" at RCPT: the rest go in another transaction, also for SMTP
+// input (it is not a temporary failure of the message).
+func TestClientTooManyRecipients(t *testing.T) {
+	h := smtptest.Start(t, smtptest.Options{MaxRecipients: 2})
+	c, err := smtp.Dial(context.Background(), "tcp", h.Addr, false, "localhost", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := &smtp.Envelope{From: "<s@x>", AllOrNothing: true, XForward: &smtp.XForward{Addr: "192.0.2.1"}}
+	for _, a := range []string{"a", "b", "c", "d", "e"} {
+		env.Rcpts = append(env.Rcpts, smtp.RcptTo{Path: "<" + a + "@x>"})
+	}
+	res, err := c.Send(context.Background(), env, body("Subject: many\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"data-dot: 250 2.0.0 Ok: queued as SINKQ0001", "data-dot: 250 2.0.0 Ok: queued as SINKQ0001",
+		"data-dot: 250 2.0.0 Ok: queued as SINKQ0002", "data-dot: 250 2.0.0 Ok: queued as SINKQ0002",
+		"data-dot: 250 2.0.0 Ok: queued as SINKQ0003"}
+	if got := replies(res); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+	msgs := h.Msgs()
+	if len(msgs) != 3 || msgs[2].XForward != "XFORWARD ADDR=192.0.2.1" || strings.Join(msgs[2].Rcpts, ",") != "e@x" {
+		t.Errorf("next hop got %+v", msgs)
+	}
+}

@@ -30,6 +30,9 @@ type Options struct {
 	// per recipient.
 	DataCode    int
 	DataCodeFor map[string]int
+	// MaxRecipients makes go-smtp refuse recipients beyond this many per transaction with
+	// "452 4.5.3 Maximum limit of N recipients reached".
+	MaxRecipients int
 	// KeepData keeps up to this many bytes of each message (default 1 MiB); the size and the
 	// SHA-256 of the whole message are always recorded.
 	KeepData int
@@ -80,6 +83,7 @@ func Start(t testing.TB, o Options) *NextHop {
 	h.srv.LMTP = o.LMTP
 	h.srv.EnableDSN = o.DSN
 	h.srv.EnableSMTPUTF8 = true
+	h.srv.MaxRecipients = o.MaxRecipients
 	h.srv.MaxLineLength = 0 // no limit: long lines must arrive intact
 	h.srv.ErrorLog = nopLogger{}
 	h.ln = ln
