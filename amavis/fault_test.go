@@ -361,3 +361,26 @@ func TestShutdownTimeoutClosesSessions(t *testing.T) {
 		t.Error("a message was forwarded")
 	}
 }
+
+// The client goes away in the middle of DATA: nothing is forwarded, the spool is removed.
+func TestClientGoneMidData(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, "")
+	c, r := dial(t, td.addr)
+	expectPrefix(t, r, "220 ")
+	send(t, c, "HELO mta.example.com", "MAIL FROM:<a@sender.example.org>", "RCPT TO:<x@example.com>", "DATA")
+	for range 3 {
+		expectPrefix(t, r, "250 ")
+	}
+	expectPrefix(t, r, "354 ")
+	send(t, c, "Subject: cut", "", "half a message")
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	waitFor(t, "empty TEMPBASE", func() bool {
+		ents, _ := os.ReadDir(td.tempbase)
+		return len(ents) == 0
+	})
+	if len(h.Msgs()) != 0 || len(mainLogLines(td.log.String())) != 0 {
+		t.Errorf("a broken transfer was processed")
+	}
+}
