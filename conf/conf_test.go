@@ -110,3 +110,16 @@ func TestBankDoesNotWriteIntoBaseSlices(t *testing.T) {
 		t.Errorf("base smtpd_discard_ehlo_keywords changed to %v", got)
 	}
 }
+
+// FuzzParse: any text is a configuration or an *Error naming the file; never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add("max_servers = 4\n[policy_bank.MYNETS]\noriginating = true\n")
+	f.Add("inet_acl = [\"127.0.0.1\", \"!10/8\"]\nforward_method = \"lmtp:[::1]:24\"\n")
+	f.Add("[[av_scanners]]\nname = \"x\"\ntype = \"clamd\"\nsockets = [\"/s\"]\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		_, err := Parse("f.toml", []byte(text))
+		if err != nil && !strings.HasPrefix(err.Error(), "f.toml") {
+			t.Fatalf("error without the file name: %v", err)
+		}
+	})
+}
