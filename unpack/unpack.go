@@ -1,7 +1,15 @@
 // Package unpack decodes a received message into TEMPBASE/<dir>/parts the way amavisd-new's
 // decompose_mail does: every MIME part and every archive member becomes a file named by us
 // (p001, p002, ...), typed in-process with amavis's short types, within amavis's limits
-// ($MAXLEVELS, $MAXFILES, the expansion quota).
+// ($MAXLEVELS, $MAXFILES, the expansion quota), tier by tier.
+//
+// Where we differ from amavis 2.13, on purpose:
+//   - attached messages (message/rfc822, or text that is a message) are walked too, so their
+//     attachments meet the banned rules; their parts count against the quota strictly;
+//   - malformed MIME is recovered as mail clients show it (see mime.go), not as MIME::Parser;
+//   - types come from magic numbers, not file(1); OOXML/ODF documents are "zip" and unpacked;
+//   - self-extracting zip and rar programs are unpacked in-process (amavis runs unrar/unarj);
+//   - an overdrawn quota still stops decoders (amavis stops counting once it is negative).
 package unpack
 
 import (
