@@ -175,9 +175,16 @@ func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 			}
 			return &stageError{section: "quar+notif", err: err}
 		}
+		// The quarantine-to name as amavis logs it ("virus-quarantine"); a copy mailed to an
+		// address is named by its address.
+		local := k.To(m.Policy).Lookup(byKind[k][0], m.Policy.LookupOptions())
 		for _, l := range locs {
 			m.Quarantined = append(m.Quarantined, l.Name)
-			m.tl.Logf(1, "local delivery: %s -> %s, mbx=%s", m.SenderSMTP, k.To(m.Policy), l.Name)
+			to := local
+			if l.Type == 'M' {
+				to = l.Name
+			}
+			m.tl.Logf(1, "local delivery: %s -> %s, mbx=%s", m.SenderSMTP, to, l.Name)
 		}
 	}
 	return nil
@@ -237,7 +244,7 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 	}
 	nm := &notify.Message{
 		LogID: m.LogID, MailID: m.MailID, SecretID: m.SecretID, Sender: m.Sender,
-		Category: notifyCat(v.CCats.Main()), MainCategory: notifyCat(v.CCats.Main()),
+		Category: v.CCats.Main(), MainCategory: v.CCats.Main(),
 		Header: m.Header, Viruses: v.Viruses, Scanners: m.AV.Detectors, BadHeaders: v.BadHeaders,
 		Quarantined: m.Quarantined, ClientAddr: trimIPv6Tag(m.Client.Addr), ClientPort: m.Client.Port,
 		ClientName: m.Client.Name, ClientHelo: m.Client.Helo, Originating: m.Policy.Originating,
@@ -245,14 +252,14 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 		PolicyBank: m.Policy.PolicyBankPath, QueueID: m.QueueID, Size: m.Size,
 	}
 	if v.Blocked {
-		nm.Category = notifyCat(v.Blocking)
+		nm.Category = v.Blocking
 	}
 	if m.AV.Output != "" {
 		nm.ScannerOutput = strings.Split(strings.TrimRight(m.AV.Output, "\n"), "\n")
 	}
 	for _, r := range m.Recips {
 		nr := &notify.Recipient{
-			Addr: r.Addr, Local: r.Local, Category: notifyCat(recipCategory(r.v)),
+			Addr: r.Addr, Local: r.Local, Category: recipCategory(r.v),
 			Blocked: r.Destiny != conf.D_PASS || r.v.Blocked, Destiny: r.Destiny, Response: r.Reply.String(),
 			Relayed: r.ByMTA && r.Reply.Class() == 2, DSNSuppress: r.v.DSNSuppress,
 			Notify: r.Notify, ORCPT: r.ORCPT,

@@ -7,6 +7,7 @@
 package notify
 
 import (
+	"amavisgo/verdict"
 	"context"
 	"embed"
 	"fmt"
@@ -21,40 +22,22 @@ import (
 	"amavisgo/notify/template"
 )
 
-// Major content categories (amavis's CC_* numbers, the same as package verdict's).
+// The content categories are package verdict's (amavis's CC_* numbers and display names).
 const (
-	CC_CATCHALL  = 0
-	CC_CLEAN     = 1
-	CC_MTA       = 2
-	CC_OVERSIZED = 3
-	CC_BADH      = 4
-	CC_SPAMMY    = 5
-	CC_SPAM      = 6
-	CC_UNCHECKED = 7
-	CC_BANNED    = 8
-	CC_VIRUS     = 9
+	CC_CATCHALL  = verdict.CC_CATCHALL
+	CC_CLEAN     = verdict.CC_CLEAN
+	CC_MTA       = verdict.CC_MTA
+	CC_OVERSIZED = verdict.CC_OVERSIZED
+	CC_BADH      = verdict.CC_BADH
+	CC_SPAMMY    = verdict.CC_SPAMMY
+	CC_SPAM      = verdict.CC_SPAM
+	CC_UNCHECKED = verdict.CC_UNCHECKED
+	CC_BANNED    = verdict.CC_BANNED
+	CC_VIRUS     = verdict.CC_VIRUS
 )
 
 // Category is a content category, major and minor.
-type Category struct{ Major, Minor int }
-
-var categoryNames = map[Category]string{
-	{0, 0}: "CatchAll", {1, 0}: "Clean", {1, 1}: "CleanTag", {2, 0}: "MtaFailed",
-	{2, 1}: "MtaTempFailed", {2, 2}: "MtaRejected", {3, 0}: "Oversized", {4, 0}: "BadHdr",
-	{4, 1}: "BadHdrMime", {4, 2}: "BadHdr8bit", {4, 3}: "BadHdrChar", {4, 4}: "BadHdrSpace",
-	{4, 5}: "BadHdrLong", {4, 6}: "BadHdrSyntax", {4, 7}: "BadHdrMissing", {4, 8}: "BadHdrDupl",
-	{5, 0}: "Spammy", {5, 1}: "Spammy3", {6, 0}: "Spam", {7, 0}: "Unchecked",
-	{7, 1}: "UncheckedEncrypted", {7, 2}: "UncheckedOverLimits", {7, 3}: "UncheckedAmbiguousContent",
-	{8, 0}: "Banned", {9, 0}: "Virus",
-}
-
-// Name is amavis's display name of the category.
-func (c Category) Name() string {
-	if n, ok := categoryNames[c]; ok {
-		return n
-	}
-	return categoryNames[Category{Major: c.Major}]
-}
+type Category = verdict.CCat
 
 // Recipient is what happened to one recipient, as the daemon knows it after forwarding.
 type Recipient struct {

@@ -42,7 +42,7 @@ func newRig(t *testing.T, settings string) *rig {
 
 // eicar is an EICAR message from bob to x (blocked with destiny d) and ok (passed).
 func eicar(p *conf.Policy, d conf.Destiny) *Message {
-	virus := Category{CC_VIRUS, 0}
+	virus := Category{Major: CC_VIRUS, Minor: 0}
 	resp := map[conf.Destiny]string{
 		conf.D_DISCARD: "250 2.7.0 Ok, discarded, id=12345-01 - INFECTED: Eicar-Test-Signature",
 		conf.D_BOUNCE:  "554 5.7.0 Bounce, id=12345-01 - INFECTED: Eicar-Test-Signature",
@@ -77,7 +77,7 @@ func TestVirusAdminNotice(t *testing.T) {
 	r := newRig(t, "virus_admin = \"virusalert@example.com\"\n")
 	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
 	// A virus lover, not yet forwarded when the notice goes out.
-	m.Recipients = append(m.Recipients, &Recipient{Addr: "lover@example.com", Local: true, Category: Category{CC_VIRUS, 0}, Destiny: conf.D_PASS})
+	m.Recipients = append(m.Recipients, &Recipient{Addr: "lover@example.com", Local: true, Category: Category{Major: CC_VIRUS, Minor: 0}, Destiny: conf.D_PASS})
 	sent, err := r.n.Admins(context.Background(), &r.cfg.Policy, m, PlanDSN(m, false))
 	if err != nil || len(sent) != 1 {
 		t.Fatal(sent, err)
@@ -238,7 +238,7 @@ func TestFakedSenderSuppressesDSN(t *testing.T) {
 func TestPlanDSN(t *testing.T) {
 	bounce := "554 5.7.0 Bounce, id=1 - BANNED: x"
 	mk := func(mod func(m *Message, r *Recipient)) *Message {
-		r := &Recipient{Addr: "a@x", Category: Category{CC_BANNED, 0}, Blocked: true, Destiny: conf.D_BOUNCE, Response: bounce}
+		r := &Recipient{Addr: "a@x", Category: Category{Major: CC_BANNED, Minor: 0}, Blocked: true, Destiny: conf.D_BOUNCE, Response: bounce}
 		m := &Message{Sender: "s@y", Recipients: []*Recipient{r}}
 		mod(m, r)
 		return m
@@ -299,7 +299,7 @@ func TestNextHopTroubleWithNotifications(t *testing.T) {
 func TestRecipientWarning(t *testing.T) {
 	r := newRig(t, "warnvirusrecip = true\n")
 	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
-	remote := &Recipient{Addr: "far@elsewhere.org", Category: Category{CC_VIRUS, 0}, Blocked: true, Destiny: conf.D_DISCARD, Response: "250 2.7.0 Ok, discarded"}
+	remote := &Recipient{Addr: "far@elsewhere.org", Category: Category{Major: CC_VIRUS, Minor: 0}, Blocked: true, Destiny: conf.D_DISCARD, Response: "250 2.7.0 Ok, discarded"}
 	m.Recipients = append(m.Recipients, remote)
 	sent, err := r.n.Warnings(context.Background(), &r.cfg.Policy, m)
 	if err != nil || strings.Join(sent, ",") != "x@example.com" {
@@ -337,17 +337,17 @@ func TestSiteTemplate(t *testing.T) {
 func TestPlainDSNSubjects(t *testing.T) {
 	r := newRig(t, "")
 	p := &r.cfg.Policy
-	big := &Recipient{Addr: "x@example.com", Category: Category{CC_OVERSIZED, 0}, Blocked: true, Destiny: conf.D_BOUNCE,
+	big := &Recipient{Addr: "x@example.com", Category: Category{Major: CC_OVERSIZED, Minor: 0}, Blocked: true, Destiny: conf.D_BOUNCE,
 		Response: "552 5.3.4 Bounce, id=12345-01 - Message size exceeds recipient's size limit"}
 	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*Recipient{big},
-		Category: big.Category, MainCategory: Category{CC_CLEAN, 0}, Header: []byte(origHeader), Received: time.Now()}
+		Category: big.Category, MainCategory: Category{Major: CC_CLEAN, Minor: 0}, Header: []byte(origHeader), Received: time.Now()}
 	if _, err := r.n.DSN(context.Background(), p, m, false); err != nil {
 		t.Fatal(err)
 	}
 	// A next-hop rejection of one recipient while another was delivered.
-	ok := &Recipient{Addr: "ok@example.com", Category: Category{CC_CLEAN, 0}, Destiny: conf.D_PASS, Relayed: true,
+	ok := &Recipient{Addr: "ok@example.com", Category: Category{Major: CC_CLEAN, Minor: 0}, Destiny: conf.D_PASS, Relayed: true,
 		Response: "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X"}
-	bad := &Recipient{Addr: "bad@example.com", Category: Category{CC_MTA, 2}, Blocked: true, Destiny: conf.D_REJECT, Relayed: true,
+	bad := &Recipient{Addr: "bad@example.com", Category: Category{Major: CC_MTA, Minor: 2}, Blocked: true, Destiny: conf.D_REJECT, Relayed: true,
 		Response:  "550 5.1.1 id=12345-01 - Rejected by next-hop MTA on relaying, from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1 <bad@example.com>: unknown",
 		RemoteMTA: "[127.0.0.1]:10025", RemoteResponse: "550 5.1.1 <bad@example.com>: unknown"}
 	m2 := *m
@@ -391,7 +391,7 @@ func FuzzCompose(f *testing.F) {
 
 func TestBannedDSN(t *testing.T) {
 	r := newRig(t, "")
-	banned := Category{CC_BANNED, 0}
+	banned := Category{Major: CC_BANNED, Minor: 0}
 	x := &Recipient{Addr: "x@example.com", Category: banned, Blocked: true, Destiny: conf.D_BOUNCE,
 		Response: "554 5.7.0 Bounce, id=12345-01 - BANNED: .exe,.exe-ms,run.exe"}
 	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*Recipient{x},
