@@ -4,7 +4,7 @@ BIN     := bin/amavisd
 CONFIG  ?= etc/amavisd.toml
 FUZZTIME ?= 60s
 
-.PHONY: build run test bench fuzz vet clean
+.PHONY: build run test deps bench fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/amavisd
@@ -14,8 +14,12 @@ run: build
 	scripts/setup $(CONFIG)
 	$(BIN) -c $(CONFIG) foreground
 
+# The Debian packages the tests talk to, installed when missing (needs root then).
+deps:
+	scripts/install-deps
+
 # The whole test suite: unit, protocol, real clamd, real Postfix, real archivers.
-test:
+test: deps
 	gofmt -l . | tee /dev/stderr | (! read)
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
