@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -196,6 +197,11 @@ func (j *job) adopt(p *Part, dir, by string) (int, error) {
 		fi, err := d.Info()
 		if err != nil {
 			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			// a hard link may share its inode with a file outside: never adopt it
+			n++
+			return j.specialMember(p, d.Name(), "L", 0)
 		}
 		if err := j.charge(fi.Size(), by, false); err != nil {
 			return err
