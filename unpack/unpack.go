@@ -98,7 +98,9 @@ type Result struct {
 	MIMEErrors []string
 }
 
-// Leaves returns the parts that have no children, in issue order.
+// Leaves returns the parts that have no children, in issue order. Some containers keep their
+// own file too (attached messages, text with uuencoded files, self-extracting programs):
+// scan every part with a Path, not only the leaves.
 func (r *Result) Leaves() []*Part {
 	var out []*Part
 	for _, p := range r.Parts {
