@@ -45,7 +45,16 @@ type PostfixOptions struct {
 	MainCF []string
 }
 
-// Postfix is a private Postfix instance started for a test.
+// Postfix is a private Postfix instance started for a test (Postfix 3.7 of
+// Debian 12 and later). It coexists with a system Postfix and with other
+// private instances: everything that carries state or a lock is its own
+// (queue_directory with the pid file and the public/private sockets,
+// data_directory with master.lock, maillog_file through its own postlog
+// service), it listens only on free 127.0.0.1 ports (inet_interfaces =
+// 127.0.0.1), and it is not listed in the default main.cf's
+// multi_instance_directories, so postmulti and `postfix stop` of the system
+// instance leave it alone. Its daemons run as the system's mail_owner
+// (postfix) with setgid_group postdrop, which is why starting it needs root.
 type Postfix struct {
 	Dir         string // everything of this instance lives below Dir
 	ConfigDir   string // main.cf and master.cf (postfix -c ConfigDir)
