@@ -12,11 +12,11 @@ import (
 func TestReadmeShowsContribSnippets(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
-		t.Skipf("no README.md yet: %v", err)
+		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(readme), "\n## Postfix integration\n")
 	if !ok {
-		t.Skip(`README.md has no "## Postfix integration" section yet`)
+		t.Fatal(`README.md has no "## Postfix integration" section`)
 	}
 	if i := strings.Index(section, "\n## "); i >= 0 {
 		section = section[:i]
