@@ -120,6 +120,11 @@ func runDaemon(o *options, ready *os.File) int {
 func serve(o *options, background bool, serving func()) error {
 	// amavis's umask: what we write is readable by the group (clamd), never by others.
 	unix.Umask(0o027)
+	// Signals from now on: a SIGHUP during start-up must not kill us (its default action);
+	// what arrives before we serve is handled once we do.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
+	defer signal.Stop(sig)
 	cfg, err := o.loadConfig()
 	if err != nil {
 		return err
@@ -182,9 +187,6 @@ func serve(o *options, background bool, serving func()) error {
 	}
 
 	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: stderrLog}
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
-	defer signal.Stop(sig)
 	errc := make(chan error, 1)
 	go func() { errc <- d.Serve() }()
 
