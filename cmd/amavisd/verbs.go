@@ -53,7 +53,8 @@ func runVerb(o *options) int {
 	case "start":
 		return verbStart(o)
 	case "restart":
-		// amavis: stop a running daemon (if any), pause for its sockets, start again.
+		// amavis: stop a running daemon (if any), start again. No pause: Go's listeners reuse
+		// the address at once.
 		c, err := o.loadConfig()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "amavisd:", err)
