@@ -252,3 +252,110 @@ func TestScannerDown(t *testing.T) {
 		}
 	})
 }
+
+// A quarantine that cannot be written tempfails the message (the MTA keeps it); once the
+// directory is usable the retry is quarantined and discarded.
+func TestQuarantineFailureTempfails(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	qdir := filepath.Join(t.TempDir(), "virusmails")
+	// Permissions do not stop root: a file where the directory should be does.
+	if err := os.WriteFile(qdir, nil, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, fmt.Sprintf("QUARANTINEDIR = %q\n[[av_scanners]]\nname = \"clamd\"\ntype = \"clamd\"\nsockets = [%q]\n", qdir, clamd.Socket))
+	msg := eicarMessages(t)["plain"]
+	for _, lmtp := range []bool{false, true} {
+		got := sendMessage(t, td, lmtp, "bob@sender.example.org", []string{"x@example.com"}, msg)
+		if want := "451 4.5.0 Error in processing, id=PID-NN, quar+notif FAILED: temporarily unable to quarantine"; got[0] != want {
+			t.Errorf("lmtp=%v\n got %q\nwant %q", lmtp, got[0], want)
+		}
+	}
+	if n := len(h.Msgs()); n != 0 {
+		t.Errorf("the next hop got %d messages", n)
+	}
+	os.Remove(qdir)
+	os.Mkdir(qdir, 0o750)
+	got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, msg)
+	if !strings.HasPrefix(got[0], "250 2.7.0 Ok, discarded, id=PID-NN - INFECTED: ") {
+		t.Errorf("retry: %q", got[0])
+	}
+	if files, _ := filepath.Glob(filepath.Join(qdir, "virus-*")); len(files) != 1 {
+		t.Errorf("quarantine after the retry: %v", files)
+	}
+}
+
+// D_BOUNCE for a virus that does not fake its sender: the sender gets an RFC 3464 DSN.
+func TestVirusBounceSendsDSN(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, fmt.Sprintf(`final_virus_destiny = "D_BOUNCE"
+viruses_that_fake_sender_maps = [['(?i)eicar', false], ['.', true]]
+[[av_scanners]]
+name = "clamd"
+type = "clamd"
+sockets = [%q]
+`, clamd.Socket))
+	got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, eicarMessages(t)["zip"])
+	if want := "250 2.5.0 Ok, id=PID-NN, BOUNCE"; got[0] != want {
+		t.Errorf("reply\n got %q\nwant %q", got[0], want)
+	}
+	msgs := h.Msgs()
+	if len(msgs) != 1 || msgs[0].From != "" || strings.Join(msgs[0].Rcpts, ",") != "bob@sender.example.org" {
+		t.Fatalf("next hop: %d messages, want one DSN from <> to the sender", len(msgs))
+	}
+	dsn := string(msgs[0].Data)
+	for _, want := range []string{
+		"Content-Type: multipart/report; report-type=delivery-status;",
+		"Content-Type: message/delivery-status",
+		"Final-Recipient: rfc822;x@example.com\r\nAction: failed\r\nStatus: 5.7.0",
+		"Content-Type: text/rfc822-headers",
+		"Message-ID: <v1@sender.example.org>",
+	} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("the DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+	waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+	if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, "{BouncedInbound}") {
+		t.Errorf("log line %q", l)
+	}
+}
+
+// Bad headers through the daemon: each passes (final_bad_header_destiny D_PASS) with amavis's
+// category in the log and the X-Amavis-Alert of the first finding.
+func TestBadHeaders(t *testing.T) {
+	const good = "From: bob@sender.example.org\r\nTo: x@example.com\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\n"
+	for _, tc := range []struct {
+		name, header, category, alert string
+	}{
+		{"8-bit in a header", good + "Subject: gr\xfc\xdfe\r\n", "BAD-HEADER-2", "BAD HEADER SECTION, Non-encoded non-ASCII data (and not UTF-8)"},
+		{"valid UTF-8", good + "Subject: gr\xc3\xbc\xc3\x9fe\r\n", "CLEAN", ""},
+		{"missing Date and From", "To: x@example.com\r\nSubject: s\r\n", "BAD-HEADER-7", `BAD HEADER SECTION, Missing required header field: "Date"`},
+		{"duplicate Subject", good + "Subject: one\r\nSubject: two\r\n", "BAD-HEADER-8", `BAD HEADER SECTION, Duplicate header field: "Subject"`},
+		{"1000+ character line", good + "Subject: " + strings.Repeat("x", 1000) + "\r\n", "BAD-HEADER-5", "BAD HEADER SECTION, Header line longer than 998 characters"},
+		{"control character", good + "Subject: a\x00b\r\n", "BAD-HEADER-3", "BAD HEADER SECTION, "},
+		{"whitespace-only continuation", good + "Subject: a\r\n  \r\n b\r\n", "BAD-HEADER-4", "BAD HEADER SECTION, Improper folded header field made up entirely of whitespace"},
+		{"syntax error", good + "Bad Field Name: x\r\n", "BAD-HEADER-6", "BAD HEADER SECTION, Invalid header field syntax: Bad Field Name: x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := hop(t, smtptest.Options{})
+			td := startDaemon(t, h.Addr, "")
+			got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, tc.header+"\r\nbody\r\n")
+			if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
+				t.Fatalf("reply %q", got[0])
+			}
+			waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+			if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, "Passed "+tc.category+" {") {
+				t.Errorf("log line %q, want category %s", l, tc.category)
+			}
+			data := strings.ReplaceAll(string(h.Msgs()[0].Data), "\r\n ", " ")
+			switch {
+			case tc.category == "CLEAN" && strings.Contains(data, "X-Amavis-Alert"):
+				t.Errorf("a clean header got an alert:\n%s", data)
+			case tc.alert != "" && !strings.Contains(data, "X-Amavis-Alert: "+tc.alert):
+				t.Errorf("alert %q missing:\n%s", tc.alert, data)
+			}
+		})
+	}
+}
