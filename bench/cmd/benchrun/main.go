@@ -216,7 +216,8 @@ func run(cfg *config) error {
 // describe logs what is being measured, for the head of results.md.
 func (env *environment) describe(cfg *config, daemons map[string]filterDaemon) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "- command: `%s`\n", strings.Join(os.Args, " "))
+	// go run names the binary in a temporary directory: show its base name.
+	fmt.Fprintf(&b, "- command: `%s`\n", strings.Join(append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...), " "))
 	fmt.Fprintf(&b, "- machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- clamd: %s, EICAR-only database, MaxThreads %d\n", env.clamd.version(), slices.Max(cfg.sessions))
 	if d, ok := daemons[report.Perl].(perlDaemon); ok {
