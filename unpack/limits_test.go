@@ -251,6 +251,9 @@ func TestBombs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("bombs take a few seconds to build")
 	}
+	if raceBuild {
+		t.Skip("timed: checked in a build without -race (make test runs it so)")
+	}
 	zb := zipBomb(t, 4)
 	gb := gzipBomb(t, 10<<30)
 	t.Logf("zip bomb %d bytes (%.0f GB unpacked), gzip bomb %d bytes (10 GB unpacked)",
@@ -288,6 +291,9 @@ func TestBombs(t *testing.T) {
 
 // TestMIMEWorstCases: inputs that would make a naive walker quadratic stay fast.
 func TestMIMEWorstCases(t *testing.T) {
+	if raceBuild {
+		t.Skip("timed: checked in a build without -race (make test runs it so)")
+	}
 	var dashes bytes.Buffer
 	dashes.WriteString(hdr + "Content-Type: multipart/mixed\n\n")
 	for i := 0; dashes.Len() < 4<<20; i++ {
