@@ -213,13 +213,18 @@ func (e *env) foreground(args ...string) *daemon {
 	return d
 }
 
-// waitStderr waits until the daemon's stderr contains want: its lines reach us through a
-// pipe, later than its sd_notify messages.
-func (d *daemon) waitStderr(t *testing.T, want string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.Stderr(), want); {
+// waitLog waits until LOGFILE holds a line ending in want (the daemon writes it after its
+// sd_notify message may have reached us).
+func (e *env) waitLog(want string) {
+	e.t.Helper()
+	re := regexp.MustCompile(`(?m)^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ \S+\[\d+\]: ` + regexp.QuoteMeta(want) + `$`)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		log, _ := os.ReadFile(filepath.Join(e.dir, "amavisd.log"))
+		if re.Match(log) {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the log lacks %q:\n%s", want, d.Stderr())
+			e.t.Fatalf("LOGFILE lacks a line %s:\n%s", re, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -527,7 +532,7 @@ func TestReloadUnusableTempbase(t *testing.T) {
 	syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP)
 	e.waitNotify("RELOADING=1")
 	e.waitNotify("READY=1")
-	d.waitStderr(t, "Rejecting reload, some config files unreadable or erroneous: TEMPBASE "+rootOnly+": is not writable by this user (UID 65534)")
+	e.waitLog("(!)Rejecting reload, some config files unreadable or erroneous: TEMPBASE " + rootOnly + ": is not writable by this user (UID 65534): owner UID 0, group GID 0, mode 0755; chown it to the daemon user")
 	c, _ := dial(t, e.addr)
 	c.startData("after-refused-tempbase@test")
 	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
@@ -543,7 +548,7 @@ func TestReloadBrokenConfigKeepsOld(t *testing.T) {
 	syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP)
 	e.waitNotify("RELOADING=1")
 	e.waitNotify("READY=1")
-	d.waitStderr(t, `Rejecting reload, some config files unreadable or erroneous: `+e.file+`:11: key "max_server": unknown setting`)
+	e.waitLog(`(!)Rejecting reload, some config files unreadable or erroneous: ` + e.file + `:11: key "max_server": unknown setting`)
 	if g := greetingOf(t, e.addr); g != "220 first [127.0.0.1]" {
 		t.Errorf("after a refused reload the greeting is %q, want the old one", g)
 	}
@@ -730,18 +735,7 @@ func TestStartReloadBroken(t *testing.T) {
 	if want := "amavisd: (!) " + e.file + `:11: key "max_server": unknown setting`; code != 0 || !strings.HasPrefix(errOut, want) {
 		t.Errorf("reload: exit %d, %q, want 0 and %q", code, errOut, want)
 	}
-	want := "Rejecting reload, some config files unreadable or erroneous: " + e.file + `:11: key "max_server": unknown setting`
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		log, _ := os.ReadFile(filepath.Join(e.dir, "amavisd.log"))
-		if strings.Contains(string(log), want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("LOGFILE lacks %q:\n%s", want, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.waitLog(`(!)Rejecting reload, some config files unreadable or erroneous: ` + e.file + `:11: key "max_server": unknown setting`)
 	if g := greetingOf(t, e.addr); g != "220 old [127.0.0.1]" {
 		t.Errorf("greeting after the refused reload: %q", g)
 	}

@@ -58,13 +58,6 @@ func verbStart(o *options) int {
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), backgroundEnv+"=3")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
-	// Lines of cmd/amavisd itself (a refused reload, ...) go to stderr; keep them in LOGFILE.
-	if cfg, err := o.loadConfig(); err == nil && cfg.LOGFILE != "" && !cfg.DO_SYSLOG {
-		if f, err := os.OpenFile(cfg.LOGFILE, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err == nil {
-			defer f.Close()
-			cmd.Stderr = f
-		}
-	}
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -168,6 +161,11 @@ func serve(o *options, background bool, serving func()) error {
 		return fmt.Errorf("log: %v", err)
 	}
 	defer log.Close()
+	clog, err := newCmdLog(&cfg.Global, o.verb == "debug")
+	if err != nil {
+		return fmt.Errorf("log: %v", err)
+	}
+	defer clog.Close()
 	d := amavis.New(cfg, log)
 	if err := d.Listen(); err != nil {
 		return err
@@ -186,7 +184,7 @@ func serve(o *options, background bool, serving func()) error {
 			cfg.File, os.Getuid(), os.Geteuid(), os.Getegid())
 	}
 
-	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: stderrLog}
+	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: clog.logf}
 	errc := make(chan error, 1)
 	go func() { errc <- d.Serve() }()
 
@@ -300,10 +298,4 @@ func statusLine(cfg *conf.Config) string {
 		names = append(names, l.Network+":"+l.Address)
 	}
 	return "listening on " + strings.Join(names, ", ")
-}
-
-// stderrLog is where cmd/amavisd's own lines go until package amavis exports a logging call
-// (see /work/notes/ops-needs.md).
-func stderrLog(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "amavisd: "+format+"\n", args...)
 }
