@@ -103,7 +103,7 @@ func WritePNG(w io.Writer, points []Point) error {
 			p.Legend.Add(st.label, line, scatter)
 		}
 		// Leave room above the highest series for the legend.
-		p.Y.Max *= 6
+		p.Y.Max *= 12
 		p.Y.Min = math.Max(p.Y.Min/2, 0.1)
 		p.X.Min, p.X.Max = float64(sessions[0])/1.3, float64(sessions[len(sessions)-1])*1.3
 		panels = append(panels, p)
