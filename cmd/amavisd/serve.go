@@ -137,6 +137,9 @@ func serve(o *options, background bool, serving func()) error {
 		switch err := pidfile.Create(cfg.PidFile, pid); {
 		case err == nil:
 			ownPidFile = true
+			if id != nil { // the daemon user reads and removes it when it stops
+				os.Chown(cfg.PidFile, id.UID, id.GID)
+			}
 		case errors.Is(err, pidfile.ErrRunning) || background:
 			return err
 		default:
