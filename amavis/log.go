@@ -105,6 +105,14 @@ func (l *Log) level(policyLevel int) int {
 	return policyLevel
 }
 
+// Logf writes one process-level line (no log id) at level, if level is at most the effective
+// log level: what the command line itself has to say (a refused reload, a stop).
+func (l *Log) Logf(level int, format string, args ...any) {
+	if level <= l.level(0) {
+		l.logf("", level, format, args...)
+	}
+}
+
 // logf writes one line for task id (a log id such as "01234-01", "" for none).
 func (l *Log) logf(id string, level int, format string, args ...any) {
 	msg := format

@@ -164,11 +164,6 @@ func serve(o *options, background bool, serving func()) error {
 		return fmt.Errorf("log: %v", err)
 	}
 	defer log.Close()
-	clog, err := newCmdLog(&cfg.Global, o.verb == "debug")
-	if err != nil {
-		return fmt.Errorf("log: %v", err)
-	}
-	defer clog.Close()
 	d := amavis.New(cfg, log)
 	if err := d.Listen(); err != nil {
 		return err
@@ -187,7 +182,14 @@ func serve(o *options, background bool, serving func()) error {
 			cfg.File, os.Getuid(), os.Geteuid(), os.Getegid())
 	}
 
-	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: clog.logf}
+	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: func(format string, args ...any) {
+		// A line starting with "(!)" is a warning: the log adds the mark itself.
+		if rest, warn := strings.CutPrefix(format, "(!)"); warn {
+			log.Logf(-1, rest, args...)
+			return
+		}
+		log.Logf(0, format, args...)
+	}}
 	errc := make(chan error, 1)
 	go func() { errc <- d.Serve() }()
 

@@ -255,7 +255,7 @@ func (p *Postfix) start(opt PostfixOptions) error {
 	deadline := time.Now().Add(postfixStartTimeout)
 	for _, addr := range []string{p.SMTPAddr, p.ForwardAddr} {
 		for {
-			if line, err := smtpGreeting(addr); err == nil && strings.HasPrefix(line, "220 ") {
+			if line, err := Greeting(addr); err == nil && strings.HasPrefix(line, "220 ") {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -267,7 +267,8 @@ func (p *Postfix) start(opt PostfixOptions) error {
 	return nil
 }
 
-func smtpGreeting(addr string) (string, error) {
+// Greeting connects to an SMTP server at addr and returns its greeting line.
+func Greeting(addr string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return "", err
@@ -508,7 +509,7 @@ func (p *Postfix) SetReinject(t testing.TB, up bool) {
 	}
 	deadline := time.Now().Add(postfixStartTimeout)
 	for {
-		line, err := smtpGreeting(p.ForwardAddr)
+		line, err := Greeting(p.ForwardAddr)
 		if up && err == nil && strings.HasPrefix(line, "220 ") {
 			return
 		}

@@ -317,7 +317,7 @@ func TestPostfixSetReinject(t *testing.T) {
 	t.Parallel()
 	p := StartPostfix(t, PostfixOptions{})
 	p.SetReinject(t, false)
-	if _, err := smtpGreeting(p.ForwardAddr); err == nil {
+	if _, err := Greeting(p.ForwardAddr); err == nil {
 		t.Fatal("re-injection smtpd still greets after SetReinject(false)")
 	}
 	if _, err := p.Submit("sender@example.org", []string{"rcpt@" + PostfixDomain}, testMessage("<r@harness>", "x\n")); err != nil {

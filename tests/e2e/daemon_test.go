@@ -4,10 +4,8 @@
 package e2e
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,7 +178,7 @@ func (d *daemon) start() {
 			d.t.Fatalf("amavisd exited at start: %s\n%s", d.cmd.ProcessState, d.stderr())
 		default:
 		}
-		if line, err := greeting(d.Addr); err == nil && strings.HasPrefix(line, "220 ") {
+		if line, err := testenv.Greeting(d.Addr); err == nil && strings.HasPrefix(line, "220 ") {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -237,18 +235,6 @@ func (d *daemon) waitLog(re *regexp.Regexp, timeout time.Duration) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func greeting(addr string) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	conn.Write([]byte("QUIT\r\n"))
-	return line, err
 }
 
 func tail(s string, n int) string {

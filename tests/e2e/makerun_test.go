@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"net"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"amavisgo/internal/testenv"
 )
 
 // TestMakeRun: README's first command sets up and runs the daemon on the bundled
@@ -52,11 +53,7 @@ func TestMakeRun(t *testing.T) {
 	}()
 	deadline := time.Now().Add(3 * time.Minute) // includes building the binary
 	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:10024", time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			banner, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
+		if banner, err := testenv.Greeting("127.0.0.1:10024"); err == nil {
 			if want := "220 [127.0.0.1] ESMTP amavis service ready\r\n"; banner != want {
 				t.Fatalf("banner %q, want %q", banner, want)
 			}
