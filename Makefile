@@ -4,7 +4,7 @@ BIN     := bin/amavisd
 CONFIG  ?= etc/amavisd.toml
 FUZZTIME ?= 60s
 
-.PHONY: build run test deps bench fuzz clean
+.PHONY: build run selftest test deps bench fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/amavisd
@@ -13,6 +13,10 @@ build:
 run: build
 	scripts/setup $(CONFIG)
 	$(BIN) -c $(CONFIG) foreground
+
+# The EICAR self-test of the configuration: clean, EICAR, EICAR in a zip, a banned .exe.
+selftest: build
+	$(BIN) -c $(CONFIG) selftest
 
 # The Debian packages the tests talk to, installed when missing (needs root then).
 deps:
