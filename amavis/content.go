@@ -36,6 +36,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 		addrs[i] = r.Addr
 	}
 	checks := verdict.Plan(m.Policy, addrs)
+	m.Bulk = isBulk(m.Header, m.Sender)
 	if checks.Decode {
 		res, err := e.unpacker.Unpack(ctx, m.File, filepath.Join(m.Dir, "parts"))
 		if err != nil {
@@ -55,7 +56,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 	v, err := verdict.Decide(verdict.Input{
 		Config: m.cfg, Policy: m.Policy, LogID: m.LogID,
 		Sender: m.Sender, Recipients: addrs, Header: m.Header, SMTPUTF8: m.SMTPUTF8,
-		Size: m.Size, Bulk: isBulk(m.Header, m.Sender), Unpacked: m.Unpacked, AV: m.AV,
+		Size: m.Size, Bulk: m.Bulk, Unpacked: m.Unpacked, AV: m.AV,
 	})
 	if err != nil {
 		return &stageError{section: "check-banned", err: err}
@@ -239,8 +240,8 @@ func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip i
 // records for each recipient whether a DSN went out, for the reply and the log.
 func (d *Daemon) notify(ctx context.Context, m *Message) error {
 	v := m.Verdict
-	if !v.Blocked && len(m.Quarantined) == 0 {
-		return nil // nothing to tell anyone about
+	if !v.Blocked && v.CCats.Main().Major <= verdict.CC_CLEAN {
+		return nil // clean and delivered: nothing to tell anyone about
 	}
 	nm := &notify.Message{
 		LogID: m.LogID, MailID: m.MailID, SecretID: m.SecretID, Sender: m.Sender,
@@ -248,7 +249,7 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 		Header: m.Header, Viruses: v.Viruses, Scanners: m.AV.Detectors, BadHeaders: v.BadHeaders,
 		Quarantined: m.Quarantined, ClientAddr: trimIPv6Tag(m.Client.Addr), ClientPort: m.Client.Port,
 		ClientName: m.Client.Name, ClientHelo: m.Client.Helo, Originating: m.Policy.Originating,
-		Bulk: isBulk(m.Header, m.Sender), Received: m.RxTime, ENVID: m.ENVID,
+		Bulk: m.Bulk, Received: m.RxTime, ENVID: m.ENVID,
 		PolicyBank: m.Policy.PolicyBankPath, QueueID: m.QueueID, Size: m.Size,
 	}
 	if v.Blocked {

@@ -72,6 +72,7 @@ type Message struct {
 	AV          scanners.Report
 	Verdict     *verdict.Verdict
 	Quarantined []string // quarantine locations, relative to QUARANTINEDIR
+	Bulk        bool     // mailing-list, bulk or automatic mail (no DSN for it)
 
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
