@@ -240,7 +240,7 @@ func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip i
 // records for each recipient whether a DSN went out, for the reply and the log.
 func (d *Daemon) notify(ctx context.Context, m *Message) error {
 	v := m.Verdict
-	if !v.Blocked && v.CCats.Main().Major <= verdict.CC_CLEAN {
+	if !v.Blocked && v.CCats.Main().Major <= verdict.CC_CLEAN && !successRequested(m) {
 		return nil // clean and delivered: nothing to tell anyone about
 	}
 	nm := &notify.Message{
@@ -263,7 +263,8 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 			Addr: r.Addr, Local: r.Local, Category: recipCategory(r.v),
 			Blocked: r.Destiny != conf.D_PASS || r.v.Blocked, Destiny: r.Destiny, Response: r.Reply.String(),
 			Relayed: r.ByMTA && r.Reply.Class() == 2, DSNSuppress: r.v.DSNSuppress,
-			Notify: r.Notify, ORCPT: r.ORCPT,
+			DSNPassedOn: r.ByMTA && r.Reply.Class() == 2 && m.DSNPassedOn,
+			Notify:      r.Notify, ORCPT: r.ORCPT,
 		}
 		if r.ByMTA && r.Reply.Class() != 2 {
 			nr.RemoteMTA, nr.RemoteResponse = "["+m.Policy.Forward().Host+"]:"+m.Policy.Forward().Port, r.Remote
@@ -294,6 +295,18 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 		}
 	}
 	return nil
+}
+
+// successRequested: some recipient asked for a DSN on success (RCPT NOTIFY=SUCCESS).
+func successRequested(m *Message) bool {
+	for _, r := range m.Recips {
+		for _, n := range r.Notify {
+			if strings.EqualFold(n, "SUCCESS") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func notifyFailure(err error, m *Message) error {

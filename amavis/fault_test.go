@@ -160,9 +160,9 @@ func TestDSNParameters(t *testing.T) {
 		var mail, rcpt string
 		for _, l := range h.Lines() {
 			switch {
-			case strings.HasPrefix(l, "MAIL "):
+			case mail == "" && strings.HasPrefix(l, "MAIL "):
 				mail = l
-			case strings.HasPrefix(l, "RCPT "):
+			case rcpt == "" && strings.HasPrefix(l, "RCPT "):
 				rcpt = l
 			}
 		}
@@ -178,6 +178,11 @@ func TestDSNParameters(t *testing.T) {
 		if dsn && (len(m) != 1 || string(m[0].Mail.Return) != "HDRS" || m[0].Mail.EnvelopeID != "QQ314159" ||
 			m[0].RcptOpts[0].OriginalRecipient != "x@example.com") {
 			t.Errorf("go-smtp parsed %+v", m)
+		}
+		// A next hop without DSN cannot report the success the sender asked for: amavis does.
+		if !dsn && (len(m) != 2 || m[1].From != "" || !strings.Contains(string(m[1].Data),
+			"Original-Recipient: rfc822;x+40example.com\r\nFinal-Recipient: rfc822;x@example.com\r\nAction: relayed\r\nStatus: 2.0.0")) {
+			t.Errorf("dsn=false: %d messages at the next hop, want the message and a success DSN", len(m))
 		}
 	}
 }

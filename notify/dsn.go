@@ -62,7 +62,7 @@ func PlanDSN(m *Message, perRecipCapable bool) []DSNState {
 		case class == '5' && r.Destiny == conf.D_REJECT && (perRecipCapable || allRejected):
 		case class == '5' && !onFailure:
 			out[i] = DSNSuppressed
-		case class == '2' && !onSuccess:
+		case class == '2' && (!onSuccess || r.DSNPassedOn):
 		case never || m.Sender == "":
 			out[i] = DSNSuppressed
 		case r.Destiny == conf.D_DISCARD:

@@ -54,9 +54,11 @@ type Recipient struct {
 	// RemoteMTA ("[127.0.0.1]:10025") and RemoteResponse (its own reply line) are set when
 	// the next hop refused the recipient.
 	RemoteMTA, RemoteResponse string
-	DSNSuppress               string   // why no DSN may go out (package verdict fills it)
-	Notify                    []string // RCPT NOTIFY= keywords, upper case; nil = not given
-	ORCPT                     string   // RCPT ORCPT= as given, e.g. "rfc822;a@example.com"
+	DSNSuppress               string // why no DSN may go out (package verdict fills it)
+	// DSNPassedOn: the next hop took NOTIFY and ORCPT, so it reports a success itself.
+	DSNPassedOn bool
+	Notify      []string // RCPT NOTIFY= keywords, upper case; nil = not given
+	ORCPT       string   // RCPT ORCPT= as given, e.g. "rfc822;a@example.com"
 }
 
 // Message is the message the notifications are about.
