@@ -24,7 +24,7 @@ deps:
 
 # The whole test suite: unit, protocol, real clamd, real Postfix, real archivers.
 # Temporary files go to a tmpfs when there is one, as TEMPBASE should in production.
-test: export TMPDIR := $(if $(wildcard /dev/shm),/dev/shm,$(TMPDIR))
+test: export TMPDIR := $(shell scripts/tmpdir)
 test: deps
 	gofmt -l . | tee /dev/stderr | (! read)
 	$(GO) vet ./...
@@ -38,7 +38,7 @@ test: deps
 # A quicker look: make bench BENCHFLAGS='-reps 1 -seconds 2 -sessions 1,8'
 # Both daemons get TEMPBASE on a tmpfs, as amavis's own docs advise.
 BENCHFLAGS ?=
-bench: export TMPDIR := $(if $(wildcard /dev/shm),/dev/shm,$(TMPDIR))
+bench: export TMPDIR := $(shell scripts/tmpdir)
 bench: build
 	cd bench && $(GO) run ./cmd/benchrun -ours ../$(BIN) -out out $(BENCHFLAGS)
 
