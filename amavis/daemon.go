@@ -29,6 +29,7 @@ import (
 	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
 	"amavisgo/policybank"
+	"amavisgo/verdict"
 )
 
 // Daemon is the amavis server process.
@@ -308,6 +309,7 @@ func (d *Daemon) serveConn(ac acceptedConn) {
 		RcptLimit:           p.SmtpdRecipientLimit,
 		Timeout:             time.Duration(cs.cfg.SmtpdTimeout) * time.Second,
 		DiscardEHLOKeywords: p.SmtpdDiscardEhloKeywords,
+		RcptCheck:           cs.rcptCheck,
 		Log:                 cs.tl,
 	}
 	s := smtp.NewSession(ac.conn, sc, cs, lmtp)
@@ -529,4 +531,17 @@ func (s *semaphore) wake() {
 	s.woken = true
 	s.mu.Unlock()
 	s.cond.Broadcast()
+}
+
+// rcptCheck refuses a recipient whose message_size_limit_maps limit is below the size the
+// client declared with MAIL SIZE= (SPEC §2.1); oversized mail would bounce anyway.
+func (cs *connState) rcptCheck(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.Reply {
+	if tx.Size <= 0 {
+		return nil
+	}
+	if limit := verdict.SizeLimit(cs.policy, rc.Addr); limit > 0 && tx.Size > limit {
+		return &smtp.Reply{Code: 552, Enh: "5.3.4", Text: fmt.Sprintf(
+			"Declared message size (%d B) exceeds size limit for recipient %s", tx.Size, smtp.Quote(rc.Addr))}
+	}
+	return nil
 }

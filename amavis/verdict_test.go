@@ -359,3 +359,19 @@ func TestBadHeaders(t *testing.T) {
 		})
 	}
 }
+
+// A declared SIZE over a recipient's message_size_limit_maps limit is refused at RCPT.
+func TestDeclaredSizeOverLimit(t *testing.T) {
+	td := startDaemon(t, "", "message_size_limit_maps = [70000]")
+	c, r := dial(t, td.addr)
+	expectPrefix(t, r, "220 ")
+	send(t, c, "HELO mta.example.com")
+	expectPrefix(t, r, "250 ")
+	send(t, c, "MAIL FROM:<a@sender.example.org> SIZE=100000", "RCPT TO:<x@example.com>")
+	expectPrefix(t, r, "250 2.1.0")
+	expect(t, r, "552 5.3.4 Declared message size (100000 B) exceeds size limit for recipient <x@example.com>")
+	send(t, c, "RSET", "MAIL FROM:<a@sender.example.org> SIZE=60000", "RCPT TO:<x@example.com>")
+	expectPrefix(t, r, "250 2.0.0 Ok RSET")
+	expectPrefix(t, r, "250 2.1.0")
+	expect(t, r, "250 2.1.5 Recipient <x@example.com> OK")
+}

@@ -249,16 +249,10 @@ func Decide(in Input) (*Verdict, error) {
 	}
 
 	for _, r := range v.Recips {
-		// Size limit per recipient (never below 64 KiB, RFC 5321).
-		if lv, _, found := p.MessageSizeLimitMaps.Lookup(r.Addr, o); found {
-			if n, ok := lookup.Number(lv); ok && n > 0 {
-				limit := max(int64(n), 65536)
-				if in.Size > limit {
-					r.OverLimit = limit
-					r.CCats.Add(CC_OVERSIZED, 0)
-					v.CCats.Add(CC_OVERSIZED, 0)
-				}
-			}
+		if limit := SizeLimit(p, r.Addr); limit > 0 && in.Size > limit {
+			r.OverLimit = limit
+			r.CCats.Add(CC_OVERSIZED, 0)
+			v.CCats.Add(CC_OVERSIZED, 0)
 		}
 		decide(v, r, in)
 	}
@@ -369,4 +363,17 @@ func decide(v *Verdict, r *Recipient, in Input) {
 		v.Blocked, v.Blocking = true, r.Blocking
 	}
 	r.Response = blockedResponse(v, r, p.SoftBounce)
+}
+
+// SizeLimit is a recipient's message_size_limit_maps limit in bytes, never below 64 KiB
+// (RFC 5321); 0 when it has none.
+func SizeLimit(p *conf.Policy, addr string) int64 {
+	lv, _, found := p.MessageSizeLimitMaps.Lookup(addr, p.LookupOptions())
+	if !found {
+		return 0
+	}
+	if n, ok := lookup.Number(lv); ok && n > 0 {
+		return max(int64(n), 65536)
+	}
+	return 0
 }
