@@ -317,23 +317,26 @@ func notifyFailure(err error, m *Message) error {
 	return &stageError{section: "delivery-notification", err: err}
 }
 
-func notifyCat(c verdict.CCat) notify.Category {
-	return notify.Category{Major: c.Major, Minor: c.Minor}
-}
-
 // isBulk tells mailing-list, bulk and automatic mail as amavis does (SPEC §4.3 step 2): such
 // mail gets no DSN for a non-clean category.
 func isBulk(header []byte, sender string) bool {
-	for _, f := range []string{"List-Id", "List-Post", "List-Unsubscribe", "Mailing-List"} {
-		if headerField(header, f) != "" {
-			return true
+	bulk := false
+	eachField(header, func(name, body []byte) bool {
+		switch strings.ToLower(string(name)) {
+		case "list-id", "list-post", "list-unsubscribe", "mailing-list":
+			bulk = true
+		case "precedence":
+			switch strings.ToLower(unfold(body)) {
+			case "bulk", "junk", "list", "auto_reply":
+				bulk = true
+			}
+		case "auto-submitted":
+			as := strings.ToLower(unfold(body))
+			bulk = as != "" && as != "no"
 		}
-	}
-	switch strings.ToLower(headerField(header, "Precedence")) {
-	case "bulk", "junk", "list", "auto_reply":
-		return true
-	}
-	if as := strings.ToLower(headerField(header, "Auto-Submitted")); as != "" && as != "no" {
+		return !bulk
+	})
+	if bulk {
 		return true
 	}
 	if sender == "" {

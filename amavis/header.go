@@ -128,38 +128,60 @@ func headerEnd(b []byte, from int) int {
 	return -1
 }
 
+// eachField calls fn with the name and the raw body (after the colon, folded lines and line
+// ends included) of each field of a header section, in order, until fn returns false.
+func eachField(header []byte, fn func(name, body []byte) bool) {
+	for len(header) > 0 {
+		end := 0 // one field: its first line and its continuation lines
+		for {
+			i := bytes.IndexByte(header[end:], '\n')
+			if i < 0 {
+				end = len(header)
+				break
+			}
+			end += i + 1
+			if end >= len(header) || (header[end] != ' ' && header[end] != '\t') {
+				break
+			}
+		}
+		f := header[:end]
+		header = header[end:]
+		if colon := bytes.IndexByte(f, ':'); colon >= 0 && !fn(bytes.TrimRight(f[:colon], " \t"), f[colon+1:]) {
+			return
+		}
+	}
+}
+
+// unfold joins a field body's lines with single spaces and trims it.
+func unfold(body []byte) string {
+	lines := strings.Split(string(body), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.TrimSpace(strings.Join(lines, " "))
+}
+
 // headerField returns the unfolded body of the first header field called name, trimmed.
 func headerField(header []byte, name string) string {
-	lines := bytes.Split(header, []byte("\n"))
-	for i := 0; i < len(lines); i++ {
-		l := bytes.TrimRight(lines[i], "\r")
-		colon := bytes.IndexByte(l, ':')
-		if colon < 0 || !strings.EqualFold(strings.TrimRight(string(l[:colon]), " \t"), name) {
-			continue
+	v := ""
+	eachField(header, func(n, body []byte) bool {
+		if !strings.EqualFold(string(n), name) {
+			return true
 		}
-		v := string(l[colon+1:])
-		for i+1 < len(lines) && len(lines[i+1]) > 0 && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
-			i++
-			v += " " + strings.TrimSpace(string(bytes.TrimRight(lines[i], "\r")))
-		}
-		return strings.TrimSpace(v)
-	}
-	return ""
+		v = unfold(body)
+		return false
+	})
+	return v
 }
 
 // countFields counts the header fields called name.
 func countFields(header []byte, name string) int {
 	n := 0
-	for len(header) > 0 {
-		line := header
-		if i := bytes.IndexByte(header, '\n'); i >= 0 {
-			line, header = header[:i], header[i+1:]
-		} else {
-			header = nil
-		}
-		if len(line) > len(name) && line[len(name)] == ':' && strings.EqualFold(string(line[:len(name)]), name) {
+	eachField(header, func(f, _ []byte) bool {
+		if strings.EqualFold(string(f), name) {
 			n++
 		}
-	}
+		return true
+	})
 	return n
 }

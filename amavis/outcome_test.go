@@ -143,3 +143,38 @@ func TestOldestPublicIP(t *testing.T) {
 		t.Errorf("no public hop: %q", got)
 	}
 }
+
+// Bulk, list and automatic mail as amavis tells it (SPEC §4.3 step 2).
+func TestIsBulk(t *testing.T) {
+	for _, tc := range []struct {
+		header, sender string
+		want           bool
+	}{
+		{"From: a@x\r\nSubject: hi\r\n", "a@x", false},
+		{"From: a@x\r\nList-Id: <list.x>\r\n", "a@x", true},
+		{"From: a@x\r\nPrecedence:\r\n  bulk\r\n", "a@x", true},
+		{"From: a@x\r\nPrecedence: first-class\r\n", "a@x", false},
+		{"Auto-Submitted: no\r\n", "a@x", false},
+		{"Auto-Submitted: auto-replied\r\n", "a@x", true},
+		{"From: a@x\r\n", "", true},
+		{"From: a@x\r\n", "list-bounces@x", true},
+		{"From: a@x\r\n", "MAILER-DAEMON@x", true},
+	} {
+		if got := isBulk([]byte(tc.header), tc.sender); got != tc.want {
+			t.Errorf("isBulk(%q, %q) = %v", tc.header, tc.sender, got)
+		}
+	}
+}
+
+func TestHeaderField(t *testing.T) {
+	h := []byte("Received: a\r\nMessage-ID:\r\n <m1@x>\r\nreceived : b\r\nSubject: one\r\n two\r\n")
+	if got := headerField(h, "message-id"); got != "<m1@x>" {
+		t.Errorf("Message-ID %q", got)
+	}
+	if got := headerField(h, "Subject"); got != "one two" {
+		t.Errorf("Subject %q", got)
+	}
+	if n := countFields(h, "Received"); n != 2 {
+		t.Errorf("%d Received fields", n)
+	}
+}
