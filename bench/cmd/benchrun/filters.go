@@ -67,6 +67,16 @@ func homeDirs(dir string) (string, error) {
 type perlDaemon struct{ bin string }
 
 func (d perlDaemon) start(dir string, servers int, next, clamdSocket string) (*filterRun, error) {
+	// 32 Perl children need a while to fork and compile.
+	return startFilter(dir, "amavisd-new", d.bin, "amavisd.conf", func(home string, port int) string {
+		return perlConfig(home, port, servers, next, clamdSocket)
+	}, 120*time.Second, 30*time.Second)
+}
+
+// startFilter runs a filter daemon in the foreground on a free port with the configuration
+// file config writes, and waits up to greet for its SMTP greeting; stop bounds its stop when
+// it does not greet.
+func startFilter(dir, name, bin, confName string, config func(home string, port int) string, greet, stop time.Duration) (*filterRun, error) {
 	home, err := homeDirs(dir)
 	if err != nil {
 		return nil, err
@@ -75,19 +85,17 @@ func (d perlDaemon) start(dir string, servers int, next, clamdSocket string) (*f
 	if err != nil {
 		return nil, err
 	}
-	conf := filepath.Join(dir, "amavisd.conf")
-	text := perlConfig(home, port, servers, next, clamdSocket)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+	conf := filepath.Join(dir, confName)
+	if err := os.WriteFile(conf, []byte(config(home, port)), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := start("amavisd-new", filepath.Join(dir, "amavisd.out"), d.bin, "-c", conf, "foreground")
+	p, err := start(name, filepath.Join(dir, "amavisd.out"), bin, "-c", conf, "foreground")
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	// 32 Perl children need a while to fork and compile.
-	if err := waitGreeting(p, addr, 120*time.Second); err != nil {
-		p.stop(30 * time.Second)
+	if err := waitGreeting(p, addr, greet); err != nil {
+		p.stop(stop)
 		return nil, err
 	}
 	return &filterRun{process: p, addr: addr}, nil
@@ -181,28 +189,9 @@ type oursDaemon struct {
 }
 
 func (d oursDaemon) start(dir string, servers int, next, clamdSocket string) (*filterRun, error) {
-	home, err := homeDirs(dir)
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(dir, "amavisd.toml")
-	if err := os.WriteFile(conf, []byte(oursConfig(home, port, servers, next, clamdSocket, d.omit)), 0o644); err != nil {
-		return nil, err
-	}
-	p, err := start("amavisd (ours)", filepath.Join(dir, "amavisd.out"), d.bin, "-c", conf, "foreground")
-	if err != nil {
-		return nil, err
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if err := waitGreeting(p, addr, 30*time.Second); err != nil {
-		p.stop(10 * time.Second)
-		return nil, err
-	}
-	return &filterRun{process: p, addr: addr}, nil
+	return startFilter(dir, "amavisd (ours)", d.bin, "amavisd.toml", func(home string, port int) string {
+		return oursConfig(home, port, servers, next, clamdSocket, d.omit)
+	}, 30*time.Second, 10*time.Second)
 }
 
 // probe checks the configuration with `amavisd -c FILE test-config` and
