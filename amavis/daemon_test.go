@@ -151,6 +151,20 @@ func mainLogLines(log string) []string {
 	return out
 }
 
+// openData connects a client and takes it through HELO, MAIL, RCPT <x@example.com> and DATA
+// to the 354: what follows is the message.
+func openData(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, r := dial(t, addr)
+	expectPrefix(t, r, "220 ")
+	send(t, c, "HELO mta.example.com", "MAIL FROM:<a@sender.example.org>", "RCPT TO:<x@example.com>", "DATA")
+	for range 3 {
+		expectPrefix(t, r, "250 ")
+	}
+	expectPrefix(t, r, "354 ")
+	return c, r
+}
+
 // dial connects a raw client and returns its reader.
 func dial(t testing.TB, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()

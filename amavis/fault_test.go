@@ -346,13 +346,7 @@ func TestTooManyHops(t *testing.T) {
 func TestShutdownTimeoutClosesSessions(t *testing.T) {
 	h := hop(t, smtptest.Options{})
 	td := startDaemon(t, h.Addr, "")
-	c, r := dial(t, td.addr)
-	expectPrefix(t, r, "220 ")
-	send(t, c, "HELO mta.example.com", "MAIL FROM:<a@sender.example.org>", "RCPT TO:<x@example.com>", "DATA")
-	for range 3 {
-		expectPrefix(t, r, "250 ")
-	}
-	expectPrefix(t, r, "354 ")
+	c, r := openData(t, td.addr)
 	send(t, c, "Subject: never finished")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -371,13 +365,7 @@ func TestShutdownTimeoutClosesSessions(t *testing.T) {
 func TestClientGoneMidData(t *testing.T) {
 	h := hop(t, smtptest.Options{})
 	td := startDaemon(t, h.Addr, "")
-	c, r := dial(t, td.addr)
-	expectPrefix(t, r, "220 ")
-	send(t, c, "HELO mta.example.com", "MAIL FROM:<a@sender.example.org>", "RCPT TO:<x@example.com>", "DATA")
-	for range 3 {
-		expectPrefix(t, r, "250 ")
-	}
-	expectPrefix(t, r, "354 ")
+	c, _ := openData(t, td.addr)
 	send(t, c, "Subject: cut", "", "half a message")
 	time.Sleep(100 * time.Millisecond)
 	c.Close()
