@@ -6,15 +6,8 @@ import (
 	"time"
 
 	"amavisgo/conf"
-	"amavisgo/policybank/lookup"
 	"amavisgo/verdict"
 )
-
-// isLocal tells whether a recipient is in local_domains_maps.
-func isLocal(p *conf.Policy, addr string) bool {
-	return p.LocalDomainsMaps.Bool(addr, lookup.Options{RecipientDelimiter: p.RecipientDelimiter,
-		LocalpartCaseSensitive: p.LocalpartIsCaseSensitive})
-}
 
 // action is the log's word for what happened to a recipient, with its direction:
 // RelayedInbound, DiscardedOutbound, TempFailedOpenRelay... (verdict.ActionWord).

@@ -266,9 +266,6 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 		m.Recips = append(m.Recips, &Recipient{Addr: rc.Addr, AddrSMTP: rc.AddrSMTP, Notify: rc.Notify,
 			ORCPT: rc.ORCPT, Destiny: conf.D_PASS})
 	}
-	for _, r := range m.Recips {
-		r.Local = isLocal(m.Policy, r.Addr)
-	}
 	return m
 }
 

@@ -9,22 +9,21 @@ import (
 	"amavisgo/verdict"
 )
 
-// Recipient is one envelope recipient and what became of it. The decide stage sets Destiny,
-// Category and (for a blocked recipient) Reply; the act stage sets Reply for the passed ones
-// from the next hop's answer.
+// Recipient is one envelope recipient and what became of it. The decide stage sets Local,
+// Destiny and (for a blocked recipient) Reply from the verdict; the act stage sets Reply for
+// the passed ones from the next hop's answer.
 type Recipient struct {
 	Addr     string // unquoted
 	AddrSMTP string // as received, with brackets
 	Notify   []string
 	ORCPT    string
-	Local    bool // matches local_domains_maps
+	Local    bool // matches local_domains_maps (the verdict's)
 
-	Destiny  conf.Destiny // D_PASS unless blocked
-	Category string       // display name of the blocking (or major) category: "CLEAN", "MTA-BLOCKED"...
-	Reply    smtp.Reply   // the response for this recipient
-	Done     bool         // Reply is final
-	ByMTA    bool         // Reply came from the next hop (or the failure to reach it)
-	Remote   string       // the next hop's own reply line, for queued_as in the log
+	Destiny conf.Destiny // D_PASS unless blocked
+	Reply   smtp.Reply   // the response for this recipient
+	Done    bool         // Reply is final
+	ByMTA   bool         // Reply came from the next hop (or the failure to reach it)
+	Remote  string       // the next hop's own reply line, for queued_as in the log
 
 	v      *verdict.Recipient // the verdict's decision for this recipient
 	Tagged bool               // its copy got an alert or a subject tag (RelayedTagged)
