@@ -101,18 +101,11 @@ virus_admin = "a'b@example.com"
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	if err := c.Show(&b); err != nil {
-		t.Fatal(err)
-	}
-	c2, err := Parse("shown.toml", []byte(b.String()))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, b.String())
-	}
+	c2, shown := reparseShown(t, c)
 	o := c.LookupOptions()
 	if c2.VirusAdmin.Lookup("x@y", o) != "a'b@example.com" || c2.SpamAdmin.Lookup("u@example.com", o) != `spam"master@example.com` ||
 		len(c2.VirusesThatFakeSenderMaps) != 2 || c2.VirusesThatFakeSenderMaps[1].Pattern != "it's" ||
 		c2.VirusesThatFakeSenderMaps.Fakes([]string{"Eicar-Test-Signature"}) {
-		t.Errorf("after showconfig:\n%s", b.String())
+		t.Errorf("after showconfig:\n%s", shown)
 	}
 }

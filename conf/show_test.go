@@ -19,14 +19,7 @@ func showRoundTrip(t *testing.T, name string, text []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if err := c.Show(&out); err != nil {
-		t.Fatal(err)
-	}
-	back, err := Parse(name, out.Bytes())
-	if err != nil {
-		t.Fatalf("showconfig output does not load: %v\n%s", err, out.String())
-	}
+	back, out := reparseShown(t, c)
 	if !reflect.DeepEqual(c.Global, back.Global) {
 		t.Errorf("globals differ after the round trip:\n%+v\n%+v", c.Global, back.Global)
 	}
@@ -42,10 +35,24 @@ func showRoundTrip(t *testing.T, name string, text []byte) string {
 	}
 	var again bytes.Buffer
 	back.Show(&again)
-	if again.String() != out.String() {
-		t.Errorf("showconfig of showconfig's output differs:\n%s\n----\n%s", out.String(), again.String())
+	if again.String() != out {
+		t.Errorf("showconfig of showconfig's output differs:\n%s\n----\n%s", out, again.String())
 	}
-	return out.String()
+	return out
+}
+
+// reparseShown loads what showconfig prints for c.
+func reparseShown(t *testing.T, c *Config) (*Config, string) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := c.Show(&out); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(c.File, out.Bytes())
+	if err != nil {
+		t.Fatalf("showconfig output does not load: %v\n%s", err, out.String())
+	}
+	return back, out.String()
 }
 
 func TestShowRoundTrip(t *testing.T) {

@@ -75,14 +75,7 @@ DEFAULT = ["(?i)\\.exe$"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	if err := c.Show(&b); err != nil {
-		t.Fatal(err)
-	}
-	c2, err := Parse("shown.toml", []byte(b.String()))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, b.String())
-	}
+	c2, _ := reparseShown(t, c)
 	o := c.LookupOptions()
 	for _, a := range []string{"lover@example.com", "u+x@example.org", "u@sub.example.com", "u@example.net"} {
 		if c.LocalDomainsMaps.Bool(a, o) != c2.LocalDomainsMaps.Bool(a, o) || c.BypassVirusChecksMaps.Bool(a, o) != c2.BypassVirusChecksMaps.Bool(a, o) {
