@@ -145,6 +145,9 @@ func (d *Daemon) Serve() error {
 			return err
 		}
 	}
+	if !d.enter(&d.accepting, len(d.listeners)) {
+		return nil // Shutdown came first
+	}
 	cfg := d.cfg.Load()
 	d.log.logf("", 0, "starting. %s at %s amavis-go, listening on %s", os.Args[0], cfg.Myhostname, d.listenNames())
 	diagCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -153,7 +156,6 @@ func (d *Daemon) Serve() error {
 	conns := make(chan acceptedConn)
 	errc := make(chan error, len(d.listeners))
 	for _, l := range d.listeners {
-		d.accepting.Add(1)
 		go d.acceptLoop(l, conns, errc)
 	}
 	for {
@@ -162,7 +164,11 @@ func (d *Daemon) Serve() error {
 		}
 		select {
 		case ac := <-conns:
-			d.wg.Add(1)
+			if !d.enter(&d.wg, 1) {
+				ac.conn.Close()
+				d.slots.release()
+				return nil
+			}
 			go func() {
 				defer d.wg.Done()
 				defer d.slots.release()
@@ -176,6 +182,18 @@ func (d *Daemon) Serve() error {
 			return nil
 		}
 	}
+}
+
+// enter adds n to wg unless Shutdown has begun: Shutdown sets closing under the same lock
+// before it waits, so no goroutine it must wait for can be added once its Wait has started.
+func (d *Daemon) enter(wg *sync.WaitGroup, n int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing.Load() {
+		return false
+	}
+	wg.Add(n)
+	return true
 }
 
 func (d *Daemon) listenNames() string {
@@ -399,9 +417,13 @@ func (d *Daemon) Reload(cfg *conf.Config) error {
 // client gets the real reply, then 421). When ctx ends first, remaining connections are
 // closed and ctx's error is returned.
 func (d *Daemon) Shutdown(ctx context.Context) error {
-	if d.closing.Swap(true) {
+	d.mu.Lock()
+	if d.closing.Load() {
+		d.mu.Unlock()
 		return errors.New("already shut down")
 	}
+	d.closing.Store(true)
+	d.mu.Unlock()
 	close(d.done)
 	d.slots.wake()
 	d.closeListeners()

@@ -223,3 +223,17 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // hop starts a next hop for a test.
 func hop(t testing.TB, o smtptest.Options) *smtptest.NextHop { return smtptest.Start(t, o) }
+
+// Shutdown may come while Serve is still starting (a signal right after start-up): both
+// return, and nothing Serve starts afterwards escapes Shutdown's wait.
+func TestShutdownDuringStartup(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	for i := 0; i < 20; i++ {
+		td := startDaemon(t, h.Addr, "")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := td.Shutdown(ctx); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		cancel()
+	}
+}
