@@ -15,13 +15,15 @@ import (
 )
 
 // The MYNETS bank is loaded when the client (XFORWARD ADDR, else the peer) is in mynetworks:
-// the mail is originating (LOCAL, RelayedInternal), and the bank path shows in the log.
+// the mail is originating (LOCAL, RelayedInternal), the bank path shows in the log, and the
+// bank's settings show in the passed header (here its own X_HEADER_LINE).
 func TestMynetsBank(t *testing.T) {
-	h := hop(t, smtptest.Options{})
+	h := hop(t, smtptest.Options{KeepData: 4096})
 	td := startDaemon(t, h.Addr, `mynetworks = ["192.0.2.0/24"]
 
 [policy_bank.MYNETS]
 log_level = 0
+X_HEADER_LINE = "amavis (MYNETS) at example.com"
 `)
 	for _, addr := range []string{"192.0.2.10", "198.51.100.7"} {
 		c, r := dial(t, td.addr)
@@ -43,6 +45,15 @@ log_level = 0
 	}
 	if !strings.Contains(lines[1], "Passed CLEAN {RelayedInbound}, [198.51.100.7]:1025 [198.51.100.7] <a@example.com>") {
 		t.Errorf("outside: %q", lines[1])
+	}
+	msgs := h.Msgs()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages at the next hop", len(msgs))
+	}
+	for i, want := range []string{"X-Virus-Scanned: amavis (MYNETS) at example.com\r\n", "X-Virus-Scanned: amavis at example.com\r\n"} {
+		if !bytes.Contains(msgs[i].Data, []byte(want)) {
+			t.Errorf("message %d lacks %q:\n%s", i, want, msgs[i].Data)
+		}
 	}
 }
 
