@@ -262,14 +262,19 @@ func zipMembers(j *job, p *Part, zr *zip.Reader) (bool, error) {
 			}
 			continue
 		}
+		var rc io.ReadCloser
 		err := j.member(p, zf.Name, zf.Mode(), size, func() (io.Reader, error) {
-			rc, err := zf.Open()
+			r, err := zf.Open()
 			if err != nil {
 				// an unknown compression method: the member cannot be seen
 				return nil, j.specialMember(p, zf.Name, "U", size)
 			}
-			return rc, nil
+			rc = r
+			return r, nil
 		}, "unzip")
+		if rc != nil {
+			rc.Close() // returns the inflater to archive/zip's pool: one per member is garbage
+		}
 		if err = memberErr(err); err != nil {
 			return true, err
 		}
