@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -126,12 +128,24 @@ names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
 					}
 					waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
 					line := mainLogLines(td.log.String())[0]
-					if !strings.Contains(line, ") "+tc.logStart+", ") {
-						t.Errorf("%s lmtp=%v: log line %q does not contain %q", payload, lmtp, line, tc.logStart)
-					}
 					files, _ := filepath.Glob(filepath.Join(qdir, "virus-*"))
 					if len(files) != 1 {
 						t.Fatalf("%s lmtp=%v: quarantine holds %v", payload, lmtp, files)
+					}
+					// The whole main log line in SPEC §5.4's shape: the peer, sender and
+					// recipient, the quarantine name, Message-ID, mail_id, size and, for a
+					// passed message, the next hop's queue id.
+					mailID := strings.TrimPrefix(filepath.Base(files[0]), "virus-")
+					queued := ""
+					if tc.forwarded {
+						queued = ", queued_as: SINKQ0001"
+					}
+					shape := regexp.MustCompile(`^\(\d{5}-\d{2}\) ` + regexp.QuoteMeta(tc.logStart) + `, \[127\.0\.0\.1\] ` +
+						`<bob@sender\.example\.org> -> <x@example\.com>, quarantine: virus-` + mailID +
+						`, Message-ID: <v1@sender\.example\.org>, mail_id: ` + mailID + `, Hits: -, size: ` +
+						strconv.Itoa(len(msgs[payload])) + regexp.QuoteMeta(queued) + `, \d+ ms$`)
+					if !shape.MatchString(line) {
+						t.Errorf("%s lmtp=%v: log line\n %q\ndoes not match\n %s", payload, lmtp, line, shape)
 					}
 					stored, _ := os.ReadFile(files[0])
 					if !bytes.Contains(stored, []byte("X-Amavis-Alert: INFECTED, message contains virus: "+virus+"\n")) ||
