@@ -3,16 +3,21 @@ package amavis
 import (
 	"archive/tar"
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-message"
 
 	"amavisgo/amavis/smtp/smtptest"
 	"amavisgo/internal/testenv"
@@ -299,40 +304,128 @@ func TestQuarantineFailureTempfails(t *testing.T) {
 	}
 }
 
-// D_BOUNCE for a virus that does not fake its sender: the sender gets an RFC 3464 DSN.
+// D_BOUNCE for a virus that does not fake its sender, over SMTP and LMTP: the reply says a
+// DSN was sent, and the sender gets one that an RFC 3464 reader takes apart: a
+// multipart/report of a text, the delivery-status fields (per message, then one group per
+// recipient) and the original header.
 func TestVirusBounceSendsDSN(t *testing.T) {
 	clamd := testenv.StartClamd(t)
-	h := hop(t, smtptest.Options{})
-	td := startDaemon(t, h.Addr, fmt.Sprintf(`final_virus_destiny = "D_BOUNCE"
+	virus := clamd.VirusName
+	for _, lmtp := range []bool{false, true} {
+		h := hop(t, smtptest.Options{})
+		td := startDaemon(t, h.Addr, fmt.Sprintf(`final_virus_destiny = "D_BOUNCE"
 viruses_that_fake_sender_maps = [['(?i)eicar', false], ['.', true]]
 [[av_scanners]]
 name = "clamd"
 type = "clamd"
 sockets = [%q]
 `, clamd.Socket))
-	got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, eicarMessages(t)["zip"])
-	if want := "250 2.5.0 Ok, id=PID-NN, BOUNCE"; got[0] != want {
-		t.Errorf("reply\n got %q\nwant %q", got[0], want)
-	}
-	msgs := h.Msgs()
-	if len(msgs) != 1 || msgs[0].From != "" || strings.Join(msgs[0].Rcpts, ",") != "bob@sender.example.org" {
-		t.Fatalf("next hop: %d messages, want one DSN from <> to the sender", len(msgs))
-	}
-	dsn := string(msgs[0].Data)
-	for _, want := range []string{
-		"Content-Type: multipart/report; report-type=delivery-status;",
-		"Content-Type: message/delivery-status",
-		"Final-Recipient: rfc822;x@example.com\r\nAction: failed\r\nStatus: 5.7.0",
-		"Content-Type: text/rfc822-headers",
-		"Message-ID: <v1@sender.example.org>",
-	} {
-		if !strings.Contains(dsn, want) {
-			t.Errorf("the DSN lacks %q:\n%s", want, dsn)
+		got := sendMessage(t, td, lmtp, "bob@sender.example.org", []string{"x@example.com"}, eicarMessages(t)["zip"])
+		want := "250 2.5.0 Ok, id=PID-NN, BOUNCE"
+		if lmtp {
+			want = "250 2.5.0 Ok <x@example.com>, DSN was sent (554 5.7.0 Bounce, id=PID-NN - INFECTED: " + virus + ")"
+		}
+		if got[0] != want {
+			t.Errorf("lmtp=%v: reply\n got %q\nwant %q", lmtp, got[0], want)
+		}
+		msgs := h.Msgs()
+		if len(msgs) != 1 || msgs[0].From != "" || strings.Join(msgs[0].Rcpts, ",") != "bob@sender.example.org" {
+			t.Fatalf("lmtp=%v: next hop: %d messages, want one DSN from <> to the sender", lmtp, len(msgs))
+		}
+		waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+		line := mainLogLines(td.log.String())[0]
+		if !strings.Contains(line, ") Blocked INFECTED ("+virus+") {BouncedInbound}, ") {
+			t.Errorf("lmtp=%v: log line %q", lmtp, line)
+		}
+		logID := line[1:strings.Index(line, ")")]
+		mailID := regexp.MustCompile(`mail_id: ([A-Za-z0-9_-]{12}),`).FindStringSubmatch(line)
+		if mailID == nil {
+			t.Fatalf("no mail_id in %q", line)
+		}
+
+		r := readDSN(t, msgs[0].Data)
+		if r.subject != "VIRUS in message apparently from you ("+virus+")" || r.to != "<bob@sender.example.org>" {
+			t.Errorf("lmtp=%v: DSN Subject %q To %q", lmtp, r.subject, r.to)
+		}
+		if !strings.Contains(r.text, virus) {
+			t.Errorf("lmtp=%v: the DSN's text does not name the virus:\n%s", lmtp, r.text)
+		}
+		if v := r.perMsg.Get("Reporting-MTA"); v != "dns; mx.example.com" {
+			t.Errorf("lmtp=%v: Reporting-MTA %q", lmtp, v)
+		}
+		if len(r.perRcpt) != 1 {
+			t.Fatalf("lmtp=%v: %d recipient groups, want 1", lmtp, len(r.perRcpt))
+		}
+		for name, want := range map[string]string{
+			"Final-Recipient": "rfc822;x@example.com", "Action": "failed", "Status": "5.7.0",
+			"Diagnostic-Code": "smtp; 554 5.7.0 Bounce, id=" + logID + " - INFECTED: " + virus,
+			"Final-Log-Id":    logID + "/" + mailID[1],
+		} {
+			if got := r.perRcpt[0].Get(name); got != want {
+				t.Errorf("lmtp=%v: %s: %q, want %q", lmtp, name, got, want)
+			}
+		}
+		if !strings.Contains(r.headers, "\nMessage-ID: <v1@sender.example.org>\n") || strings.Contains(r.headers, "\n\n") {
+			t.Errorf("lmtp=%v: attached header:\n%s", lmtp, r.headers)
 		}
 	}
-	waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
-	if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, "{BouncedInbound}") {
-		t.Errorf("log line %q", l)
+}
+
+// dsn is a delivery status notification as an RFC 3464 reader sees it.
+type dsn struct {
+	subject, to   string
+	text, headers string // the human-readable part, the text/rfc822-headers part (LF ends)
+	perMsg        textproto.MIMEHeader
+	perRcpt       []textproto.MIMEHeader
+}
+
+// readDSN parses a multipart/report; report-type=delivery-status: its three parts, and the
+// message/delivery-status body as a per-message field group followed by recipient groups.
+func readDSN(t *testing.T, data []byte) dsn {
+	t.Helper()
+	e, err := message.Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, params, _ := e.Header.ContentType()
+	if ct != "multipart/report" || params["report-type"] != "delivery-status" {
+		t.Fatalf("DSN Content-Type %s %v", ct, params)
+	}
+	d := dsn{subject: e.Header.Get("Subject"), to: e.Header.Get("To")}
+	mr := e.MultipartReader()
+	var parts [][]byte
+	var types []string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p.Body)
+		pt, _, _ := p.Header.ContentType()
+		parts, types = append(parts, bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))), append(types, pt)
+	}
+	if strings.Join(types, ",") != "text/plain,message/delivery-status,text/rfc822-headers" {
+		t.Fatalf("DSN parts %v", types)
+	}
+	d.text, d.headers = string(parts[0]), string(parts[2])
+	tr := textproto.NewReader(bufio.NewReader(bytes.NewReader(parts[1])))
+	if d.perMsg, err = tr.ReadMIMEHeader(); err != nil {
+		t.Fatalf("per-message fields: %v", err)
+	}
+	for {
+		h, err := tr.ReadMIMEHeader()
+		if len(h) > 0 {
+			d.perRcpt = append(d.perRcpt, h)
+		}
+		if err == io.EOF {
+			return d
+		}
+		if err != nil {
+			t.Fatalf("recipient fields: %v", err)
+		}
 	}
 }
 
