@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 // A format builder makes an archive (or compressed stream) holding content as member name.
@@ -122,6 +123,24 @@ var builders = []builder{
 		return inDir(t, name, c, "o.arj", "arj", "a", "-y", "o.arj", name)
 	}},
 	{"lha", "lzh", []string{"7z"}, func(t *testing.T, name string, c []byte) []byte { return makeLHA(name, c) }},
+	{"lzo", "lzo", []string{"lzop"}, func(t *testing.T, name string, c []byte) []byte {
+		return run(t, "", c, "lzop", "-c")
+	}},
+	{"lrz", "lrz", []string{"lrzip", "lrzcat"}, func(t *testing.T, name string, c []byte) []byte {
+		return inDir(t, name, c, "o.lrz", "lrzip", "-q", "-o", "o.lrz", name)
+	}},
+	{"arc", "arc", []string{"arc", "nomarch"}, func(t *testing.T, name string, c []byte) []byte {
+		return inDir(t, name, c, "o.arc", "arc", "a", "o.arc", name)
+	}},
+	{"iso", "iso", []string{"genisoimage", "7z"}, func(t *testing.T, name string, c []byte) []byte {
+		dir := t.TempDir()
+		os.Mkdir(filepath.Join(dir, "root"), 0o755)
+		os.WriteFile(filepath.Join(dir, "root", name), c, 0o644)
+		run(t, dir, nil, "genisoimage", "-quiet", "-J", "-o", "o.iso", "root")
+		b, _ := os.ReadFile(filepath.Join(dir, "o.iso"))
+		return b
+	}},
+	{"doc (OLE)", "doc", []string{"7z"}, func(t *testing.T, name string, c []byte) []byte { return makeOLE(t, name, c) }},
 	{"uue", "txt", nil, func(t *testing.T, name string, c []byte) []byte {
 		return []byte("Here it comes:\n\n" + uuencode(name, c) + "\nbye\n")
 	}},
@@ -424,4 +443,119 @@ func uuencode(name string, c []byte) string {
 	}
 	b.WriteString("`\nend\n")
 	return b.String()
+}
+
+// makeOLE writes an OLE compound file (MS-CFB version 3, as .doc and .xls are) with one stream:
+// under 4096 bytes in the mini stream, as the format requires, else in ordinary sectors. 7z
+// must list the stream, so that a mistake here is not taken for one of the decoder's.
+func makeOLE(t *testing.T, name string, c []byte) []byte {
+	const (
+		sector     = 512
+		endOfChain = 0xfffffffe
+		freeSect   = 0xffffffff
+		fatSect    = 0xfffffffd
+		noStream   = 0xffffffff
+	)
+	mini := len(c) < 4096
+	// sectors: 0 FAT, 1 directory, 2 mini FAT (when mini), then the data
+	first := uint32(2)
+	if mini {
+		first = 3
+	}
+	data := c
+	if mini {
+		data = append(append([]byte(nil), c...), make([]byte, (64-len(c)%64)%64)...)
+	}
+	nData := (len(data) + sector - 1) / sector
+	if int(first)+nData > sector/4 {
+		t.Fatalf("makeOLE: %d bytes need more than one FAT sector", len(c))
+	}
+	le32 := binary.LittleEndian.AppendUint32
+	chain := func(start, n, size int) []byte { // a chain of n entries from start, in a table of size entries
+		var b []byte
+		for i := 0; i < size; i++ {
+			switch {
+			case i >= start && i < start+n-1:
+				b = le32(b, uint32(i+1))
+			case i == start+n-1:
+				b = le32(b, endOfChain)
+			default:
+				b = le32(b, freeSect)
+			}
+		}
+		return b
+	}
+	fat := chain(int(first), nData, sector/4)
+	binary.LittleEndian.PutUint32(fat[0:], fatSect)
+	binary.LittleEndian.PutUint32(fat[4:], endOfChain)
+	if mini {
+		binary.LittleEndian.PutUint32(fat[8:], endOfChain)
+	}
+	entry := func(n string, typ byte, child uint32, start uint32, size int) []byte {
+		e := make([]byte, 128)
+		u := utf16.Encode([]rune(n))
+		for i, x := range u {
+			binary.LittleEndian.PutUint16(e[2*i:], x)
+		}
+		binary.LittleEndian.PutUint16(e[64:], uint16(2*len(u)+2))
+		e[66], e[67] = typ, 1
+		binary.LittleEndian.PutUint32(e[68:], noStream)
+		binary.LittleEndian.PutUint32(e[72:], noStream)
+		binary.LittleEndian.PutUint32(e[76:], child)
+		binary.LittleEndian.PutUint32(e[116:], start)
+		binary.LittleEndian.PutUint32(e[120:], uint32(size))
+		return e
+	}
+	var dir []byte
+	if mini {
+		dir = append(entry("Root Entry", 5, 1, first, len(data)), entry(name, 2, noStream, 0, len(c))...)
+	} else {
+		dir = append(entry("Root Entry", 5, 1, endOfChain, 0), entry(name, 2, noStream, first, len(c))...)
+	}
+	for i := 0; i < 2; i++ {
+		e := make([]byte, 128)
+		binary.LittleEndian.PutUint32(e[68:], noStream)
+		binary.LittleEndian.PutUint32(e[72:], noStream)
+		binary.LittleEndian.PutUint32(e[76:], noStream)
+		dir = append(dir, e...)
+	}
+	h := []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+	h = append(h, make([]byte, 16)...)
+	h = binary.LittleEndian.AppendUint16(h, 0x3e)
+	h = binary.LittleEndian.AppendUint16(h, 3)
+	h = binary.LittleEndian.AppendUint16(h, 0xfffe)
+	h = binary.LittleEndian.AppendUint16(h, 9)
+	h = binary.LittleEndian.AppendUint16(h, 6)
+	h = append(h, make([]byte, 6)...)
+	h = le32(h, 0)    // directory sectors (0 in version 3)
+	h = le32(h, 1)    // FAT sectors
+	h = le32(h, 1)    // first directory sector
+	h = le32(h, 0)    // transaction signature
+	h = le32(h, 4096) // mini stream cutoff
+	if mini {
+		h = le32(h, 2)
+		h = le32(h, 1)
+	} else {
+		h = le32(h, endOfChain)
+		h = le32(h, 0)
+	}
+	h = le32(h, endOfChain) // no DIFAT sectors
+	h = le32(h, 0)
+	h = le32(h, 0) // DIFAT[0]: the FAT is sector 0
+	for len(h) < sector {
+		h = le32(h, freeSect)
+	}
+	out := append(h, fat...)
+	out = append(out, dir...)
+	if mini {
+		out = append(out, chain(0, len(data)/64, sector/4)...)
+	}
+	out = append(out, data...)
+	out = append(out, make([]byte, (sector-len(out)%sector)%sector)...)
+	dirT := t.TempDir()
+	os.WriteFile(filepath.Join(dirT, "o.doc"), out, 0o644)
+	if got := string(run(t, dirT, nil, "7z", "l", "o.doc")); !strings.Contains(got, name) {
+		t.Fatalf("7z does not list %s in our compound file:\n%s", name, got)
+	}
+	return out
 }
