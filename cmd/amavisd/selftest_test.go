@@ -114,14 +114,18 @@ func TestSelftestFailsWithoutVirusChecks(t *testing.T) {
 	t.Logf("selftest output:\n%s", out)
 }
 
-// TestSelftestWithClamd: with a real clamd in av_scanners, EICAR is blocked and clean mail
-// passes, and selftest exits 0.
+// TestSelftestWithClamd: with a real clamd in av_scanners and the bundled Debian banned-file
+// rules, EICAR and the .exe are blocked and clean mail passes, and selftest exits 0.
 func TestSelftestWithClamd(t *testing.T) {
 	clamd := testenv.StartClamd(t)
+	debianBanned, err := os.ReadFile("../../etc/banned_rules_debian.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true",
 		"[[av_scanners]]", `name = "ClamAV-clamd"`, `type = "clamd"`, fmt.Sprintf("sockets = [%q]", clamd.Socket),
 		`query = "CONTSCAN {}\n"`, `clean_pattern = '\bOK$'`, `infected_pattern = '\bFOUND$'`,
-		`names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'`)
+		`names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'`, string(debianBanned))
 	out, errOut, code := e.amavisd("selftest")
 	t.Logf("selftest output:\n%s%s", out, errOut)
 	const fwd = `250 2\.0\.0 from MTA\(smtp:\[127\.0\.0\.1\]:\d+\): 250 .*`
@@ -133,6 +137,7 @@ func TestSelftestWithClamd(t *testing.T) {
 		selftestLine("clean message", "PASSED", "ok", fwd),
 		selftestLine("EICAR plain", "BLOCKED", "ok", `250 2\.7\.0 Ok, discarded, id=\S+ - INFECTED: `+infected),
 		selftestLine("EICAR in a zip", "BLOCKED", "ok", `250 2\.7\.0 Ok, discarded, id=\S+ - INFECTED: `+infected),
+		selftestLine("banned .exe attachment", "BLOCKED", "ok", `250 2\.7\.0 Ok, discarded, id=\S+ - BANNED: \S*invoice\.exe`),
 		regexp.MustCompile(`(?m)^selftest: PASSED$`),
 	} {
 		if !re.MatchString(out) {
