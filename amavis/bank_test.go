@@ -6,12 +6,14 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"amavisgo/amavis/smtp/smtptest"
 	"amavisgo/conf"
+	"amavisgo/internal/testenv"
 )
 
 // The MYNETS bank is loaded when the client (XFORWARD ADDR, else the peer) is in mynetworks:
@@ -53,6 +55,55 @@ X_HEADER_LINE = "amavis (MYNETS) at example.com"
 	for i, want := range []string{"X-Virus-Scanned: amavis (MYNETS) at example.com\r\n", "X-Virus-Scanned: amavis at example.com\r\n"} {
 		if !bytes.Contains(msgs[i].Data, []byte(want)) {
 			t.Errorf("message %d lacks %q:\n%s", i, want, msgs[i].Data)
+		}
+	}
+}
+
+// A second inet_socket_port with its own bank (the conventional 10026 -> ORIGINATING): mail
+// on that port is originating (LOCAL, Internal/Outbound in the log), goes out through the
+// bank's forward_method and carries the bank's X-Virus-Scanned; the first port keeps the
+// base policy.
+func TestSecondPortOriginating(t *testing.T) {
+	base, orig := hop(t, smtptest.Options{}), hop(t, smtptest.Options{})
+	port := strconv.Itoa(testenv.FreePort(t))
+	td := startDaemon(t, base.Addr, `forward_method = "smtp:[127.0.0.1]:`+base.Port()+`"
+inet_socket_port = ["127.0.0.1:0", "127.0.0.1:`+port+`"]
+interface_policy = { "`+port+`" = "ORIGINATING" }
+
+[policy_bank.ORIGINATING]
+originating = true
+forward_method = "smtp:[127.0.0.1]:`+orig.Port()+`"
+X_HEADER_LINE = "amavis (ORIGINATING) at example.com"
+`)
+	if a := td.Addrs(); len(a) != 2 || !strings.HasSuffix(a[1].String(), ":"+port) {
+		t.Fatalf("listening on %v, want a second socket on port %s", a, port)
+	}
+	body := "From: a@example.com\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\nSubject: ports\r\n\r\nx\r\n"
+	first := sendMessage(t, td, false, "a@example.com", []string{"x@example.com", "y@remote.example.net"}, body)
+	second := sendMessage(t, &testDaemon{Daemon: td.Daemon, addr: "127.0.0.1:" + port, port: port, log: td.log, hopPort: orig.Port()},
+		false, "a@example.com", []string{"x@example.com", "y@remote.example.net"}, body)
+	for i, got := range []string{first[0], second[0]} {
+		if want := "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as SINKQ0001"; got != want {
+			t.Errorf("message %d: reply %q, want %q", i+1, got, want)
+		}
+	}
+	waitFor(t, "log lines", func() bool { return len(mainLogLines(td.log.String())) == 2 })
+	lines := mainLogLines(td.log.String())
+	for i, want := range []string{
+		") Passed CLEAN {RelayedInbound,RelayedOpenRelay}, [127.0.0.1] <a@example.com> -> <x@example.com>,<y@remote.example.net>, ",
+		") Passed CLEAN {RelayedInternal,RelayedOutbound}, ORIGINATING LOCAL [127.0.0.1] <a@example.com> -> <x@example.com>,<y@remote.example.net>, ",
+	} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("log line %d %q lacks %q", i+1, lines[i], want)
+		}
+	}
+	for i, tc := range []struct {
+		h      *smtptest.NextHop
+		header string
+	}{{base, "X-Virus-Scanned: amavis at example.com\r\n"}, {orig, "X-Virus-Scanned: amavis (ORIGINATING) at example.com\r\n"}} {
+		msgs := tc.h.Msgs()
+		if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte(tc.header)) {
+			t.Errorf("message %d: the hop got %d messages, want one with %q", i+1, len(msgs), tc.header)
 		}
 	}
 }
