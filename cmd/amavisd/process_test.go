@@ -812,3 +812,41 @@ func TestReloadKeepsListening(t *testing.T) {
 	}
 	t.Logf("%d clients greeted during 20 reloads", greeted)
 }
+
+// TestStartFailsOnUnsafeDirs: a TEMPBASE or QUARANTINEDIR that cannot be made, or that
+// everyone may write, stops the start with a message naming the setting; no pid file stays.
+func TestStartFailsOnUnsafeDirs(t *testing.T) {
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true")
+	file := filepath.Join(e.dir, "plainfile")
+	os.WriteFile(file, nil, 0o644)
+	open := filepath.Join(e.dir, "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	for _, tc := range []struct{ setting, path, want string }{
+		{"TEMPBASE", filepath.Join(file, "tmp"), "amavisd: TEMPBASE " + filepath.Join(file, "tmp") + ": lstat " + filepath.Join(file, "tmp") + ": not a directory\n"},
+		{"QUARANTINEDIR", open, "amavisd: QUARANTINEDIR " + open + ": is writable by everyone (mode 0777); use mode 0750 owned by the daemon user\n"},
+	} {
+		t.Run(tc.setting, func(t *testing.T) {
+			e.writeConfig("smtp:[127.0.0.1]:10025", "allow_run_as_root = true")
+			text, _ := os.ReadFile(e.file)
+			s := string(text)
+			if tc.setting == "TEMPBASE" {
+				s = strings.Replace(s, fmt.Sprintf("TEMPBASE = %q", filepath.Join(e.dir, "tmp")), fmt.Sprintf("TEMPBASE = %q", tc.path), 1)
+			} else {
+				s += fmt.Sprintf("QUARANTINEDIR = %q\n", tc.path)
+			}
+			os.WriteFile(e.file, []byte(s), 0o644)
+			out, errOut, code := e.amavisd("start")
+			if code != 1 || out != "" || errOut != tc.want {
+				t.Errorf("start: exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, tc.want)
+			}
+			if _, err := os.Stat(e.pidFile()); !os.IsNotExist(err) {
+				t.Errorf("a failed start left its pid file: %v", err)
+			}
+			if c, err := net.DialTimeout("tcp", e.addr, time.Second); err == nil {
+				c.Close()
+				t.Errorf("something listens on %s after the failed start", e.addr)
+			}
+		})
+	}
+}
