@@ -58,7 +58,13 @@ func TestShortTypes(t *testing.T) {
 		{"Windows DLL", func(*testing.T) []byte { return pe(true) }, `^PE32 executable \(DLL\)`, []string{"exe", "dll"}, nil},
 		{"DOS program", lit("MZ" + string(make([]byte, 126))), `^MS-DOS executable`, []string{"exe", "exe-ms"}, nil},
 		{"ELF program", fromFile("/bin/true"), `^ELF .* executable`, []string{"exe", "exe-unix"}, nil},
-		{"ELF library", fromFile("/usr/lib/x86_64-linux-gnu/libz.so.1"), `^ELF .*shared object`, []string{"so"}, nil},
+		{"ELF library", func(t *testing.T) []byte {
+			libs, _ := filepath.Glob("/usr/lib/*/libz.so.1") // zlib: a library without an entry point
+			if len(libs) == 0 {
+				t.Fatal("no libz.so.1 under /usr/lib")
+			}
+			return fromFile(libs[0])(t)
+		}, `^ELF .*shared object`, []string{"so"}, nil},
 		{"zip", func(t *testing.T) []byte { return zipOf(t, map[string][]byte{"a.txt": []byte("a")}) }, `^Zip archive`, []string{"zip"}, nil},
 		{"rar", func(*testing.T) []byte { return makeRAR("a.txt", []byte("a"), 0, 0) }, `^RAR archive`, []string{"rar"}, nil},
 		{"7z", func(t *testing.T) []byte {
