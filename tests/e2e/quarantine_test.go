@@ -402,3 +402,64 @@ func TestReleaseRequiresSecret(t *testing.T) {
 	checkReleased(t, r.waitReleased(t, msgID), b)
 	assertDeliveredOnce(t, r.pf, []string{msgID, "<VA" + b.mailID + "@" + daemonHostname + ">"})
 }
+
+// TestReadOnlyQuarantineDir: a quarantine directory that the daemon (daemon_user nobody)
+// cannot write. Postfix gets our 451 and keeps the EICAR message deferred: no file, no
+// notice, nothing delivered. Once the directory is writable again, a flush brings the
+// message back; it is quarantined and discarded, and the admin gets the notice.
+func TestReadOnlyQuarantineDir(t *testing.T) {
+	t.Parallel()
+	r := startQuarantineRig(t, nil)
+	if err := os.Chmod(r.qdir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	const msgID = "<readonly@e2e>"
+	qid, err := r.pf.SubmitFrom("127.0.0.2", sender, rcpt, message(msgID, "eicar read-only", testenv.EICAR+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := func(status string) *regexp.Regexp {
+		return regexp.MustCompile(`postfix/amavisfeed/lmtp\[\d+\]: ` + qid + `: to=<rcpt@example\.com>, .*status=` + status)
+	}
+	r.pf.WaitLog(t, feed(`deferred \(.* said: 451 4\.5\.0 Error in processing, id=[0-9-]+, quar\+notif FAILED: temporarily unable to quarantine`), 30*time.Second)
+	r.pf.WaitQueued(t, qid, "deferred", 10*time.Second)
+	r.am.waitLog(regexp.MustCompile(`Local delivery\(1\) to `+regexp.QuoteMeta(r.qdir)+`/./virus-[A-Za-z0-9_-]{12} failed`), 10*time.Second)
+	files := func() []string {
+		var out []string
+		filepath.WalkDir(r.qdir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				out = append(out, p)
+			}
+			return nil
+		})
+		return out
+	}
+	if f := files(); len(f) != 0 {
+		t.Errorf("a failed quarantine left %v", f)
+	}
+	if msgs, err := r.pf.Messages(); err != nil || len(msgs) != 0 {
+		t.Errorf("mailbox after the 451: %d messages, %v; want none", len(msgs), err)
+	}
+	if strings.Contains(r.am.Log(), "Blocked INFECTED") {
+		t.Errorf("a Blocked line for a message that was not taken:\n%s", r.am.Log())
+	}
+
+	if err := os.Chmod(r.qdir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	flushUntil(t, r.pf, 1, 60*time.Second)
+	line := r.pf.WaitLog(t, feed(`sent \(250 2\.7\.0 Ok, discarded, id=[0-9-]+ - INFECTED: `+regexp.QuoteMeta(r.clamd.VirusName)+`\)$`), 10*time.Second)
+	blocked := r.am.waitLog(regexp.MustCompile(`Blocked INFECTED \(.*\) \{DiscardedInbound,Quarantined\}, .*, Queue-ID: `+qid+`, `), 10*time.Second)
+	m := regexp.MustCompile(`quarantine: (\w/virus-([A-Za-z0-9_-]{12})), .*mail_id: ([A-Za-z0-9_-]{12}),`).FindStringSubmatch(blocked)
+	if m == nil || m[2] != m[3] {
+		t.Fatalf("Blocked line %q: want the quarantine name of its mail_id", blocked)
+	}
+	if f := files(); len(f) != 1 || f[0] != filepath.Join(r.qdir, m[1]) {
+		t.Errorf("quarantine holds %v, want %s (Postfix: %s)", f, m[1], line)
+	}
+	n := r.noticeFor(t, m[3])
+	if !bytes.Contains(n.Body, []byte("Quarantined as: "+m[1])) {
+		t.Errorf("the notice does not name %s:\n%s", m[1], n.Body)
+	}
+	assertDeliveredOnce(t, r.pf, []string{"<VA" + m[3] + "@" + daemonHostname + ">"})
+}
