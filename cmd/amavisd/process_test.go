@@ -850,3 +850,28 @@ func TestStartFailsOnUnsafeDirs(t *testing.T) {
 		})
 	}
 }
+
+// TestDebugLevelOption: -d beats log_level in both directions: -d 5 logs the SMTP dialog at
+// level 0's configuration, -d 0 silences it at log_level 5's.
+func TestDebugLevelOption(t *testing.T) {
+	for _, tc := range []struct {
+		logLevel, d string
+		dialog      bool
+	}{{"0", "5", true}, {"5", "0", false}} {
+		t.Run("log_level "+tc.logLevel+" -d "+tc.d, func(t *testing.T) {
+			e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true", "log_level = "+tc.logLevel)
+			d := e.foreground("-d", tc.d)
+			c, _ := dial(t, e.addr)
+			c.cmd("EHLO client.test")
+			c.cmd("QUIT")
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			d.wait(t, 10*time.Second)
+			e.waitLog("Server closing!")
+			log, _ := os.ReadFile(filepath.Join(e.dir, "amavisd.log"))
+			line := fmt.Sprintf("(%05d-01) SMTP< EHLO client.test\n", d.cmd.Process.Pid)
+			if got := bytes.Contains(log, []byte(line)); got != tc.dialog {
+				t.Errorf("LOGFILE has %q: %v, want %v:\n%s", line, got, tc.dialog, log)
+			}
+		})
+	}
+}
