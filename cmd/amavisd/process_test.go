@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -695,6 +696,22 @@ func TestPortOption(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", e.addr, time.Second); err == nil {
 		c.Close()
 		t.Errorf("the configured port %s is listening although -p replaced it", e.addr)
+	}
+	// -m 1: while one session is open, a second client waits in the listen queue ungreeted.
+	first, _ := dial(t, other)
+	second, err := net.DialTimeout("tcp", other, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, err := second.Read(make([]byte, 100)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("with -m 1 a second session was served while the first was open: %d bytes, %v", n, err)
+	}
+	first.cmd("QUIT")
+	second.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if g, err := bufio.NewReader(second).ReadString('\n'); !strings.HasPrefix(g, "220 ") {
+		t.Errorf("the second client after the first quit: %q, %v", g, err)
 	}
 }
 
