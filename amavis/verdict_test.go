@@ -257,6 +257,32 @@ func TestScannerDown(t *testing.T) {
 			t.Errorf("log line %q", l)
 		}
 	})
+	// The subject tag is for local recipients only: a remote co-recipient gets a copy of
+	// its own without it.
+	t.Run("local and remote", func(t *testing.T) {
+		h := hop(t, smtptest.Options{})
+		td := startDaemon(t, h.Addr, scanner)
+		got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com", "y@remote.example.net"}, msg)
+		if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
+			t.Errorf("reply %q", got[0])
+		}
+		tagged := map[string]bool{}
+		for _, m := range h.Msgs() {
+			for _, r := range m.Rcpts {
+				tagged[r] = strings.Contains(string(m.Data), "\r\nSubject: ***UNCHECKED*** test\r\n")
+				if !strings.Contains(string(m.Data), "\r\nSubject: ") {
+					t.Errorf("the copy for %s lost its Subject", r)
+				}
+			}
+		}
+		if len(tagged) != 2 || !tagged["x@example.com"] || tagged["y@remote.example.net"] {
+			t.Errorf("subject tagged per recipient: %v, want x@example.com only", tagged)
+		}
+		waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+		if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, "Passed UNCHECKED {RelayedTaggedInbound,RelayedOpenRelay}") {
+			t.Errorf("log line %q", l)
+		}
+	})
 	t.Run("fatal", func(t *testing.T) {
 		h := hop(t, smtptest.Options{})
 		td := startDaemon(t, h.Addr, "virus_scanners_failure_is_fatal = true\n"+scanner)

@@ -102,7 +102,9 @@ func ActionWord(r *Recipient, out Outcome, originating bool) string {
 }
 
 // Actions joins the recipients' action words (sorted, each once) and then the message's
-// other actions in the order performed ("Quarantined", "Archived"), as "{...}".
+// other actions in the order performed ("Quarantined", "Archived"), as "{...}". amavis
+// sorts before it shortens RelayedUntagged to Relayed, so RelayedTaggedInbound comes
+// before RelayedOpenRelay (SPEC §5.4's "{RelayedTaggedInbound,RelayedOpenRelay,...}").
 func Actions(words []string, performed ...string) string {
 	seen := map[string]bool{}
 	var uniq []string
@@ -112,6 +114,12 @@ func Actions(words []string, performed ...string) string {
 			uniq = append(uniq, w)
 		}
 	}
-	sort.Strings(uniq)
+	sortKey := func(w string) string {
+		if rest, ok := strings.CutPrefix(w, "Relayed"); ok && !strings.HasPrefix(rest, "Tagged") {
+			return "RelayedUntagged" + rest
+		}
+		return w
+	}
+	sort.Slice(uniq, func(i, j int) bool { return sortKey(uniq[i]) < sortKey(uniq[j]) })
 	return "{" + strings.Join(append(uniq, performed...), ",") + "}"
 }

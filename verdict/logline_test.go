@@ -35,8 +35,18 @@ func TestActionWord(t *testing.T) {
 			t.Errorf("ActionWord(%+v, %+v, %v) = %q, want %q", *tc.r, tc.out, tc.originating, got, tc.want)
 		}
 	}
-	if got := Actions([]string{"RelayedOpenRelay", "RelayedTaggedInbound", "RelayedOpenRelay"}, "Quarantined"); got != "{RelayedOpenRelay,RelayedTaggedInbound,Quarantined}" {
-		t.Errorf("Actions = %q", got)
+	// amavis sorts RelayedUntagged* (logged as Relayed*) after RelayedTagged* (SPEC §5.4).
+	for _, tc := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"RelayedOpenRelay", "RelayedTaggedInbound", "RelayedOpenRelay"}, "{RelayedTaggedInbound,RelayedOpenRelay,Quarantined}"},
+		{[]string{"RelayedInbound", "BouncedInbound", "RelayedTaggedOutbound"}, "{BouncedInbound,RelayedTaggedOutbound,RelayedInbound,Quarantined}"},
+		{[]string{"TempFailedInbound", "RejectedInbound", "RelayedInternal"}, "{RejectedInbound,RelayedInternal,TempFailedInbound,Quarantined}"},
+	} {
+		if got := Actions(tc.words, "Quarantined"); got != tc.want {
+			t.Errorf("Actions(%q) = %q, want %q", tc.words, got, tc.want)
+		}
 	}
 	if got := Actions([]string{"DiscardedInbound"}); got != "{DiscardedInbound}" {
 		t.Errorf("Actions = %q", got)
