@@ -56,6 +56,18 @@ type env struct {
 	notify *net.UnixConn
 }
 
+// requireRoot: tests of the switch to daemon_user need root; CI runs as root, so there its
+// absence is a failure, not a skip.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root (the daemon binds, then switches to daemon_user)")
+		}
+		t.Skip("needs root")
+	}
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -432,9 +444,7 @@ func TestStartReportsFailure(t *testing.T) {
 }
 
 func TestRefusesToRunAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	requireRoot(t)
 	e := newEnv(t, "smtp:[127.0.0.1]:10025")
 	_, errOut, code := e.amavisd("foreground")
 	if code != 1 || !strings.Contains(errOut, "Running as EUID 0 (root), ABORTING!") || !strings.Contains(errOut, "SECURITY PROBLEM, ABORTING") {
@@ -446,9 +456,7 @@ func TestRefusesToRunAsRoot(t *testing.T) {
 }
 
 func TestDropsPrivileges(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	requireRoot(t)
 	next := deliverytest.Start(t)
 	e := newEnv(t, next.Method.String(), `daemon_user = "nobody"`, `daemon_group = "nogroup"`,
 		fmt.Sprintf("QUARANTINEDIR = %q", "QDIR"))
@@ -519,9 +527,7 @@ func TestReloadWithMessageInFlight(t *testing.T) {
 // TestReloadUnusableTempbase: a reload that points TEMPBASE where the daemon cannot write is
 // refused, so that mail does not start failing with 451.
 func TestReloadUnusableTempbase(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	requireRoot(t)
 	next := deliverytest.Start(t)
 	e := newEnv(t, next.Method.String(), `daemon_user = "nobody"`)
 	d := e.foreground()
@@ -675,9 +681,7 @@ func TestStopWithMessageInFlight(t *testing.T) {
 }
 
 func TestRefusesWritableConfig(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	requireRoot(t)
 	e := newEnv(t, "smtp:[127.0.0.1]:10025", `daemon_user = "nobody"`)
 	os.Chown(e.file, 65534, 65534)
 	_, errOut, code := e.amavisd("foreground")
@@ -890,5 +894,46 @@ func TestDebugLevelOption(t *testing.T) {
 				t.Errorf("LOGFILE has %q: %v, want %v:\n%s", line, got, tc.dialog, log)
 			}
 		})
+	}
+}
+
+// TestStartStopAsDaemonUser: started as root with daemon_user, the daemon makes the missing
+// directory of pid_file for that user (as /run/amavisgo after a boot), serves as that user,
+// and at stop removes its own pid file.
+func TestStartStopAsDaemonUser(t *testing.T) {
+	requireRoot(t)
+	next := deliverytest.Start(t)
+	e := newEnv(t, next.Method.String(), `daemon_user = "nobody"`, `daemon_group = "nogroup"`)
+	pidFile := filepath.Join(e.dir, "run", "amavisd.pid")
+	text, _ := os.ReadFile(e.file)
+	os.WriteFile(e.file, []byte(strings.Replace(string(text), fmt.Sprintf("pid_file = %q", e.pidFile()), fmt.Sprintf("pid_file = %q", pidFile), 1)), 0o644)
+	if out, errOut, code := e.amavisd("start"); code != 0 || out != "" || errOut != "" {
+		t.Fatalf("start: exit %d, %q %q", code, out, errOut)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if fi, err := os.Stat(filepath.Dir(pidFile)); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("the pid file's directory: %v, want it owned by nobody", err)
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if !bytes.Contains(status, []byte("\nUid:\t65534\t65534\t65534\t65534\n")) {
+		t.Errorf("the background daemon does not run as nobody:\n%s", status)
+	}
+	c, _ := dial(t, e.addr)
+	c.startData("as-daemon-user@test")
+	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
+		t.Errorf("a message through the background daemon: %s", r)
+	}
+	c.cmd("QUIT")
+	out, errOut, code := e.amavisd("stop")
+	if want := fmt.Sprintf("Daemon [%d] terminated by SIGTERM\n", pid); code != 0 || out != want {
+		t.Errorf("stop: exit %d, %q %q, want %q", code, out, errOut, want)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("the daemon user did not remove its pid file: %v", err)
 	}
 }
