@@ -1,5 +1,0 @@
-//go:build !race
-
-package amavis
-
-const raceEnabled = false
