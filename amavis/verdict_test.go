@@ -178,6 +178,62 @@ names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
 	}
 }
 
+// A virus lover and an ordinary recipient of the same EICAR message: amavis splits them.
+// The lover gets the tagged copy, the other is discarded or rejected; SMTP gets one reply
+// that says "but 1 DISCARD|REJECT", LMTP one reply per recipient; the log has a Passed line
+// for the lover and a Blocked line for the other.
+func TestVirusLoverSplit(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	virus := clamd.VirusName
+	msg := eicarMessages(t)["zip"]
+	const fwd = "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as SINKQ0001"
+	for _, tc := range []struct {
+		destiny, smtp, lmtpX, blocked string
+	}{
+		{"D_DISCARD", fwd + ", but 1 DISCARD", "250 2.7.0 Ok, discarded, id=PID-NN - INFECTED: " + virus, "DiscardedInbound"},
+		{"D_REJECT", fwd + ", but 1 REJECT", "554 5.7.0 Reject, id=PID-NN - INFECTED: " + virus, "RejectedInbound"},
+	} {
+		for _, lmtp := range []bool{false, true} {
+			h := hop(t, smtptest.Options{})
+			td := startDaemon(t, h.Addr, fmt.Sprintf(`final_virus_destiny = %q
+virus_lovers_maps = [["acl", ["lover@example.com"]]]
+[[av_scanners]]
+name = "clamd"
+type = "clamd"
+sockets = [%q]
+`, tc.destiny, clamd.Socket))
+			got := sendMessage(t, td, lmtp, "bob@sender.example.org", []string{"x@example.com", "lover@example.com"}, msg)
+			want := []string{tc.smtp}
+			if lmtp {
+				want = []string{tc.lmtpX, fwd}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s lmtp=%v: replies\n got %q\nwant %q", tc.destiny, lmtp, got, want)
+			}
+			var toLover int
+			for _, m := range h.Msgs() {
+				if strings.Join(m.Rcpts, ",") == "lover@example.com" {
+					toLover++
+					if !strings.Contains(string(m.Data), "\r\nSubject: ***INFECTED*** test\r\n") {
+						t.Errorf("%s lmtp=%v: the lover's copy is not tagged", tc.destiny, lmtp)
+					}
+				}
+			}
+			// No DSN either: amavis's default has every virus fake its sender.
+			if n := len(h.Msgs()); toLover != 1 || n != 1 {
+				t.Errorf("%s lmtp=%v: %d messages at the next hop, %d for the lover; want only the lover's", tc.destiny, lmtp, n, toLover)
+			}
+			waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 2 })
+			lines := mainLogLines(td.log.String())
+			actions := "{" + tc.blocked + ",RelayedTaggedInbound}"
+			if !strings.Contains(lines[0], ") Passed INFECTED ("+virus+") "+actions+", [127.0.0.1] <bob@sender.example.org> -> <lover@example.com>, ") ||
+				!strings.Contains(lines[1], ") Blocked INFECTED ("+virus+") "+actions+", [127.0.0.1] <bob@sender.example.org> -> <x@example.com>, ") {
+				t.Errorf("%s lmtp=%v: log lines\n %s", tc.destiny, lmtp, strings.Join(lines, "\n "))
+			}
+		}
+	}
+}
+
 // pe is the start of a Windows program, enough for the file type to say so.
 var pe = append([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"), bytes.Repeat([]byte{0}, 112)...)
 
