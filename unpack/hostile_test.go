@@ -91,6 +91,17 @@ func TestHostileNames(t *testing.T) {
 		{"cab absolute", []string{"cabextract"}, func(t *testing.T) []byte {
 			return makeCAB(absTarget, []byte("absolute"))
 		}, ""},
+		{"arj dotdot", []string{"arj"}, func(t *testing.T) []byte {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755)
+			os.WriteFile(filepath.Join(dir, "escape.txt"), []byte("dotdot"), 0o644)
+			run(t, filepath.Join(dir, "a", "b"), nil, "arj", "a", "-jf", "o.arj", "../../escape.txt") // -jf keeps the path
+			if got := string(run(t, filepath.Join(dir, "a", "b"), nil, "arj", "v", "o.arj")); !strings.Contains(got, "../../escape.txt") {
+				t.Fatalf("arj did not store the path: %s", got)
+			}
+			b, _ := os.ReadFile(filepath.Join(dir, "a", "b", "o.arj"))
+			return b
+		}, ""},
 		{"lha via 7z", []string{"7z"}, func(t *testing.T) []byte {
 			return makeLHA("../../escape.txt", []byte("dotdot"))
 		}, ""},
