@@ -654,6 +654,10 @@ func TestStopWithMessageInFlight(t *testing.T) {
 	if r := forwarding.reply(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
 		t.Errorf("the message being forwarded at SIGTERM: %s", r)
 	}
+	// Its session takes no new transaction: 421 follows the reply at once.
+	if r := forwarding.reply(); r != "421 4.3.2 Service shutting down, closing channel" {
+		t.Errorf("after its last reply during shutdown the session got %q, want the 421", r)
+	}
 	r := receiving.finishData()
 	next.mu.Lock()
 	delivered := len(next.received)
