@@ -8,6 +8,7 @@ package smtptest
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -24,8 +25,13 @@ type Options struct {
 	LMTP       bool
 	DSN        bool // announce DSN
 	NoXForward bool // do not announce XFORWARD
+	// MailCode fails MAIL FROM with this code (451, 550...).
+	MailCode int
 	// RcptCode fails RCPT TO for an address (without brackets) with this code (450, 550...).
 	RcptCode map[string]int
+	// DropAfterData closes the connection once the whole message was read, without a reply
+	// to the final dot (a next hop that crashed or timed out at the worst moment).
+	DropAfterData bool
 	// DataCode fails the final dot with this code (SMTP), or, with LMTP, DataCodeFor fails it
 	// per recipient.
 	DataCode    int
@@ -162,6 +168,10 @@ func (s *session) Reset()        { s.msg = Msg{} }
 func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	if code := s.h.opts.MailCode; code != 0 {
+		return &gosmtp.SMTPError{Code: code, EnhancedCode: gosmtp.EnhancedCode{code / 100, 1, 0},
+			Message: fmt.Sprintf("<%s>: Sender address rejected: test", from)}
+	}
 	s.msg = Msg{From: from}
 	if opts != nil {
 		s.msg.Mail = *opts
@@ -195,8 +205,14 @@ func (s *session) read(r io.Reader) error {
 	copy(s.msg.SHA256[:], hash.Sum(nil))
 	copy(s.msg.BodySHA[:], body.h.Sum(nil))
 	s.msg.Data = keep.Bytes()
+	if err == nil && s.h.opts.DropAfterData && s.shim != nil {
+		s.shim.Conn.Close()
+		return errDropped
+	}
 	return err
 }
+
+var errDropped = errors.New("smtptest: connection dropped after DATA")
 
 func (s *session) queued() *gosmtp.SMTPError {
 	s.h.mu.Lock()
