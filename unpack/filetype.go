@@ -149,7 +149,10 @@ func detect(b []byte) []string {
 	case isARC(b):
 		return []string{"arc"}
 	case has(b, 0, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-		return []string{"doc"}
+		// amavis says "doc" where file(1) says "Microsoft Office Document" and "cdf-ms" where
+		// it says "Composite Document File V2" (what Debian 12's file(1) says of Office files):
+		// a rule written for either finds it
+		return []string{"doc", "cdf-ms"}
 	case has(b, 0, "%PDF-"):
 		return []string{"pdf"}
 	case has(b, 0, `{\rtf`):

@@ -76,7 +76,7 @@ func TestShortTypes(t *testing.T) {
 		{"zstd", func(t *testing.T) []byte { return run(t, "", []byte("a"), "zstd", "-q", "-c") }, `^Zstandard compressed`, []string{"zst"}, []string{"zstd"}},
 		{"tar", func(t *testing.T) []byte { return hostileTar(t)[:1536] }, `tar archive`, []string{"tar"}, nil},
 		{"cab", func(*testing.T) []byte { return makeCAB("a.txt", []byte("a")) }, `^Microsoft Cabinet archive`, []string{"cab"}, nil},
-		{"OLE document", func(t *testing.T) []byte { return makeOLE(t, "WordDocument", []byte("a")) }, `^(Composite Document File V2 Document|CDFV2 Microsoft Word)`, []string{"doc"}, []string{"7z"}},
+		{"OLE document", func(t *testing.T) []byte { return makeOLE(t, "WordDocument", []byte("a")) }, `^(Composite Document File V2 Document|CDFV2 Microsoft Word)`, []string{"doc", "cdf-ms"}, []string{"7z"}},
 		{"TNEF", func(*testing.T) []byte { return makeTNEF("a.txt", []byte("a")) }, `^Transport Neutral Encapsulation Format`, []string{"tnef"}, nil},
 		{"PDF", lit("%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"), `^PDF document`, []string{"pdf"}, nil},
 		{"RTF", lit("{\\rtf1\\ansi hello}\n"), `^Rich Text Format`, []string{"rtf"}, nil},
