@@ -941,3 +941,41 @@ func TestStartStopAsDaemonUser(t *testing.T) {
 		t.Errorf("the daemon user did not remove its pid file: %v", err)
 	}
 }
+
+// TestStopGivesUpAfterChildTimeout: a message whose next hop never answers does not hold the
+// stop for longer than child_timeout, and its client never gets a 250 for it.
+func TestStopGivesUpAfterChildTimeout(t *testing.T) {
+	next := startGatedNextHop(t)
+	defer close(next.release)
+	e := newEnv(t, next.method(), "allow_run_as_root = true")
+	text, _ := os.ReadFile(e.file)
+	os.WriteFile(e.file, []byte(strings.Replace(string(text), "child_timeout = 60", "child_timeout = 3", 1)), 0o644)
+	d := e.foreground()
+	c, _ := dial(t, e.addr)
+	c.startData("stuck@test")
+	fmt.Fprintf(c.conn, "second half\r\n.\r\n")
+	<-next.arrived
+	begin := time.Now()
+	stopped := make(chan string, 1)
+	go func() {
+		out, errOut, _ := e.amavisd("stop")
+		stopped <- out + errOut
+	}()
+	r := c.reply()
+	t.Logf("the client got %q", r)
+	if !strings.HasPrefix(r, "4") && !strings.HasPrefix(r, "ERROR") {
+		t.Errorf("the message whose next hop did not answer got %q, want a 4xx or no reply", r)
+	}
+	select {
+	case out := <-stopped:
+		if want := fmt.Sprintf("Daemon [%d] terminated by SIGTERM\n", d.cmd.Process.Pid); out != want {
+			t.Errorf("stop said %q, want %q", out, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("stop did not return; daemon stderr:\n%s", d.Stderr())
+	}
+	if took := time.Since(begin); took > 3*time.Second+5*time.Second {
+		t.Errorf("stop took %v with child_timeout 3 s", took)
+	}
+	t.Logf("stop took %v", time.Since(begin))
+}
