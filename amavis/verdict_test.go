@@ -166,7 +166,7 @@ names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
 						data := strings.ReplaceAll(string(msgsAtHop[0].Data), "\r\n ", " ") // unfolded
 						if !strings.Contains(data, "X-Amavis-Alert: INFECTED, message contains virus: "+virus+"\r\n") ||
 							!strings.Contains(data, "\r\nSubject: ***INFECTED*** test\r\n") ||
-							!strings.Contains(data, "X-Quarantine-ID: <") {
+							!strings.HasPrefix(data, "X-Quarantine-ID: <"+mailID+">\r\n") {
 							t.Errorf("%s: passed copy lacks the alert, the subject tag or X-Quarantine-ID:\n%s", payload, data)
 						}
 					} else if len(msgsAtHop) != 0 {
