@@ -326,6 +326,27 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestUnknownVerb: a mistyped verb is named as such, even where the configuration file is
+// missing, and a second verb is a usage error.
+func TestUnknownVerb(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"-c", "/nonexistent/amavisd.toml", "relaod"}, 1, "amavisd: " + amavis.Version + ": Unknown command line parameter: relaod\n"},
+		{[]string{"start", "stop"}, 2, "usage: amavisd "},
+	} {
+		var stderr bytes.Buffer
+		cmd := exec.Command(amavisdBin, tc.args...)
+		cmd.Stderr = &stderr
+		cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.HasPrefix(stderr.String(), tc.stderr) {
+			t.Errorf("amavisd %q: exit %d, %q; want %d and %q", tc.args, code, stderr.String(), tc.code, tc.stderr)
+		}
+	}
+}
+
 func TestConfigtest(t *testing.T) {
 	e := newEnv(t, "smtp:[127.0.0.1]:10025")
 	if out, errOut, code := e.amavisd("configtest"); code != 0 || out != "amavisd: configuration "+e.file+" is OK\n" {

@@ -76,6 +76,11 @@ func runVerb(o *options) int {
 		}
 		return 0
 	}
+	if o.verb != "showconfig" && o.verb != "stop" && o.verb != "reload" {
+		// Said before the configuration is read: a typo is not a configuration problem.
+		fmt.Fprintf(os.Stderr, "amavisd: %s: Unknown command line parameter: %s\n", amavis.Version, o.verb)
+		return 1
+	}
 	c, err := o.loadConfig()
 	if err != nil && (o.verb == "stop" || o.verb == "reload") {
 		// A broken file must not keep the operator from stopping the daemon, and a reload
@@ -94,8 +99,6 @@ func runVerb(o *options) int {
 		err = verbStop(c.PidFile, time.Duration(c.ChildTimeout)*time.Second+10*time.Second, os.Stdout)
 	case "reload":
 		err = verbReload(c.PidFile)
-	default:
-		err = fmt.Errorf("%s: Unknown command line parameter: %s", amavis.Version, o.verb)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "amavisd:", err)
