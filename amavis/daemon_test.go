@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -235,5 +236,62 @@ func TestShutdownDuringStartup(t *testing.T) {
 			t.Fatalf("round %d: %v", i, err)
 		}
 		cancel()
+	}
+}
+
+// DO_SYSLOG: lines go to syslog with ident amavis, facility mail, the priority of their
+// level (SPEC §1.6), and lines over logline_maxlen are split with "..." marks; log_level
+// holds back what is above it. The syslog daemon is a unixgram socket of the test.
+func TestSyslogDestination(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "log")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	syslogNetwork, syslogAddr = "unixgram", sock
+	defer func() { syslogNetwork, syslogAddr = "", "" }()
+	cfg, err := conf.Parse("syslog.toml", []byte("DO_SYSLOG = true\nlog_level = 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLog(&cfg.Global, NoOverride, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	tl := &taskLog{l: l, id: "01234-01", level: cfg.Policy.LogLevel}
+	tl.Logf(0, "Passed CLEAN {RelayedInbound}")
+	tl.Logf(2, "not sent at log_level 1")
+	tl.Logf(-1, "a warning")
+	tl.Logf(1, "%s", strings.Repeat("x", 1500))
+
+	// Go's log/syslog writes "<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG" to a local socket.
+	prefix := regexp.MustCompile(`^<(\d+)>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d amavis\[` + fmt.Sprint(os.Getpid()) + `\]: `)
+	want := []struct {
+		pri  string
+		text string
+	}{
+		{"21", "(01234-01) Passed CLEAN {RelayedInbound}"}, // mail.notice
+		{"20", "(01234-01) (!)a warning"},                  // mail.warning
+		{"22", "(01234-01) " + strings.Repeat("x", 980-11-3) + "..."},
+		{"22", "(01234-01) ..." + strings.Repeat("x", 1500-(980-11-3))},
+	}
+	ln.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	for i, w := range want {
+		n, err := ln.Read(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i+1, err)
+		}
+		got := strings.TrimSuffix(string(buf[:n]), "\n")
+		m := prefix.FindStringSubmatch(got)
+		if m == nil || m[1] != w.pri || got[len(m[0]):] != w.text {
+			t.Errorf("datagram %d:\n got %q\nwant <%s>... amavis[pid]: %q", i+1, got, w.pri, w.text)
+		}
+	}
+	ln.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := ln.Read(buf); err == nil {
+		t.Errorf("unexpected datagram %q", buf[:n])
 	}
 }

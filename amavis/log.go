@@ -43,6 +43,10 @@ type sysWriter interface {
 	Close() error
 }
 
+// syslogNetwork and syslogAddr say where the syslog daemon listens; empty: the local one
+// (/dev/log). Tests point them at a socket of their own.
+var syslogNetwork, syslogAddr string
+
 // NoOverride means "no -d given": log_level of the policy bank applies.
 const NoOverride = -1000
 
@@ -58,7 +62,7 @@ func NewLog(g *conf.Global, debugLevel int, debug bool) (*Log, error) {
 	case debug:
 		l.w, l.stderr = os.Stderr, true
 	case g.DO_SYSLOG:
-		w, err := syslog.New(syslog.Priority(g.SyslogFacilityCode()<<3)|syslog.LOG_INFO, g.SyslogIdent)
+		w, err := syslog.Dial(syslogNetwork, syslogAddr, syslog.Priority(g.SyslogFacilityCode()<<3)|syslog.LOG_INFO, g.SyslogIdent)
 		if err != nil {
 			// No syslog daemon (a fresh machine, a container): the lines go to stderr, which
 			// systemd's journal keeps, rather than nowhere.
