@@ -355,6 +355,44 @@ func TestScannerDown(t *testing.T) {
 	})
 }
 
+// A message nested deeper than MAXLEVELS is UNCHECKED (over limits): it passes with the
+// X-Amavis-Hold reason, any X-Amavis-Hold it brought removed, and the subject tag for the
+// local recipient.
+func TestDecodingLimitHold(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, "MAXLEVELS = 2\n")
+	var zipped bytes.Buffer
+	zw := zip.NewWriter(&zipped)
+	f, _ := zw.Create("inner.zip")
+	var inner bytes.Buffer
+	iw := zip.NewWriter(&inner)
+	g, _ := iw.Create("c.txt")
+	g.Write([]byte("nothing\n"))
+	iw.Close()
+	f.Write(inner.Bytes())
+	zw.Close()
+	msg := "X-Amavis-Hold: forged\r\n" + mimeMessage("multipart/mixed; boundary=\"b1\"", "--b1\r\nContent-Type: text/plain\r\n\r\nsee\r\n"+
+		"--b1\r\nContent-Type: application/zip; name=\"a.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+		wrap76(base64.StdEncoding.EncodeToString(zipped.Bytes()))+"--b1--\r\n")
+	got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, msg)
+	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
+		t.Fatalf("reply %q", got[0])
+	}
+	msgs := h.Msgs()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages at the next hop", len(msgs))
+	}
+	data := strings.ReplaceAll(string(msgs[0].Data), "\r\n ", " ")
+	if strings.Count(data, "X-Amavis-Hold: ") != 1 || !strings.Contains(data, "X-Amavis-Hold: Maximum decoding depth (2) exceeded\r\n") ||
+		!strings.Contains(data, "\r\nSubject: ***UNCHECKED*** test\r\n") {
+		t.Errorf("the passed copy lacks the hold reason or the tag, or kept the forged field:\n%s", data)
+	}
+	waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+	if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, ") Passed UNCHECKED {RelayedTaggedInbound}, ") {
+		t.Errorf("log line %q", l)
+	}
+}
+
 // A quarantine that cannot be written tempfails the message (the MTA keeps it); once the
 // directory is usable the retry is quarantined and discarded.
 func TestQuarantineFailureTempfails(t *testing.T) {
