@@ -38,18 +38,18 @@ var eicar = strings.Join([]string{`X5O!P%@AP[4\PZX54(P^)7CC)7}$`, `EICAR-STANDAR
 // selftestCase is one message and what must happen to it.
 type selftestCase struct {
 	name       string
-	mustPass   bool // delivered to the next hop
-	mustBlock  bool // not delivered (discarded, rejected or bounced)
+	mustPass   bool // delivered to the next hop; otherwise not delivered (discarded, rejected or bounced)
+	virus      bool // blocked as a virus: where the reply gives a reason, it is INFECTED
 	failsSuite bool // a wrong outcome makes selftest exit non-zero
 	body       func(msgID string) string
 }
 
 var selftestCases = []selftestCase{
 	{name: "clean message", mustPass: true, failsSuite: true, body: cleanMessage},
-	{name: "EICAR plain", mustBlock: true, failsSuite: true, body: eicarPlain},
-	{name: "EICAR in a zip", mustBlock: true, failsSuite: true, body: eicarZip},
+	{name: "EICAR plain", virus: true, failsSuite: true, body: eicarPlain},
+	{name: "EICAR in a zip", virus: true, failsSuite: true, body: eicarZip},
 	// Banned file names are a site's policy: a wrong outcome is reported but does not fail.
-	{name: "banned .exe attachment", mustBlock: true, body: bannedExe},
+	{name: "banned .exe attachment", body: bannedExe},
 }
 
 func header(msgID, subject, contentType string) string {
@@ -90,7 +90,9 @@ func attachment(id, subject, name, ctype string, data []byte) string {
 func eicarZip(id string) string {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	w, _ := zw.Create("eicar.com")
+	// A member name no banned-file rule of Debian's set matches (eicar.com would be banned
+	// for its .com): only the virus scanner, reading inside the zip, can block it.
+	w, _ := zw.Create("eicar.txt")
 	io.WriteString(w, eicar)
 	zw.Close()
 	return attachment(id, "amavisgo selftest: EICAR in a zip", "eicar.zip", "application/zip", buf.Bytes())
@@ -225,6 +227,13 @@ func verdict(r sendResult, delivered bool) string {
 	return "UNEXPECTED" // e.g. a 5xx reply although the next hop got it
 }
 
+// blockedAsVirus reports whether a blocking reply says the message was infected, or gives no
+// reason at all (D_BOUNCE: "250 2.5.0 Ok, id=..., BOUNCE"). A reason follows " - " (SPEC §5.3).
+func blockedAsVirus(reply string) bool {
+	_, reason, found := strings.Cut(reply, " - ")
+	return !found || strings.HasPrefix(reason, "INFECTED")
+}
+
 // runSelftest sends every case to the daemon at addr, whose next hop is cap, writes one line
 // per case to out, and reports whether every case that counts came out as expected.
 func runSelftest(addr string, cap *capture, timeout time.Duration, out io.Writer) bool {
@@ -245,6 +254,10 @@ func runSelftest(addr string, cap *capture, timeout time.Duration, out io.Writer
 				mark = "WARNING, want " + want
 			}
 			ok = ok && !tc.failsSuite
+		} else if tc.virus && !blockedAsVirus(r.reply) {
+			// Blocked, but by something else (a banned-file rule): the virus check is unproven.
+			mark = "FAILED, want INFECTED"
+			ok = false
 		}
 		reply := r.reply
 		if r.err != nil {

@@ -87,15 +87,31 @@ virus_quarantine_method = "local:virus-%m"
 	}
 }
 
+func TestBlockedAsVirus(t *testing.T) {
+	for reply, want := range map[string]bool{
+		"250 2.7.0 Ok, discarded, id=01782-02 - INFECTED: Eicar-Test-Signature":         true,
+		"554 5.7.0 Reject, id=01782-02 - INFECTED: Eicar-Test-Signature":                true,
+		"250 2.5.0 Ok, id=01782-02, BOUNCE":                                             true,
+		"250 2.7.0 Ok, discarded, id=01782-03 - BANNED: application/zip,.zip,eicar.zip": false,
+		"554 5.7.0 Reject, id=01782-03 - UNCHECKED: encrypted":                          false,
+	} {
+		if got := blockedAsVirus(reply); got != want {
+			t.Errorf("blockedAsVirus(%q) = %v, want %v", reply, got, want)
+		}
+	}
+}
+
 // selftestLine matches the line of one case: name, verdict, mark, reply.
 func selftestLine(name, verdict, mark, reply string) *regexp.Regexp {
 	return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name+":") + ` +` + verdict + ` +` + regexp.QuoteMeta(mark) + ` +` + reply + `$`)
 }
 
 // TestSelftestFailsWithoutVirusChecks: a daemon whose virus checks are bypassed lets EICAR
-// through, and selftest says so and exits non-zero.
+// through, and selftest says so and exits non-zero. A zip blocked by a banned-file rule does
+// not count as EICAR blocked.
 func TestSelftestFailsWithoutVirusChecks(t *testing.T) {
-	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true", "bypass_virus_checks_maps = true")
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true", "bypass_virus_checks_maps = true",
+		"[banned_rules]", `DEFAULT = ["qr'^\\.zip$'"]`)
 	out, errOut, code := e.amavisd("selftest")
 	if code != 1 {
 		t.Errorf("exit %d, want 1; stderr %q", code, errOut)
@@ -104,7 +120,7 @@ func TestSelftestFailsWithoutVirusChecks(t *testing.T) {
 	for _, re := range []*regexp.Regexp{
 		selftestLine("clean message", "PASSED", "ok", fwd),
 		selftestLine("EICAR plain", "PASSED", "FAILED, want BLOCKED", fwd),
-		selftestLine("EICAR in a zip", "PASSED", "FAILED, want BLOCKED", fwd),
+		selftestLine("EICAR in a zip", "BLOCKED", "FAILED, want INFECTED", `250 2\.7\.0 Ok, discarded, id=\S+ - BANNED: .*`),
 		regexp.MustCompile(`(?m)^selftest: FAILED; the temporary daemon's log is ` + regexp.QuoteMeta(e.dir) + `/tmp/selftest-\d+/amavisd\.log$`),
 	} {
 		if !re.MatchString(out) {
