@@ -10,7 +10,9 @@ import (
 
 // IPList is an amavis IP lookup table: CIDR entries ("10.0.0.0/8", "[::1]", "127.0.0.1",
 // "192.168.0.0/255.255.0.0"), each optionally negated by a leading "!"; the first entry that
-// contains the address decides. It decodes from a TOML array of strings.
+// contains the address decides. As in amavis, everything is compared as IPv6 with IPv4 as
+// IPv4-mapped addresses: "::/0" matches every address, "0/0" every IPv4 one, and
+// "::ffff:0:0/96" the IPv4 ones too. It decodes from a TOML array of strings.
 type IPList struct {
 	entries []ipEntry
 	src     []string
@@ -55,13 +57,12 @@ func parseIPEntry(s string) (ipEntry, error) {
 	bits = strings.TrimSuffix(strings.TrimPrefix(bits, "["), "]")
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
-		// amavis accepts classful shorthands such as "10/8" and "172.16/12".
-		ip, err = classful(addr)
-		if err != nil {
+		// amavis accepts classful shorthands such as "10/8" and "172.16/12", but only
+		// with a prefix length: a bare "10" is an error there too.
+		if ip, err = classful(addr); err != nil || !hasBits {
 			return e, fmt.Errorf("bad IP address %q in IP list", s)
 		}
 	}
-	ip = ip.Unmap()
 	n := ip.BitLen()
 	if hasBits {
 		if m, err := netip.ParseAddr(bits); err == nil && m.Is4() && ip.Is4() {
@@ -73,7 +74,10 @@ func parseIPEntry(s string) (ipEntry, error) {
 			return e, fmt.Errorf("bad prefix length %q in IP list", s)
 		}
 	}
-	e.prefix = netip.PrefixFrom(ip, n).Masked()
+	if ip.Is4() {
+		n += 96 // the IPv4-mapped form, as amavis compares
+	}
+	e.prefix = netip.PrefixFrom(netip.AddrFrom16(ip.As16()), n).Masked()
 	return e, nil
 }
 
@@ -104,7 +108,7 @@ func maskBits(m netip.Addr) int {
 // Match reports whether ip is in the list: the first containing entry decides, and a negated
 // entry answers false. found is false when no entry contains ip.
 func (l IPList) Match(ip netip.Addr) (match, found bool) {
-	ip = ip.Unmap()
+	ip = netip.AddrFrom16(ip.As16())
 	for _, e := range l.entries {
 		if e.prefix.Contains(ip) {
 			return !e.negate, true
