@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"amavisgo/bench/loadgen"
+	"amavisgo/bench/report"
 )
 
 // requireProgram fails under CI=true and skips elsewhere when an external
@@ -140,5 +142,24 @@ func TestSplitCR(t *testing.T) {
 	}
 	if strings.Join(got, "|") != "sess=1 quit=0 mesg=1|sess=1 quit=1 mesg=2" {
 		t.Errorf("tokens %q", got)
+	}
+}
+
+// TestInstallDepsFound: from the bench module, as make bench runs it, the repository's
+// install script is found; with every program present nothing is run.
+func TestInstallDepsFound(t *testing.T) {
+	p, err := findUp(filepath.Join("scripts", "install-deps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := filepath.Abs("../../../scripts/install-deps"); p != want {
+		t.Errorf("found %s, want %s", p, want)
+	}
+	if err := ensurePackages(nil); err != nil {
+		t.Error(err)
+	}
+	cfg := &config{filters: []string{report.Perl}, perl: "/nonexistent/no-such-amavisd"}
+	if m := missingPrograms(cfg); !slices.Contains(m, "/nonexistent/no-such-amavisd") {
+		t.Errorf("missingPrograms = %q, want the Perl daemon listed", m)
 	}
 }

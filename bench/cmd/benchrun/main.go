@@ -99,6 +99,62 @@ func main() {
 	}
 }
 
+// missingPrograms lists what the run needs from Debian's packages (postfix, clamav-daemon,
+// amavisd-new) and cannot find.
+func missingPrograms(cfg *config) []string {
+	need := []string{"/usr/sbin/smtp-source", "/usr/sbin/smtp-sink", "/usr/sbin/clamd"}
+	if slices.Contains(cfg.filters, report.Perl) {
+		need = append(need, cfg.perl)
+	}
+	var missing []string
+	for _, p := range need {
+		if _, err := lookBin(p, filepath.Base(p)); err != nil {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// ensurePackages installs the missing packages with the repository's scripts/install-deps,
+// the same install make test uses (Debian's amavisd-new included); their daemons are not
+// started, the bench runs private instances on other ports.
+func ensurePackages(missing []string) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	script, err := findUp(filepath.Join("scripts", "install-deps"))
+	if err != nil {
+		return fmt.Errorf("missing %s, and no scripts/install-deps to install them: %v", strings.Join(missing, ", "), err)
+	}
+	logf("missing %s: running %s", strings.Join(missing, ", "), script)
+	cmd := exec.Command(script)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %v", script, err)
+	}
+	return nil
+}
+
+// findUp looks for rel in the working directory and each of its parents (make bench runs in
+// bench/, the script is in the repository's top).
+func findUp(rel string) (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, rel)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("%s not found above the working directory", rel)
+		}
+		dir = parent
+	}
+}
+
 func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "benchrun: "+format+"\n", args...)
 	os.Exit(1)
@@ -107,6 +163,9 @@ func fatalf(format string, args ...any) {
 func run(cfg *config) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: both daemons bind and then switch to the %s user", daemonUser)
+	}
+	if err := ensurePackages(missingPrograms(cfg)); err != nil {
+		return err
 	}
 	var err error
 	if cfg.smtpSource, err = lookBin("/usr/sbin/smtp-source", "smtp-source"); err != nil {
