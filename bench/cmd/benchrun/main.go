@@ -8,8 +8,8 @@
 //
 // Outputs in -out: results.md (table), results.csv, reps.csv (every
 // repetition) and msgs_per_s.png. It must run as root (both daemons bind,
-// then switch to the amavis user) on a machine where the postfix,
-// clamav-daemon and amavisd-new packages are installed.
+// then switch to the amavis user) on Debian; the postfix, clamav-daemon and
+// amavisd-new packages are installed by scripts/install-deps when missing.
 package main
 
 import (
