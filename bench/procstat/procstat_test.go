@@ -62,13 +62,14 @@ func TestReapedChildCounts(t *testing.T) {
 	// The child of sh burns CPU for a fixed amount of work (not of wall time, which a loaded
 	// machine would fill with waiting) and exits; sh reaps it and then sleeps, so sh's cutime
 	// holds the child's time.
-	cmd := exec.Command(sh, "-c", `sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'; sleep 10`)
+	cmd := exec.Command(sh, "-c", `sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'; sleep 120`)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	var got time.Duration
-	for deadline := time.Now().Add(9 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	// A condition, not a time: on a loaded machine the burner may take long to finish.
+	for deadline := time.Now().Add(110 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		tree, err := Tree(cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
@@ -79,6 +80,9 @@ func TestReapedChildCounts(t *testing.T) {
 			}
 			break
 		}
+	}
+	if got == 0 {
+		t.Fatal("the burner did not finish within 110 s")
 	}
 	if got < 50*time.Millisecond {
 		t.Fatalf("tree CPU after the burner exited = %v, want >= 50ms", got)
