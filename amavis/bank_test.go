@@ -62,7 +62,7 @@ X_HEADER_LINE = "amavis (MYNETS) at example.com"
 // A second inet_socket_port with its own bank (the conventional 10026 -> ORIGINATING): mail
 // on that port is originating (LOCAL, Internal/Outbound in the log), goes out through the
 // bank's forward_method and carries the bank's X-Virus-Scanned; the first port keeps the
-// base policy.
+// base policy; MYNETS nests inside it.
 func TestSecondPortOriginating(t *testing.T) {
 	base, orig := hop(t, smtptest.Options{}), hop(t, smtptest.Options{})
 	port := strconv.Itoa(testenv.FreePort(t))
@@ -70,10 +70,15 @@ func TestSecondPortOriginating(t *testing.T) {
 inet_socket_port = ["127.0.0.1:0", "127.0.0.1:`+port+`"]
 interface_policy = { "`+port+`" = "ORIGINATING" }
 
+mynetworks = ["192.0.2.0/24"]
+
 [policy_bank.ORIGINATING]
 originating = true
 forward_method = "smtp:[127.0.0.1]:`+orig.Port()+`"
 X_HEADER_LINE = "amavis (ORIGINATING) at example.com"
+
+[policy_bank.MYNETS]
+log_level = 0
 `)
 	if a := td.Addrs(); len(a) != 2 || !strings.HasSuffix(a[1].String(), ":"+port) {
 		t.Fatalf("listening on %v, want a second socket on port %s", a, port)
@@ -97,13 +102,35 @@ X_HEADER_LINE = "amavis (ORIGINATING) at example.com"
 			t.Errorf("log line %d %q lacks %q", i+1, lines[i], want)
 		}
 	}
+	// Banks nest: a client in mynetworks on the second port gets ORIGINATING/MYNETS, and
+	// the ORIGINATING settings stay (SPEC §5.4's "ORIGINATING/MYNETS LOCAL [10.1.2.3]").
+	c, r := dial(t, "127.0.0.1:"+port)
+	expectPrefix(t, r, "220 ")
+	send(t, c, "HELO mta.example.com", "XFORWARD ADDR=192.0.2.10 PORT=1025", "MAIL FROM:<a@example.com>", "RCPT TO:<x@example.com>", "DATA")
+	for range 4 {
+		expectPrefix(t, r, "2")
+	}
+	expectPrefix(t, r, "354 ")
+	send(t, c, "From: a@example.com", "Date: Sun, 22 Nov 2026 09:45:23 +0000", "Subject: nested", "", "x", ".", "QUIT")
+	expectPrefix(t, r, "250 2.0.0 from MTA(smtp:[127.0.0.1]:"+orig.Port()+"): ")
+	expectPrefix(t, r, "221 ")
+	waitFor(t, "log lines", func() bool { return len(mainLogLines(td.log.String())) == 3 })
+	if l := mainLogLines(td.log.String())[2]; !strings.Contains(l, ") Passed CLEAN {RelayedInternal}, ORIGINATING/MYNETS LOCAL [192.0.2.10]:1025 [192.0.2.10] <a@example.com> -> <x@example.com>, ") {
+		t.Errorf("nested banks: log line %q", l)
+	}
 	for i, tc := range []struct {
 		h      *smtptest.NextHop
 		header string
-	}{{base, "X-Virus-Scanned: amavis at example.com\r\n"}, {orig, "X-Virus-Scanned: amavis (ORIGINATING) at example.com\r\n"}} {
+		n      int
+	}{{base, "X-Virus-Scanned: amavis at example.com\r\n", 1}, {orig, "X-Virus-Scanned: amavis (ORIGINATING) at example.com\r\n", 2}} {
 		msgs := tc.h.Msgs()
-		if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte(tc.header)) {
-			t.Errorf("message %d: the hop got %d messages, want one with %q", i+1, len(msgs), tc.header)
+		if len(msgs) != tc.n {
+			t.Fatalf("hop %d got %d messages, want %d", i+1, len(msgs), tc.n)
+		}
+		for _, m := range msgs {
+			if !bytes.Contains(m.Data, []byte(tc.header)) {
+				t.Errorf("hop %d: a message without %q:\n%s", i+1, tc.header, m.Data)
+			}
 		}
 	}
 }
