@@ -758,7 +758,9 @@ func TestDebugLogsToStderr(t *testing.T) {
 	greetingOf(t, e.addr)
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
-	for _, want := range []string{"starting. ", "Server closing!"} {
+	// Every level goes to stderr: the SMTP dialog (level 4) with log_level 0.
+	dialog := fmt.Sprintf("(%05d-01) SMTP< QUIT\n", cmd.Process.Pid)
+	for _, want := range []string{"starting. ", "Server closing!", dialog} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("debug's stderr lacks %q:\n%s", want, stderr.String())
 		}
