@@ -350,9 +350,7 @@ func (cs *connState) Data(s *smtp.Session, tx *smtp.Transaction, r *smtp.DataRea
 	d := cs.d
 	m := d.newMessage(cs, s, tx)
 	cs.msg = m
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cs.cfg.ChildTimeout)*time.Second)
-	defer cancel()
-	return d.processMessage(ctx, m, tx, r)
+	return d.processMessage(context.Background(), m, tx, r)
 }
 
 // Finish implements smtp.Finisher: the spool directory goes after the reply was sent.

@@ -100,6 +100,10 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.failed(m, tl, "spool", err)
 	}
 	m.tl = tl
+	// child_timeout runs from the last input received (SPEC §1.1): the end of DATA, however
+	// long the transfer took (smtpd_timeout bounds each read of it).
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.ChildTimeout)*time.Second)
+	defer cancel()
 	if err := d.check(ctx, m); err != nil {
 		return d.stageFailed(m, tl, err)
 	}
