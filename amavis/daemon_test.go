@@ -123,7 +123,7 @@ func newNormalizer(td *testDaemon) *normalizer {
 		mailID:  regexp.MustCompile(`(\bid |mail_id: )[A-Za-z0-9_-]{12}\b`),
 		date:    regexp.MustCompile(`[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \([A-Za-z0-9+-]+\)`),
 		elapsed: regexp.MustCompile(`, \d+ ms$`),
-		logid:   regexp.MustCompile(`PID-\d+`),
+		logid:   regexp.MustCompile(`PID-\d{2,}`), // the connection counter has two digits at least
 	}
 }
 
