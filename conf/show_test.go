@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -193,6 +194,54 @@ func TestCheckStartable(t *testing.T) {
 		err = c.CheckStartable()
 		if (tc.want == "") != (err == nil) || (err != nil && err.Error() != tc.want) {
 			t.Errorf("%q: %v, want %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+// TestDebianConfdCovered: every variable Debian's amavisd-new package sets in its conf.d files
+// is a key here, or README's migration section says what becomes of it, so that a Debian
+// administrator finds each line of the old configuration.
+func TestDebianConfdCovered(t *testing.T) {
+	var files []string
+	for _, dir := range []string{"/usr/share/amavis/conf.d", "/etc/amavis/conf.d"} {
+		m, _ := filepath.Glob(filepath.Join(dir, "*"))
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("Debian's amavisd-new conf.d files are missing (scripts/install-deps installs amavisd-new)")
+		}
+		t.Skip("amavisd-new is not installed")
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, migration, _ := strings.Cut(string(readme), "## Migrating from the Perl amavisd")
+	migration, _, _ = strings.Cut(migration, "\n## ")
+	keys := map[string]bool{}
+	for _, k := range Keys() {
+		if k.Amavis != "" {
+			keys[k.Amavis[1:]] = true
+		}
+	}
+	assign := regexp.MustCompile(`(?m)^\s*([$@%])([A-Za-z_]\w*)\s*(\{[^}]*\})?\s*=`)
+	for _, f := range files {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range assign.FindAllStringSubmatch(string(text), -1) {
+			sigil, name := m[1], m[2]
+			if m[3] != "" {
+				sigil = "%" // $interface_policy{'10026'} = ... sets the hash
+			}
+			if name == "ENV" || keys[name] {
+				continue
+			}
+			if !regexp.MustCompile("`" + regexp.QuoteMeta(sigil+name) + "[ `]").MatchString(migration) {
+				t.Errorf("%s sets %s%s: neither a key (docs/amavis-variables.md) nor named in README's migration section", f, sigil, name)
+			}
 		}
 	}
 }
