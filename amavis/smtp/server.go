@@ -163,6 +163,9 @@ func (s *Session) setIdle(idle bool) bool {
 
 const shutdownReply = "421 4.3.2 Service shutting down, closing channel"
 
+// maxPendingOut bounds the replies held back for a pipelined batch (amavis: 200 lines).
+const maxPendingOut = 8 << 10
+
 // Serve runs the session until QUIT, the client leaves, a timeout or Shutdown. It closes
 // the connection. The error says why a session ended abnormally (nil after QUIT).
 func (s *Session) Serve() error {
@@ -203,7 +206,11 @@ func (s *Session) Serve() error {
 		if quit {
 			return s.flush()
 		}
-		if s.br.Buffered() == 0 { // RFC 2920: flush when the client's batch is consumed
+		// RFC 2920: the replies to a pipelined batch go out together once it is consumed.
+		// Without PIPELINING (before EHLO/LHLO, after HELO) each goes at once, as amavis does,
+		// and a client that pipelines without reading cannot make us hold more than
+		// maxPendingOut bytes of replies.
+		if !s.pipelining || s.br.Buffered() == 0 || len(s.out) > maxPendingOut {
 			if err := s.flush(); err != nil {
 				return err
 			}

@@ -197,3 +197,58 @@ func TestHandlerWithoutReply(t *testing.T) {
 		t.Errorf("%q", out)
 	}
 }
+
+// trickleConn is a client that pipelines commands in pieces that never end on a line
+// boundary and never reads: it records the size of each write of the session.
+type trickleConn struct {
+	net.Conn // nil: only the methods below are used
+	in       []byte
+	writes   []int
+}
+
+func (c *trickleConn) Read(p []byte) (int, error) {
+	if len(c.in) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 4099)], c.in)
+	c.in = c.in[n:]
+	return n, nil
+}
+func (c *trickleConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, len(p))
+	return len(p), nil
+}
+func (c *trickleConn) Close() error                     { return nil }
+func (c *trickleConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *trickleConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Replies to a pipelined batch are held back until it is consumed, but never without bound:
+// a client that keeps sending without reading gets them in pieces (amavis: 200 lines). Before
+// EHLO, and after HELO, every reply goes out at once.
+func TestPipelinedRepliesBounded(t *testing.T) {
+	const noop, quit = "250 2.0.0 Ok NOOP\r\n", "221 2.0.0 [127.0.0.1] amavis closing transmission channel\r\n"
+	for _, tc := range []struct {
+		greet, reply string
+		maxWrite     int
+	}{
+		{"EHLO x", "250-[127.0.0.1]\r\n250-VRFY\r\n250-PIPELINING\r\n250-SIZE\r\n250-ENHANCEDSTATUSCODES\r\n" +
+			"250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n", maxPendingOut + 512},
+		{"HELO x", "250 [127.0.0.1]\r\n", len(noop)},
+	} {
+		c := &trickleConn{in: []byte(tc.greet + "\r\n" + strings.Repeat("NOOP\r\n", 100000) + "QUIT\r\n")}
+		NewSession(c, testConfig(), &recorder{}, false).Serve()
+		total, most := 0, 0
+		for i, n := range c.writes[1:] { // after the greeting
+			total += n
+			if i < len(c.writes)-2 { // not the last: QUIT's reply
+				most = max(most, n)
+			}
+		}
+		if want := len(tc.reply) + 100000*len(noop) + len(quit); total != want {
+			t.Errorf("%s: %d bytes of replies, want %d", tc.greet, total, want)
+		}
+		if most > tc.maxWrite {
+			t.Errorf("%s: %d bytes of replies held back, want at most %d", tc.greet, most, tc.maxWrite)
+		}
+	}
+}
