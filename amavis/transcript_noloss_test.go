@@ -131,3 +131,31 @@ func tookDSN(msgs []smtptest.Msg, sender, rcpt string) bool {
 	}
 	return false
 }
+
+// A next hop that does not announce XFORWARD gets none (amavis sends only announced
+// attributes), and the message goes through all the same.
+func TestNextHopWithoutXForward(t *testing.T) {
+	h := hop(t, smtptest.Options{NoXForward: true})
+	td := startDaemon(t, h.Addr, "")
+	c, r := dial(t, td.addr)
+	expectPrefix(t, r, "220 ")
+	send(t, c, "EHLO mta.example.com", "XFORWARD NAME=mail.sender.example.org ADDR=198.51.100.7 PORT=4567",
+		"MAIL FROM:<a@sender.example.org>", "RCPT TO:<x@example.com>", "DATA")
+	for l := expectPrefix(t, r, "250"); !strings.HasPrefix(l, "250 "); l = expectPrefix(t, r, "250") {
+	}
+	expect(t, r, "250 2.5.0 Ok XFORWARD")
+	expectPrefix(t, r, "250 2.1.0 ")
+	expectPrefix(t, r, "250 2.1.5 ")
+	expectPrefix(t, r, "354 ")
+	send(t, c, "Subject: no xforward", "", "x", ".")
+	expectPrefix(t, r, "250 2.0.0 from MTA(smtp:[127.0.0.1]:")
+	lines := h.Lines()
+	for _, l := range lines {
+		if strings.HasPrefix(strings.ToUpper(l), "XFORWARD") {
+			t.Errorf("the next hop got %q without announcing XFORWARD", l)
+		}
+	}
+	if len(lines) < 2 || lines[1] != "MAIL FROM:<a@sender.example.org> BODY=7BIT" {
+		t.Errorf("next hop got %q", lines)
+	}
+}
