@@ -368,6 +368,7 @@ func (s *Session) xforward(args, line string) {
 			s.penalize(r(501, "5.5.4", "Syntax error in XFORWARD parameters"), line)
 			return
 		}
+		raw := val
 		if strings.EqualFold(val, "[UNAVAILABLE]") {
 			val = ""
 		}
@@ -390,7 +391,7 @@ func (s *Session) xforward(args, line string) {
 		case "LOGIN":
 			xf.Login = val
 		default:
-			s.penalize(r(501, "5.5.4", "XFORWARD command parameter error: "+strings.ToUpper(name)+"="+val), line)
+			s.penalize(r(501, "5.5.4", "XFORWARD command parameter error: "+strings.ToUpper(name)+"="+raw), line)
 			return
 		}
 	}
