@@ -268,7 +268,7 @@ func TestMaxServers(t *testing.T) {
 // smtpd_timeout is an idle timeout for each read, not a deadline over the whole DATA.
 func TestSmtpdTimeoutIsPerRead(t *testing.T) {
 	h := hop(t, smtptest.Options{})
-	td := startDaemon(t, h.Addr, "smtpd_timeout = 1")
+	td := startDaemon(t, h.Addr, "smtpd_timeout = 2")
 	c, r := dial(t, td.addr)
 	expectPrefix(t, r, "220 ")
 	send(t, c, "HELO mta.example.com")
@@ -279,15 +279,20 @@ func TestSmtpdTimeoutIsPerRead(t *testing.T) {
 	expectPrefix(t, r, "250 ")
 	send(t, c, "DATA")
 	expectPrefix(t, r, "354 ")
-	for i := 0; i < 4; i++ { // 2.4 s in all, never 1 s without input
+	// 3 s of DATA in all, longer than smtpd_timeout, but never more than 0.5 s without input
+	// (a margin of 1.5 s per read for a loaded machine).
+	for i := 0; i < 6; i++ {
 		send(t, c, fmt.Sprintf("X-Slow-%d: yes", i))
-		time.Sleep(600 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 	}
 	send(t, c, "", "slow body", ".")
 	expectPrefix(t, r, "250 2.0.0 from MTA")
-	// Idle longer than smtpd_timeout while waiting for a command: 421 and close.
-	time.Sleep(1500 * time.Millisecond)
+	// Idle while waiting for a command: 421 and close, once smtpd_timeout has passed.
+	idle := time.Now()
 	expect(t, r, "421 4.3.2 Service shutting down, closing channel")
+	if waited := time.Since(idle); waited < 1900*time.Millisecond {
+		t.Errorf("421 after %v of idleness, before smtpd_timeout", waited)
+	}
 }
 
 func TestShutdownIdleAndInFlight(t *testing.T) {
