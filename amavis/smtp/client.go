@@ -99,15 +99,6 @@ func (c *Client) hello(ctx context.Context, helo string) error {
 	return nil
 }
 
-// Supports reports whether the server announced an extension, and its parameters.
-func (c *Client) Supports(ext string) (string, bool) {
-	v, ok := c.ext[strings.ToUpper(ext)]
-	return v, ok
-}
-
-// LMTP reports whether this is an LMTP connection.
-func (c *Client) LMTP() bool { return c.lmtp }
-
 // deadline bounds the next I/O by the client's timeout and the context's deadline.
 func (c *Client) deadline(ctx context.Context) {
 	t := time.Now().Add(c.timeout)
