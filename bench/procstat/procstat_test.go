@@ -102,3 +102,38 @@ func TestSampler(t *testing.T) {
 		t.Fatalf("peak of this test process: %+v", m)
 	}
 }
+
+// FuzzParseStat: any line either fails or gives a process whose pid and ppid read back from
+// a canonical stat line the same way.
+func FuzzParseStat(f *testing.F) {
+	f.Add([]byte("4242 (amavisd) S 4241 4242 4242 0 -1 4194560 100 0 0 0 150 50 30 20 20 0 1 0 100 1000 200"))
+	f.Add([]byte("77 (/usr/sbin/amavisd (virgin child)) S 76 76 76 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5 6 7"))
+	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseStat(b)
+		if err != nil {
+			return
+		}
+		line := strconv.Itoa(p.PID) + " (x) S " + strconv.Itoa(p.PPID) + " 0 0 0 0 0 0 0 0 0 0 0 0 0"
+		if q, err := ParseStat([]byte(line)); err != nil || q.PID != p.PID || q.PPID != p.PPID || q.CPU != 0 {
+			t.Errorf("%q gave %+v; its canonical line %q gave %+v, %v", b, p, line, q, err)
+		}
+	})
+}
+
+// FuzzParseStatus: sizes come from kB lines, so they are whole KiB.
+func FuzzParseStatus(f *testing.F) {
+	f.Add([]byte("Name:\tx\nVmPeak:\t  9999 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nThreads:\t1\n"))
+	f.Add([]byte("VmRSS:\t12 MB\n"))
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rss, hwm, err := ParseStatus(b)
+		if err == nil && (rss%1024 != 0 || hwm%1024 != 0) {
+			t.Errorf("%q gave rss %d, hwm %d: not whole KiB", b, rss, hwm)
+		}
+	})
+}
