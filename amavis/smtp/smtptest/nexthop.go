@@ -32,6 +32,9 @@ type Options struct {
 	// DropAfterData closes the connection once the whole message was read, without a reply
 	// to the final dot (a next hop that crashed or timed out at the worst moment).
 	DropAfterData bool
+	// HoldReply, when not nil, holds the reply to the final dot until it is closed: the next
+	// hop has the whole message but has not taken it yet.
+	HoldReply chan struct{}
 	// DataCode fails the final dot with this code (SMTP), or, with LMTP, DataCodeFor fails it
 	// per recipient.
 	DataCode    int
@@ -70,6 +73,7 @@ type NextHop struct {
 	lineCap int
 	conns   int
 	queue   int
+	held    int
 	open    map[*shimConn]bool
 }
 
@@ -209,7 +213,20 @@ func (s *session) read(r io.Reader) error {
 		s.shim.Conn.Close()
 		return errDropped
 	}
+	if err == nil && s.h.opts.HoldReply != nil {
+		s.h.mu.Lock()
+		s.h.held++
+		s.h.mu.Unlock()
+		<-s.h.opts.HoldReply
+	}
 	return err
+}
+
+// Held is the number of messages whose reply HoldReply holds (or held) back.
+func (h *NextHop) Held() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held
 }
 
 var errDropped = errors.New("smtptest: connection dropped after DATA")
