@@ -295,3 +295,34 @@ func TestSyslogDestination(t *testing.T) {
 		t.Errorf("unexpected datagram %q", buf[:n])
 	}
 }
+
+// smtpd_message_size_limit is announced with EHLO SIZE, raised to 64 KiB while
+// enforce_smtpd_message_size_limit_64kb_min is on (SPEC §2.2); the global limit alone
+// rejects nothing.
+func TestSizeLimitAnnounced(t *testing.T) {
+	for _, tc := range []struct{ extra, size string }{
+		{"smtpd_message_size_limit = 1000", "250-SIZE 65536"},
+		{"smtpd_message_size_limit = 1000\nenforce_smtpd_message_size_limit_64kb_min = false", "250-SIZE 1000"},
+		{"smtpd_message_size_limit = 10485760", "250-SIZE 10485760"},
+		{"", "250-SIZE"},
+	} {
+		h := hop(t, smtptest.Options{})
+		td := startDaemon(t, h.Addr, tc.extra)
+		c, r := dial(t, td.addr)
+		expectPrefix(t, r, "220 ")
+		send(t, c, "EHLO mta.example.com")
+		for _, want := range []string{"250-[127.0.0.1]", "250-VRFY", "250-PIPELINING", tc.size} {
+			expect(t, r, want)
+		}
+		if tc.extra != "" && strings.HasSuffix(tc.size, " 1000") {
+			for l := expectPrefix(t, r, "250"); !strings.HasPrefix(l, "250 "); l = expectPrefix(t, r, "250") {
+			}
+			send(t, c, "MAIL FROM:<a@sender.example.org>", "RCPT TO:<x@example.com>", "DATA")
+			expectPrefix(t, r, "250 2.1.0")
+			expectPrefix(t, r, "250 2.1.5")
+			expectPrefix(t, r, "354 ")
+			send(t, c, "Subject: over the global limit", "", strings.Repeat("x", 2000), ".")
+			expectPrefix(t, r, "250 2.0.0 from MTA(smtp:[127.0.0.1]:")
+		}
+	}
+}
