@@ -29,6 +29,7 @@ import (
 	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
 	"amavisgo/policybank"
+	"amavisgo/policybank/lookup"
 	"amavisgo/verdict"
 )
 
@@ -278,7 +279,8 @@ func (d *Daemon) admit(conn net.Conn, l *listener) (*connState, bool) {
 	if l.spec.Network == "tcp" {
 		ip, err := parseIP(cs.peerIP)
 		if err != nil || !cs.policy.InetACL.Contains(ip) {
-			cs.tl.Logf(-1, "DENIED ACCESS from IP %s, policy bank '%s'", cs.peerIP, cs.policy.PolicyBankPath)
+			cs.tl.Logf(-1, "DENIED ACCESS from IP %s, policy bank '%s'%s", cs.peerIP, cs.policy.PolicyBankPath,
+				blockedBy(cs.policy.InetACL, ip))
 			return nil, false
 		}
 	}
@@ -485,6 +487,21 @@ func expandBanner(tmpl string, vars map[string]string) string {
 }
 
 func parseIP(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
+
+// blockedBy names the inet_acl entry that denied ip, as amavis's log does (", blocked by rule
+// !10.1.2.3"), or "" when no entry matched. The first entry that contains ip decides.
+func blockedBy(acl lookup.IPList, ip netip.Addr) string {
+	for _, e := range acl.Strings() {
+		one, err := lookup.ParseIPList([]string{e})
+		if err != nil {
+			continue
+		}
+		if _, found := one.Match(ip); found {
+			return ", blocked by rule " + e
+		}
+	}
+	return ""
+}
 
 func splitAddr(a net.Addr) (ip, port string) {
 	if ta, ok := a.(*net.TCPAddr); ok {

@@ -326,3 +326,22 @@ func TestSizeLimitAnnounced(t *testing.T) {
 		}
 	}
 }
+
+// A client inet_acl denies is closed without a greeting; the log names the entry that
+// denied it, if one did (SPEC §1.3).
+func TestInetACLDeniedByRule(t *testing.T) {
+	for _, tc := range []struct{ acl, log string }{
+		{`["10.0.0.0/8"]`, "DENIED ACCESS from IP 127.0.0.1, policy bank ''\n"},
+		{`["10.0.0.0/8", "!127.0.0.0/8", "0.0.0.0/0"]`, "DENIED ACCESS from IP 127.0.0.1, policy bank '', blocked by rule !127.0.0.0/8\n"},
+	} {
+		td := startDaemon(t, "", "inet_acl = "+tc.acl)
+		_, r := dial(t, td.addr)
+		if line, err := r.ReadString('\n'); err == nil {
+			t.Fatalf("denied client got %q", line)
+		}
+		waitFor(t, "log", func() bool { return strings.Contains(td.log.String(), "DENIED ACCESS") })
+		if l := td.log.String(); !strings.Contains(l, ") (!)"+tc.log) {
+			t.Errorf("inet_acl %s: log lacks %q:\n%s", tc.acl, tc.log, l)
+		}
+	}
+}
