@@ -70,8 +70,18 @@ var externals = []external{
 	{"iso", []string{"7z"}, false, func(_, file, dir string) []string { return sevenZipArgs(file, dir) }},
 }
 
-// externalTimeout bounds one external program run.
-const externalTimeout = 30 * time.Second
+// externalTimeout bounds one external program run (a variable for the tests).
+var externalTimeout = 30 * time.Second
+
+// command prepares a decoder program run in its own process group: at the time limit the
+// whole group is killed, so that no child it started keeps our pipe open (or writes on).
+func command(ctx context.Context, prog string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	return cmd
+}
 
 func externalDecoder(format string) decodeFunc {
 	for _, e := range externals {
@@ -92,7 +102,7 @@ func (j *job) runExternal(e external, p *Part) (bool, error) {
 			return true, err
 		}
 		defer in.Close()
-		cmd := exec.CommandContext(ctx, prog, e.args(filepath.Base(prog), "", "")...)
+		cmd := command(ctx, prog, e.args(filepath.Base(prog), "", "")...)
 		cmd.Stdin = in
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -103,7 +113,7 @@ func (j *job) runExternal(e external, p *Part) (bool, error) {
 		}
 		_, xerr := j.extract(p, "", out, filepath.Base(prog))
 		if xerr != nil {
-			cmd.Process.Kill()
+			cmd.Cancel()
 		}
 		werr := cmd.Wait()
 		if xerr != nil {
@@ -121,7 +131,7 @@ func (j *job) runExternal(e external, p *Part) (bool, error) {
 		return true, internalError{err}
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.CommandContext(ctx, prog, e.args(filepath.Base(prog), p.Path, dir)...)
+	cmd := command(ctx, prog, e.args(filepath.Base(prog), p.Path, dir)...)
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
 		return true, decodeError{err}
@@ -141,7 +151,7 @@ wait:
 		case <-tick.C:
 			if dirSize(dir) > j.rem {
 				overQuota = true
-				cmd.Process.Kill()
+				cmd.Cancel()
 			}
 		}
 	}

@@ -6,8 +6,10 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMissingProgram: a format whose program is missing is logged once at start-up, and its
@@ -89,5 +91,45 @@ func TestTNEFLongName(t *testing.T) {
 	got := fileWith(t, r, eicar)
 	if len(got) != 1 || strings.Join(got[0].Names, ",") != "INVOIC~1.EXE,invoice.pdf.exe" {
 		t.Fatalf("names\n%s", describe(r))
+	}
+}
+
+// TestExternalTimeLimit: a decoder program that never finishes is stopped at the time limit,
+// together with what it started, and its part is left as it is for the scanners.
+func TestExternalTimeLimit(t *testing.T) {
+	bin := t.TempDir()
+	// both hand their output to a child that outlives them unless the whole group is killed
+	for _, prog := range []string{"uncompress", "cabextract"} {
+		if err := os.WriteFile(filepath.Join(bin, prog), []byte("#!/bin/sh\nsleep 60\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func(d time.Duration) { externalTimeout = d }(externalTimeout)
+	externalTimeout = 300 * time.Millisecond
+	u := New(debianLimits, []string{bin, "/usr/bin", "/bin"}, nil)
+	for name, data := range map[string][]byte{"x.Z": makeZ([]byte(eicar)), "x.cab": makeCAB("eicar.com", []byte(eicar))} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			email := filepath.Join(dir, "email.txt")
+			os.WriteFile(email, withAttachment(name, "application/octet-stream", data), 0o600)
+			start := time.Now()
+			r, err := u.Unpack(context.Background(), email, filepath.Join(dir, "parts"))
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %v; the time limit is %v", took, externalTimeout)
+			}
+			if err != nil || r.Hold != "" {
+				t.Fatalf("Unpack: %v, hold %q", err, r.Hold)
+			}
+			var part *Part
+			for _, p := range r.Parts {
+				if slices.Contains(p.Names, name) {
+					part = p
+				}
+			}
+			if part == nil || part.Path == "" {
+				t.Errorf("the part should stay as it is\n%s", describe(r))
+			}
+			assertOnlyParts(t, filepath.Join(dir, "parts"))
+		})
 	}
 }
