@@ -14,11 +14,13 @@ import (
 func TestNothingAcknowledgedThatTheNextHopDidNotTake(t *testing.T) {
 	rcpts := []string{"x@example.com", "y@example.com"}
 	for _, tc := range []struct {
-		name string
-		down bool
-		opts smtptest.Options
-		smtp string   // the one reply to SMTP input
-		lmtp []string // the replies to LMTP input, per recipient; nil: smtp's for each
+		name  string
+		down  bool
+		hold  bool   // the next hop holds back its reply to the final dot
+		extra string // more configuration
+		opts  smtptest.Options
+		smtp  string   // the one reply to SMTP input
+		lmtp  []string // the replies to LMTP input, per recipient; nil: smtp's for each
 	}{
 		{name: "down", down: true,
 			smtp: "451 4.5.0 id=PID-NN - Temporary MTA failure on relaying, From MTA() during fwd-connect (All attempts (1) failed connecting to smtp:[127.0.0.1]:10025): id=PID-NN",
@@ -53,6 +55,9 @@ func TestNothingAcknowledgedThatTheNextHopDidNotTake(t *testing.T) {
 		{name: "dropped after DATA", opts: smtptest.Options{DropAfterData: true},
 			smtp: "451 4.5.0 id=PID-NN - Temporary MTA failure on relaying, From MTA(smtp:[127.0.0.1]:10025) during fwd-data-end (EOF): id=PID-NN",
 			lmtp: nil},
+		{name: "silent after DATA past child_timeout", hold: true, extra: "child_timeout = 1",
+			smtp: "450 4.4.2 id=PID-NN - Temporary MTA failure on relaying, Timed out during fwd-data-end, MTA(smtp:[127.0.0.1]:10025), id=PID-NN",
+			lmtp: nil},
 		{name: "LMTP hop 450 for one after DATA", opts: smtptest.Options{LMTP: true, DataCodeFor: map[string]int{"y@example.com": 450}},
 			smtp: "450 4.1.1 id=PID-NN - Temporary MTA failure on relaying, from MTA(lmtp:[127.0.0.1]:10025): 450 4.1.1 <y@example.com> <y@example.com>: mailbox unavailable: test",
 			lmtp: []string{
@@ -75,10 +80,15 @@ func TestNothingAcknowledgedThatTheNextHopDidNotTake(t *testing.T) {
 				if tc.down {
 					td = startDaemon(t, "", "")
 				} else {
+					if tc.hold {
+						hold := make(chan struct{})
+						t.Cleanup(func() { close(hold) })
+						tc.opts.HoldReply = hold
+					}
 					h = hop(t, tc.opts)
-					extra := ""
+					extra := tc.extra
 					if tc.opts.LMTP {
-						extra = `forward_method = "lmtp:[127.0.0.1]:` + h.Port() + `"`
+						extra += "\nforward_method = \"lmtp:[127.0.0.1]:" + h.Port() + "\""
 					}
 					td = startDaemon(t, h.Addr, extra)
 				}
