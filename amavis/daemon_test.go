@@ -345,3 +345,38 @@ func TestInetACLDeniedByRule(t *testing.T) {
 		}
 	}
 }
+
+// Non-canonical quoting (SPEC §2.1, §3): the replies repeat the addresses as received; the
+// next hop gets each recipient canonical, with an ORCPT of the original form when it offers
+// DSN (an ORCPT the client gave is kept), and the sender as received (amavis's sender_smtp).
+func TestRequotedAddresses(t *testing.T) {
+	h := hop(t, smtptest.Options{DSN: true})
+	td := startDaemon(t, h.Addr, "")
+	c, r := dial(t, td.addr)
+	expectPrefix(t, r, "220 ")
+	send(t, c, "HELO mta.example.com")
+	expect(t, r, "250 [127.0.0.1]")
+	for _, step := range [][2]string{
+		{`MAIL FROM:<"alice"@sender.example.org>`, `250 2.1.0 Sender <"alice"@sender.example.org> OK`},
+		{`RCPT TO:<"x"@example.com>`, `250 2.1.5 Recipient <"x"@example.com> OK`},
+		{`RCPT TO:<"y"@example.com> ORCPT=rfc822;y+2Bold@example.com`, `250 2.1.5 Recipient <"y"@example.com> OK`},
+		{`RCPT TO:<"z z"@example.com>`, `250 2.1.5 Recipient <"z z"@example.com> OK`},
+		{"DATA", "354 End data with <CR><LF>.<CR><LF>"},
+	} {
+		send(t, c, step[0])
+		expect(t, r, step[1])
+	}
+	send(t, c, "Subject: quoting", "", "body", ".")
+	expect(t, r, "250 2.0.0 from MTA(smtp:[127.0.0.1]:"+h.Port()+"): 250 2.0.0 Ok: queued as SINKQ0001")
+	want := []string{
+		`MAIL FROM:<"alice"@sender.example.org> BODY=7BIT`,
+		`RCPT TO:<x@example.com> ORCPT=rfc822;"x"@example.com`,
+		`RCPT TO:<y@example.com> ORCPT=rfc822;y+2Bold@example.com`,
+		`RCPT TO:<"z z"@example.com>`,
+		"DATA",
+	}
+	got := h.Lines()
+	if len(got) < 7 || strings.Join(got[2:7], "\n") != strings.Join(want, "\n") {
+		t.Errorf("next hop got\n  %s\nwant after EHLO and XFORWARD\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
