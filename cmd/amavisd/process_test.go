@@ -509,7 +509,8 @@ func TestDropsPrivileges(t *testing.T) {
 
 func TestReloadWithMessageInFlight(t *testing.T) {
 	next := deliverytest.Start(t)
-	e := newEnv(t, next.Method.String(), "allow_run_as_root = true", `smtpd_greeting_banner = "first ${helo-name}"`)
+	e := newEnv(t, next.Method.String(), "allow_run_as_root = true", `smtpd_greeting_banner = "first ${helo-name}"`,
+		`X_HEADER_LINE = "first config"`)
 	d := e.foreground()
 
 	inFlight, g := dial(t, e.addr)
@@ -518,7 +519,8 @@ func TestReloadWithMessageInFlight(t *testing.T) {
 	}
 	inFlight.startData("inflight@test")
 
-	e.writeConfig(next.Method.String(), "allow_run_as_root = true", `smtpd_greeting_banner = "second ${helo-name}"`)
+	e.writeConfig(next.Method.String(), "allow_run_as_root = true", `smtpd_greeting_banner = "second ${helo-name}"`,
+		`X_HEADER_LINE = "second config"`)
 	if out, errOut, code := e.amavisd("reload"); code != 0 {
 		t.Fatalf("reload: exit %d %q %q", code, out, errOut)
 	}
@@ -533,12 +535,24 @@ func TestReloadWithMessageInFlight(t *testing.T) {
 	if r := inFlight.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
 		t.Fatalf("the message in flight during the reload: %s\n%s", r, d.Stderr())
 	}
-	if m := next.Wait(t, 0); !bytes.Contains(m.Data, []byte("Message-ID: <inflight@test>")) || !bytes.Contains(m.Data, []byte("second half")) {
-		t.Errorf("the next hop got:\n%s", m.Data)
+	// The message in flight finishes under the configuration it began with.
+	if m := next.Wait(t, 0); !bytes.Contains(m.Data, []byte("Message-ID: <inflight@test>")) || !bytes.Contains(m.Data, []byte("second half")) ||
+		!bytes.Contains(m.Data, []byte("X-Virus-Scanned: first config\r\n")) {
+		t.Errorf("the next hop got:\n%q", m.Data)
 	}
 	// The connection survived the reload and still works.
 	if r := inFlight.cmd("RSET"); r != "250 2.0.0 Ok RSET" {
 		t.Errorf("RSET after the reload: %s", r)
+	}
+	// A new connection's message is checked under the new configuration.
+	c, _ := dial(t, e.addr)
+	c.startData("after-reload@test")
+	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
+		t.Fatalf("a message after the reload: %s", r)
+	}
+	if m := next.Wait(t, 1); !bytes.Contains(m.Data, []byte("Message-ID: <after-reload@test>")) ||
+		!bytes.Contains(m.Data, []byte("X-Virus-Scanned: second config\r\n")) {
+		t.Errorf("the next hop got after the reload:\n%s", m.Data)
 	}
 	if r := inFlight.cmd("QUIT"); !strings.HasPrefix(r, "221 ") {
 		t.Errorf("QUIT: %s", r)
