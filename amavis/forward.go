@@ -163,16 +163,14 @@ func fwdFailure(err error, mtaID, logID string) smtp.Reply {
 	if !errors.As(err, &se) {
 		return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("From MTA(%s) during fwd-end-chkpnt (%v): id=%s", mtaID, err, logID)}
 	}
+	if se.Stage == "fwd-connect" {
+		// Refused or timed out alike, amavis names no MTA when no connection could be made.
+		return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("From MTA() during fwd-connect (All attempts (1) failed connecting to %s): id=%s", mtaID, logID)}
+	}
 	if se.Timeout() {
 		return smtp.Reply{Code: 450, Enh: "4.4.2", Text: fmt.Sprintf("Timed out during %s, MTA(%s), id=%s", se.Stage, mtaID, logID)}
 	}
-	detail := se.Err.Error()
-	if se.Stage == "fwd-connect" {
-		// amavis names no MTA when the connection could not be made.
-		detail = "All attempts (1) failed connecting to " + mtaID
-		mtaID = ""
-	}
-	return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("From MTA(%s) during %s (%s): id=%s", mtaID, se.Stage, detail, logID)}
+	return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("From MTA(%s) during %s (%v): id=%s", mtaID, se.Stage, se.Err, logID)}
 }
 
 // mtaTrouble turns a recipient the next hop did not take into a blocked one (SPEC §2.4):

@@ -3,7 +3,9 @@ package amavis
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"amavisgo/amavis/smtp"
 	"amavisgo/amavis/smtp/smtptest"
 )
 
@@ -14,15 +16,19 @@ import (
 func TestNothingAcknowledgedThatTheNextHopDidNotTake(t *testing.T) {
 	rcpts := []string{"x@example.com", "y@example.com"}
 	for _, tc := range []struct {
-		name  string
-		down  bool
-		hold  bool   // the next hop holds back its reply to the final dot
-		extra string // more configuration
-		opts  smtptest.Options
-		smtp  string   // the one reply to SMTP input
-		lmtp  []string // the replies to LMTP input, per recipient; nil: smtp's for each
+		name      string
+		down      bool
+		blackhole bool   // the next hop drops our SYNs
+		hold      bool   // the next hop holds back its reply to the final dot
+		extra     string // more configuration
+		opts      smtptest.Options
+		smtp      string   // the one reply to SMTP input
+		lmtp      []string // the replies to LMTP input, per recipient; nil: smtp's for each
 	}{
 		{name: "down", down: true,
+			smtp: "451 4.5.0 id=PID-NN - Temporary MTA failure on relaying, From MTA() during fwd-connect (All attempts (1) failed connecting to smtp:[127.0.0.1]:10025): id=PID-NN",
+			lmtp: nil},
+		{name: "drops SYNs", blackhole: true,
 			smtp: "451 4.5.0 id=PID-NN - Temporary MTA failure on relaying, From MTA() during fwd-connect (All attempts (1) failed connecting to smtp:[127.0.0.1]:10025): id=PID-NN",
 			lmtp: nil},
 		{name: "MAIL 451", opts: smtptest.Options{MailCode: 451},
@@ -77,9 +83,16 @@ func TestNothingAcknowledgedThatTheNextHopDidNotTake(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				var h *smtptest.NextHop
 				var td *testDaemon
-				if tc.down {
+				switch {
+				case tc.down:
 					td = startDaemon(t, "", "")
-				} else {
+				case tc.blackhole:
+					// Restored after the daemon's own cleanup (cleanups run last-in first-out).
+					saved := smtp.ConnectTimeout
+					t.Cleanup(func() { smtp.ConnectTimeout = saved })
+					smtp.ConnectTimeout = 300 * time.Millisecond
+					td = startDaemon(t, smtptest.Blackhole(t), "")
+				default:
 					if tc.hold {
 						hold := make(chan struct{})
 						t.Cleanup(func() { close(hold) })

@@ -24,6 +24,11 @@ type Client struct {
 	lines   []string
 }
 
+// ConnectTimeout bounds the making of a connection to a next hop (amavis's
+// smtp_connect_timeout): a next hop that drops our SYNs must not hold a session, and its
+// max_servers slot, for the whole child_timeout.
+var ConnectTimeout = 35 * time.Second
+
 // Error is a failure of the conversation with the next hop (not a reply it gave): Stage
 // names where, in amavis's section names ("fwd-connect", "fwd-data-contents", ...).
 type Error struct {
@@ -41,10 +46,11 @@ func (e *Error) Timeout() bool {
 }
 
 // Dial connects to a next hop at addr ("host:port", or a path for network "unix"), reads its
-// greeting and introduces itself as helo with LHLO (lmtp) or EHLO, falling back to HELO. The
-// timeout bounds every single read and write later on.
+// greeting and introduces itself as helo with LHLO (lmtp) or EHLO, falling back to HELO.
+// Connecting takes at most ConnectTimeout; the timeout bounds every single read and write
+// later on.
 func Dial(ctx context.Context, network, addr string, lmtp bool, helo string, timeout time.Duration) (*Client, error) {
-	var d net.Dialer
+	d := net.Dialer{Timeout: ConnectTimeout}
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, &Error{"fwd-connect", err}
