@@ -4,12 +4,14 @@
 package e2e
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,6 +93,14 @@ const daemonHostname = "amavis.example.com"
 
 func startDaemon(t testing.TB, c daemonConfig) *daemon {
 	t.Helper()
+	d := newDaemon(t, c)
+	d.start()
+	return d
+}
+
+// newDaemon writes the configuration of a daemon; start runs it.
+func newDaemon(t testing.TB, c daemonConfig) *daemon {
+	t.Helper()
 	bin := amavisdBinary(t)
 	// nobody must reach MYHOME, so not below t.TempDir() (mode 0700).
 	dir, err := os.MkdirTemp("", "amavisgo-e2e")
@@ -153,21 +163,34 @@ daemon_group = "nogroup"
 		}
 		os.RemoveAll(dir)
 	})
-	d.start()
 	return d
 }
 
 func (d *daemon) start() {
 	d.t.Helper()
-	errFile, err := os.OpenFile(filepath.Join(d.Dir, "stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := d.tryStart(); err != nil {
 		d.t.Fatal(err)
 	}
+}
+
+// errPortTaken: another process bound our port between FreePort and our start (ports from
+// FreePort are free only when they are picked).
+var errPortTaken = errors.New("amavisd: the port was taken by another process")
+
+// tryStart runs the daemon and waits until it listens: its own log says so and the port
+// greets. A greeting alone could come from whoever took the port.
+func (d *daemon) tryStart() error {
+	errFile, err := os.OpenFile(filepath.Join(d.Dir, "stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
 	defer errFile.Close()
+	starts := strings.Count(d.Log(), " listening on ")
+	stderrBefore := len(d.stderr())
 	d.cmd = exec.Command(d.bin, "-c", d.Config, "foreground")
 	d.cmd.Stdout, d.cmd.Stderr = errFile, errFile
 	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
+		return err
 	}
 	d.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(d.cmd, d.exited)
@@ -175,14 +198,19 @@ func (d *daemon) start() {
 	for {
 		select {
 		case <-d.exited:
-			d.t.Fatalf("amavisd exited at start: %s\n%s", d.cmd.ProcessState, d.stderr())
+			if strings.Contains(d.stderr()[stderrBefore:], "address already in use") {
+				return errPortTaken
+			}
+			return fmt.Errorf("amavisd exited at start: %s\n%s", d.cmd.ProcessState, d.stderr())
 		default:
 		}
-		if line, err := testenv.Greeting(d.Addr); err == nil && strings.HasPrefix(line, "220 ") {
-			return
+		if strings.Count(d.Log(), " listening on ") > starts {
+			if line, err := testenv.Greeting(d.Addr); err == nil && strings.HasPrefix(line, "220 ") {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("amavisd does not greet on %s\n%s", d.Addr, d.stderr())
+			return fmt.Errorf("amavisd does not greet on %s\n%s", d.Addr, d.stderr())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -255,12 +283,35 @@ type pipeline struct {
 // re-injection smtpd.
 func startPipeline(t testing.TB, transport string, maxServers int, postfixMain []string, extra ...string) pipeline {
 	t.Helper()
-	amPort, fwdPort := testenv.FreePort(t), testenv.FreePort(t)
-	pf := testenv.StartPostfix(t, testenv.PostfixOptions{
-		FilterPort: amPort, ForwardPort: fwdPort, Transport: transport, MaxProc: maxServers, MainCF: postfixMain,
-	})
-	am := startDaemon(t, daemonConfig{Port: amPort, ForwardPort: fwdPort, MaxServers: maxServers, Extra: extra})
-	return pipeline{pf: pf, am: am}
+	return startPipelineForwarding(t, 0, transport, maxServers, postfixMain, extra...)
+}
+
+// startPipelineForwarding is startPipeline with our forward_method pointing at forwardPort
+// (0: Postfix's re-injection smtpd). Postfix picks and binds its own ports first (retrying
+// when one was taken); if our port was taken before we bound it, both start again on new
+// ports, so that Postfix never hands a message to someone else's server.
+func startPipelineForwarding(t testing.TB, forwardPort int, transport string, maxServers int, postfixMain []string, extra ...string) pipeline {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		amPort := testenv.FreePort(t)
+		pf := testenv.StartPostfix(t, testenv.PostfixOptions{
+			FilterPort: amPort, Transport: transport, MaxProc: maxServers, MainCF: postfixMain,
+		})
+		fwd := forwardPort
+		if fwd == 0 {
+			fwd, _ = strconv.Atoi(portOf(pf.ForwardAddr))
+		}
+		am := newDaemon(t, daemonConfig{Port: amPort, ForwardPort: fwd, MaxServers: maxServers, Extra: extra})
+		err := am.tryStart()
+		if err == nil {
+			return pipeline{pf: pf, am: am}
+		}
+		if err != errPortTaken || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("port %d was taken before our daemon bound it: again on new ports", amPort)
+		pf.Stop()
+	}
 }
 
 // message builds a small RFC 5322 message with the given Message-ID.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"amavisgo/amavis/smtp/smtptest"
-	"amavisgo/internal/testenv"
 )
 
 // TestKilledWhileForwarding: the moment that decides whether mail can be lost. We hold the
@@ -25,9 +24,8 @@ func TestKilledWhileForwarding(t *testing.T) {
 			hold := make(chan struct{})
 			stalled := smtptest.Start(t, smtptest.Options{HoldReply: hold})
 			t.Cleanup(func() { close(hold) })
-			amPort, fwdPort := testenv.FreePort(t), testenv.FreePort(t)
-			pf := testenv.StartPostfix(t, testenv.PostfixOptions{FilterPort: amPort, ForwardPort: fwdPort, Transport: transport})
-			am := startDaemon(t, daemonConfig{Port: amPort, ForwardPort: atoi(t, portOf(stalled.Addr))})
+			p := startPipelineForwarding(t, atoi(t, portOf(stalled.Addr)), transport, 2, nil)
+			pf, am := p.pf, p.am
 
 			id := "<held-" + transport + "@e2e>"
 			qid, err := pf.Submit(sender, rcpt, message(id, "held", "wait for the next hop\n"))
@@ -62,7 +60,7 @@ func TestKilledWhileForwarding(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fixed := strings.Replace(string(cfg), fmt.Sprintf("smtp:[127.0.0.1]:%s\"", portOf(stalled.Addr)), fmt.Sprintf("smtp:[127.0.0.1]:%d\"", fwdPort), 1)
+			fixed := strings.Replace(string(cfg), fmt.Sprintf("smtp:[127.0.0.1]:%s\"", portOf(stalled.Addr)), fmt.Sprintf("smtp:[127.0.0.1]:%s\"", portOf(pf.ForwardAddr)), 1)
 			if fixed == string(cfg) {
 				t.Fatalf("no forward_method to replace in\n%s", cfg)
 			}
