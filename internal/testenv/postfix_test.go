@@ -168,7 +168,7 @@ func TestPostfixFilterPlumbing(t *testing.T) {
 // delivers it once.
 func TestPostfixDeferredAndFlush(t *testing.T) {
 	t.Parallel()
-	port, err := freePort()
+	port, err := uniquePort()
 	if err != nil {
 		t.Fatal(err)
 	}
