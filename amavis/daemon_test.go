@@ -52,12 +52,7 @@ func startDaemon(t testing.TB, hopAddr, extra string) *testDaemon {
 	t.Helper()
 	tmp := t.TempDir()
 	if hopAddr == "" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0") // a port that refuses connections
-		if err != nil {
-			t.Fatal(err)
-		}
-		hopAddr = ln.Addr().String()
-		ln.Close()
+		hopAddr = smtptest.Refused(t)
 	}
 	_, hopPort, _ := net.SplitHostPort(hopAddr)
 	fwd := ""

@@ -440,6 +440,26 @@ func (c *shimConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// Refused returns the address of a next hop that refuses connections: a port bound but not
+// listening, held until the test ends, so that no other process can take it meanwhile (as
+// it could a port found free and closed again).
+func Refused(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
 // Blackhole returns the address of a next hop that never completes a connection: a listening
 // socket with a full accept queue, so that the kernel drops further SYNs and a connect waits
 // until its timeout, as with a firewall that drops packets.
