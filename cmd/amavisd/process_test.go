@@ -327,7 +327,7 @@ func TestVersion(t *testing.T) {
 }
 
 // TestUnknownVerb: a mistyped verb is named as such, even where the configuration file is
-// missing, and a second verb is a usage error.
+// missing, and a second verb is a usage error; -h shows the usage and succeeds.
 func TestUnknownVerb(t *testing.T) {
 	for _, tc := range []struct {
 		args   []string
@@ -336,6 +336,7 @@ func TestUnknownVerb(t *testing.T) {
 	}{
 		{[]string{"-c", "/nonexistent/amavisd.toml", "relaod"}, 1, "amavisd: " + amavis.Version + ": Unknown command line parameter: relaod\n"},
 		{[]string{"start", "stop"}, 2, "usage: amavisd "},
+		{[]string{"-h"}, 0, "usage: amavisd "},
 	} {
 		var stderr bytes.Buffer
 		cmd := exec.Command(amavisdBin, tc.args...)
