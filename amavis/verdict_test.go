@@ -364,12 +364,10 @@ func TestScannerDown(t *testing.T) {
 	})
 }
 
-// A message nested deeper than MAXLEVELS is UNCHECKED (over limits): it passes with the
-// X-Amavis-Hold reason, any X-Amavis-Hold it brought removed, and the subject tag for the
-// local recipient.
+// A message over a decoding limit (nested deeper than MAXLEVELS, or a gzip bomb that
+// exhausts the expansion quota) is UNCHECKED (over limits): it passes with the X-Amavis-Hold
+// reason, any X-Amavis-Hold it brought removed, and the subject tag for the local recipient.
 func TestDecodingLimitHold(t *testing.T) {
-	h := hop(t, smtptest.Options{})
-	td := startDaemon(t, h.Addr, "MAXLEVELS = 2\n")
 	var zipped bytes.Buffer
 	zw := zip.NewWriter(&zipped)
 	f, _ := zw.Create("inner.zip")
@@ -380,25 +378,47 @@ func TestDecodingLimitHold(t *testing.T) {
 	iw.Close()
 	f.Write(inner.Bytes())
 	zw.Close()
-	msg := "X-Amavis-Hold: forged\r\n" + mimeMessage("multipart/mixed; boundary=\"b1\"", "--b1\r\nContent-Type: text/plain\r\n\r\nsee\r\n"+
-		"--b1\r\nContent-Type: application/zip; name=\"a.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
-		wrap76(base64.StdEncoding.EncodeToString(zipped.Bytes()))+"--b1--\r\n")
-	got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, msg)
-	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
-		t.Fatalf("reply %q", got[0])
+	var bomb bytes.Buffer // 16 MiB of zeros in about 16 KiB
+	gw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for range 16 {
+		gw.Write(zeros)
 	}
-	msgs := h.Msgs()
-	if len(msgs) != 1 {
-		t.Fatalf("%d messages at the next hop", len(msgs))
-	}
-	data := strings.ReplaceAll(string(msgs[0].Data), "\r\n ", " ")
-	if strings.Count(data, "X-Amavis-Hold: ") != 1 || !strings.Contains(data, "X-Amavis-Hold: Maximum decoding depth (2) exceeded\r\n") ||
-		!strings.Contains(data, "\r\nSubject: ***UNCHECKED*** test\r\n") {
-		t.Errorf("the passed copy lacks the hold reason or the tag, or kept the forged field:\n%s", data)
-	}
-	waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
-	if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, ") Passed UNCHECKED {RelayedTaggedInbound}, ") {
-		t.Errorf("log line %q", l)
+	gw.Close()
+	for _, tc := range []struct {
+		name, config, file, ctype string
+		content                   []byte
+		hold                      string
+	}{
+		{"depth", "MAXLEVELS = 2\n", "a.zip", "application/zip", zipped.Bytes(),
+			"X-Amavis-Hold: Maximum decoding depth (2) exceeded\r\n"},
+		{"quota", "MIN_EXPANSION_QUOTA = 1048576\nMAX_EXPANSION_QUOTA = 10485760\n", "zeros.gz", "application/gzip", bomb.Bytes(),
+			"X-Amavis-Hold: Exceeded storage quota 10485760 bytes by "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := hop(t, smtptest.Options{})
+			td := startDaemon(t, h.Addr, tc.config)
+			msg := "X-Amavis-Hold: forged\r\n" + mimeMessage("multipart/mixed; boundary=\"b1\"", "--b1\r\nContent-Type: text/plain\r\n\r\nsee\r\n"+
+				"--b1\r\nContent-Type: "+tc.ctype+"; name=\""+tc.file+"\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+				wrap76(base64.StdEncoding.EncodeToString(tc.content))+"--b1--\r\n")
+			got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, msg)
+			if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
+				t.Fatalf("reply %q", got[0])
+			}
+			msgs := h.Msgs()
+			if len(msgs) != 1 {
+				t.Fatalf("%d messages at the next hop", len(msgs))
+			}
+			data := strings.ReplaceAll(string(msgs[0].Data), "\r\n ", " ")
+			if strings.Count(data, "X-Amavis-Hold: ") != 1 || !strings.Contains(data, tc.hold) ||
+				!strings.Contains(data, "\r\nSubject: ***UNCHECKED*** test\r\n") {
+				t.Errorf("the passed copy lacks the hold reason %q or the tag, or kept the forged field:\n%.2000s", tc.hold, data)
+			}
+			waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+			if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, ") Passed UNCHECKED {RelayedTaggedInbound}, ") {
+				t.Errorf("log line %q", l)
+			}
+		})
 	}
 }
 
