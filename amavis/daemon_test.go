@@ -374,4 +374,9 @@ func TestRequotedAddresses(t *testing.T) {
 	if len(got) < 7 || strings.Join(got[2:7], "\n") != strings.Join(want, "\n") {
 		t.Errorf("next hop got\n  %s\nwant after EHLO and XFORWARD\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
+	// The log shows the sender as received and the recipients quoted canonically.
+	waitFor(t, "log line", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+	if l, want := mainLogLines(td.log.String())[0], ` <"alice"@sender.example.org> -> <x@example.com>,<y@example.com>,<"z z"@example.com>, `; !strings.Contains(l, want) {
+		t.Errorf("log line %q lacks %q", l, want)
+	}
 }

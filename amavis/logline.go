@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
 	"amavisgo/verdict"
 )
@@ -80,6 +81,7 @@ func mainLine(m *Message, passed string, rs []*Recipient, elapsed time.Duration)
 		b.WriteString(e)
 		b.WriteString("]")
 	}
+	// The sender as the client wrote it, the recipients quoted canonically (amavis's %s and %D).
 	b.WriteString(" ")
 	b.WriteString(m.SenderSMTP)
 	b.WriteString(" -> ")
@@ -87,7 +89,7 @@ func mainLine(m *Message, passed string, rs []*Recipient, elapsed time.Duration)
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(r.AddrSMTP)
+		b.WriteString(smtp.Quote(r.Addr))
 	}
 	if len(m.Quarantined) > 0 {
 		b.WriteString(", quarantine: ")
