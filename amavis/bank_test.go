@@ -13,6 +13,7 @@ import (
 
 	"amavisgo/amavis/smtp/smtptest"
 	"amavisgo/conf"
+	"amavisgo/notify"
 	"amavisgo/internal/testenv"
 )
 
@@ -274,5 +275,20 @@ func TestSyslogLines(t *testing.T) {
 	}
 	if !strings.HasPrefix(second, "warning (01234-01) (!)...xxx") || strings.Count(first+second, "x") != 1000 {
 		t.Errorf("continuation %q", second)
+	}
+}
+
+// Records from the packages that log through slog: levels mapped to amavis's, attributes
+// appended, and a record about one message under that message's log id.
+func TestSlogAdapter(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewWriterLog(&buf, "mx.example.com", NoOverride)
+	l.override.Store(5)
+	d := &Daemon{log: l}
+	d.slog("").Warn("NOTICE: UNABLE TO SEND DSN to <a@example.com>: 550 5.1.1 no", notify.LogIDKey, "01234-02")
+	d.slog("").Info("found", "decoder", "7z")
+	re := regexp.MustCompile(`(?m)^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d mx\.example\.com \S+\[\d+\]: `)
+	if got, want := re.ReplaceAllString(buf.String(), ""), "(01234-02) (!)NOTICE: UNABLE TO SEND DSN to <a@example.com>: 550 5.1.1 no\nfound decoder=7z\n"; got != want {
+		t.Errorf("got %q\nwant %q", got, want)
 	}
 }

@@ -135,7 +135,12 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	var b strings.Builder
 	b.WriteString(r.Message)
+	id := h.id
 	add := func(a slog.Attr) bool {
+		if a.Key == notify.LogIDKey { // a record about one message: its (PID-NN) id
+			id = a.Value.String()
+			return true
+		}
 		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
 		return true
 	}
@@ -143,7 +148,7 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 	}
 	r.Attrs(add)
-	tl := &taskLog{l: h.l, id: h.id}
+	tl := &taskLog{l: h.l, id: id}
 	tl.Logf(level, "%s", b.String())
 	return nil
 }

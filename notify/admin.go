@@ -61,7 +61,7 @@ func (n *Notifier) Admins(ctx context.Context, p *conf.Policy, m *Message, dsn [
 		}
 		msg := compose(text, [][2]string{{"From", hdrFrom}, {"To", to}, {"Date", RFC2822Date(n.now())}},
 			"multipart/mixed", []part{{"text/rfc822-headers", "Message headers", string(m.Header)}}, m.MailID)
-		ok, err := n.send(ctx, p, from, []string{a}, msg, "quar+notif", "notify admin")
+		ok, err := n.send(ctx, p, m, from, []string{a}, msg, "quar+notif", "notify admin")
 		if err != nil {
 			return sent, err
 		}
@@ -100,7 +100,7 @@ func (n *Notifier) Warnings(ctx context.Context, p *conf.Policy, m *Message) ([]
 			return sent, &Error{Section: "quar+notif", What: "unable to notify recipient", Detail: err.Error()}
 		}
 		msg := compose(text, [][2]string{{"From", addrs.HdrfromRecip}, {"To", to}, {"Date", RFC2822Date(n.now())}}, "", nil, m.MailID)
-		ok, err := n.send(ctx, p, addrs.MailfromRecip, []string{r.Addr}, msg, "quar+notif", "notify recipient")
+		ok, err := n.send(ctx, p, m, addrs.MailfromRecip, []string{r.Addr}, msg, "quar+notif", "notify recipient")
 		if err != nil {
 			return sent, err
 		}

@@ -94,7 +94,7 @@ func (n *Notifier) DSN(ctx context.Context, p *conf.Policy, m *Message, perRecip
 	if p.DsnBcc != "" {
 		rcpts = append(rcpts, p.DsnBcc)
 	}
-	_, err = n.send(ctx, p, "", rcpts, msg, "delivery-notification", "send DSN to "+delivery.Bracket(m.Sender))
+	_, err = n.send(ctx, p, m, "", rcpts, msg, "delivery-notification", "send DSN to "+delivery.Bracket(m.Sender))
 	return plan, err
 }
 

@@ -163,14 +163,18 @@ func (n *Notifier) now() time.Time {
 	return time.Now()
 }
 
-// send hands one notification to notify_method. A 4xx answer or a failed transaction is an
-// *Error; a 5xx answer is logged and otherwise ignored, as amavis does.
+// LogIDKey is the slog attribute that carries the log id of the message a record is about.
+const LogIDKey = "log_id"
+
+// send hands one notification about m to notify_method. A 4xx answer or a failed transaction
+// is an *Error; a 5xx answer is logged and otherwise ignored, as amavis does.
 // what names the action for messages: "notify admin", "send DSN to <a@b>".
-func (n *Notifier) send(ctx context.Context, p *conf.Policy, from string, rcpts []string, msg string, section, what string) (bool, error) {
+func (n *Notifier) send(ctx context.Context, p *conf.Policy, m *Message, from string, rcpts []string, msg string, section, what string) (bool, error) {
 	res, err := n.Sender.Send(ctx, p.Notify(), from, rcpts, strings.NewReader(msg))
 	if err != nil {
 		return false, &Error{Section: section, What: "temporarily unable to " + what, Detail: err.Error()}
 	}
+	verb, _, _ := strings.Cut(what, " to <")
 	ok := false
 	for _, r := range res {
 		switch {
@@ -178,8 +182,9 @@ func (n *Notifier) send(ctx context.Context, p *conf.Policy, from string, rcpts 
 			return false, &Error{Section: section, What: "temporarily unable to " + what, Detail: r.Rcpt + ": " + r.Reply}
 		case r.Code()/100 == 2:
 			ok = true
-		default:
-			n.log().Warn(fmt.Sprintf("NOTICE: UNABLE TO %s, <%s>: %s", strings.ToUpper(what), r.Rcpt, r.Reply))
+		default: // amavis: "NOTICE: UNABLE TO SEND DSN to <sender>: 550 ..."
+			n.log().Warn(fmt.Sprintf("NOTICE: UNABLE TO %s to %s: %s", strings.ToUpper(verb), delivery.Bracket(r.Rcpt), r.Reply),
+				LogIDKey, m.LogID)
 		}
 	}
 	return ok, nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/textproto"
 	"os"
 	"strings"
@@ -405,5 +406,23 @@ func TestBannedDSN(t *testing.T) {
 	}
 	if text, _, _, _ := parseDSN(t, data); !strings.Contains(text, "that is not accepted here:\n  .exe,.exe-ms,run.exe\n") {
 		t.Errorf("text:\n%s", text)
+	}
+}
+
+// A DSN the sender's side refuses for good is logged with amavis's NOTICE, under the message's
+// log id, and the message goes on (no error).
+func TestDSNRefusedIsNoticed(t *testing.T) {
+	r := newRig(t, "viruses_that_fake_sender_maps = [['(?i)\\bEICAR\\b', false], ['.', true]]\n")
+	var logged bytes.Buffer
+	r.n.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	r.hop.RejectRcpt("bob@sender.example.org", 550, smtp.EnhancedCode{5, 1, 1}, "no such user")
+	p := &r.cfg.Policy
+	if _, err := r.n.DSN(context.Background(), p, eicar(p, conf.D_BOUNCE), false); err != nil {
+		t.Fatal(err)
+	}
+	want := `level=WARN msg="NOTICE: UNABLE TO SEND DSN to <bob@sender.example.org>: 550 5.1.1 from MTA(` +
+		r.hop.Method.String() + `): 550 5.1.1 no such user" log_id=12345-01`
+	if !strings.Contains(logged.String(), want) {
+		t.Errorf("log %q\nlacks %q", logged.String(), want)
 	}
 }
