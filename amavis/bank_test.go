@@ -13,8 +13,8 @@ import (
 
 	"amavisgo/amavis/smtp/smtptest"
 	"amavisgo/conf"
-	"amavisgo/notify"
 	"amavisgo/internal/testenv"
+	"amavisgo/notify"
 )
 
 // The MYNETS bank is loaded when the client (XFORWARD ADDR, else the peer) is in mynetworks:
