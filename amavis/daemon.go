@@ -116,6 +116,20 @@ func (d *Daemon) Listen() error {
 	return nil
 }
 
+// ChownUnixSockets gives the Unix sockets to the daemon user before privileges are dropped, so
+// that the daemon can remove them when it stops and clients running as that user (such as
+// amavisd-release) can connect.
+func (d *Daemon) ChownUnixSockets(uid, gid int) error {
+	for _, l := range d.listeners {
+		if l.spec.Network == "unix" {
+			if err := os.Chown(l.spec.Address, uid, gid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // familyMissing: the address family is not available on this host (no IPv6, or no IPv4).
 func familyMissing(err error) bool {
 	return errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT)

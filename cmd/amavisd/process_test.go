@@ -945,7 +945,13 @@ func TestDebugLevelOption(t *testing.T) {
 func TestStartStopAsDaemonUser(t *testing.T) {
 	requireRoot(t)
 	next := deliverytest.Start(t)
-	e := newEnv(t, next.Method.String(), `daemon_user = "nobody"`, `daemon_group = "nogroup"`)
+	e := newEnv(t, next.Method.String())
+	// The AM.PDP socket in a directory of the daemon user's, as MYHOME is.
+	sockDir := filepath.Join(e.dir, "home")
+	os.Mkdir(sockDir, 0o750)
+	os.Chown(sockDir, 65534, 65534)
+	sock := filepath.Join(sockDir, "amavisd.sock")
+	e.writeConfig(next.Method.String(), `daemon_user = "nobody"`, `daemon_group = "nogroup"`, fmt.Sprintf("unix_socketname = %q", sock))
 	pidFile := filepath.Join(e.dir, "run", "amavisd.pid")
 	text, _ := os.ReadFile(e.file)
 	os.WriteFile(e.file, []byte(strings.Replace(string(text), fmt.Sprintf("pid_file = %q", e.pidFile()), fmt.Sprintf("pid_file = %q", pidFile), 1)), 0o644)
@@ -965,6 +971,9 @@ func TestStartStopAsDaemonUser(t *testing.T) {
 	if !bytes.Contains(status, []byte("\nUid:\t65534\t65534\t65534\t65534\n")) {
 		t.Errorf("the background daemon does not run as nobody:\n%s", status)
 	}
+	if fi, err := os.Stat(sock); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("the Unix socket: %v, want it owned by nobody", err)
+	}
 	c, _ := dial(t, e.addr)
 	c.startData("as-daemon-user@test")
 	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
@@ -977,6 +986,9 @@ func TestStartStopAsDaemonUser(t *testing.T) {
 	}
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
 		t.Errorf("the daemon user did not remove its pid file: %v", err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("the daemon user did not remove its Unix socket: %v", err)
 	}
 }
 

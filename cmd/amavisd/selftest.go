@@ -329,6 +329,9 @@ func verbSelftest(o *options, out io.Writer) int {
 		return fail(err)
 	}
 	if id != nil {
+		if err := d.ChownUnixSockets(id.UID, id.GID); err != nil {
+			return fail(err)
+		}
 		if err := privdrop.Drop(id); err != nil {
 			return fail(err)
 		}

@@ -169,6 +169,9 @@ func serve(o *options, background bool, serving func()) error {
 		return err
 	}
 	if id != nil {
+		if err := d.ChownUnixSockets(id.UID, id.GID); err != nil {
+			return err
+		}
 		if err := privdrop.Drop(id); err != nil {
 			return err
 		}
