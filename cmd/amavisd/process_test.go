@@ -26,6 +26,7 @@ import (
 
 	"amavisgo/amavis"
 	"amavisgo/delivery/deliverytest"
+	"amavisgo/internal/testenv"
 )
 
 var amavisdBin string
@@ -68,16 +69,6 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // newEnv writes a configuration: a private MYHOME, a free port, the given next hop, and extra
 // TOML lines (which must not repeat the keys written here).
 func newEnv(t *testing.T, nextHop string, extra ...string) *env {
@@ -88,7 +79,7 @@ func newEnv(t *testing.T, nextHop string, extra ...string) *env {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755) // the daemon user must reach TEMPBASE below it
-	e := &env{t: t, dir: dir, file: filepath.Join(dir, "amavisd.toml"), port: freePort(t)}
+	e := &env{t: t, dir: dir, file: filepath.Join(dir, "amavisd.toml"), port: testenv.FreePort(t)}
 	e.addr = fmt.Sprintf("127.0.0.1:%d", e.port)
 	e.writeConfig(nextHop, extra...)
 	return e
@@ -732,7 +723,7 @@ func TestRefusesWritableConfig(t *testing.T) {
 
 func TestPortOption(t *testing.T) {
 	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true")
-	other := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	other := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	e.foreground("-p", other, "-m", "1")
 	if g := greetingOf(t, other); !strings.HasPrefix(g, "220 [127.0.0.1] ESMTP amavis service ready") {
 		t.Errorf("greeting on the -p socket: %q", g)

@@ -222,15 +222,6 @@ func (c *Clamd) Stop() {
 // Log returns clamd's log file, for failure messages.
 func (c *Clamd) Log() string { return readTail(filepath.Join(c.Dir, "clamd.log")) }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // clamdCommand sends one newline-terminated command and returns the first
 // line of the reply. It is deliberately independent of package scanners so
 // that the fixture does not test the client with itself.

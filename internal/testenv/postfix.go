@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,41 +66,6 @@ type Postfix struct {
 	bin     string // the postfix command
 	postq   string // the postqueue command
 	stopped bool
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago and that this test
-// process has not handed out before.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	port, err := uniquePort()
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	return port
-}
-
-// handedOut are the ports uniquePort returned: once closed, the listener on :0 that found a
-// port may give it to the next caller too, and parallel tests would then share it.
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
-func uniquePort() (int, error) {
-	for range 100 {
-		port, err := freePort()
-		if err != nil {
-			return 0, err
-		}
-		handedOut.Lock()
-		fresh := !handedOut.ports[port]
-		handedOut.ports[port] = true
-		handedOut.Unlock()
-		if fresh {
-			return port, nil
-		}
-	}
-	return 0, errors.New("no loopback port that was not handed out before")
 }
 
 // postfixStartTimeout bounds the wait for the smtpds to greet; a start
@@ -234,13 +198,13 @@ func lookupIDs(name string) ([2]int, error) {
 }
 
 func (p *Postfix) start(opt PostfixOptions) error {
-	smtpPort, err := uniquePort()
+	smtpPort, err := freePort()
 	if err != nil {
 		return err
 	}
 	fwdPort := opt.ForwardPort
 	if fwdPort == 0 {
-		if fwdPort, err = uniquePort(); err != nil {
+		if fwdPort, err = freePort(); err != nil {
 			return err
 		}
 	}

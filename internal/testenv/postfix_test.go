@@ -168,7 +168,7 @@ func TestPostfixFilterPlumbing(t *testing.T) {
 // delivers it once.
 func TestPostfixDeferredAndFlush(t *testing.T) {
 	t.Parallel()
-	port, err := uniquePort()
+	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
