@@ -247,7 +247,7 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 		LogID: m.LogID, MailID: m.MailID, SecretID: m.SecretID, Sender: m.Sender,
 		Category: v.CCats.Main(), MainCategory: v.CCats.Main(),
 		Header: m.Header, Viruses: v.Viruses, Scanners: m.AV.Detectors, BadHeaders: v.BadHeaders,
-		Quarantined: m.Quarantined, ClientAddr: trimIPv6Tag(m.Client.Addr), ClientPort: m.Client.Port,
+		Quarantined: m.Quarantined, ClientAddr: trimIPv6Tag(m.Client.Addr), ClientPort: m.Client.Port, OriginatorIP: oldestPublicIP(m),
 		ClientName: m.Client.Name, ClientHelo: m.Client.Helo, Originating: m.Policy.Originating,
 		Bulk: m.Bulk, Received: m.RxTime, ENVID: m.ENVID,
 		PolicyBank: m.Policy.PolicyBankPath, QueueID: m.QueueID, Size: m.Size,

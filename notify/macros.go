@@ -106,7 +106,7 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 		"z": strconv.FormatInt(m.Size, 10), "b": m.BodyDigest, "Q": m.QueueID,
 		"a": m.ClientAddr, "client_addr": m.ClientAddr, "client_port": m.ClientPort,
 		"client_addr_port": clientAddrPort, "g": m.ClientName, "client_helo": m.ClientHelo,
-		"e": "", "t": firstRcvd, "l": local, "p": m.PolicyBank,
+		"e": m.OriginatorIP, "t": firstRcvd, "l": local, "p": m.PolicyBank,
 		"f": f, "T": to, "C": []string{}, "B": []string{},
 		"H":    headerLines(m.Header),
 		"dkim": "", "tls_in": "",

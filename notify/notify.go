@@ -77,6 +77,7 @@ type Message struct {
 	BadHeaders             []string // %X
 	Quarantined            []string // %q, names relative to QUARANTINEDIR
 	ClientAddr, ClientPort string   // the SMTP client (XFORWARD ADDR/PORT)
+	OriginatorIP           string   // %e: the oldest public IP address of the Received trace
 	ClientName, ClientHelo string
 	Originating            bool
 	Bulk                   bool // bulk, list or automatic mail (SPEC §4.3 step 2)

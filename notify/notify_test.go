@@ -323,6 +323,7 @@ func TestSiteTemplate(t *testing.T) {
 	}
 	r := newRig(t, "virus_admin = \"virusalert@example.com\"\nnotify_virus_admin_templ = \""+debian+"\"\n")
 	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
+	m.OriginatorIP = "203.0.113.9"
 	if _, err := r.n.Admins(context.Background(), &r.cfg.Policy, m, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -332,6 +333,10 @@ func TestSiteTemplate(t *testing.T) {
 	}
 	if !bytes.Contains(data, []byte("A virus was found: Eicar-Test-Signature")) {
 		t.Errorf("Debian's text is not used:\n%s", data)
+	}
+	// Its %e line: the origin from the Received trace.
+	if text := strings.Join(strings.Fields(string(data)), " "); !strings.Contains(text, "the message apparently originated at: [203.0.113.9], from client.example.org") {
+		t.Errorf("no %%e line:\n%s", data)
 	}
 }
 
