@@ -361,7 +361,8 @@ func (s *Session) xforward(args, line string) {
 		s.penalize(r(503, "5.5.1", "Error: XFORWARD not allowed within transaction"), line)
 		return
 	}
-	xf := s.xf
+	// Attributes take effect one by one, as in amavis: those before a bad one are kept.
+	xf := &s.xf
 	for _, f := range strings.Fields(args) {
 		name, val, ok := strings.Cut(f, "=")
 		if !ok || !validParamName(name) || len(val) > 255 || !xforwardValue(val) {
@@ -395,7 +396,6 @@ func (s *Session) xforward(args, line string) {
 			return
 		}
 	}
-	s.xf = xf
 	s.reply(r(250, "2.5.0", "Ok XFORWARD"))
 }
 

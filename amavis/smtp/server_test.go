@@ -99,6 +99,24 @@ func TestXForwardAppliesToNextTransaction(t *testing.T) {
 	}
 }
 
+// A bad attribute is refused, and the attributes before it stay in effect (as in amavis); a
+// syntax error likewise stops at the bad field.
+func TestXForwardBadAttributeKeepsEarlierOnes(t *testing.T) {
+	h := &recorder{}
+	out := dialog(t, testConfig(), h, "EHLO x\r\n"+
+		"XFORWARD ADDR=192.0.2.1 BOGUS=1 PORT=25\r\n"+
+		"XFORWARD HELO=h.example NAME\r\n"+
+		"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n")
+	for _, want := range []string{"501 5.5.4 XFORWARD command parameter error: BOGUS=1\r\n", "501 5.5.4 Syntax error in XFORWARD parameters\r\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	if len(h.txs) != 1 || h.txs[0].XForward != (XForward{Addr: "192.0.2.1", Helo: "h.example"}) {
+		t.Fatalf("transactions %d, XFORWARD %+v", len(h.txs), h.txs[0].XForward)
+	}
+}
+
 func TestRecipientLimitAndSize(t *testing.T) {
 	cfg := testConfig()
 	cfg.SizeLimit = 100000
