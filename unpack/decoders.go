@@ -8,6 +8,7 @@ import (
 	"compress/bzip2"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -305,23 +306,34 @@ func decode7z(j *job, p *Part) (bool, error) {
 		}
 		return true, decodeError{err}
 	}
-	for _, zf := range zr.File {
+	for i, zf := range zr.File {
 		fi := zf.FileInfo()
 		var rc io.ReadCloser
+		var checked *crcReader
 		err := j.member(p, zf.Name, fi.Mode(), fi.Size(), func() (io.Reader, error) {
 			r, err := zf.Open()
 			if err != nil {
 				return nil, j.unreadable(p, zf.Name, fi.Size(), err)
 			}
 			rc = r
-			return r, nil
+			checked = &crcReader{r: r, want: zf.CRC32}
+			return checked, nil
 		}, "7z")
 		if rc != nil {
 			rc.Close()
 		}
 		var re *sevenzip.ReadError
-		if errors.As(err, &re) && re.Encrypted {
+		switch {
+		case errors.As(err, &re) && re.Encrypted:
 			j.markLast(p, "C")
+			continue
+		case errors.Is(err, errCRC):
+			// Data that fails its CRC is undecipherable, or encrypted when a password changes it.
+			attr := "U"
+			if sevenZipPasswordMatters(f, p.Size, i, checked.sum) {
+				attr = "C"
+			}
+			j.markLast(p, attr)
 			continue
 		}
 		if err = memberErr(err); err != nil {
@@ -329,6 +341,51 @@ func decode7z(j *job, p *Part) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// errCRC: a member's data does not match the CRC its archive gives for it.
+var errCRC = errors.New("CRC mismatch")
+
+// crcReader checks a 7z member's data against its CRC at the end, which the library does not:
+// an encrypted member read without its password can decode to plausible garbage.
+type crcReader struct {
+	r    io.Reader
+	want uint32
+	sum  uint32
+}
+
+func (c *crcReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.sum = crc32.Update(c.sum, crc32.IEEETable, b[:n])
+	if err == io.EOF && c.want != 0 && c.sum != c.want {
+		return n, errCRC
+	}
+	return n, err
+}
+
+// sevenZipPasswordMatters reads member i of the archive again with a password: when the data
+// then differs (or the library reports encryption), the member is encrypted. The member was
+// read once already, so this costs no more than that did.
+func sevenZipPasswordMatters(f io.ReaderAt, size int64, i int, sumWithout uint32) bool {
+	zr, err := sevenzip.NewReaderWithPassword(f, size, "amavisgo-probe")
+	if err != nil || i >= len(zr.File) {
+		return false
+	}
+	r, err := zr.File[i].Open()
+	var re *sevenzip.ReadError
+	if errors.As(err, &re) {
+		return re.Encrypted
+	}
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	h := crc32.NewIEEE()
+	_, err = io.Copy(h, io.LimitReader(r, int64(zr.File[i].UncompressedSize)))
+	if errors.As(err, &re) {
+		return re.Encrypted
+	}
+	return err == nil && h.Sum32() != sumWithout
 }
 
 // unreadable records a member that cannot be opened: C when encryption is the reason, else U.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -124,6 +125,11 @@ func TestEncrypted(t *testing.T) {
 		}},
 		{"7z", []string{"7z"}, func(t *testing.T) []byte {
 			return inDir(t, "e.com", []byte(eicar), "o.7z", "7z", "a", "-bd", "-bso0", "-psecret", "o.7z", "e.com")
+		}},
+		// Stored and encrypted: without the password the data decrypts to garbage of the right
+		// length that no decoder rejects; only its CRC shows it is not the member.
+		{"7z stored", []string{"7z"}, func(t *testing.T) []byte {
+			return inDir(t, "e.com", []byte(eicar), "o.7z", "7z", "a", "-bd", "-bso0", "-m0=Copy", "-psecret", "o.7z", "e.com")
 		}},
 		{"7z encrypted headers", []string{"7z"}, func(t *testing.T) []byte {
 			return inDir(t, "e.com", []byte(eicar), "o.7z", "7z", "a", "-bd", "-bso0", "-psecret", "-mhe=on", "o.7z", "e.com")
@@ -318,5 +324,27 @@ func TestMIMEWorstCases(t *testing.T) {
 				t.Errorf("took %v", el)
 			}
 		})
+	}
+}
+
+// A 7z member whose stored data was damaged decodes without error but fails its CRC: it is
+// undecipherable (U), not encrypted.
+func TestSevenZipCRCMismatch(t *testing.T) {
+	needProg(t, "7z")
+	archive := inDir(t, "e.com", []byte(eicar), "o.7z", "7z", "a", "-bd", "-bso0", "-m0=Copy", "o.7z", "e.com")
+	at := bytes.Index(archive, []byte(eicar))
+	if at < 0 {
+		t.Fatal("the stored member is not in the archive")
+	}
+	archive[at] ^= 0x20
+	r, _ := unpackMsg(t, debianLimits, withAttachment("x.7z", "application/x-7z-compressed", archive))
+	var member *Part
+	for _, p := range r.Parts {
+		if slices.Contains(p.Names, "e.com") {
+			member = p
+		}
+	}
+	if member == nil || !member.HasAttr('U') || member.HasAttr('C') || r.Encrypted() {
+		t.Errorf("the damaged member is not U alone\n%s", describe(r))
 	}
 }
