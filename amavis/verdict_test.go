@@ -3,13 +3,10 @@ package amavis
 import (
 	"archive/tar"
 	"archive/zip"
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,10 +15,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-message"
-
 	"amavisgo/amavis/smtp/smtptest"
 	"amavisgo/internal/testenv"
+	"amavisgo/notify/dsntest"
 )
 
 // The virus payloads of issue "Verdicts": EICAR plain, base64, in a zip, in a zip in a zip,
@@ -493,88 +489,30 @@ sockets = [%q]
 			t.Fatalf("no mail_id in %q", line)
 		}
 
-		r := readDSN(t, msgs[0].Data)
-		if r.subject != "VIRUS in message apparently from you ("+virus+")" || r.to != "<bob@sender.example.org>" {
-			t.Errorf("lmtp=%v: DSN Subject %q To %q", lmtp, r.subject, r.to)
+		r := dsntest.Read(t, msgs[0].Data)
+		if r.Subject != "VIRUS in message apparently from you ("+virus+")" || r.To != "<bob@sender.example.org>" {
+			t.Errorf("lmtp=%v: DSN Subject %q To %q", lmtp, r.Subject, r.To)
 		}
-		if !strings.Contains(r.text, virus) {
-			t.Errorf("lmtp=%v: the DSN's text does not name the virus:\n%s", lmtp, r.text)
+		if !strings.Contains(r.Text, virus) {
+			t.Errorf("lmtp=%v: the DSN's text does not name the virus:\n%s", lmtp, r.Text)
 		}
-		if v := r.perMsg.Get("Reporting-MTA"); v != "dns; mx.example.com" {
+		if v := r.PerMsg.Get("Reporting-MTA"); v != "dns; mx.example.com" {
 			t.Errorf("lmtp=%v: Reporting-MTA %q", lmtp, v)
 		}
-		if len(r.perRcpt) != 1 {
-			t.Fatalf("lmtp=%v: %d recipient groups, want 1", lmtp, len(r.perRcpt))
+		if len(r.PerRcpt) != 1 {
+			t.Fatalf("lmtp=%v: %d recipient groups, want 1", lmtp, len(r.PerRcpt))
 		}
 		for name, want := range map[string]string{
 			"Final-Recipient": "rfc822;x@example.com", "Action": "failed", "Status": "5.7.0",
 			"Diagnostic-Code": "smtp; 554 5.7.0 Bounce, id=" + logID + " - INFECTED: " + virus,
 			"Final-Log-Id":    logID + "/" + mailID[1],
 		} {
-			if got := r.perRcpt[0].Get(name); got != want {
+			if got := r.PerRcpt[0].Get(name); got != want {
 				t.Errorf("lmtp=%v: %s: %q, want %q", lmtp, name, got, want)
 			}
 		}
-		if !strings.Contains(r.headers, "\nMessage-ID: <v1@sender.example.org>\n") || strings.Contains(r.headers, "\n\n") {
-			t.Errorf("lmtp=%v: attached header:\n%s", lmtp, r.headers)
-		}
-	}
-}
-
-// dsn is a delivery status notification as an RFC 3464 reader sees it.
-type dsn struct {
-	subject, to   string
-	text, headers string // the human-readable part, the text/rfc822-headers part (LF ends)
-	perMsg        textproto.MIMEHeader
-	perRcpt       []textproto.MIMEHeader
-}
-
-// readDSN parses a multipart/report; report-type=delivery-status: its three parts, and the
-// message/delivery-status body as a per-message field group followed by recipient groups.
-func readDSN(t *testing.T, data []byte) dsn {
-	t.Helper()
-	e, err := message.Read(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct, params, _ := e.Header.ContentType()
-	if ct != "multipart/report" || params["report-type"] != "delivery-status" {
-		t.Fatalf("DSN Content-Type %s %v", ct, params)
-	}
-	d := dsn{subject: e.Header.Get("Subject"), to: e.Header.Get("To")}
-	mr := e.MultipartReader()
-	var parts [][]byte
-	var types []string
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(p.Body)
-		pt, _, _ := p.Header.ContentType()
-		parts, types = append(parts, bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))), append(types, pt)
-	}
-	if strings.Join(types, ",") != "text/plain,message/delivery-status,text/rfc822-headers" {
-		t.Fatalf("DSN parts %v", types)
-	}
-	d.text, d.headers = string(parts[0]), string(parts[2])
-	tr := textproto.NewReader(bufio.NewReader(bytes.NewReader(parts[1])))
-	if d.perMsg, err = tr.ReadMIMEHeader(); err != nil {
-		t.Fatalf("per-message fields: %v", err)
-	}
-	for {
-		h, err := tr.ReadMIMEHeader()
-		if len(h) > 0 {
-			d.perRcpt = append(d.perRcpt, h)
-		}
-		if err == io.EOF {
-			return d
-		}
-		if err != nil {
-			t.Fatalf("recipient fields: %v", err)
+		if !strings.Contains(r.Headers, "\nMessage-ID: <v1@sender.example.org>\n") || strings.Contains(r.Headers, "\n\n") {
+			t.Errorf("lmtp=%v: attached header:\n%s", lmtp, r.Headers)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"amavisgo/conf"
 	"amavisgo/delivery"
 	"amavisgo/delivery/deliverytest"
+	"amavisgo/notify/dsntest"
 )
 
 const origHeader = "Received: from client.example.org (client.example.org [198.51.100.7])\n\tby mta.example.com (Postfix) with ESMTP id QID123\nFrom: Bob <bob@sender.example.org>\nTo: x@example.com\nSubject: test \xc3\xa9\nMessage-ID: <m2@x>\nDate: Sun, 22 Nov 2026 09:44:17 +0000\n"
@@ -128,53 +129,6 @@ func TestNoAdminNoNotice(t *testing.T) {
 	}
 }
 
-// parseDSN reads an RFC 3464 report: the per-message fields, then one group per recipient.
-func parseDSN(t *testing.T, data []byte) (text string, perMsg textproto.MIMEHeader, perRcpt []textproto.MIMEHeader, headers string) {
-	t.Helper()
-	e, err := message.Read(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct, params, _ := e.Header.ContentType()
-	if ct != "multipart/report" || params["report-type"] != "delivery-status" {
-		t.Fatalf("Content-Type %s %v", ct, params)
-	}
-	mr := e.MultipartReader()
-	var parts [][]byte
-	var types []string
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(p.Body)
-		b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
-		pt, _, _ := p.Header.ContentType()
-		parts, types = append(parts, b), append(types, pt)
-	}
-	if strings.Join(types, ",") != "text/plain,message/delivery-status,text/rfc822-headers" {
-		t.Fatalf("parts %v", types)
-	}
-	tr := textproto.NewReader(bufio.NewReader(bytes.NewReader(parts[1])))
-	perMsg, err = tr.ReadMIMEHeader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		h, err := tr.ReadMIMEHeader()
-		if len(h) > 0 {
-			perRcpt = append(perRcpt, h)
-		}
-		if err != nil {
-			break
-		}
-	}
-	return string(parts[0]), perMsg, perRcpt, string(parts[2])
-}
-
 func TestBounceDSN(t *testing.T) {
 	// Debian's rule: EICAR is not a virus that fakes its sender, so the sender hears of it.
 	r := newRig(t, "viruses_that_fake_sender_maps = [['(?i)\\bEICAR\\b', false], ['.', true]]\ndsn_bcc = \"dsn-copies@example.com\"\n")
@@ -195,7 +149,8 @@ func TestBounceDSN(t *testing.T) {
 		h.Get("To") != "<bob@sender.example.org>" || h.Get("From") != `"Content-filter at mx.example.com" <postmaster@mx.example.com>` {
 		t.Errorf("DSN header %q", h)
 	}
-	text, perMsg, perRcpt, hdrs := parseDSN(t, got.Data)
+	d := dsntest.Read(t, got.Data)
+	text, perMsg, perRcpt, hdrs := d.Text, d.PerMsg, d.PerRcpt, d.Headers
 	if perMsg.Get("Reporting-MTA") != "dns; mx.example.com" ||
 		perMsg.Get("Received-From-MTA") != "dns; client.example.org ([198.51.100.7])" ||
 		perMsg.Get("Arrival-Date") != "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)" {
@@ -367,7 +322,7 @@ func TestPlainDSNSubjects(t *testing.T) {
 			t.Errorf("DSN %d: Subject %q, Message-ID %q", i, h.Get("Subject"), h.Get("Message-Id"))
 		}
 		if i == 1 {
-			_, _, perRcpt, _ := parseDSN(t, data)
+			perRcpt := dsntest.Read(t, data).PerRcpt
 			if len(perRcpt) != 1 || perRcpt[0].Get("Remote-MTA") != "dns; [127.0.0.1]:10025" ||
 				perRcpt[0].Get("Diagnostic-Code") != "smtp; 550 5.1.1 <bad@example.com>: unknown" || perRcpt[0].Get("Status") != "5.1.1" {
 				t.Errorf("next-hop rejection report %q", perRcpt)
@@ -409,7 +364,7 @@ func TestBannedDSN(t *testing.T) {
 	if h := readHeader(t, data); h.Get("Subject") != "BANNED contents from you (.exe,.exe-ms,run.exe)" {
 		t.Errorf("Subject %q", h.Get("Subject"))
 	}
-	if text, _, _, _ := parseDSN(t, data); !strings.Contains(text, "that is not accepted here:\n  .exe,.exe-ms,run.exe\n") {
+	if text := dsntest.Read(t, data).Text; !strings.Contains(text, "that is not accepted here:\n  .exe,.exe-ms,run.exe\n") {
 		t.Errorf("text:\n%s", text)
 	}
 }
