@@ -225,6 +225,38 @@ type Result struct {
 	Params    []string // the MAIL FROM parameters sent, for the log
 }
 
+// failPending gives every recipient without a final answer yet rep as its answer to cmd.
+func (r *Result) failPending(rep Reply, cmd string) {
+	for i := range r.Rcpts {
+		if !r.Rcpts[i].Done {
+			r.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: cmd}
+		}
+	}
+}
+
+// rcptReply records the reply to recipient i's RCPT TO, and says whether it was accepted or
+// tempfailed.
+func (r *Result) rcptReply(i int, rep Reply) (accepted, tempfailed bool) {
+	if rep.Code/100 == 2 {
+		r.Rcpts[i].Reply, r.Rcpts[i].Cmd = rep, "RCPT TO"
+		return true, false
+	}
+	r.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "RCPT TO"}
+	return false, rep.Code/100 == 4 && rep.Code != 452 // 452: sent again in another transaction
+}
+
+// rcptCount counts a transaction's accepted and tempfailed recipients.
+type rcptCount struct{ accepted, tempfailed int }
+
+func (n *rcptCount) add(accepted, tempfailed bool) {
+	if accepted {
+		n.accepted++
+	}
+	if tempfailed {
+		n.tempfailed++
+	}
+}
+
 // Send delivers a message: XFORWARD, then MAIL, RCPT and DATA pipelined when the server
 // offers PIPELINING, then the message written by body (raw bytes, dot-stuffed here). The
 // recipients a server refuses with 452 at RCPT ("too many recipients") are sent again in
@@ -329,28 +361,16 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 		return res, &Error{"fwd-mail-pip", err}
 	}
 	if mail.Code/100 != 2 {
-		for i := range res.Rcpts {
-			res.Rcpts[i] = RcptResult{Done: true, Reply: mail, Cmd: "MAIL FROM"}
-		}
+		res.failPending(mail, "MAIL FROM")
 	}
-	valid, tempfail := 0, 0
+	var n rcptCount
 	for i := range env.Rcpts {
 		rep, err := c.readReply()
 		if err != nil {
 			return res, &Error{"fwd-rcpt-pip", err}
 		}
-		if res.Rcpts[i].Done {
-			continue
-		}
-		switch {
-		case rep.Code/100 == 2:
-			valid++
-			res.Rcpts[i].Reply, res.Rcpts[i].Cmd = rep, "RCPT TO"
-		case rep.Code/100 == 4 && rep.Code != 452: // 452: sent again in another transaction
-			tempfail++
-			fallthrough
-		default:
-			res.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "RCPT TO"}
+		if !res.Rcpts[i].Done {
+			n.add(res.rcptReply(i, rep))
 		}
 	}
 	data, err := c.readReply()
@@ -359,13 +379,9 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	}
 	switch {
 	case data.Code != 354:
-		for i := range res.Rcpts {
-			if !res.Rcpts[i].Done {
-				res.Rcpts[i] = RcptResult{Done: true, Reply: data, Cmd: "DATA"}
-			}
-		}
+		res.failPending(data, "DATA")
 		return res, c.Reset(ctx)
-	case valid == 0:
+	case n.accepted == 0:
 		// RFC 2920: after an accepted DATA the client sends at least the terminator.
 		c.bw.WriteString(".\r\n")
 		if err := c.bw.Flush(); err != nil {
@@ -375,7 +391,7 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 			return res, &Error{"fwd-dummydata-end", err}
 		}
 		return res, nil
-	case tempfail > 0 && env.AllOrNothing:
+	case n.tempfailed > 0 && env.AllOrNothing:
 		c.Abort()
 		return res, &Error{"fwd-data-chkpnt", errors.New("Bail out, DATA accepted but tempfailed recips, not an LMTP input")}
 	}
@@ -392,36 +408,20 @@ func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res 
 		return res, &Error{"fwd-mail-from", err}
 	}
 	if mail.Code/100 != 2 {
-		for i := range res.Rcpts {
-			res.Rcpts[i] = RcptResult{Done: true, Reply: mail, Cmd: "MAIL FROM"}
-		}
+		res.failPending(mail, "MAIL FROM")
 		return res, c.Reset(ctx)
 	}
-	valid, tempfail := 0, 0
+	var n rcptCount
 	for i, rc := range env.Rcpts {
 		rep, err := c.cmd(ctx, strings.TrimSuffix(rcptLine(rc, dsn), "\r\n"))
 		if err != nil {
 			return res, &Error{"fwd-rcpt-to", err}
 		}
-		switch {
-		case rep.Code/100 == 2:
-			valid++
-			res.Rcpts[i].Reply, res.Rcpts[i].Cmd = rep, "RCPT TO"
-		case rep.Code/100 == 4 && rep.Code != 452: // 452: sent again in another transaction
-			tempfail++
-			fallthrough
-		default:
-			res.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "RCPT TO"}
-		}
+		n.add(res.rcptReply(i, rep))
 	}
-	if valid == 0 || (tempfail > 0 && env.AllOrNothing) {
-		if tempfail > 0 {
-			for i := range res.Rcpts {
-				if !res.Rcpts[i].Done { // not sent: fail like the others
-					res.Rcpts[i] = RcptResult{Done: true, Cmd: "RCPT TO",
-						Reply: Reply{451, "4.5.0", "Giving up due to previous temporary failures"}}
-				}
-			}
+	if n.accepted == 0 || (n.tempfailed > 0 && env.AllOrNothing) {
+		if n.tempfailed > 0 { // the accepted ones are not sent: they fail like the others
+			res.failPending(Reply{451, "4.5.0", "Giving up due to previous temporary failures"}, "RCPT TO")
 		}
 		return res, c.Reset(ctx)
 	}
@@ -430,11 +430,7 @@ func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res 
 		return res, &Error{"fwd-data-cmd", err}
 	}
 	if data.Code != 354 {
-		for i := range res.Rcpts {
-			if !res.Rcpts[i].Done {
-				res.Rcpts[i] = RcptResult{Done: true, Reply: data, Cmd: "DATA"}
-			}
-		}
+		res.failPending(data, "DATA")
 		return res, c.Reset(ctx)
 	}
 	return res, c.sendData(ctx, res, body)
