@@ -514,19 +514,16 @@ func xforwardLine(xf *XForward, announced string) string {
 	for _, a := range strings.Fields(announced) {
 		ann[strings.ToUpper(a)] = true
 	}
-	addr := xf.Addr
-	if strings.Count(addr, ":") >= 2 && !strings.HasPrefix(strings.ToUpper(addr), "IPV6:") {
-		addr = "IPv6:" + addr
-	}
 	var b strings.Builder
-	for _, a := range [...]struct{ n, v string }{
-		{"ADDR", addr}, {"NAME", xf.Name}, {"PORT", xf.Port}, {"PROTO", xf.Proto},
-		{"HELO", xf.Helo}, {"SOURCE", xf.Source}, {"IDENT", xf.Ident},
-	} {
-		if a.v == "" || !ann[a.n] {
+	for _, name := range [...]string{"ADDR", "NAME", "PORT", "PROTO", "HELO", "SOURCE", "IDENT"} {
+		val := *xf.attr(name)
+		if val == "" || !ann[name] {
 			continue
 		}
-		v := XtextEncode(neuter(a.v))
+		if name == "ADDR" && strings.Count(val, ":") >= 2 && !strings.HasPrefix(strings.ToUpper(val), "IPV6:") {
+			val = "IPv6:" + val
+		}
+		v := XtextEncode(neuter(val))
 		if len(v) > 255 {
 			v = v[:255]
 		}
@@ -534,7 +531,7 @@ func xforwardLine(xf *XForward, announced string) string {
 			b.WriteString("XFORWARD")
 		}
 		b.WriteByte(' ')
-		b.WriteString(a.n)
+		b.WriteString(name)
 		b.WriteByte('=')
 		b.WriteString(v)
 	}

@@ -54,6 +54,29 @@ type XForward struct {
 	Name, Addr, Port, Proto, Helo, Ident, Source, Login string
 }
 
+// attr is the field of the XFORWARD attribute name (upper case), nil for an unknown one.
+func (x *XForward) attr(name string) *string {
+	switch name {
+	case "NAME":
+		return &x.Name
+	case "ADDR":
+		return &x.Addr
+	case "PORT":
+		return &x.Port
+	case "PROTO":
+		return &x.Proto
+	case "HELO":
+		return &x.Helo
+	case "IDENT":
+		return &x.Ident
+	case "SOURCE":
+		return &x.Source
+	case "LOGIN":
+		return &x.Login
+	}
+	return nil
+}
+
 // Recipient is one accepted RCPT TO.
 type Recipient struct {
 	Addr     string   // unquoted, without brackets
@@ -369,32 +392,15 @@ func (s *Session) xforward(args, line string) {
 			s.penalize(r(501, "5.5.4", "Syntax error in XFORWARD parameters"), line)
 			return
 		}
-		raw := val
+		field := xf.attr(strings.ToUpper(name))
+		if field == nil {
+			s.penalize(r(501, "5.5.4", "XFORWARD command parameter error: "+strings.ToUpper(name)+"="+val), line)
+			return
+		}
 		if strings.EqualFold(val, "[UNAVAILABLE]") {
 			val = ""
 		}
-		val = XtextDecode(val)
-		switch strings.ToUpper(name) {
-		case "NAME":
-			xf.Name = val
-		case "ADDR":
-			xf.Addr = val
-		case "PORT":
-			xf.Port = val
-		case "PROTO":
-			xf.Proto = val
-		case "HELO":
-			xf.Helo = val
-		case "IDENT":
-			xf.Ident = val
-		case "SOURCE":
-			xf.Source = val
-		case "LOGIN":
-			xf.Login = val
-		default:
-			s.penalize(r(501, "5.5.4", "XFORWARD command parameter error: "+strings.ToUpper(name)+"="+raw), line)
-			return
-		}
+		*field = XtextDecode(val)
 	}
 	s.reply(r(250, "2.5.0", "Ok XFORWARD"))
 }
