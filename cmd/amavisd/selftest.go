@@ -325,18 +325,7 @@ func verbSelftest(o *options, out io.Writer) int {
 		return fail(err)
 	}
 	d := amavis.New(cfg, log)
-	if err := d.Listen(); err != nil {
-		return fail(err)
-	}
-	if id != nil {
-		if err := d.ChownUnixSockets(id.UID, id.GID); err != nil {
-			return fail(err)
-		}
-		if err := privdrop.Drop(id); err != nil {
-			return fail(err)
-		}
-	}
-	if err := privdrop.CheckNotRoot(cfg.AllowRunAsRoot); err != nil {
+	if err := listenAndDrop(d, id, cfg.AllowRunAsRoot); err != nil {
 		return fail(err)
 	}
 	errc := make(chan error, 1)

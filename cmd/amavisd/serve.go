@@ -165,19 +165,8 @@ func serve(o *options, background bool, serving func()) error {
 	}
 	defer log.Close()
 	d := amavis.New(cfg, log)
-	if err := d.Listen(); err != nil {
+	if err := listenAndDrop(d, id, cfg.AllowRunAsRoot); err != nil {
 		return err
-	}
-	if id != nil {
-		if err := d.ChownUnixSockets(id.UID, id.GID); err != nil {
-			return err
-		}
-		if err := privdrop.Drop(id); err != nil {
-			return err
-		}
-	}
-	if err := privdrop.CheckNotRoot(cfg.AllowRunAsRoot); err != nil {
-		return fmt.Errorf("%v\nSECURITY PROBLEM, ABORTING", err)
 	}
 	if id != nil && cfg.File != "" && unix.Access(cfg.File, unix.W_OK) == nil {
 		// Whoever takes over the daemon user must not be able to rewrite its configuration.
@@ -306,4 +295,25 @@ func statusLine(cfg *conf.Config) string {
 		names = append(names, l.Network+":"+l.Address)
 	}
 	return "listening on " + strings.Join(names, ", ")
+}
+
+// listenAndDrop binds the daemon's sockets with the privileges it was started with, gives the
+// Unix sockets to daemon_user (id; nil when not started as root) and switches to it, and
+// refuses to go on as root unless the configuration allows it.
+func listenAndDrop(d *amavis.Daemon, id *privdrop.Identity, allowRoot bool) error {
+	if err := d.Listen(); err != nil {
+		return err
+	}
+	if id != nil {
+		if err := d.ChownUnixSockets(id.UID, id.GID); err != nil {
+			return err
+		}
+		if err := privdrop.Drop(id); err != nil {
+			return err
+		}
+	}
+	if err := privdrop.CheckNotRoot(allowRoot); err != nil {
+		return fmt.Errorf("%v\nSECURITY PROBLEM, ABORTING", err)
+	}
+	return nil
 }
