@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp/smtptest"
 	"amavisgo/conf"
 	"amavisgo/internal/testenv"
 	"amavisgo/notify"
+	"amavisgo/smtp/smtptest"
 )
 
 // The MYNETS bank is loaded when the client (XFORWARD ADDR, else the peer) is in mynetworks:

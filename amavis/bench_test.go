@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp"
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp"
+	"amavisgo/smtp/smtptest"
 )
 
 // msg2k is a typical small message of about 2 KB.

@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
 	"amavisgo/notify"
 	"amavisgo/quarantine"
+	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
 

@@ -26,10 +26,10 @@ import (
 	"syscall"
 	"time"
 
-	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/lookup"
 	"amavisgo/policybank"
-	"amavisgo/policybank/lookup"
+	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
 
@@ -595,4 +595,8 @@ func (cs *connState) rcptCheck(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.R
 			"Declared message size (%d B) exceeds size limit for recipient %s", tx.Size, smtp.Quote(rc.Addr))}
 	}
 	return nil
+}
+
+func isAlnumByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp/smtptest"
 	"amavisgo/conf"
+	"amavisgo/smtp/smtptest"
 )
 
 // syncBuffer is a log destination shared by sessions.

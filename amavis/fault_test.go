@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp/smtptest"
 )
 
 // sendMessage runs one transaction (EHLO or LHLO, MAIL, RCPTs, DATA) and returns the replies

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/smtp"
 )
 
 // Next-hop timeouts per step, from amavis's Out/SMTP.pm (the longest is for the final dot).

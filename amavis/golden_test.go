@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp/smtptest"
 )
 
 // Golden transcripts (testdata/transcripts/*.txt) are literal protocol dialogs:

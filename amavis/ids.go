@@ -1,7 +1,6 @@
 package amavis
 
 import (
-	"crypto/md5"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -9,26 +8,6 @@ import (
 	"path/filepath"
 	"time"
 )
-
-// newMailID returns amavis's mail_id and secret_id (72 bits, 12 base64url characters each):
-// the secret is random, mail_id is base64url(MD5(secret)) cut to size, retried until it
-// starts and ends with a letter or digit (SPEC §4.1).
-func newMailID() (mailID, secretID string) {
-	var secret [9]byte
-	for range 100 {
-		rand.Read(secret[:])
-		sum := md5.Sum(secret[:])
-		id := base64.URLEncoding.EncodeToString(sum[:])[:12]
-		if isAlnumByte(id[0]) && isAlnumByte(id[11]) {
-			return id, base64.URLEncoding.EncodeToString(secret[:])
-		}
-	}
-	panic("unreachable: 100 mail_id attempts")
-}
-
-func isAlnumByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
 
 // logID is amavis's log id: 5-digit pid, connection counter, and for the second and later
 // transactions of a session the transaction number: "01234-05", "01234-05-2".

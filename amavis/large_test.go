@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp/smtptest"
 )
 
 // lineSource produces a message of about size bytes, one 78-byte line at a time, hashing the

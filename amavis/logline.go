@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
 

@@ -9,10 +9,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/mailid"
 	"amavisgo/policybank"
 	"amavisgo/scanners"
+	"amavisgo/smtp"
 	"amavisgo/unpack"
 	"amavisgo/verdict"
 )
@@ -251,7 +252,7 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 		Sender: tx.From, SenderSMTP: tx.FromSMTP, DeclaredSize: tx.Size, Body: tx.Body,
 		SMTPUTF8: tx.SMTPUTF8, RET: tx.RET, ENVID: tx.ENVID, QueueID: tx.XForward.Ident,
 	}
-	m.MailID, m.SecretID = newMailID()
+	m.MailID, m.SecretID = mailid.NewDefault()
 	xf := tx.XForward
 	m.Client = ClientInfo{Addr: xf.Addr, Port: xf.Port, Name: xf.Name, Helo: xf.Helo, Proto: xf.Proto,
 		Source: xf.Source, Login: xf.Login}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
 

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
+	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp/smtptest"
 )
 
 // Each blocking category goes to its own quarantine with amavis's file name (SPEC §11.1):

@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 
-	"amavisgo/policybank/lookup"
+	"amavisgo/lookup"
 )
 
 // publicNetworks is amavis's @public_networks_maps: what is not loopback, link-local,

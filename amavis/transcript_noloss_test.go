@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp"
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp"
+	"amavisgo/smtp/smtptest"
 )
 
 // TestNothingAcknowledgedThatTheNextHopDidNotTake: every kind of next-hop trouble, with SMTP

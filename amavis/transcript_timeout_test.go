@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp/smtptest"
 )
 
 // child_timeout is measured from the last input received (SPEC §1.1): a transfer that takes

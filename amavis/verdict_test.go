@@ -15,9 +15,9 @@ import (
 	"strings"
 	"testing"
 
-	"amavisgo/amavis/smtp/smtptest"
 	"amavisgo/internal/testenv"
 	"amavisgo/notify/dsntest"
+	"amavisgo/smtp/smtptest"
 )
 
 // The virus payloads of issue "Verdicts": EICAR plain, base64, in a zip, in a zip in a zip,

@@ -4,7 +4,7 @@ import (
 	"os"
 	"strings"
 
-	"amavisgo/policybank/lookup"
+	"amavisgo/lookup"
 )
 
 // Global holds the process-wide settings: what amavis reads once at start-up.

@@ -3,7 +3,7 @@ package conf
 import (
 	"reflect"
 
-	"amavisgo/policybank/lookup"
+	"amavisgo/lookup"
 )
 
 // Policy holds the settings a policy bank may override ("dynamic" variables in amavis). It is

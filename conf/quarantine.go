@@ -8,7 +8,7 @@ import (
 
 	"github.com/dlclark/regexp2"
 
-	"amavisgo/policybank/lookup"
+	"amavisgo/lookup"
 )
 
 // QuarantinePolicy: quarantine, notifications and release (owned by the quarantine work,

@@ -13,7 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"amavisgo/policybank/lookup"
+	"amavisgo/lookup"
 )
 
 // Show writes the effective configuration as TOML (`amavisd showconfig`): every setting with

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"amavisgo/policybank/lookup"
+	"amavisgo/lookup"
 )
 
 // VerdictPolicy: content categories, destinies, banned rules, header checks, lookups

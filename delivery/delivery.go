@@ -1,6 +1,6 @@
 // Package delivery is how quarantine and notify hand mail they originate to the next hop:
-// DSNs, admin notices, quarantine copies for addresses, released messages. The daemon
-// implements Sender with its own SMTP/LMTP client; SMTPSender here is a plain go-smtp one.
+// DSNs, admin notices, quarantine copies for addresses, released messages. delivery/amavissmtp
+// implements Sender with the daemon's own SMTP/LMTP client.
 package delivery
 
 import (

@@ -1,52 +1,12 @@
 package delivery_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-smtp"
-
 	"amavisgo/conf"
 	"amavisgo/delivery"
-	"amavisgo/delivery/deliverytest"
 )
-
-func TestSMTPSenderPerRecipientReplies(t *testing.T) {
-	hop := deliverytest.Start(t)
-	hop.RejectRcpt("bad@example.com", 550, smtp.EnhancedCode{5, 1, 1}, "<bad@example.com>: Recipient address rejected")
-	s := &delivery.SMTPSender{LocalhostName: "localhost"}
-	res, err := s.Send(context.Background(), hop.Method, "", []string{"a@example.com", "bad@example.com"},
-		strings.NewReader("Subject: x\n\n.leading dot\nbody\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	via := hop.Method.String()
-	want := []string{
-		"250 2.0.0 from MTA(" + via + "): 250 2.0.0 Ok: queued as SINKQ0001",
-		"550 5.1.1 from MTA(" + via + "): 550 5.1.1 <bad@example.com>: Recipient address rejected",
-	}
-	for i, r := range res {
-		if r.Reply != want[i] {
-			t.Errorf("reply %d = %q, want %q", i, r.Reply, want[i])
-		}
-	}
-	m := hop.Wait(t, 0)
-	if m.From != "" || len(m.Rcpts) != 1 || string(m.Data) != "Subject: x\r\n\r\n.leading dot\r\nbody\r\n" {
-		t.Errorf("recorded %q %q %q", m.From, m.Rcpts, m.Data)
-	}
-	if !res[0].Temporary() && res[1].Code() != 550 {
-		t.Error("Code()")
-	}
-}
-
-func TestSMTPSenderConnectionRefused(t *testing.T) {
-	s := &delivery.SMTPSender{}
-	_, err := s.Send(context.Background(), conf.Method{Proto: "smtp", Host: "127.0.0.1", Port: "1"}, "a@b", []string{"c@d"}, strings.NewReader("x\n"))
-	if err == nil || !strings.Contains(err.Error(), "connecting to smtp:[127.0.0.1]:1") {
-		t.Errorf("err = %v", err)
-	}
-}
 
 func TestWrap(t *testing.T) {
 	m := conf.Method{Proto: "smtp", Host: "::1", Port: "10025"}

@@ -17,7 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"amavisgo/conf"
-	"amavisgo/delivery"
+	"amavisgo/delivery/amavissmtp"
 	"amavisgo/delivery/deliverytest"
 	"amavisgo/notify/dsntest"
 )
@@ -37,7 +37,7 @@ func newRig(t *testing.T, settings string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := New(c, &delivery.SMTPSender{LocalhostName: "localhost"})
+	n := New(c, &amavissmtp.Sender{LocalhostName: "localhost"})
 	n.Now = func() time.Time { return time.Date(2026, 11, 22, 9, 44, 19, 0, time.UTC) }
 	return &rig{hop: hop, cfg: c, n: n}
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"amavisgo/conf"
-	"amavisgo/delivery"
+	"amavisgo/delivery/amavissmtp"
 	"amavisgo/delivery/deliverytest"
 )
 
@@ -193,7 +193,7 @@ func TestReadOnlyQuarantineDir(t *testing.T) {
 
 func TestQuarantineToAddress(t *testing.T) {
 	hop := deliverytest.Start(t)
-	s := &Store{Dir: t.TempDir(), Sender: &delivery.SMTPSender{}, Notify: hop.Method}
+	s := &Store{Dir: t.TempDir(), Sender: &amavissmtp.Sender{LocalhostName: "localhost"}, Notify: hop.Method}
 	c, err := conf.Parse("q.toml", []byte("virus_quarantine_to = \"quarantine@example.com\"\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"amavisgo/scanners/perlre"
+	"amavisgo/perlre"
 )
 
 const (

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"amavisgo/scanners/perlre"
+	"amavisgo/perlre"
 )
 
 // DefaultTimeout bounds one engine's scan of one message when the entry

@@ -5,7 +5,7 @@ import (
 	"regexp"
 	"strings"
 
-	"amavisgo/policybank/lookup"
+	"amavisgo/lookup"
 	"amavisgo/unpack"
 )
 

@@ -4,7 +4,7 @@ import (
 	"strings"
 
 	"amavisgo/conf"
-	"amavisgo/policybank/lookup"
+	"amavisgo/lookup"
 	"amavisgo/scanners"
 	"amavisgo/unpack"
 )

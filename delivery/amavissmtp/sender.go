@@ -1,4 +1,4 @@
-// Package amavissmtp adapts the daemon's own SMTP/LMTP client (amavis/smtp) to delivery.Sender,
+// Package amavissmtp adapts the daemon's own SMTP/LMTP client (smtp) to delivery.Sender,
 // so that quarantine copies, notifications and releases leave through the same client, and the
 // same connection cache, as forwarded mail.
 package amavissmtp
@@ -8,12 +8,12 @@ import (
 	"io"
 	"time"
 
-	"amavisgo/amavis/smtp"
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/smtp"
 )
 
-// Sender implements delivery.Sender with amavis/smtp.
+// Sender implements delivery.Sender with smtp.
 type Sender struct {
 	LocalhostName string        // EHLO/LHLO name, $localhost_name
 	Timeout       time.Duration // per command; 0: 2 minutes

@@ -2,14 +2,17 @@ package amavissmtp
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
-	amsmtp "amavisgo/amavis/smtp"
+	"amavisgo/conf"
 	"amavisgo/delivery/deliverytest"
+	amsmtp "amavisgo/smtp"
+	"amavisgo/smtp/smtptest"
 )
 
 func TestSender(t *testing.T) {
@@ -30,5 +33,15 @@ func TestSender(t *testing.T) {
 		if m.From != "" || strings.Join(m.Rcpts, ",") != "a@example.com" || string(m.Data) != "Subject: x\r\n\r\n.dot\r\nbody\r\n" {
 			t.Errorf("recorded %q %q %q", m.From, m.Rcpts, m.Data)
 		}
+	}
+}
+
+func TestSenderConnectionRefused(t *testing.T) {
+	addr := smtptest.Refused(t)
+	host, port, _ := net.SplitHostPort(addr)
+	_, err := (&Sender{Timeout: 5 * time.Second}).Send(context.Background(), conf.Method{Proto: "smtp", Host: host, Port: port},
+		"a@b", []string{"c@d"}, strings.NewReader("x\n"))
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("err = %v, want connection refused", err)
 	}
 }

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"amavisgo/conf"
-	"amavisgo/delivery"
+	"amavisgo/delivery/amavissmtp"
 	"amavisgo/internal/testenv"
+	"amavisgo/mailid"
 	"amavisgo/notify"
 	"amavisgo/quarantine"
-	"amavisgo/quarantine/mailid"
 )
 
 // Through a real Postfix: the admin notice about a quarantined EICAR message reaches the
@@ -30,7 +30,7 @@ func TestReleaseThroughPostfix(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &c.Policy
-	sender := &delivery.SMTPSender{LocalhostName: "localhost"}
+	sender := &amavissmtp.Sender{LocalhostName: "localhost"}
 	store := quarantine.NewStore(c, sender)
 	id, _, _ := mailid.New(mailid.DefaultBits)
 	rcpt := "x@" + testenv.PostfixDomain

@@ -13,8 +13,8 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/mailid"
 	"amavisgo/quarantine"
-	"amavisgo/quarantine/mailid"
 )
 
 // Exit codes of AM.PDP responses (sysexits.h, as amavis).

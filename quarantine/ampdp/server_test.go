@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"amavisgo/conf"
-	"amavisgo/delivery"
+	"amavisgo/delivery/amavissmtp"
 	"amavisgo/delivery/deliverytest"
+	"amavisgo/mailid"
 	"amavisgo/quarantine"
-	"amavisgo/quarantine/mailid"
 )
 
 const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
@@ -52,7 +52,7 @@ func newRig(t *testing.T, authRequired bool) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender := &delivery.SMTPSender{LocalhostName: "localhost"}
+	sender := &amavissmtp.Sender{LocalhostName: "localhost"}
 	store := quarantine.NewStore(c, sender)
 	r.mailID, r.secretID, _ = mailid.New(mailid.DefaultBits)
 	spool := filepath.Join(t.TempDir(), "email.txt")

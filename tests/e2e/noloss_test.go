@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp/smtptest"
 )
 
 // TestKilledWhileForwarding: the moment that decides whether mail can be lost. We hold the

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp"
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp"
+	"amavisgo/smtp/smtptest"
 )
 
 // A next hop that drops our SYNs is given up after ConnectTimeout (amavis's

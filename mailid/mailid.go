@@ -19,21 +19,27 @@ const DefaultBits = 72
 // validID is what a release request may name (AM.PDP mail_id); also old "almost base64" ids.
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_+-]*={0,2}$`)
 
-// New returns a fresh mail_id and its secret_id of bits bits (a multiple of 24). As amavis
-// does, it draws again until the id starts and ends with a letter or digit, so that ids are
-// safe inside file names and words.
+// New returns a fresh mail_id and its secret_id of bits bits (a multiple of 24).
 func New(bits int) (mailID, secretID string, err error) {
 	if bits <= 0 || bits%24 != 0 {
 		return "", "", fmt.Errorf("mail_id_size_bits (%d) must be a positive multiple of 24", bits)
 	}
+	mailID, secretID = generate(bits)
+	return mailID, secretID, nil
+}
+
+// NewDefault returns a fresh mail_id and secret_id of DefaultBits, the size the daemon uses.
+func NewDefault() (mailID, secretID string) { return generate(DefaultBits) }
+
+// generate draws secrets until the id starts and ends with a letter or digit, as amavis does,
+// so that ids are safe inside file names and words. crypto/rand.Read does not fail.
+func generate(bits int) (mailID, secretID string) {
 	secret := make([]byte, bits/8)
 	for {
-		if _, err := rand.Read(secret); err != nil {
-			return "", "", err
-		}
+		rand.Read(secret)
 		id := FromSecret(secret, bits/6)
 		if alnum(id[0]) && alnum(id[len(id)-1]) {
-			return id, base64.RawURLEncoding.EncodeToString(secret), nil
+			return id, base64.RawURLEncoding.EncodeToString(secret)
 		}
 	}
 }

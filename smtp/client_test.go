@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp"
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp"
+	"amavisgo/smtp/smtptest"
 )
 
 func body(s string) func(io.Writer) error {

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"amavisgo/scanners/perlre"
+	"amavisgo/perlre"
 )
 
 // RegexpTable is amavis's new_RE(...): Perl regexps tried in order, the first that matches
