@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"amavisgo/conf"
+	"amavisgo/internal/panics"
 	"amavisgo/lookup"
 	"amavisgo/policybank"
 	"amavisgo/smtp"
@@ -187,7 +188,7 @@ func (d *Daemon) Serve() error {
 			go func() {
 				defer d.wg.Done()
 				defer d.slots.release()
-				d.serveConn(ac)
+				d.serveConnRecovered(ac)
 			}()
 		case err := <-errc:
 			d.slots.release()
@@ -301,6 +302,21 @@ func (d *Daemon) admit(conn net.Conn, l *listener) (*connState, bool) {
 	return cs, true
 }
 
+// serveConnRecovered is serveConn, with a panic outside a message's processing (which Data
+// recovers itself) ending only its own connection, as a failed child ends in amavis.
+func (d *Daemon) serveConnRecovered(ac acceptedConn) {
+	var err error
+	defer func() {
+		if err != nil {
+			ac.conn.Close()
+			ac.cs.tl.Logf(-2, "TROUBLE in process_request: %v", err)
+			logPanic(ac.cs.tl, err)
+		}
+	}()
+	defer panics.Catch(&err)
+	d.serveConn(ac)
+}
+
 func (d *Daemon) serveConn(ac acceptedConn) {
 	cs := ac.cs
 	p := cs.policy
@@ -355,18 +371,41 @@ func (d *Daemon) serveConn(ac acceptedConn) {
 		d.sessions[s] = struct{}{}
 		d.mu.Unlock()
 	}
+	defer func() {
+		d.mu.Lock()
+		delete(d.sessions, s)
+		d.mu.Unlock()
+	}()
 	s.Serve()
-	d.mu.Lock()
-	delete(d.sessions, s)
-	d.mu.Unlock()
 }
 
-// Data implements smtp.Handler: one message through the flow of message.go.
-func (cs *connState) Data(s *smtp.Session, tx *smtp.Transaction, r *smtp.DataReader) []smtp.Reply {
+// Data implements smtp.Handler: one message through the flow of message.go. A panic anywhere
+// in it tempfails the message (the MTA keeps it) and the session goes on with the next one.
+func (cs *connState) Data(s *smtp.Session, tx *smtp.Transaction, r *smtp.DataReader) (replies []smtp.Reply) {
 	d := cs.d
 	m := d.newMessage(cs, s, tx)
 	cs.msg = m
-	return d.processMessage(context.Background(), m, tx, r)
+	var err error
+	func() {
+		defer panics.Catch(&err)
+		replies = d.processMessage(context.Background(), m, tx, r)
+	}()
+	if err != nil {
+		tl := &taskLog{l: d.log, id: m.LogID, level: m.Policy.LogLevel}
+		replies = d.failed(m, tl, "check", err)
+		logPanic(tl, err)
+	}
+	return replies
+}
+
+// logPanic writes the stack of a recovered panic, one line per call, at level 0.
+func logPanic(tl *taskLog, err error) {
+	var pe *panics.Error
+	if errors.As(err, &pe) {
+		for _, f := range pe.Frames() {
+			tl.Logf(0, "panic stack: %s", f)
+		}
+	}
 }
 
 // Finish implements smtp.Finisher: the spool directory goes after the reply was sent.

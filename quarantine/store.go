@@ -14,6 +14,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/internal/panics"
 )
 
 // Kind names a quarantine by the contents category that selects it.
@@ -157,7 +158,12 @@ func (s *Store) send(ctx context.Context, via conf.Method, sender, to string, m 
 		return Location{}, &Error{Temporary: true, Detail: "quarantine to " + to + ": no sender configured"}
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeStored(pw, sender, to, m)) }()
+	go func() {
+		var err error
+		defer func() { pw.CloseWithError(err) }()
+		defer panics.Catch(&err)
+		err = writeStored(pw, sender, to, m)
+	}()
 	res, err := s.Sender.Send(ctx, via, sender, []string{to}, pr)
 	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil {

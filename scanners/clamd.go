@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"amavisgo/internal/panics"
 )
 
 // Our own clamd client (DESIGN.md: go-clamd has no deadlines and leaks a
@@ -266,8 +268,10 @@ func instream(ctx context.Context, sa socketAddr, r io.Reader) (string, error) {
 	}
 	replies := make(chan reply, 1)
 	go func() {
-		lines, err := readReply(ctx, conn)
-		replies <- reply{lines, err}
+		var rep reply
+		defer func() { replies <- rep }()
+		defer panics.Catch(&rep.err)
+		rep.lines, rep.err = readReply(ctx, conn)
 	}()
 
 	werr := writeStream(conn, r)

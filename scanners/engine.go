@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"amavisgo/internal/panics"
 	"amavisgo/perlre"
 )
 
@@ -85,7 +86,8 @@ func newEngine(e Entry, backup bool, path string) (*engine, error) {
 
 // scan runs the engine on one message; files are the files under dir to
 // scan (email.txt first, then parts/).
-func (en *engine) scan(ctx context.Context, dir string, files []string) (outcome, error) {
+func (en *engine) scan(ctx context.Context, dir string, files []string) (_ outcome, err error) {
+	defer panics.Catch(&err) // a fault in reading one engine's output fails that engine only
 	ctx, cancel := context.WithTimeout(ctx, en.timeout)
 	defer cancel()
 	if en.clamd != nil {
@@ -178,6 +180,7 @@ func streamFiles(ctx context.Context, sa socketAddr, dir string, files []string)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			defer panics.Catch(&errs[i])
 			fh, err := os.Open(f)
 			if err != nil {
 				errs[i] = err

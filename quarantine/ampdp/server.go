@@ -13,6 +13,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/internal/panics"
 	"amavisgo/mailid"
 	"amavisgo/quarantine"
 )
@@ -59,7 +60,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, p *conf.Policy) e
 			return fmt.Errorf("AM.PDP: reading request: %w", err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, work)
-		resp := s.handle(rctx, p, req)
+		resp := s.handleRecovered(rctx, p, req)
 		cancel()
 		conn.SetWriteDeadline(time.Now().Add(idle))
 		if err := WriteResponse(conn, resp); err != nil {
@@ -81,6 +82,27 @@ func (s *Server) handle(ctx context.Context, p *conf.Policy, req Request) []stri
 		}
 	}
 	return failure(fmt.Errorf("request %q is not supported", req.Get("request")))
+}
+
+// handleRecovered is handle, with a panic answered as a failure: the client retries, the
+// server goes on with the next request.
+func (s *Server) handleRecovered(ctx context.Context, p *conf.Policy, req Request) (resp []string) {
+	var err error
+	func() {
+		defer panics.Catch(&err)
+		resp = s.handle(ctx, p, req)
+	}()
+	if err == nil {
+		return resp
+	}
+	s.log().Error("AM.PDP: TROUBLE in " + req.Get("request") + ": " + err.Error())
+	var pe *panics.Error
+	if errors.As(err, &pe) {
+		for _, f := range pe.Frames() {
+			s.log().Info("panic stack: " + f)
+		}
+	}
+	return failure(err)
 }
 
 // failure is amavis's answer to a request it could not carry out: the client should retry.

@@ -1,0 +1,64 @@
+package ampdp
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+
+	"amavisgo/conf"
+)
+
+// A request whose handling panics gets amavis's tempfail answer and a log with the stack; the
+// next request on the same connection is served.
+func TestPanicInRequestIsTempfail(t *testing.T) {
+	c, err := conf.Parse("t.toml", []byte("myhostname = \"mx.example.com\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	srv := &Server{Config: c, Log: slog.New(slog.NewTextHandler(&log, nil)),
+		Check: func(context.Context, *conf.Policy, Request) []string {
+			var m map[string]int
+			m["crafted"]++ // a nil map: the kind of bug hostile input finds
+			return nil
+		}}
+	client, server := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeConn(context.Background(), server, &c.Policy) }()
+	br := bufio.NewReader(client)
+	ask := func(req string) string {
+		t.Helper()
+		if _, err := client.Write([]byte(req + "\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		var resp []string
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l == "\r\n" {
+				return strings.Join(resp, "\n")
+			}
+			resp = append(resp, strings.TrimSuffix(l, "\r\n"))
+		}
+	}
+	want := "setreply=450 4.5.0 Failure:%20panic:%20assignment%20to%20entry%20in%20nil%20map\nreturn_value=tempfail\nexit_code=75"
+	if got := ask("request=AM.PDP"); got != want {
+		t.Errorf("panicking request:\n got %q\nwant %q", got, want)
+	}
+	if got := ask("request=smtpd_access_policy"); got != "action=DUNNO" {
+		t.Errorf("next request: %q", got)
+	}
+	client.Close()
+	if err := <-done; err != nil {
+		t.Errorf("ServeConn: %v", err)
+	}
+	if !strings.Contains(log.String(), "AM.PDP: TROUBLE in AM.PDP: panic: assignment to entry in nil map") ||
+		!strings.Contains(log.String(), "panic stack: amavisgo/quarantine/ampdp.TestPanicInRequestIsTempfail.func1 at ") {
+		t.Errorf("log:\n%s", log.String())
+	}
+}
