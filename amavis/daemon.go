@@ -82,6 +82,7 @@ func (d *Daemon) Listen() error {
 	cfg := d.cfg.Load()
 	specs := cfg.Listeners()
 	if len(specs) == 0 {
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return errors.New("No listen sockets or ports specified")
 	}
 	if st, err := os.Stat(cfg.TEMPBASE); err != nil || !st.IsDir() {
@@ -112,6 +113,7 @@ func (d *Daemon) Listen() error {
 		d.listeners = append(d.listeners, &listener{Listener: l, spec: s})
 	}
 	if len(d.listeners) == 0 {
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return errors.New("No listen sockets or ports could be bound")
 	}
 	return nil

@@ -98,6 +98,7 @@ func (c *Client) hello(ctx context.Context, helo string) error {
 	if c.lmtp {
 		for _, need := range []string{"PIPELINING", "ENHANCEDSTATUSCODES"} {
 			if _, ok := c.ext[need]; !ok {
+				//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 				return &Error{"fwd-connect", fmt.Errorf("An LMTP server implementation MUST implement %s", need)}
 			}
 		}
@@ -393,6 +394,7 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 		return res, nil
 	case n.tempfailed > 0 && env.AllOrNothing:
 		c.Abort()
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return res, &Error{"fwd-data-chkpnt", errors.New("Bail out, DATA accepted but tempfailed recips, not an LMTP input")}
 	}
 	return res, c.sendData(ctx, res, body)

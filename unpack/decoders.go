@@ -470,7 +470,7 @@ func decodeTar(j *job, p *Part) (bool, error) {
 		}
 		var mode fs.FileMode
 		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
+		case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
 		case tar.TypeDir:
 			mode = fs.ModeDir
 		case tar.TypeSymlink, tar.TypeLink:

@@ -196,11 +196,13 @@ func verbStop(pidFile string, wait time.Duration, stdout io.Writer) error {
 	if err != nil {
 		var nr *pidfile.NotRunning
 		if errors.As(err, &nr) {
+			//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 			return fmt.Errorf("The amavisd daemon is apparently not running, cannot stop it (%s)", nr.Why)
 		}
 		return err
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return fmt.Errorf("Can't SIGTERM amavisd[%d]: %v", pid, err)
 	}
 	start, lastSaid, poll := time.Now(), time.Now(), 5*time.Millisecond
@@ -246,11 +248,13 @@ func verbReload(pidFile string) error {
 	if err != nil {
 		var nr *pidfile.NotRunning
 		if errors.As(err, &nr) {
+			//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 			return fmt.Errorf("The amavisd daemon is apparently not running, cannot reload it (%s)", nr.Why)
 		}
 		return err
 	}
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil && !errors.Is(err, syscall.ESRCH) {
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return fmt.Errorf("Can't SIGHUP amavisd[%d]: %v", pid, err)
 	}
 	return nil

@@ -92,10 +92,12 @@ func CheckNotRoot(allowRoot bool) error {
 		if allowRoot {
 			return nil
 		}
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return errors.New("Running as EUID 0 (root), ABORTING! Set daemon_user (and daemon_group) in the " +
 			"configuration, start as another user, or set allow_run_as_root = true if you mean it")
 	}
 	if syscall.Setuid(0) == nil {
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return fmt.Errorf("It is possible to change EUID from %d to root, ABORTING!", euid)
 	}
 	return nil

@@ -21,9 +21,8 @@ func TestPanicInRequestIsTempfail(t *testing.T) {
 	var log strings.Builder
 	srv := &Server{Config: c, Log: slog.New(slog.NewTextHandler(&log, nil)),
 		Check: func(context.Context, *conf.Policy, Request) []string {
-			var m map[string]int
-			m["crafted"]++ // a nil map: the kind of bug hostile input finds
-			return nil
+			var fields []string
+			return fields[7:] // out of range: the kind of bug hostile input finds
 		}}
 	client, server := net.Pipe()
 	done := make(chan error, 1)
@@ -46,7 +45,7 @@ func TestPanicInRequestIsTempfail(t *testing.T) {
 			resp = append(resp, strings.TrimSuffix(l, "\r\n"))
 		}
 	}
-	want := "setreply=450 4.5.0 Failure:%20panic:%20assignment%20to%20entry%20in%20nil%20map\nreturn_value=tempfail\nexit_code=75"
+	want := "setreply=450 4.5.0 Failure:%20panic:%20runtime%20error:%20slice%20bounds%20out%20of%20range%20[7:0]\nreturn_value=tempfail\nexit_code=75"
 	if got := ask("request=AM.PDP"); got != want {
 		t.Errorf("panicking request:\n got %q\nwant %q", got, want)
 	}
@@ -57,7 +56,7 @@ func TestPanicInRequestIsTempfail(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("ServeConn: %v", err)
 	}
-	if !strings.Contains(log.String(), "AM.PDP: TROUBLE in AM.PDP: panic: assignment to entry in nil map") ||
+	if !strings.Contains(log.String(), "AM.PDP: TROUBLE in AM.PDP: panic: runtime error: slice bounds out of range [7:0]") ||
 		!strings.Contains(log.String(), "panic stack: amavisgo/quarantine/ampdp.TestPanicInRequestIsTempfail.func1 at ") {
 		t.Errorf("log:\n%s", log.String())
 	}

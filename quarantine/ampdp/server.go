@@ -162,17 +162,21 @@ func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind 
 // open checks the request and opens the quarantine file it names.
 func (s *Server) open(p *conf.Policy, req Request) (*quarantine.Stored, string, error) {
 	if !req.Has("mail_id") {
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return nil, "", errors.New("Missing 'mail_id' field")
 	}
 	id := req.Get("mail_id")
 	if !mailid.Valid(id) {
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return nil, "", fmt.Errorf("Invalid mail_id '%s'", id)
 	}
 	if sec := req.Get("secret_id"); sec == "" {
 		if p.AuthRequiredRelease {
+			//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 			return nil, "", errors.New("Secret_id is required, but missing")
 		}
 	} else if !mailid.Check(id, sec) {
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return nil, "", fmt.Errorf("Secret_id %s does not match mail_id %s", sec, id)
 	}
 	qt := req.Get("quar_type")
@@ -191,6 +195,7 @@ func (s *Server) open(p *conf.Policy, req Request) (*quarantine.Stored, string, 
 	}
 	if st.QuarantineID != id {
 		st.Close()
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return nil, "", fmt.Errorf("Stored quarantine ID '%s' does not match requested ID '%s'", st.QuarantineID, id)
 	}
 	newID, _, err := mailid.New(mailid.DefaultBits)

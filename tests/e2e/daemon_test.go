@@ -91,13 +91,6 @@ type daemon struct {
 
 const daemonHostname = "amavis.example.com"
 
-func startDaemon(t testing.TB, c daemonConfig) *daemon {
-	t.Helper()
-	d := newDaemon(t, c)
-	d.start()
-	return d
-}
-
 // newDaemon writes the configuration of a daemon; start runs it.
 func newDaemon(t testing.TB, c daemonConfig) *daemon {
 	t.Helper()

@@ -178,7 +178,7 @@ func run(cfg *config) error {
 		case report.Perl:
 			bin, err := lookBin(cfg.perl, "amavisd")
 			if err != nil {
-				return fmt.Errorf("Perl amavisd-new: %v", err)
+				return fmt.Errorf("the Perl amavisd-new: %v", err)
 			}
 			daemons[f] = perlDaemon{bin: bin}
 		case report.Ours:
