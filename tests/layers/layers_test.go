@@ -1,12 +1,13 @@
 // Package layers checks the import rule of docs/architecture.md on the module's packages: the
-// top-level folders form layers (no two import each other, directly or through others), and the
-// test helper packages are imported by tests only.
+// top-level folders form layers (no two import each other, directly or through others), in the
+// order of the package table there, and the test helper packages are imported by tests only.
 package layers
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -152,6 +153,63 @@ func findCycle(edges map[string]map[string][]string) []string {
 		}
 	}
 	return nil
+}
+
+// documentedOrder reads the package table of docs/architecture.md: each folder's position, bottom
+// layer first. "internal/*" stands for every folder under internal/.
+func documentedOrder(t *testing.T) map[string]int {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := map[string]int{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		name, ok := strings.CutPrefix(line, "| `")
+		if !ok {
+			continue
+		}
+		name, _, ok = strings.Cut(name, "`")
+		if !ok {
+			continue
+		}
+		u := unit(module + "/" + name)
+		if _, seen := order[u]; !seen {
+			order[u] = len(order)
+		}
+	}
+	if len(order) < 10 {
+		t.Fatalf("docs/architecture.md: %d packages in the table", len(order))
+	}
+	return order
+}
+
+func TestImportsFollowDocumentedOrder(t *testing.T) {
+	order := documentedOrder(t)
+	position := func(u string) (int, bool) {
+		if strings.HasPrefix(u, "internal/") {
+			u = "internal/*"
+		}
+		i, ok := order[u]
+		return i, ok
+	}
+	for _, p := range listPackages(t) {
+		from := unit(p.ImportPath)
+		if strings.HasPrefix(from, "tests/") {
+			continue
+		}
+		pf, ok := position(from)
+		if !ok {
+			t.Errorf("%s: its folder %s has no row in the package table of docs/architecture.md", p.ImportPath, from)
+			continue
+		}
+		for _, imp := range ownImports(p) {
+			to := unit(imp)
+			if pt, ok := position(to); ok && to != from && pt > pf {
+				t.Errorf("%s imports %s, which docs/architecture.md lists below it (a package imports only folders listed above its own)", p.ImportPath, imp)
+			}
+		}
+	}
 }
 
 func TestTestHelpersOnlyInTests(t *testing.T) {
