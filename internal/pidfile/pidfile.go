@@ -14,6 +14,7 @@ import (
 )
 
 // ErrRunning is returned by Create when a live daemon holds the pid file.
+//
 //lint:ignore ST1005 amavis's own text, which log parsers and clients match
 var ErrRunning = errors.New("The amavisd daemon is already running")
 
