@@ -111,3 +111,29 @@ func FuzzDataReader(f *testing.F) {
 		}
 	})
 }
+
+// readLine takes a line of up to maxCommandLine octets with its CRLF; a longer one is
+// consumed to its CRLF (wherever the CR and LF fall in the buffer, bare CR and LF inside)
+// and reported once as errLineTooLong, and the next line is read as usual.
+func TestReadLineTooLong(t *testing.T) {
+	full := 16 * (maxCommandLine/16 + 1) // a multiple of the buffer size, over the limit
+	for _, c := range []struct {
+		name, line string
+		tooLong    bool
+	}{
+		{"at the limit", strings.Repeat("a", maxCommandLine-2) + "\r\n", false},
+		{"one over", strings.Repeat("a", maxCommandLine-1) + "\r\n", true},
+		{"CR ends a full buffer", strings.Repeat("a", full-1) + "\r\n", true},
+		{"CR ends a full buffer, no LF after it", strings.Repeat("a", full-1) + "\rx\r\n", true},
+		{"bare LF and CR inside", strings.Repeat("x\ny\r", maxCommandLine/2) + "\r\n", true},
+	} {
+		br := bufio.NewReaderSize(strings.NewReader(c.line+"NOOP\r\n"), 16)
+		got, err := readLine(br, nil)
+		if c.tooLong && err != errLineTooLong || !c.tooLong && (err != nil || string(got)+"\r\n" != c.line) {
+			t.Errorf("%s: %d octets, %v", c.name, len(got), err)
+		}
+		if next, err := readLine(br, nil); string(next) != "NOOP" || err != nil {
+			t.Errorf("%s: next line %q, %v", c.name, next, err)
+		}
+	}
+}

@@ -207,7 +207,6 @@ func (s *Session) Serve() error {
 		switch {
 		case err == errLineTooLong:
 			s.penalize(Reply{Code: 500, Enh: "5.5.2", Text: "Error: bad syntax"}, "(line too long)")
-			continue
 		case err != nil && closing:
 			return s.abort("shutting down")
 		case err != nil:
@@ -218,16 +217,17 @@ func (s *Session) Serve() error {
 			}
 			s.logf(3, "%s: notice: client broke the connection without a QUIT (%v)", s.proto, err)
 			return err
-		}
-		if s.cfg.Log != nil && s.cfg.Log.Enabled(4) {
-			s.logf(4, "%s< %s", s.proto, line)
-		}
-		quit, err := s.command(string(line))
-		if err != nil {
-			return err
-		}
-		if quit {
-			return s.flush()
+		default:
+			if s.cfg.Log != nil && s.cfg.Log.Enabled(4) {
+				s.logf(4, "%s< %s", s.proto, line)
+			}
+			quit, err := s.command(string(line))
+			if err != nil {
+				return err
+			}
+			if quit {
+				return s.flush()
+			}
 		}
 		// RFC 2920: the replies to a pipelined batch go out together once it is consumed.
 		// Without PIPELINING (before EHLO/LHLO, after HELO) each goes at once, as amavis does,

@@ -270,3 +270,70 @@ func TestPipelinedRepliesBounded(t *testing.T) {
 		}
 	}
 }
+
+// serve runs a session on loopback TCP and returns the client's side, greeting read.
+func serve(t *testing.T, cfg *Config) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if srv, err := ln.Accept(); err == nil {
+			NewSession(srv, cfg, &recorder{}, false).Serve()
+		}
+	}()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	cli.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(cli)
+	if line, err := r.ReadString('\n'); !strings.HasPrefix(line, "220 ") {
+		t.Fatalf("greeting %q (%v)", line, err)
+	}
+	return cli, r
+}
+
+// expectLines reads one reply line per want and compares them.
+func expectLines(t *testing.T, r *bufio.Reader, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		line, err := r.ReadString('\n')
+		if line != w+"\r\n" {
+			t.Fatalf("got %q (%v), want %q", line, err, w)
+		}
+	}
+}
+
+// A command line over maxCommandLine gets its 500 as soon as it has ended, alone or
+// followed by more commands; the rest of the line is discarded and the session goes on.
+func TestOverlongCommandLine(t *testing.T) {
+	long := "NOOP " + strings.Repeat("x", 70000) + "\r\n"
+	for _, tc := range []struct{ name, greet, input string }{
+		{"alone", "HELO x\r\n", long},
+		{"pipelined", "EHLO x\r\n", long + "NOOP\r\n"},
+		{"bare LF and CR inside", "HELO x\r\n", "NOOP " + strings.Repeat("x\ny\r", 20000) + "\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Timeout = time.Minute
+			c, r := serve(t, cfg)
+			io.WriteString(c, tc.greet)
+			for line := ""; !strings.HasPrefix(line, "250 "); {
+				line, _ = r.ReadString('\n')
+			}
+			io.WriteString(c, tc.input)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			expectLines(t, r, "500 5.5.2 Error: bad syntax")
+			if !strings.HasSuffix(tc.input, "NOOP\r\n") {
+				io.WriteString(c, "NOOP\r\n")
+			}
+			expectLines(t, r, "250 2.0.0 Ok NOOP")
+			io.WriteString(c, "QUIT\r\n")
+			expectLines(t, r, "221 2.0.0 [127.0.0.1] amavis closing transmission channel")
+		})
+	}
+}
