@@ -112,6 +112,33 @@ func FuzzDataReader(f *testing.F) {
 	})
 }
 
+// The session is told of each line end of the message (it restarts smtpd_timeout there):
+// CRLF only, also when CR and LF come in different reads, and not for the terminator.
+func TestDataReaderLineEnd(t *testing.T) {
+	const wire = "a\r\nb\nc\rd\r\n\r\n..e\r\n.\r\n"
+	for _, chunked := range []bool{false, true} {
+		var src io.Reader = strings.NewReader(wire)
+		if chunked {
+			src = iotest.OneByteReader(src)
+		}
+		dr := NewDataReader(bufio.NewReaderSize(src, 16))
+		ends, buf := 0, make([]byte, 1)
+		var ended bool
+		dr.lineEnd = &ended
+		for { // a byte at a time, to count the line ends
+			if _, err := dr.Read(buf); err != nil {
+				break
+			}
+			if ended {
+				ends, ended = ends+1, false
+			}
+		}
+		if !dr.Done() || ends != 4 {
+			t.Errorf("chunked %v: done %v, %d line ends, want 4", chunked, dr.Done(), ends)
+		}
+	}
+}
+
 // readLine takes a line of up to maxCommandLine octets with its CRLF; a longer one is
 // consumed to its CRLF (wherever the CR and LF fall in the buffer, bare CR and LF inside)
 // and reported once as errLineTooLong, and the next line is read as usual.

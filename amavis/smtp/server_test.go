@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -305,6 +306,72 @@ func expectLines(t *testing.T, r *bufio.Reader, want ...string) {
 		if line != w+"\r\n" {
 			t.Fatalf("got %q (%v), want %q", line, err, w)
 		}
+	}
+}
+
+// smtpd_timeout runs from the start of the wait for each line the client sends, a command or
+// a line of the message, and partial input does not extend it: a client that trickles a
+// line byte by byte gets 421 once it has passed. Complete lines, each within the timeout,
+// are not cut off however long the whole takes (amavis restarts the timer during DATA too).
+func TestTimeoutPerLineNotExtendedByTrickle(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	for _, tc := range []struct {
+		name, before string
+		replies      []string
+		trickle      bool
+	}{
+		{"command", "", nil, true},
+		{"pipelined command", "EHLO x\r\nNOOP\r\nNO", []string{"250-[127.0.0.1]", "250-VRFY", "250-PIPELINING",
+			"250-SIZE", "250-ENHANCEDSTATUSCODES", "250-8BITMIME", "250-SMTPUTF8", "250-DSN",
+			"250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE", "250 2.0.0 Ok NOOP"}, true},
+		{"data line", "HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", []string{"250 [127.0.0.1]",
+			"250 2.1.0 Sender <a@b> OK", "250 2.1.5 Recipient <c@d> OK", "354 End data with <CR><LF>.<CR><LF>"}, true},
+		{"data lines", "HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", []string{"250 [127.0.0.1]",
+			"250 2.1.0 Sender <a@b> OK", "250 2.1.5 Recipient <c@d> OK", "354 End data with <CR><LF>.<CR><LF>"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Timeout = timeout
+			c, r := serve(t, cfg)
+			io.WriteString(c, tc.before)
+			expectLines(t, r, tc.replies...)
+			began := time.Now()
+			stop, stopped := make(chan struct{}), make(chan struct{})
+			stopWriting := sync.OnceFunc(func() {
+				close(stop)
+				<-stopped
+			})
+			defer stopWriting()
+			go func() {
+				defer close(stopped)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(timeout / 10):
+					}
+					b := "x\r\n" // a line, each well within the timeout
+					if tc.trickle {
+						b = "x"
+					}
+					if _, err := io.WriteString(c, b); err != nil {
+						return
+					}
+				}
+			}()
+			if !tc.trickle {
+				time.Sleep(3 * timeout)
+				stopWriting()
+				io.WriteString(c, ".\r\n")
+				expectLines(t, r, "250 2.0.0 Ok")
+				return
+			}
+			c.SetReadDeadline(began.Add(timeout + 2*time.Second))
+			expectLines(t, r, "421 4.3.2 Service shutting down, closing channel")
+			if d := time.Since(began); d < timeout {
+				t.Errorf("cut off after %v, before the timeout", d)
+			}
+		})
 	}
 }
 
