@@ -18,6 +18,8 @@ type DataReader struct {
 	lastCR bool // the last byte delivered was CR
 	n      int64
 	err    error
+	// lineEnd, when set, becomes true at the end of each line (after its CRLF).
+	lineEnd *bool
 }
 
 // NewDataReader starts reading a DATA section at the current position of r (right after the
@@ -91,6 +93,9 @@ func (d *DataReader) Read(p []byte) (int, error) {
 			buf = buf[:i+1]
 			if (i > 0 && buf[i-1] == '\r') || (i == 0 && d.lastCR) {
 				d.inLine = false
+				if d.lineEnd != nil {
+					*d.lineEnd = true
+				}
 			}
 		}
 		c := copy(p[n:], buf)

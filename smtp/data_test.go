@@ -111,3 +111,56 @@ func FuzzDataReader(f *testing.F) {
 		}
 	})
 }
+
+// The session is told of each line end of the message (it restarts smtpd_timeout there):
+// CRLF only, also when CR and LF come in different reads, and not for the terminator.
+func TestDataReaderLineEnd(t *testing.T) {
+	const wire = "a\r\nb\nc\rd\r\n\r\n..e\r\n.\r\n"
+	for _, chunked := range []bool{false, true} {
+		var src io.Reader = strings.NewReader(wire)
+		if chunked {
+			src = iotest.OneByteReader(src)
+		}
+		dr := NewDataReader(bufio.NewReaderSize(src, 16))
+		ends, buf := 0, make([]byte, 1)
+		var ended bool
+		dr.lineEnd = &ended
+		for { // a byte at a time, to count the line ends
+			if _, err := dr.Read(buf); err != nil {
+				break
+			}
+			if ended {
+				ends, ended = ends+1, false
+			}
+		}
+		if !dr.Done() || ends != 4 {
+			t.Errorf("chunked %v: done %v, %d line ends, want 4", chunked, dr.Done(), ends)
+		}
+	}
+}
+
+// readLine takes a line of up to maxCommandLine octets with its CRLF; a longer one is
+// consumed to its CRLF (wherever the CR and LF fall in the buffer, bare CR and LF inside)
+// and reported once as errLineTooLong, and the next line is read as usual.
+func TestReadLineTooLong(t *testing.T) {
+	full := 16 * (maxCommandLine/16 + 1) // a multiple of the buffer size, over the limit
+	for _, c := range []struct {
+		name, line string
+		tooLong    bool
+	}{
+		{"at the limit", strings.Repeat("a", maxCommandLine-2) + "\r\n", false},
+		{"one over", strings.Repeat("a", maxCommandLine-1) + "\r\n", true},
+		{"CR ends a full buffer", strings.Repeat("a", full-1) + "\r\n", true},
+		{"CR ends a full buffer, no LF after it", strings.Repeat("a", full-1) + "\rx\r\n", true},
+		{"bare LF and CR inside", strings.Repeat("x\ny\r", maxCommandLine/2) + "\r\n", true},
+	} {
+		br := bufio.NewReaderSize(strings.NewReader(c.line+"NOOP\r\n"), 16)
+		got, err := readLine(br, nil)
+		if c.tooLong && err != errLineTooLong || !c.tooLong && (err != nil || string(got)+"\r\n" != c.line) {
+			t.Errorf("%s: %d octets, %v", c.name, len(got), err)
+		}
+		if next, err := readLine(br, nil); string(next) != "NOOP" || err != nil {
+			t.Errorf("%s: next line %q, %v", c.name, next, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -24,7 +25,7 @@ type Config struct {
 	QuitBanner string        // the text after "221 2.0.0 ", already expanded
 	SizeLimit  int64         // smtpd_message_size_limit for the EHLO SIZE keyword; 0: none
 	RcptLimit  int           // smtpd_recipient_limit
-	Timeout    time.Duration // smtpd_timeout: the longest wait for each read from the client
+	Timeout    time.Duration // smtpd_timeout: for each line from the client, from the start of the wait
 	// DiscardEHLOKeywords are EHLO keywords not to announce (smtpd_discard_ehlo_keywords).
 	DiscardEHLOKeywords []string
 	Log                 Logger
@@ -118,6 +119,9 @@ type Session struct {
 	gotRcpt    int
 	seq        int
 
+	// newWait: the next read waits for a new line and starts smtpd_timeout afresh.
+	newWait bool
+
 	mu      sync.Mutex
 	idle    bool // waiting for a command: a shutdown may interrupt
 	closing bool
@@ -143,20 +147,27 @@ func (s *Session) LMTP() bool { return s.lmtp }
 // Helo is the argument of the client's last HELO/EHLO/LHLO.
 func (s *Session) Helo() string { return s.helo }
 
-// Read is the session's view of the connection: every read waits at most smtpd_timeout,
-// and a read while idle fails at once after Shutdown.
+// Read is the session's view of the connection: each line from the client must be complete
+// within smtpd_timeout of the start of the wait for it, and a read while idle fails at once
+// after Shutdown. As in Amavis::In::SMTP, which starts smtpd_timeout when it has sent its
+// replies, a line arriving in pieces does not restart the timer: a client that trickles
+// bytes cannot hold the session for ever.
 func (s *Session) Read(p []byte) (int, error) {
 	s.mu.Lock()
 	if s.closing && s.idle {
 		s.mu.Unlock()
 		return 0, errShuttingDown
 	}
-	if s.cfg.Timeout > 0 {
+	if s.newWait && s.cfg.Timeout > 0 {
 		s.conn.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 	}
+	s.newWait = false
 	s.mu.Unlock()
 	return s.conn.Read(p)
 }
+
+// awaitLine starts the wait for a new line from the client.
+func (s *Session) awaitLine() { s.newWait = true }
 
 var errShuttingDown = errors.New("shutting down")
 
@@ -201,13 +212,13 @@ func (s *Session) Serve() error {
 		if s.setIdle(true) {
 			return s.abort("shutting down")
 		}
+		s.awaitLine()
 		line, err := readLine(s.br, s.line)
 		s.line = line[:0]
 		closing := s.setIdle(false)
 		switch {
 		case err == errLineTooLong:
 			s.penalize(Reply{Code: 500, Enh: "5.5.2", Text: "Error: bad syntax"}, "(line too long)")
-			continue
 		case err != nil && closing:
 			return s.abort("shutting down")
 		case err != nil:
@@ -218,27 +229,37 @@ func (s *Session) Serve() error {
 			}
 			s.logf(3, "%s: notice: client broke the connection without a QUIT (%v)", s.proto, err)
 			return err
+		default:
+			if s.cfg.Log != nil && s.cfg.Log.Enabled(4) {
+				s.logf(4, "%s< %s", s.proto, line)
+			}
+			quit, err := s.command(string(line))
+			if err != nil {
+				return err
+			}
+			if quit {
+				return s.flush()
+			}
 		}
-		if s.cfg.Log != nil && s.cfg.Log.Enabled(4) {
-			s.logf(4, "%s< %s", s.proto, line)
-		}
-		quit, err := s.command(string(line))
-		if err != nil {
-			return err
-		}
-		if quit {
-			return s.flush()
-		}
-		// RFC 2920: the replies to a pipelined batch go out together once it is consumed.
-		// Without PIPELINING (before EHLO/LHLO, after HELO) each goes at once, as amavis does,
-		// and a client that pipelines without reading cannot make us hold more than
-		// maxPendingOut bytes of replies.
-		if !s.pipelining || s.br.Buffered() == 0 || len(s.out) > maxPendingOut {
+		// RFC 2920: the replies to a pipelined batch go out together once it is consumed, that
+		// is before we wait for the client (the next line is not complete in the buffer), so
+		// that smtpd_timeout never runs while the client waits for our replies. Without
+		// PIPELINING (before EHLO/LHLO, after HELO) each goes at once, as amavis does, and a
+		// client that pipelines without reading cannot make us hold more than maxPendingOut
+		// bytes of replies.
+		if !s.pipelining || !s.lineBuffered() || len(s.out) > maxPendingOut {
 			if err := s.flush(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// lineBuffered reports whether a whole command line is in the input buffer: reading it will
+// not wait for the client.
+func (s *Session) lineBuffered() bool {
+	buf, _ := s.br.Peek(s.br.Buffered())
+	return bytes.Contains(buf, []byte("\r\n"))
 }
 
 // abort ends the session with the 421 reply amavis gives when it shuts down or times out.
@@ -611,7 +632,13 @@ func (s *Session) data(args, line string) error {
 		return err
 	}
 	tx := s.tx
+	// Each line of the message has smtpd_timeout from the start of the wait for it. amavis
+	// restarts the timer on every read of the message (Amavis::In::SMTP copy_smtp_data),
+	// meaning it to apply per line; counting lines, not reads, keeps a client that trickles
+	// bytes from holding the session.
+	s.awaitLine()
 	dr := NewDataReader(s.br)
+	dr.lineEnd = &s.newWait
 	replies := s.h.Data(s, tx, dr)
 	if f, ok := s.h.(Finisher); ok {
 		defer f.Finish(tx)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -268,5 +269,138 @@ func TestPipelinedRepliesBounded(t *testing.T) {
 		if most > tc.maxWrite {
 			t.Errorf("%s: %d bytes of replies held back, want at most %d", tc.greet, most, tc.maxWrite)
 		}
+	}
+}
+
+// serve runs a session on loopback TCP and returns the client's side, greeting read.
+func serve(t *testing.T, cfg *Config) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if srv, err := ln.Accept(); err == nil {
+			NewSession(srv, cfg, &recorder{}, false).Serve()
+		}
+	}()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	cli.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(cli)
+	if line, err := r.ReadString('\n'); !strings.HasPrefix(line, "220 ") {
+		t.Fatalf("greeting %q (%v)", line, err)
+	}
+	return cli, r
+}
+
+// expectLines reads one reply line per want and compares them.
+func expectLines(t *testing.T, r *bufio.Reader, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		line, err := r.ReadString('\n')
+		if line != w+"\r\n" {
+			t.Fatalf("got %q (%v), want %q", line, err, w)
+		}
+	}
+}
+
+// smtpd_timeout runs from the start of the wait for each line the client sends, a command or
+// a line of the message, and partial input does not extend it: a client that trickles a
+// line byte by byte gets 421 once it has passed. Complete lines, each within the timeout,
+// are not cut off however long the whole takes (amavis restarts the timer during DATA too).
+func TestTimeoutPerLineNotExtendedByTrickle(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	for _, tc := range []struct {
+		name, before string
+		replies      []string
+		trickle      bool
+	}{
+		{"command", "", nil, true},
+		{"pipelined command", "EHLO x\r\nNOOP\r\nNO", []string{"250-[127.0.0.1]", "250-VRFY", "250-PIPELINING",
+			"250-SIZE", "250-ENHANCEDSTATUSCODES", "250-8BITMIME", "250-SMTPUTF8", "250-DSN",
+			"250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE", "250 2.0.0 Ok NOOP"}, true},
+		{"data line", "HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", []string{"250 [127.0.0.1]",
+			"250 2.1.0 Sender <a@b> OK", "250 2.1.5 Recipient <c@d> OK", "354 End data with <CR><LF>.<CR><LF>"}, true},
+		{"data lines", "HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", []string{"250 [127.0.0.1]",
+			"250 2.1.0 Sender <a@b> OK", "250 2.1.5 Recipient <c@d> OK", "354 End data with <CR><LF>.<CR><LF>"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Timeout = timeout
+			c, r := serve(t, cfg)
+			io.WriteString(c, tc.before)
+			expectLines(t, r, tc.replies...)
+			began := time.Now()
+			stop, stopped := make(chan struct{}), make(chan struct{})
+			stopWriting := sync.OnceFunc(func() {
+				close(stop)
+				<-stopped
+			})
+			defer stopWriting()
+			go func() {
+				defer close(stopped)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(timeout / 10):
+					}
+					b := "x\r\n" // a line, each well within the timeout
+					if tc.trickle {
+						b = "x"
+					}
+					if _, err := io.WriteString(c, b); err != nil {
+						return
+					}
+				}
+			}()
+			if !tc.trickle {
+				time.Sleep(3 * timeout)
+				stopWriting()
+				io.WriteString(c, ".\r\n")
+				expectLines(t, r, "250 2.0.0 Ok")
+				return
+			}
+			c.SetReadDeadline(began.Add(timeout + 2*time.Second))
+			expectLines(t, r, "421 4.3.2 Service shutting down, closing channel")
+			if d := time.Since(began); d < timeout {
+				t.Errorf("cut off after %v, before the timeout", d)
+			}
+		})
+	}
+}
+
+// A command line over maxCommandLine gets its 500 as soon as it has ended, alone or
+// followed by more commands; the rest of the line is discarded and the session goes on.
+func TestOverlongCommandLine(t *testing.T) {
+	long := "NOOP " + strings.Repeat("x", 70000) + "\r\n"
+	for _, tc := range []struct{ name, greet, input string }{
+		{"alone", "HELO x\r\n", long},
+		{"pipelined", "EHLO x\r\n", long + "NOOP\r\n"},
+		{"bare LF and CR inside", "HELO x\r\n", "NOOP " + strings.Repeat("x\ny\r", 20000) + "\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Timeout = time.Minute
+			c, r := serve(t, cfg)
+			io.WriteString(c, tc.greet)
+			for line := ""; !strings.HasPrefix(line, "250 "); {
+				line, _ = r.ReadString('\n')
+			}
+			io.WriteString(c, tc.input)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			expectLines(t, r, "500 5.5.2 Error: bad syntax")
+			if !strings.HasSuffix(tc.input, "NOOP\r\n") {
+				io.WriteString(c, "NOOP\r\n")
+			}
+			expectLines(t, r, "250 2.0.0 Ok NOOP")
+			io.WriteString(c, "QUIT\r\n")
+			expectLines(t, r, "221 2.0.0 [127.0.0.1] amavis closing transmission channel")
+		})
 	}
 }
