@@ -265,8 +265,8 @@ func TestMaxServers(t *testing.T) {
 	expectPrefix(t, r2, "220 ")
 }
 
-// smtpd_timeout is an idle timeout for each read, not a deadline over the whole DATA.
-func TestSmtpdTimeoutIsPerRead(t *testing.T) {
+// smtpd_timeout bounds each line of DATA, not the whole transfer (as in Amavis::In::SMTP).
+func TestSmtpdTimeoutIsPerLine(t *testing.T) {
 	h := hop(t, smtptest.Options{})
 	td := startDaemon(t, h.Addr, "smtpd_timeout = 2")
 	c, r := dial(t, td.addr)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/amavis/smtp/smtptest"
+	"amavisgo/smtp/smtptest"
 )
 
 // trickle sends one byte every 100 ms of a line that never ends, until stop is closed or

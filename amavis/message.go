@@ -102,7 +102,7 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 	}
 	m.tl = tl
 	// child_timeout runs from the last input received (SPEC §1.1): the end of DATA, however
-	// long the transfer took (smtpd_timeout bounds each read of it).
+	// long the transfer took (smtpd_timeout bounds each line of it).
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.ChildTimeout)*time.Second)
 	defer cancel()
 	if err := d.check(ctx, m); err != nil {
