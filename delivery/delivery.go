@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"amavisgo/conf"
+	"amavisgo/smtp"
 )
 
 // Sender sends one message to the next hop named by via (notify_method, release_method, ...).
@@ -59,33 +60,22 @@ func Wrap(via conf.Method, reply string) string {
 	return reply[:3] + " " + enh + " from MTA(" + via.String() + "): " + reply
 }
 
-// Bracket writes an address as SMTP wants it, <local@domain>, quoting a local part that is not
-// a dot-atom; "" is the null address <>.
+// Bracket is smtp.Quote for addresses that may come quoted already (the sender and
+// recipients of an AM.PDP request): a local part that is a quoted string is kept as it is,
+// and an empty one before a domain is written "", as amavis's qquote_rfc2821_local does.
 func Bracket(addr string) string {
-	if addr == "" {
-		return "<>"
+	at := strings.LastIndexByte(addr, '@')
+	local := addr
+	if at >= 0 {
+		local = addr[:at]
 	}
-	local, domain := addr, ""
-	if i := strings.LastIndex(addr, "@"); i >= 0 {
-		local, domain = addr[:i], addr[i:]
+	switch {
+	case at == 0:
+		return `<""` + addr + ">"
+	case len(local) > 1 && local[0] == '"' && local[len(local)-1] == '"':
+		return "<" + addr + ">"
 	}
-	if !isDotAtom(local) && !(strings.HasPrefix(local, `"`) && strings.HasSuffix(local, `"`) && len(local) > 1) {
-		local = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(local) + `"`
-	}
-	return "<" + local + domain + ">"
-}
-
-func isDotAtom(s string) bool {
-	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r >= 0x80 ||
-			strings.ContainsRune("!#$%&'*+-/=?^_`{|}~.", r)) {
-			return false
-		}
-	}
-	return true
+	return smtp.Quote(addr)
 }
 
 // ToCRLF returns a writer that writes to w with every bare LF turned into CRLF: what quarantine

@@ -21,6 +21,25 @@ func TestWrap(t *testing.T) {
 	}
 }
 
+// TestBracket: addresses are quoted as smtp.Quote does, except that a local part quoted
+// already stays as it is and an empty one is written "".
+func TestBracket(t *testing.T) {
+	for in, want := range map[string]string{
+		"":           "<>",
+		"a@b":        "<a@b>",
+		"a b@x":      `<"a b"@x>`,
+		`a"b@x`:      `<"a\"b"@x>`,
+		`"a b"@x`:    `<"a b"@x>`,
+		"@x":         `<""@x>`,
+		"postmaster": "<postmaster>",
+		"é.ü@x":      "<é.ü@x>",
+	} {
+		if got := delivery.Bracket(in); got != want {
+			t.Errorf("Bracket(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestToCRLF(t *testing.T) {
 	var b strings.Builder
 	w := delivery.ToCRLF(&b)

@@ -38,9 +38,6 @@ func (s *Sender) Send(ctx context.Context, via conf.Method, from string, rcpts [
 		return nil, err
 	}
 	env := &smtp.Envelope{From: smtp.Quote(from)}
-	if from == "" {
-		env.From = "<>"
-	}
 	for _, r := range rcpts {
 		env.Rcpts = append(env.Rcpts, smtp.RcptTo{Path: smtp.Quote(r)})
 	}
