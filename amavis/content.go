@@ -19,9 +19,9 @@ import (
 type stageError struct {
 	section string
 	err     error
-	// reply, when set, is the whole reply for the MTA (a quarantine or notification
-	// failure has its own wording).
-	reply string
+	// reply, when not the zero Reply, is the whole reply for the MTA (a quarantine or
+	// notification failure has its own wording).
+	reply smtp.Reply
 }
 
 func (e *stageError) Error() string { return e.section + " FAILED: " + e.err.Error() }
@@ -65,7 +65,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 		m.tl.Logf(2, "%s", n)
 	}
 	m.Verdict = v
-	if v.Tempfail != "" {
+	if v.Tempfail != (smtp.Reply{}) {
 		return &stageError{section: "virus_scan", err: errors.New(m.AV.FailReason), reply: v.Tempfail}
 	}
 	return nil

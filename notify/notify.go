@@ -7,7 +7,6 @@
 package notify
 
 import (
-	"amavisgo/verdict"
 	"context"
 	"embed"
 	"fmt"
@@ -20,6 +19,8 @@ import (
 	"amavisgo/conf"
 	"amavisgo/delivery"
 	"amavisgo/notify/template"
+	"amavisgo/smtp"
+	"amavisgo/verdict"
 )
 
 // The content categories are package verdict's (amavis's CC_* numbers and display names).
@@ -100,8 +101,8 @@ type Error struct {
 func (e *Error) Error() string { return e.What + ": " + e.Detail }
 
 // Reply is the SMTP reply for the MTA; amID is the log id.
-func (e *Error) Reply(amID string) string {
-	return "451 4.5.0 Error in processing, id=" + amID + ", " + e.Section + " FAILED: " + e.What
+func (e *Error) Reply(amID string) smtp.Reply {
+	return smtp.ProcessingFailed(amID, e.Section, e.What)
 }
 
 //go:embed templates/*.txt

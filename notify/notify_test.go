@@ -243,7 +243,7 @@ func TestNextHopTroubleWithNotifications(t *testing.T) {
 	r.hop.RejectRcpt("virusalert@example.com", 451, smtp.EnhancedCode{4, 3, 0}, "try later")
 	_, err := r.n.Admins(context.Background(), p, m, nil)
 	var ne *Error
-	if !errors.As(err, &ne) || ne.Reply("12345-01") != "451 4.5.0 Error in processing, id=12345-01, quar+notif FAILED: temporarily unable to notify admin" {
+	if !errors.As(err, &ne) || ne.Reply("12345-01").String() != "451 4.5.0 Error in processing, id=12345-01, quar+notif FAILED: temporarily unable to notify admin" {
 		t.Errorf("4xx: %v", err)
 	}
 	r.hop.RejectRcpt("virusalert@example.com", 550, smtp.EnhancedCode{5, 1, 1}, "no such user")

@@ -37,6 +37,13 @@ func (r Reply) String() string {
 // Class is the first digit of the code: 2, 3, 4 or 5.
 func (r Reply) Class() int { return r.Code / 100 }
 
+// ProcessingFailed is amavis's reply when a section of its processing failed: the MTA keeps
+// the message and retries. logID is the log id (%n), section amavis's name for the stage
+// ("virus_scan", "quar+notif", ...), what the failure.
+func ProcessingFailed(logID, section, what string) Reply {
+	return Reply{Code: 451, Enh: "4.5.0", Text: "Error in processing, id=" + logID + ", " + section + " FAILED: " + what}
+}
+
 // maxReplyLine is RFC 5321's 512 octets per reply line, less the CRLF.
 const maxReplyLine = 510
 

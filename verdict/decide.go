@@ -6,6 +6,7 @@ import (
 	"amavisgo/conf"
 	"amavisgo/lookup"
 	"amavisgo/scanners"
+	"amavisgo/smtp"
 	"amavisgo/unpack"
 )
 
@@ -65,9 +66,9 @@ type Verdict struct {
 	Viruses    []string // %V
 	BadHeaders []string // %X: header findings, then "MIME error: ..."
 	Hold       string   // why decoding stopped (X-Amavis-Hold)
-	// Tempfail, when set, is the reply for the whole message: the virus scan failed and
-	// virus_scanners_failure_is_fatal is set (amavis's 451; the MTA retries).
-	Tempfail string
+	// Tempfail, when not the zero Reply, is the reply for the whole message: the virus scan
+	// failed and virus_scanners_failure_is_fatal is set (amavis's 451; the MTA retries).
+	Tempfail smtp.Reply
 	// Notes are things amavis logs at level 2 (e.g. unknown banned rule set names).
 	Notes []string
 

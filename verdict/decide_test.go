@@ -197,8 +197,8 @@ func TestUnchecked(t *testing.T) {
 		in.Unpacked = decode(t, msg)
 		in.AV = failed
 		v := mustDecide(t, in)
-		if v.Blocked || v.Tempfail != "" || v.LogCategory() != "UNCHECKED" {
-			t.Fatalf("blocked %v tempfail %q category %q", v.Blocked, v.Tempfail, v.LogCategory())
+		if v.Blocked || text(v.Tempfail) != "" || v.LogCategory() != "UNCHECKED" {
+			t.Fatalf("blocked %v tempfail %q category %q", v.Blocked, text(v.Tempfail), v.LogCategory())
 		}
 		local, remote := v.HeaderEdits(v.Recips[0], "", false), v.HeaderEdits(v.Recips[1], "", false)
 		if local.SubjectTag != "***UNCHECKED*** " || remote.SubjectTag != "" {
@@ -213,8 +213,8 @@ func TestUnchecked(t *testing.T) {
 		in := input(cfg, msg)
 		in.AV = failed
 		v := mustDecide(t, in)
-		if v.Tempfail != "451 4.5.0 Error in processing, id=12345-03, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED" {
-			t.Errorf("tempfail %q", v.Tempfail)
+		if text(v.Tempfail) != "451 4.5.0 Error in processing, id=12345-03, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED" {
+			t.Errorf("tempfail %q", text(v.Tempfail))
 		}
 	})
 	t.Run("final_unchecked_destiny D_REJECT", func(t *testing.T) {
