@@ -79,7 +79,7 @@ func (d *Daemon) decide(m *Message) {
 		r.Local = vr.Local
 		if vr.Blocked {
 			r.Destiny, r.Done = vr.Destiny, true
-			r.Reply = smtp.ParseReply(vr.Response)
+			r.Reply = vr.Response
 		}
 	}
 }
@@ -261,7 +261,7 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 	for _, r := range m.Recips {
 		nr := &notify.Recipient{
 			Addr: r.Addr, Local: r.Local, Category: recipCategory(r.v),
-			Blocked: r.Destiny != conf.D_PASS || r.v.Blocked, Destiny: r.Destiny, Response: r.Reply.String(),
+			Blocked: r.Destiny != conf.D_PASS || r.v.Blocked, Destiny: r.Destiny, Response: r.Reply,
 			Relayed: r.ByMTA && r.Reply.Class() == 2, DSNSuppress: r.v.DSNSuppress,
 			DSNPassedOn: r.ByMTA && r.Reply.Class() == 2 && m.DSNPassedOn,
 			Notify:      r.Notify, ORCPT: r.ORCPT,

@@ -5,9 +5,8 @@ package delivery
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"regexp"
+	"strconv"
 	"strings"
 
 	"amavisgo/conf"
@@ -28,36 +27,22 @@ type Sender interface {
 // "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 3F1A2B".
 type Result struct {
 	Rcpt  string
-	Reply string
+	Reply smtp.Reply
 }
-
-// Code is the reply's three-digit status, 0 when Reply is malformed.
-func (r Result) Code() int {
-	var c int
-	if len(r.Reply) >= 3 {
-		fmt.Sscanf(r.Reply[:3], "%d", &c)
-	}
-	return c
-}
-
-// Temporary reports a 4xx answer.
-func (r Result) Temporary() bool { return r.Code()/100 == 4 }
-
-var enhanced = regexp.MustCompile(`^([245])\d\d[ -]([245]\.\d{1,3}\.\d{1,3})\b`)
 
 // Wrap turns a next hop's reply into amavis's `<code> <enh> from MTA(<method>): <reply>`,
-// making up an enhanced code (class.0.0) when the reply has none. Multi-line replies are
+// making up an enhanced code (class.0.0) when the reply has none. A multi-line reply is
 // joined with spaces.
-func Wrap(via conf.Method, reply string) string {
-	reply = strings.Join(strings.Fields(strings.ReplaceAll(reply, "\r\n", " ")), " ")
-	if len(reply) < 3 {
-		return "451 4.5.0 from MTA(" + via.String() + "): " + reply
+func Wrap(via conf.Method, rep smtp.Reply) smtp.Reply {
+	text := "from MTA(" + via.String() + "): " + strings.Join(strings.Fields(rep.String()), " ")
+	if rep.Code < 100 || rep.Code > 999 {
+		return smtp.Reply{Code: 451, Enh: "4.5.0", Text: text}
 	}
-	enh := reply[:1] + ".0.0"
-	if m := enhanced.FindStringSubmatch(reply); m != nil {
-		enh = m[2]
+	enh := strconv.Itoa(rep.Class()) + ".0.0"
+	if c := rep.Class(); rep.Enh != "" && (c == 2 || c == 4 || c == 5) {
+		enh = rep.Enh
 	}
-	return reply[:3] + " " + enh + " from MTA(" + via.String() + "): " + reply
+	return smtp.Reply{Code: rep.Code, Enh: enh, Text: text}
 }
 
 // Bracket is smtp.Quote for addresses that may come quoted already (the sender and

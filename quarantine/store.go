@@ -170,8 +170,8 @@ func (s *Store) send(ctx context.Context, via conf.Method, sender, to string, m 
 	if err != nil {
 		return Location{}, &Error{Temporary: true, Detail: "quarantine to " + to + ": " + err.Error()}
 	}
-	if r := res[0]; r.Code()/100 != 2 {
-		return Location{}, &Error{Temporary: r.Temporary(), Detail: "quarantine to " + to + ": " + r.Reply}
+	if r := res[0].Reply; r.Class() != 2 {
+		return Location{}, &Error{Temporary: r.Class() == 4, Detail: "quarantine to " + to + ": " + r.String()}
 	}
 	return Location{Name: to, Type: 'M'}, nil
 }

@@ -2,7 +2,8 @@
 // (a session state machine with XFORWARD, DSN parameters and a streaming DATA reader) and the
 // client side that re-injects mail through forward_method (XFORWARD, pipelining, a connection
 // cache). It knows the protocol and nothing of policy: what to answer after DATA is the
-// Handler's business.
+// Handler's business. Its Reply is the daemon's one reply type: every stage returns one, and
+// replies travel between packages as Reply values, parsed only where they come off the wire.
 package smtp
 
 import (

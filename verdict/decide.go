@@ -89,8 +89,9 @@ type Recipient struct {
 	Blocked  bool
 	Destiny  conf.Destiny // D_PASS when not blocked
 	// Response is the SMTP reply of a blocked recipient, e.g.
-	// "554 5.7.0 Reject, id=12345-01 - INFECTED: Eicar-Test-Signature"; "" when passed.
-	Response string
+	// "554 5.7.0 Reject, id=12345-01 - INFECTED: Eicar-Test-Signature"; the zero Reply when
+	// passed.
+	Response smtp.Reply
 	// DSNSuppress, when set, says why no DSN is to be sent for a bounced recipient
 	// ("INFECTED" for viruses that fake the sender, "BANNED:DISCARD suggested by rule").
 	DSNSuppress string
