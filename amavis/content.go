@@ -19,9 +19,9 @@ import (
 type stageError struct {
 	section string
 	err     error
-	// reply, when set, is the whole reply for the MTA (a quarantine or notification
-	// failure has its own wording).
-	reply string
+	// reply, when not the zero Reply, is the whole reply for the MTA (a quarantine or
+	// notification failure has its own wording).
+	reply smtp.Reply
 }
 
 func (e *stageError) Error() string { return e.section + " FAILED: " + e.err.Error() }
@@ -65,7 +65,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 		m.tl.Logf(2, "%s", n)
 	}
 	m.Verdict = v
-	if v.Tempfail != "" {
+	if v.Tempfail != (smtp.Reply{}) {
 		return &stageError{section: "virus_scan", err: errors.New(m.AV.FailReason), reply: v.Tempfail}
 	}
 	return nil
@@ -79,7 +79,7 @@ func (d *Daemon) decide(m *Message) {
 		r.Local = vr.Local
 		if vr.Blocked {
 			r.Destiny, r.Done = vr.Destiny, true
-			r.Reply = smtp.ParseReply(vr.Response)
+			r.Reply = vr.Response
 		}
 	}
 }
@@ -261,7 +261,7 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 	for _, r := range m.Recips {
 		nr := &notify.Recipient{
 			Addr: r.Addr, Local: r.Local, Category: recipCategory(r.v),
-			Blocked: r.Destiny != conf.D_PASS || r.v.Blocked, Destiny: r.Destiny, Response: r.Reply.String(),
+			Blocked: r.Destiny != conf.D_PASS || r.v.Blocked, Destiny: r.Destiny, Response: r.Reply,
 			Relayed: r.ByMTA && r.Reply.Class() == 2, DSNSuppress: r.v.DSNSuppress,
 			DSNPassedOn: r.ByMTA && r.Reply.Class() == 2 && m.DSNPassedOn,
 			Notify:      r.Notify, ORCPT: r.ORCPT,

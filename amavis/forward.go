@@ -108,7 +108,7 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 		r.Done, r.ByMTA = true, true
 		if res != nil && res.Rcpts[i].Done {
 			rr := res.Rcpts[i]
-			r.Remote = rr.Reply.String()
+			r.Remote = rr.Reply
 			if rr.Cmd == "" {
 				r.Reply = rr.Reply
 			} else {
@@ -117,7 +117,7 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 			continue
 		}
 		r.Reply = fwdFailure(err, mtaID, m.LogID)
-		r.Remote = ""
+		r.Remote = smtp.Reply{}
 	}
 	d.mtaTrouble(m, rs)
 }
@@ -181,8 +181,8 @@ func (d *Daemon) mtaTrouble(m *Message, rs []*Recipient) {
 		if r.Reply.Class() == 2 {
 			continue
 		}
-		m.Verdict.NextHopFailed(r.v, r.Reply.String())
-		r.Destiny, r.Reply = r.v.Destiny, smtp.ParseReply(r.v.Response)
+		m.Verdict.NextHopFailed(r.v, r.Reply)
+		r.Destiny, r.Reply = r.v.Destiny, r.v.Response
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // RelayedInbound, DiscardedOutbound, TempFailedOpenRelay... (verdict.ActionWord).
 func action(r *Recipient, originating bool) string {
 	return verdict.ActionWord(r.v, verdict.Outcome{
-		Code:      strconv.Itoa(r.Reply.Code),
+		Reply:     r.Reply,
 		Forwarded: delivered(r),
 		Tagged:    r.Tagged,
 		DSN:       r.DSN,
@@ -113,10 +113,10 @@ func mainLine(m *Message, passed string, rs []*Recipient, elapsed time.Duration)
 		var qs []string
 		seen := map[string]bool{}
 		for _, r := range m.Recips {
-			if r.Remote == "" {
+			if r.Remote == (smtp.Reply{}) {
 				continue
 			}
-			if q := queuedAs(r.Remote); !seen[q] {
+			if q := queuedAs(r.Remote.String()); !seen[q] {
 				seen[q] = true
 				qs = append(qs, q)
 			}

@@ -3,7 +3,6 @@ package amavis
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -206,7 +205,7 @@ func (d *Daemon) reply(m *Message) []smtp.Reply {
 // or notification failure, a fatal virus scan failure), else the generic 451 of failed.
 func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
 	var se *stageError
-	if !errors.As(err, &se) || se.reply == "" {
+	if !errors.As(err, &se) || se.reply == (smtp.Reply{}) {
 		section := "check"
 		if se != nil {
 			section, err = se.section, se.err
@@ -214,7 +213,7 @@ func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
 		return d.failed(m, tl, section, err)
 	}
 	tl.Logf(-2, "TROUBLE in check_mail: %v", err)
-	rep := smtp.ParseReply(se.reply)
+	rep := se.reply
 	out := []smtp.Reply{rep}
 	if m.LMTP {
 		out = make([]smtp.Reply, len(m.Recips))
@@ -228,7 +227,7 @@ func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
 // failed is the reply for an internal error: "451 4.5.0 Error in processing, id=<logid>,
 // <section> FAILED: <error>" for the message (or each LMTP recipient).
 func (d *Daemon) failed(m *Message, tl *taskLog, section string, err error) []smtp.Reply {
-	rep := smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("Error in processing, id=%s, %s FAILED: %v", m.LogID, section, err)}
+	rep := smtp.ProcessingFailed(m.LogID, section, err.Error())
 	tl.Logf(-2, "TROUBLE in check_mail: %s FAILED: %v", section, err)
 	if !m.LMTP {
 		return []smtp.Reply{rep}

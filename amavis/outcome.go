@@ -23,7 +23,7 @@ type Recipient struct {
 	Reply   smtp.Reply   // the response for this recipient
 	Done    bool         // Reply is final
 	ByMTA   bool         // Reply came from the next hop (or the failure to reach it)
-	Remote  string       // the next hop's own reply line, for queued_as in the log
+	Remote  smtp.Reply   // the next hop's own reply, for queued_as in the log
 
 	v      *verdict.Recipient // the verdict's decision for this recipient
 	Tagged bool               // its copy got an alert or a subject tag (RelayedTagged)

@@ -5,12 +5,12 @@ package delivery
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"regexp"
+	"strconv"
 	"strings"
 
 	"amavisgo/conf"
+	"amavisgo/smtp"
 )
 
 // Sender sends one message to the next hop named by via (notify_method, release_method, ...).
@@ -27,65 +27,40 @@ type Sender interface {
 // "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 3F1A2B".
 type Result struct {
 	Rcpt  string
-	Reply string
+	Reply smtp.Reply
 }
-
-// Code is the reply's three-digit status, 0 when Reply is malformed.
-func (r Result) Code() int {
-	var c int
-	if len(r.Reply) >= 3 {
-		fmt.Sscanf(r.Reply[:3], "%d", &c)
-	}
-	return c
-}
-
-// Temporary reports a 4xx answer.
-func (r Result) Temporary() bool { return r.Code()/100 == 4 }
-
-var enhanced = regexp.MustCompile(`^([245])\d\d[ -]([245]\.\d{1,3}\.\d{1,3})\b`)
 
 // Wrap turns a next hop's reply into amavis's `<code> <enh> from MTA(<method>): <reply>`,
-// making up an enhanced code (class.0.0) when the reply has none. Multi-line replies are
+// making up an enhanced code (class.0.0) when the reply has none. A multi-line reply is
 // joined with spaces.
-func Wrap(via conf.Method, reply string) string {
-	reply = strings.Join(strings.Fields(strings.ReplaceAll(reply, "\r\n", " ")), " ")
-	if len(reply) < 3 {
-		return "451 4.5.0 from MTA(" + via.String() + "): " + reply
+func Wrap(via conf.Method, rep smtp.Reply) smtp.Reply {
+	text := "from MTA(" + via.String() + "): " + strings.Join(strings.Fields(rep.String()), " ")
+	if rep.Code < 100 || rep.Code > 999 {
+		return smtp.Reply{Code: 451, Enh: "4.5.0", Text: text}
 	}
-	enh := reply[:1] + ".0.0"
-	if m := enhanced.FindStringSubmatch(reply); m != nil {
-		enh = m[2]
+	enh := strconv.Itoa(rep.Class()) + ".0.0"
+	if c := rep.Class(); rep.Enh != "" && (c == 2 || c == 4 || c == 5) {
+		enh = rep.Enh
 	}
-	return reply[:3] + " " + enh + " from MTA(" + via.String() + "): " + reply
+	return smtp.Reply{Code: rep.Code, Enh: enh, Text: text}
 }
 
-// Bracket writes an address as SMTP wants it, <local@domain>, quoting a local part that is not
-// a dot-atom; "" is the null address <>.
+// Bracket is smtp.Quote for addresses that may come quoted already (the sender and
+// recipients of an AM.PDP request): a local part that is a quoted string is kept as it is,
+// and an empty one before a domain is written "", as amavis's qquote_rfc2821_local does.
 func Bracket(addr string) string {
-	if addr == "" {
-		return "<>"
+	at := strings.LastIndexByte(addr, '@')
+	local := addr
+	if at >= 0 {
+		local = addr[:at]
 	}
-	local, domain := addr, ""
-	if i := strings.LastIndex(addr, "@"); i >= 0 {
-		local, domain = addr[:i], addr[i:]
+	switch {
+	case at == 0:
+		return `<""` + addr + ">"
+	case len(local) > 1 && local[0] == '"' && local[len(local)-1] == '"':
+		return "<" + addr + ">"
 	}
-	if !isDotAtom(local) && !(strings.HasPrefix(local, `"`) && strings.HasSuffix(local, `"`) && len(local) > 1) {
-		local = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(local) + `"`
-	}
-	return "<" + local + domain + ">"
-}
-
-func isDotAtom(s string) bool {
-	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r >= 0x80 ||
-			strings.ContainsRune("!#$%&'*+-/=?^_`{|}~.", r)) {
-			return false
-		}
-	}
-	return true
+	return smtp.Quote(addr)
 }
 
 // ToCRLF returns a writer that writes to w with every bare LF turned into CRLF: what quarantine

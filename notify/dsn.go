@@ -2,13 +2,14 @@ package notify
 
 import (
 	"context"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
 	"amavisgo/notify/template"
+	"amavisgo/smtp"
 )
 
 // DSNState is what becomes of one recipient in the sender's delivery status notification.
@@ -32,7 +33,7 @@ const (
 func PlanDSN(m *Message, perRecipCapable bool) []DSNState {
 	allRejected := len(m.Recipients) > 0
 	for _, r := range m.Recipients {
-		if r.Destiny != conf.D_REJECT || !strings.HasPrefix(r.Response, "5") {
+		if r.Destiny != conf.D_REJECT || r.Response.Class() != 5 {
 			allRejected = false
 		}
 	}
@@ -52,17 +53,14 @@ func PlanDSN(m *Message, perRecipCapable bool) []DSNState {
 		if never || m.Sender == "" {
 			onFailure, onSuccess = false, false
 		}
-		class := byte('0')
-		if r.Response != "" {
-			class = r.Response[0]
-		}
+		class := r.Response.Class()
 		switch {
-		case class == '0': // not forwarded yet: nothing to report
-		case class == '4':
-		case class == '5' && r.Destiny == conf.D_REJECT && (perRecipCapable || allRejected):
-		case class == '5' && !onFailure:
+		case class == 0: // not forwarded yet: nothing to report
+		case class == 4:
+		case class == 5 && r.Destiny == conf.D_REJECT && (perRecipCapable || allRejected):
+		case class == 5 && !onFailure:
 			out[i] = DSNSuppressed
-		case class == '2' && (!onSuccess || r.DSNPassedOn):
+		case class == 2 && (!onSuccess || r.DSNPassedOn):
 		case never || m.Sender == "":
 			out[i] = DSNSuppressed
 		case r.Destiny == conf.D_DISCARD:
@@ -136,26 +134,25 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 			ds.WriteString("Original-Recipient: " + r.ORCPT + "\n")
 		}
 		ds.WriteString("Final-Recipient: rfc822;" + strings.Trim(delivery.Bracket(r.Addr), "<>") + "\n")
-		class := r.Response[:1]
 		action := "failed"
 		switch {
-		case class == "2" && r.Relayed:
+		case r.Response.Class() == 2 && r.Relayed:
 			action = "relayed"
-		case class == "2":
+		case r.Response.Class() == 2:
 			action = "delivered"
 		}
 		ds.WriteString("Action: " + action + "\n")
-		status := class + ".0.0"
-		if mm := statusRE.FindStringSubmatch(r.Response); mm != nil {
-			status = mm[1]
+		status := r.Response.Enh
+		if status == "" {
+			status = strconv.Itoa(r.Response.Class()) + ".0.0"
 		}
 		ds.WriteString("Status: " + status + "\n")
 		diag := r.Response
-		if r.RemoteMTA != "" && r.RemoteResponse != "" {
+		if r.RemoteMTA != "" && r.RemoteResponse != (smtp.Reply{}) {
 			ds.WriteString("Remote-MTA: dns; " + r.RemoteMTA + "\n")
 			diag = r.RemoteResponse
 		}
-		ds.WriteString(template.Wrap("Diagnostic-Code: smtp; "+diag, 78, "", " ") + "\n")
+		ds.WriteString(template.Wrap("Diagnostic-Code: smtp; "+diag.String(), 78, "", " ") + "\n")
 		ds.WriteString("Last-Attempt-Date: " + date + "\n")
 		ds.WriteString("Final-Log-ID: " + m.LogID + "/" + m.MailID + "\n")
 	}
@@ -171,8 +168,6 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 			{"text/rfc822-headers", "Undelivered-message headers", hdr},
 		}, m.MailID), nil
 }
-
-var statusRE = regexp.MustCompile(`^\d{3}[ \t-]+([245]\.\d{1,3}\.\d{1,3})\b`)
 
 // String names the state for logs.
 func (s DSNState) String() string {

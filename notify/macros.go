@@ -8,6 +8,7 @@ import (
 
 	"amavisgo/delivery"
 	"amavisgo/notify/template"
+	"amavisgo/smtp"
 )
 
 // RFC2822Date is amavis's date form, "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)".
@@ -65,7 +66,7 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 		rcpts = append(rcpts, r.Addr)
 		q := delivery.Bracket(r.Addr)
 		// Passed and not yet forwarded counts as delivered, as amavis's "WILL BE relayed".
-		if !r.Blocked && (r.Response == "" || strings.HasPrefix(r.Response, "2")) {
+		if !r.Blocked && (r.Response == (smtp.Reply{}) || r.Response.Class() == 2) {
 			delivered = append(delivered, q)
 			continue
 		}
@@ -74,7 +75,7 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 		if r.RemoteMTA != "" {
 			said = " [" + strings.Trim(r.RemoteMTA, "[]") + "] said:"
 		}
-		failedFull = append(failedFull, q+":"+said+"\n   "+r.Response)
+		failedFull = append(failedFull, q+":"+said+"\n   "+r.Response.String())
 	}
 	var senderList []string
 	if willDSN {

@@ -7,7 +7,6 @@
 package notify
 
 import (
-	"amavisgo/verdict"
 	"context"
 	"embed"
 	"fmt"
@@ -20,6 +19,8 @@ import (
 	"amavisgo/conf"
 	"amavisgo/delivery"
 	"amavisgo/notify/template"
+	"amavisgo/smtp"
+	"amavisgo/verdict"
 )
 
 // The content categories are package verdict's (amavis's CC_* numbers and display names).
@@ -48,13 +49,15 @@ type Recipient struct {
 	Blocked  bool
 	Destiny  conf.Destiny
 	// Response is the recipient's final SMTP response: the blocked reply ("554 5.7.0 Bounce,
-	// id=... - INFECTED: ...") or, when Relayed, the next hop's answer as amavis wraps it.
-	Response string
+	// id=... - INFECTED: ...") or, when Relayed, the next hop's answer as amavis wraps it;
+	// the zero Reply when the recipient was not forwarded yet.
+	Response smtp.Reply
 	Relayed  bool // forwarded to the next hop (the response came from there)
-	// RemoteMTA ("[127.0.0.1]:10025") and RemoteResponse (its own reply line) are set when
-	// the next hop refused the recipient.
-	RemoteMTA, RemoteResponse string
-	DSNSuppress               string // why no DSN may go out (package verdict fills it)
+	// RemoteMTA ("[127.0.0.1]:10025") and RemoteResponse (its own reply) are set when the
+	// next hop refused the recipient.
+	RemoteMTA      string
+	RemoteResponse smtp.Reply
+	DSNSuppress    string // why no DSN may go out (package verdict fills it)
 	// DSNPassedOn: the next hop took NOTIFY and ORCPT, so it reports a success itself.
 	DSNPassedOn bool
 	Notify      []string // RCPT NOTIFY= keywords, upper case; nil = not given
@@ -100,8 +103,8 @@ type Error struct {
 func (e *Error) Error() string { return e.What + ": " + e.Detail }
 
 // Reply is the SMTP reply for the MTA; amID is the log id.
-func (e *Error) Reply(amID string) string {
-	return "451 4.5.0 Error in processing, id=" + amID + ", " + e.Section + " FAILED: " + e.What
+func (e *Error) Reply(amID string) smtp.Reply {
+	return smtp.ProcessingFailed(amID, e.Section, e.What)
 }
 
 //go:embed templates/*.txt
@@ -178,10 +181,10 @@ func (n *Notifier) send(ctx context.Context, p *conf.Policy, m *Message, from st
 	verb, _, _ := strings.Cut(what, " to <")
 	ok := false
 	for _, r := range res {
-		switch {
-		case r.Temporary():
-			return false, &Error{Section: section, What: "temporarily unable to " + what, Detail: r.Rcpt + ": " + r.Reply}
-		case r.Code()/100 == 2:
+		switch r.Reply.Class() {
+		case 4:
+			return false, &Error{Section: section, What: "temporarily unable to " + what, Detail: r.Rcpt + ": " + r.Reply.String()}
+		case 2:
 			ok = true
 		default: // amavis: "NOTICE: UNABLE TO SEND DSN to <sender>: 550 ..."
 			n.log().Warn(fmt.Sprintf("NOTICE: UNABLE TO %s to %s: %s", strings.ToUpper(verb), delivery.Bracket(r.Rcpt), r.Reply),

@@ -20,7 +20,11 @@ import (
 	"amavisgo/delivery/amavissmtp"
 	"amavisgo/delivery/deliverytest"
 	"amavisgo/notify/dsntest"
+	amsmtp "amavisgo/smtp"
 )
+
+// reply is the Reply a test writes as text.
+func reply(s string) amsmtp.Reply { return amsmtp.ParseReply(s) }
 
 const origHeader = "Received: from client.example.org (client.example.org [198.51.100.7])\n\tby mta.example.com (Postfix) with ESMTP id QID123\nFrom: Bob <bob@sender.example.org>\nTo: x@example.com\nSubject: test \xc3\xa9\nMessage-ID: <m2@x>\nDate: Sun, 22 Nov 2026 09:44:17 +0000\n"
 
@@ -49,7 +53,7 @@ func eicar(p *conf.Policy, d conf.Destiny) *Message {
 		conf.D_DISCARD: "250 2.7.0 Ok, discarded, id=12345-01 - INFECTED: Eicar-Test-Signature",
 		conf.D_BOUNCE:  "554 5.7.0 Bounce, id=12345-01 - INFECTED: Eicar-Test-Signature",
 	}[d]
-	x := &Recipient{Addr: "x@example.com", Local: true, Category: virus, Blocked: true, Destiny: d, Response: resp}
+	x := &Recipient{Addr: "x@example.com", Local: true, Category: virus, Blocked: true, Destiny: d, Response: reply(resp)}
 	// As package verdict does: a virus that fakes its sender suppresses the DSN.
 	if p.VirusesThatFakeSenderMaps.Fakes([]string{"Eicar-Test-Signature"}) {
 		x.DSNSuppress = "INFECTED"
@@ -194,7 +198,7 @@ func TestFakedSenderSuppressesDSN(t *testing.T) {
 func TestPlanDSN(t *testing.T) {
 	bounce := "554 5.7.0 Bounce, id=1 - BANNED: x"
 	mk := func(mod func(m *Message, r *Recipient)) *Message {
-		r := &Recipient{Addr: "a@x", Category: Category{Major: CC_BANNED, Minor: 0}, Blocked: true, Destiny: conf.D_BOUNCE, Response: bounce}
+		r := &Recipient{Addr: "a@x", Category: Category{Major: CC_BANNED, Minor: 0}, Blocked: true, Destiny: conf.D_BOUNCE, Response: reply(bounce)}
 		m := &Message{Sender: "s@y", Recipients: []*Recipient{r}}
 		mod(m, r)
 		return m
@@ -213,21 +217,23 @@ func TestPlanDSN(t *testing.T) {
 		{"banned rule DISCARD", false, func(m *Message, r *Recipient) { r.DSNSuppress = "BANNED:DISCARD suggested by rule" }, DSNSuppressed},
 		{"bulk mail", false, func(m *Message, r *Recipient) { m.Bulk = true }, DSNSuppressed},
 		{"discarded", false, func(m *Message, r *Recipient) {
-			r.Destiny, r.Response = conf.D_DISCARD, "250 2.7.0 Ok, discarded, id=1 - BANNED: x"
+			r.Destiny, r.Response = conf.D_DISCARD, reply("250 2.7.0 Ok, discarded, id=1 - BANNED: x")
 		}, NoDSN},
 		{"passed", false, func(m *Message, r *Recipient) {
-			r.Blocked, r.Destiny, r.Relayed, r.Response = false, conf.D_PASS, true, "250 2.0.0 from MTA(smtp:[::1]:10025): 250 Ok"
+			r.Blocked, r.Destiny, r.Relayed, r.Response = false, conf.D_PASS, true, reply("250 2.0.0 from MTA(smtp:[::1]:10025): 250 Ok")
 		}, NoDSN},
-		{"passed, not yet forwarded", false, func(m *Message, r *Recipient) { r.Blocked, r.Destiny, r.Response = false, conf.D_PASS, "" }, NoDSN},
-		{"tempfail", false, func(m *Message, r *Recipient) { r.Destiny, r.Response = conf.D_TEMPFAIL, "450 4.7.0 Temporary failure" }, NoDSN},
-		{"reject, all rejected", false, func(m *Message, r *Recipient) { r.Destiny, r.Response = conf.D_REJECT, "554 5.7.0 Reject" }, NoDSN},
+		{"passed, not yet forwarded", false, func(m *Message, r *Recipient) { r.Blocked, r.Destiny, r.Response = false, conf.D_PASS, amsmtp.Reply{} }, NoDSN},
+		{"tempfail", false, func(m *Message, r *Recipient) {
+			r.Destiny, r.Response = conf.D_TEMPFAIL, reply("450 4.7.0 Temporary failure")
+		}, NoDSN},
+		{"reject, all rejected", false, func(m *Message, r *Recipient) { r.Destiny, r.Response = conf.D_REJECT, reply("554 5.7.0 Reject") }, NoDSN},
 		{"reject over LMTP", true, func(m *Message, r *Recipient) {
-			r.Destiny, r.Response = conf.D_REJECT, "554 5.7.0 Reject"
-			m.Recipients = append(m.Recipients, &Recipient{Addr: "b@x", Destiny: conf.D_PASS, Response: "250 2.0.0 Ok"})
+			r.Destiny, r.Response = conf.D_REJECT, reply("554 5.7.0 Reject")
+			m.Recipients = append(m.Recipients, &Recipient{Addr: "b@x", Destiny: conf.D_PASS, Response: reply("250 2.0.0 Ok")})
 		}, NoDSN},
 		{"reject in a mixed SMTP message", false, func(m *Message, r *Recipient) {
-			r.Destiny, r.Response = conf.D_REJECT, "554 5.7.0 Reject"
-			m.Recipients = append(m.Recipients, &Recipient{Addr: "b@x", Destiny: conf.D_PASS, Response: "250 2.0.0 Ok"})
+			r.Destiny, r.Response = conf.D_REJECT, reply("554 5.7.0 Reject")
+			m.Recipients = append(m.Recipients, &Recipient{Addr: "b@x", Destiny: conf.D_PASS, Response: reply("250 2.0.0 Ok")})
 		}, DSNReported},
 	} {
 		if got := PlanDSN(mk(tc.mod), tc.lmtp)[0]; got != tc.expect {
@@ -243,7 +249,7 @@ func TestNextHopTroubleWithNotifications(t *testing.T) {
 	r.hop.RejectRcpt("virusalert@example.com", 451, smtp.EnhancedCode{4, 3, 0}, "try later")
 	_, err := r.n.Admins(context.Background(), p, m, nil)
 	var ne *Error
-	if !errors.As(err, &ne) || ne.Reply("12345-01") != "451 4.5.0 Error in processing, id=12345-01, quar+notif FAILED: temporarily unable to notify admin" {
+	if !errors.As(err, &ne) || ne.Reply("12345-01").String() != "451 4.5.0 Error in processing, id=12345-01, quar+notif FAILED: temporarily unable to notify admin" {
 		t.Errorf("4xx: %v", err)
 	}
 	r.hop.RejectRcpt("virusalert@example.com", 550, smtp.EnhancedCode{5, 1, 1}, "no such user")
@@ -255,7 +261,7 @@ func TestNextHopTroubleWithNotifications(t *testing.T) {
 func TestRecipientWarning(t *testing.T) {
 	r := newRig(t, "warnvirusrecip = true\n")
 	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
-	remote := &Recipient{Addr: "far@elsewhere.org", Category: Category{Major: CC_VIRUS, Minor: 0}, Blocked: true, Destiny: conf.D_DISCARD, Response: "250 2.7.0 Ok, discarded"}
+	remote := &Recipient{Addr: "far@elsewhere.org", Category: Category{Major: CC_VIRUS, Minor: 0}, Blocked: true, Destiny: conf.D_DISCARD, Response: reply("250 2.7.0 Ok, discarded")}
 	m.Recipients = append(m.Recipients, remote)
 	sent, err := r.n.Warnings(context.Background(), &r.cfg.Policy, m)
 	if err != nil || strings.Join(sent, ",") != "x@example.com" {
@@ -299,7 +305,7 @@ func TestPlainDSNSubjects(t *testing.T) {
 	r := newRig(t, "")
 	p := &r.cfg.Policy
 	big := &Recipient{Addr: "x@example.com", Category: Category{Major: CC_OVERSIZED, Minor: 0}, Blocked: true, Destiny: conf.D_BOUNCE,
-		Response: "552 5.3.4 Bounce, id=12345-01 - Message size exceeds recipient's size limit"}
+		Response: reply("552 5.3.4 Bounce, id=12345-01 - Message size exceeds recipient's size limit")}
 	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*Recipient{big},
 		Category: big.Category, MainCategory: Category{Major: CC_CLEAN, Minor: 0}, Header: []byte(origHeader), Received: time.Now()}
 	if _, err := r.n.DSN(context.Background(), p, m, false); err != nil {
@@ -307,10 +313,10 @@ func TestPlainDSNSubjects(t *testing.T) {
 	}
 	// A next-hop rejection of one recipient while another was delivered.
 	ok := &Recipient{Addr: "ok@example.com", Category: Category{Major: CC_CLEAN, Minor: 0}, Destiny: conf.D_PASS, Relayed: true,
-		Response: "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X"}
+		Response: reply("250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X")}
 	bad := &Recipient{Addr: "bad@example.com", Category: Category{Major: CC_MTA, Minor: 2}, Blocked: true, Destiny: conf.D_REJECT, Relayed: true,
-		Response:  "550 5.1.1 id=12345-01 - Rejected by next-hop MTA on relaying, from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1 <bad@example.com>: unknown",
-		RemoteMTA: "[127.0.0.1]:10025", RemoteResponse: "550 5.1.1 <bad@example.com>: unknown"}
+		Response:  reply("550 5.1.1 id=12345-01 - Rejected by next-hop MTA on relaying, from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1 <bad@example.com>: unknown"),
+		RemoteMTA: "[127.0.0.1]:10025", RemoteResponse: reply("550 5.1.1 <bad@example.com>: unknown")}
 	m2 := *m
 	m2.Recipients, m2.Category = []*Recipient{ok, bad}, bad.Category
 	if plan, err := r.n.DSN(context.Background(), p, &m2, false); err != nil || plan[0] != NoDSN || plan[1] != DSNReported {
@@ -354,7 +360,7 @@ func TestBannedDSN(t *testing.T) {
 	r := newRig(t, "")
 	banned := Category{Major: CC_BANNED, Minor: 0}
 	x := &Recipient{Addr: "x@example.com", Category: banned, Blocked: true, Destiny: conf.D_BOUNCE,
-		Response: "554 5.7.0 Bounce, id=12345-01 - BANNED: .exe,.exe-ms,run.exe"}
+		Response: reply("554 5.7.0 Bounce, id=12345-01 - BANNED: .exe,.exe-ms,run.exe")}
 	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*Recipient{x},
 		Category: banned, MainCategory: banned, BannedReason: ".exe,.exe-ms,run.exe", Header: []byte(origHeader), Received: time.Now()}
 	if _, err := r.n.DSN(context.Background(), &r.cfg.Policy, m, false); err != nil {

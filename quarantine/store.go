@@ -15,6 +15,7 @@ import (
 	"amavisgo/conf"
 	"amavisgo/delivery"
 	"amavisgo/internal/panics"
+	"amavisgo/smtp"
 )
 
 // Kind names a quarantine by the contents category that selects it.
@@ -80,12 +81,12 @@ func (e *Error) Error() string { return e.Detail }
 
 // Reply is the SMTP reply for the MTA; amID is the log id. A quarantine failure always makes
 // the MTA retry, as amavis's 451 for "Can't quarantine" too.
-func (e *Error) Reply(amID string) string {
+func (e *Error) Reply(amID string) smtp.Reply {
 	what := "Can't quarantine"
 	if e.Temporary {
 		what = "temporarily unable to quarantine"
 	}
-	return "451 4.5.0 Error in processing, id=" + amID + ", quar+notif FAILED: " + what
+	return smtp.ProcessingFailed(amID, "quar+notif", what)
 }
 
 // Store quarantines messages. Its zero value with Dir "" quarantines nothing locally, as amavis
@@ -169,8 +170,8 @@ func (s *Store) send(ctx context.Context, via conf.Method, sender, to string, m 
 	if err != nil {
 		return Location{}, &Error{Temporary: true, Detail: "quarantine to " + to + ": " + err.Error()}
 	}
-	if r := res[0]; r.Code()/100 != 2 {
-		return Location{}, &Error{Temporary: r.Temporary(), Detail: "quarantine to " + to + ": " + r.Reply}
+	if r := res[0].Reply; r.Class() != 2 {
+		return Location{}, &Error{Temporary: r.Class() == 4, Detail: "quarantine to " + to + ": " + r.String()}
 	}
 	return Location{Name: to, Type: 'M'}, nil
 }

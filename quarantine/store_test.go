@@ -157,7 +157,7 @@ func TestReadOnlyQuarantineDir(t *testing.T) {
 	if !errors.As(err, &qe) {
 		t.Fatalf("err = %v, want a quarantine *Error", err)
 	}
-	if got, want := qe.Reply("12345-01"), "451 4.5.0 Error in processing, id=12345-01, quar+notif FAILED: temporarily unable to quarantine"; got != want {
+	if got, want := qe.Reply("12345-01").String(), "451 4.5.0 Error in processing, id=12345-01, quar+notif FAILED: temporarily unable to quarantine"; got != want {
 		t.Errorf("reply = %q, want %q", got, want)
 	}
 	if !strings.Contains(qe.Detail, "Local delivery(1) to "+filepath.Join(dir, "virus-n8rZJ2zBYamo")+" failed") {

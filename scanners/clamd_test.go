@@ -200,7 +200,7 @@ func TestClamdStopped(t *testing.T) {
 		t.Fatalf("after stop: %+v", rep)
 	}
 	// virus_scanners_failure_is_fatal: the MTA gets a tempfail.
-	if got, want := rep.TempfailReply("12345-01"), "451 4.5.0 Error in processing, id=12345-01, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED"; got != want {
+	if got, want := rep.TempfailReply("12345-01").String(), "451 4.5.0 Error in processing, id=12345-01, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED"; got != want {
 		t.Errorf("TempfailReply = %q, want %q", got, want)
 	}
 }

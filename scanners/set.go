@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"amavisgo/smtp"
 )
 
 // amavis's failure texts; the daemon's 451 reply and log carry them.
@@ -148,8 +150,8 @@ type EngineReport struct {
 
 // TempfailReply is the reply to the MTA when virus_scanners_failure_is_fatal
 // is set and the scan failed; amID is the log id (%n).
-func (r Report) TempfailReply(amID string) string {
-	return fmt.Sprintf("451 4.5.0 Error in processing, id=%s, virus_scan FAILED: %s", amID, r.FailReason)
+func (r Report) TempfailReply(amID string) smtp.Reply {
+	return smtp.ProcessingFailed(amID, "virus_scan", r.FailReason)
 }
 
 // Scan scans the message directory dir (email.txt and parts/): the primary

@@ -2,7 +2,8 @@
 // (a session state machine with XFORWARD, DSN parameters and a streaming DATA reader) and the
 // client side that re-injects mail through forward_method (XFORWARD, pipelining, a connection
 // cache). It knows the protocol and nothing of policy: what to answer after DATA is the
-// Handler's business.
+// Handler's business. Its Reply is the daemon's one reply type: every stage returns one, and
+// replies travel between packages as Reply values, parsed only where they come off the wire.
 package smtp
 
 import (
@@ -36,6 +37,13 @@ func (r Reply) String() string {
 
 // Class is the first digit of the code: 2, 3, 4 or 5.
 func (r Reply) Class() int { return r.Code / 100 }
+
+// ProcessingFailed is amavis's reply when a section of its processing failed: the MTA keeps
+// the message and retries. logID is the log id (%n), section amavis's name for the stage
+// ("virus_scan", "quar+notif", ...), what the failure.
+func ProcessingFailed(logID, section, what string) Reply {
+	return Reply{Code: 451, Enh: "4.5.0", Text: "Error in processing, id=" + logID + ", " + section + " FAILED: " + what}
+}
 
 // maxReplyLine is RFC 5321's 512 octets per reply line, less the CRLF.
 const maxReplyLine = 510

@@ -76,8 +76,8 @@ func TestEicarWithClamd(t *testing.T) {
 			in.Unpacked, in.AV = res, rep
 			v := mustDecide(t, in)
 			for _, r := range v.Recips {
-				if r.Response != d.reply {
-					t.Errorf("%s, %q: %s: reply %q, want %q", name, d.conf, r.Addr, r.Response, d.reply)
+				if text(r.Response) != d.reply {
+					t.Errorf("%s, %q: %s: reply %q, want %q", name, d.conf, r.Addr, text(r.Response), d.reply)
 				}
 			}
 			if v.LogCategory() != cat {
@@ -115,7 +115,7 @@ func TestClamdDown(t *testing.T) {
 		t.Errorf("clamd down: blocked %v, category %q", v.Blocked, v.LogCategory())
 	}
 	in.Policy = &parseConf(t, "virus_scanners_failure_is_fatal = true").Policy
-	if v := mustDecide(t, in); v.Tempfail != "451 4.5.0 Error in processing, id=12345-03, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED" {
-		t.Errorf("tempfail %q", v.Tempfail)
+	if v := mustDecide(t, in); text(v.Tempfail) != "451 4.5.0 Error in processing, id=12345-03, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED" {
+		t.Errorf("tempfail %q", text(v.Tempfail))
 	}
 }

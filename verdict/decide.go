@@ -6,6 +6,7 @@ import (
 	"amavisgo/conf"
 	"amavisgo/lookup"
 	"amavisgo/scanners"
+	"amavisgo/smtp"
 	"amavisgo/unpack"
 )
 
@@ -65,9 +66,9 @@ type Verdict struct {
 	Viruses    []string // %V
 	BadHeaders []string // %X: header findings, then "MIME error: ..."
 	Hold       string   // why decoding stopped (X-Amavis-Hold)
-	// Tempfail, when set, is the reply for the whole message: the virus scan failed and
-	// virus_scanners_failure_is_fatal is set (amavis's 451; the MTA retries).
-	Tempfail string
+	// Tempfail, when not the zero Reply, is the reply for the whole message: the virus scan
+	// failed and virus_scanners_failure_is_fatal is set (amavis's 451; the MTA retries).
+	Tempfail smtp.Reply
 	// Notes are things amavis logs at level 2 (e.g. unknown banned rule set names).
 	Notes []string
 
@@ -88,8 +89,9 @@ type Recipient struct {
 	Blocked  bool
 	Destiny  conf.Destiny // D_PASS when not blocked
 	// Response is the SMTP reply of a blocked recipient, e.g.
-	// "554 5.7.0 Reject, id=12345-01 - INFECTED: Eicar-Test-Signature"; "" when passed.
-	Response string
+	// "554 5.7.0 Reject, id=12345-01 - INFECTED: Eicar-Test-Signature"; the zero Reply when
+	// passed.
+	Response smtp.Reply
 	// DSNSuppress, when set, says why no DSN is to be sent for a bounced recipient
 	// ("INFECTED" for viruses that fake the sender, "BANNED:DISCARD suggested by rule").
 	DSNSuppress string

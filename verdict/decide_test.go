@@ -44,8 +44,8 @@ func TestVirusDestinies(t *testing.T) {
 			in.AV = infected("Eicar-Test-Signature")
 			v := mustDecide(t, in)
 			for _, r := range v.Recips {
-				if r.Blocked != tc.blocked || r.Destiny != tc.destiny || r.Response != tc.reply {
-					t.Errorf("%s: blocked=%v destiny=%v reply %q; want %v %v %q", r.Addr, r.Blocked, r.Destiny, r.Response, tc.blocked, tc.destiny, tc.reply)
+				if r.Blocked != tc.blocked || r.Destiny != tc.destiny || text(r.Response) != tc.reply {
+					t.Errorf("%s: blocked=%v destiny=%v reply %q; want %v %v %q", r.Addr, r.Blocked, r.Destiny, text(r.Response), tc.blocked, tc.destiny, tc.reply)
 				}
 				if r.DSNSuppress != "INFECTED" {
 					t.Errorf("%s: DSN suppress %q, want INFECTED (every virus fakes its sender by default)", r.Addr, r.DSNSuppress)
@@ -135,8 +135,8 @@ func TestBanned(t *testing.T) {
 					t.Errorf("%%F = %q, want %q (path %q)", r.BannedReason, tc.reason, r.Banned[0].Path)
 				}
 				wantReply := "250 2.7.0 Ok, discarded, id=12345-03 - BANNED: " + tc.reason
-				if !r.Blocked || r.Response != wantReply {
-					t.Errorf("reply %q, want %q", r.Response, wantReply)
+				if !r.Blocked || text(r.Response) != wantReply {
+					t.Errorf("reply %q, want %q", text(r.Response), wantReply)
 				}
 				if got := v.LogCategory(); got != "BANNED ("+tc.reason+")" {
 					t.Errorf("log category %q", got)
@@ -197,8 +197,8 @@ func TestUnchecked(t *testing.T) {
 		in.Unpacked = decode(t, msg)
 		in.AV = failed
 		v := mustDecide(t, in)
-		if v.Blocked || v.Tempfail != "" || v.LogCategory() != "UNCHECKED" {
-			t.Fatalf("blocked %v tempfail %q category %q", v.Blocked, v.Tempfail, v.LogCategory())
+		if v.Blocked || text(v.Tempfail) != "" || v.LogCategory() != "UNCHECKED" {
+			t.Fatalf("blocked %v tempfail %q category %q", v.Blocked, text(v.Tempfail), v.LogCategory())
 		}
 		local, remote := v.HeaderEdits(v.Recips[0], "", false), v.HeaderEdits(v.Recips[1], "", false)
 		if local.SubjectTag != "***UNCHECKED*** " || remote.SubjectTag != "" {
@@ -213,8 +213,8 @@ func TestUnchecked(t *testing.T) {
 		in := input(cfg, msg)
 		in.AV = failed
 		v := mustDecide(t, in)
-		if v.Tempfail != "451 4.5.0 Error in processing, id=12345-03, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED" {
-			t.Errorf("tempfail %q", v.Tempfail)
+		if text(v.Tempfail) != "451 4.5.0 Error in processing, id=12345-03, virus_scan FAILED: AV: ALL VIRUS SCANNERS FAILED" {
+			t.Errorf("tempfail %q", text(v.Tempfail))
 		}
 	})
 	t.Run("final_unchecked_destiny D_REJECT", func(t *testing.T) {
@@ -222,8 +222,8 @@ func TestUnchecked(t *testing.T) {
 		in := input(cfg, msg)
 		in.AV = failed
 		v := mustDecide(t, in)
-		if r := v.Recips[0]; r.Response != "554 5.7.0 Reject, id=12345-03 - UNCHECKED" {
-			t.Errorf("reply %q", r.Response)
+		if r := v.Recips[0]; text(r.Response) != "554 5.7.0 Reject, id=12345-03 - UNCHECKED" {
+			t.Errorf("reply %q", text(r.Response))
 		}
 	})
 	t.Run("over limits: hold", func(t *testing.T) {
@@ -266,8 +266,8 @@ func TestBadHeaderDecisions(t *testing.T) {
 			in.Header, in.Sender, in.Bulk = []byte(noDate), tc.sender, tc.bulk
 			v := mustDecide(t, in)
 			r := v.Recips[0]
-			if r.Response != tc.reply {
-				t.Errorf("reply %q, want %q", r.Response, tc.reply)
+			if text(r.Response) != tc.reply {
+				t.Errorf("reply %q, want %q", text(r.Response), tc.reply)
 			}
 			if tc.name == "bypass" {
 				if v.BadHeaders != nil {
@@ -306,8 +306,8 @@ func TestOversized(t *testing.T) {
 	in := input(cfg, plainHeader)
 	in.Size = 70000 // over the 64 KiB floor
 	v := mustDecide(t, in)
-	if r := v.Recips[0]; r.Response != "552 5.3.4 Bounce, id=12345-03 - Message size exceeds recipient's size limit" || r.OverLimit != 65536 {
-		t.Errorf("reply %q limit %d", r.Response, r.OverLimit)
+	if r := v.Recips[0]; text(r.Response) != "552 5.3.4 Bounce, id=12345-03 - Message size exceeds recipient's size limit" || r.OverLimit != 65536 {
+		t.Errorf("reply %q limit %d", text(r.Response), r.OverLimit)
 	}
 	if v.Recips[1].Blocked || v.LogCategory() != "OVERSIZED" {
 		t.Errorf("the other recipient has no limit; category %q", v.LogCategory())
@@ -413,10 +413,10 @@ X_HEADER_LINE = "amavis at example.com (outgoing)"
 		in.AV = infected("Eicar-Test-Signature")
 		v := mustDecide(t, in)
 		r := v.Recips[0]
-		if p.PolicyBankPath != tc.path || r.Response != tc.reply {
-			t.Errorf("%s from %s: bank %q reply %q", tc.port, tc.client, p.PolicyBankPath, r.Response)
+		if p.PolicyBankPath != tc.path || text(r.Response) != tc.reply {
+			t.Errorf("%s from %s: bank %q reply %q", tc.port, tc.client, p.PolicyBankPath, text(r.Response))
 		}
-		if a := ActionWord(r, Outcome{Code: r.Response[:3]}, p.Originating); a != tc.action {
+		if a := ActionWord(r, Outcome{Reply: r.Response}, p.Originating); a != tc.action {
 			t.Errorf("%s from %s: action %q, want %q", tc.port, tc.client, a, tc.action)
 		}
 		in.AV = scanners.Report{}

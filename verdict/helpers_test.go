@@ -12,10 +12,19 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/scanners"
+	"amavisgo/smtp"
 	"amavisgo/unpack"
 )
 
 const logID = "12345-03"
+
+// text is a reply as the daemon writes it, "" for none.
+func text(r smtp.Reply) string {
+	if r == (smtp.Reply{}) {
+		return ""
+	}
+	return r.String()
+}
 
 const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"amavisgo/conf"
+	"amavisgo/smtp"
 )
 
 // LogCategory is the category word of the main log line (SPEC §5.4), the same in its Passed
@@ -54,9 +55,9 @@ const (
 
 // Outcome is what became of one recipient, as the daemon knows it after forwarding.
 type Outcome struct {
-	Code      string // the first digit counts: the recipient's final reply ("250 ...", "554 ...")
-	Forwarded bool   // the next hop accepted it (a genuine delivery, not a discard)
-	Tagged    bool   // HeaderEdits.Tagged of its copy
+	Reply     smtp.Reply // the recipient's final reply; its class counts
+	Forwarded bool       // the next hop accepted it (a genuine delivery, not a discard)
+	Tagged    bool       // HeaderEdits.Tagged of its copy
 	DSN       DSN
 }
 
@@ -66,14 +67,11 @@ type Outcome struct {
 // originating), OpenRelay (remote, not originating).
 func ActionWord(r *Recipient, out Outcome, originating bool) string {
 	var status string
-	class := byte(0)
-	if out.Code != "" {
-		class = out.Code[0]
-	}
+	class := out.Reply.Class()
 	switch {
-	case class == '4':
+	case class == 4:
 		status = "TempFailed"
-	case class == '5' && r.Destiny == conf.D_REJECT:
+	case class == 5 && r.Destiny == conf.D_REJECT:
 		status = "Rejected"
 	case out.Forwarded:
 		status = "Relayed"

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"amavisgo/conf"
+	"amavisgo/smtp"
 )
 
 func TestActionWord(t *testing.T) {
@@ -18,18 +19,18 @@ func TestActionWord(t *testing.T) {
 		originating bool
 		want        string
 	}{
-		{local, Outcome{Code: "250", Forwarded: true}, false, "RelayedInbound"},
-		{local, Outcome{Code: "250", Forwarded: true, Tagged: true}, false, "RelayedTaggedInbound"},
-		{remote, Outcome{Code: "250", Forwarded: true}, false, "RelayedOpenRelay"},
-		{remote, Outcome{Code: "250", Forwarded: true}, true, "RelayedOutbound"},
-		{local, Outcome{Code: "250", Forwarded: true}, true, "RelayedInternal"},
-		{discard, Outcome{Code: "250"}, false, "DiscardedInbound"},
-		{reject, Outcome{Code: "554"}, false, "RejectedInbound"},
-		{reject, Outcome{Code: "554"}, true, "RejectedInternal"},
-		{reject, Outcome{Code: "250", DSN: DSNSent}, false, "BouncedInbound"}, // SMTP partial reject: amavis bounced
-		{bounce, Outcome{Code: "250", DSN: DSNSent}, false, "BouncedInbound"},
-		{bounce, Outcome{Code: "250", DSN: DSNSuppressed}, false, "NoBounceInbound"},
-		{local, Outcome{Code: "451"}, false, "TempFailedInbound"},
+		{local, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true}, false, "RelayedInbound"},
+		{local, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true, Tagged: true}, false, "RelayedTaggedInbound"},
+		{remote, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true}, false, "RelayedOpenRelay"},
+		{remote, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true}, true, "RelayedOutbound"},
+		{local, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true}, true, "RelayedInternal"},
+		{discard, Outcome{Reply: smtp.Reply{Code: 250}}, false, "DiscardedInbound"},
+		{reject, Outcome{Reply: smtp.Reply{Code: 554}}, false, "RejectedInbound"},
+		{reject, Outcome{Reply: smtp.Reply{Code: 554}}, true, "RejectedInternal"},
+		{reject, Outcome{Reply: smtp.Reply{Code: 250}, DSN: DSNSent}, false, "BouncedInbound"}, // SMTP partial reject: amavis bounced
+		{bounce, Outcome{Reply: smtp.Reply{Code: 250}, DSN: DSNSent}, false, "BouncedInbound"},
+		{bounce, Outcome{Reply: smtp.Reply{Code: 250}, DSN: DSNSuppressed}, false, "NoBounceInbound"},
+		{local, Outcome{Reply: smtp.Reply{Code: 451}}, false, "TempFailedInbound"},
 	} {
 		if got := ActionWord(tc.r, tc.out, tc.originating); got != tc.want {
 			t.Errorf("ActionWord(%+v, %+v, %v) = %q, want %q", *tc.r, tc.out, tc.originating, got, tc.want)
@@ -106,9 +107,9 @@ func TestNextHopFailed(t *testing.T) {
 		cfg := parseConf(t, tc.conf)
 		v := mustDecide(t, input(cfg, dateFrom))
 		r := v.Recips[0]
-		v.NextHopFailed(r, tc.resp)
-		if r.Response != tc.want || !r.Blocked || v.LogCategory() != "MTA-BLOCKED" {
-			t.Errorf("reply %q\n want %q (category %q)", r.Response, tc.want, v.LogCategory())
+		v.NextHopFailed(r, smtp.ParseReply(tc.resp))
+		if text(r.Response) != tc.want || !r.Blocked || v.LogCategory() != "MTA-BLOCKED" {
+			t.Errorf("reply %q\n want %q (category %q)", text(r.Response), tc.want, v.LogCategory())
 		}
 		if want := map[byte]conf.Destiny{'5': conf.D_REJECT, '4': conf.D_TEMPFAIL}[tc.resp[0]]; r.Destiny != want {
 			t.Errorf("destiny %v, want %v", r.Destiny, want)

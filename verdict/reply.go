@@ -1,17 +1,20 @@
 package verdict
 
 import (
+	"strconv"
 	"strings"
 
 	"amavisgo/conf"
+	"amavisgo/smtp"
 )
 
 // statusByCCat is the base status of a blocked recipient by its blocking category.
-var statusByCCat = byCCat[string]{
-	{CC_VIRUS, 0}: "554 5.7.0", {CC_BANNED, 0}: "554 5.7.0", {CC_UNCHECKED, 0}: "554 5.7.0",
-	{CC_SPAM, 0}: "554 5.7.0", {CC_SPAMMY, 0}: "554 5.7.0", {CC_BADH, 2}: "554 5.6.3",
-	{CC_BADH, 0}: "554 5.6.0", {CC_OVERSIZED, 0}: "552 5.3.4", {CC_MTA, 0}: "550 5.3.5",
-	{CC_CATCHALL, 0}: "554 5.7.0",
+var statusByCCat = byCCat[smtp.Reply]{
+	{CC_VIRUS, 0}: {Code: 554, Enh: "5.7.0"}, {CC_BANNED, 0}: {Code: 554, Enh: "5.7.0"},
+	{CC_UNCHECKED, 0}: {Code: 554, Enh: "5.7.0"}, {CC_SPAM, 0}: {Code: 554, Enh: "5.7.0"},
+	{CC_SPAMMY, 0}: {Code: 554, Enh: "5.7.0"}, {CC_BADH, 2}: {Code: 554, Enh: "5.6.3"},
+	{CC_BADH, 0}: {Code: 554, Enh: "5.6.0"}, {CC_OVERSIZED, 0}: {Code: 552, Enh: "5.3.4"},
+	{CC_MTA, 0}: {Code: 550, Enh: "5.3.5"}, {CC_CATCHALL, 0}: {Code: 554, Enh: "5.7.0"},
 }
 
 // smtpReasonByCCat is amavis's %smtp_reason_by_ccat; %n, %V and %F are expanded.
@@ -48,21 +51,17 @@ const maxReason = 450
 // blockedResponse builds a blocked recipient's reply (SPEC §2.3): the base status of its
 // blocking category, rewritten by destiny (discard 250, tempfail or soft_bounce 450), then
 // "Ok, discarded" | "Reject" | "Bounce" | "Temporary failure" and the reason.
-func blockedResponse(v *Verdict, r *Recipient, softBounce bool) string {
-	status, _, _ := statusByCCat.lookup(r.Blocking)
-	var override, soft string
+func blockedResponse(v *Verdict, r *Recipient, softBounce bool) smtp.Reply {
+	rep, _, _ := statusByCCat.lookup(r.Blocking)
+	var soft string
 	switch {
-	case status[0] == '2' || status[0] == '4':
+	case rep.Class() == 2 || rep.Class() == 4:
 	case r.Destiny == conf.D_TEMPFAIL:
-		override = "450"
+		rep = recode(rep, 450)
 	case softBounce:
-		override, soft = "450", " (soft_bounce)"
+		rep, soft = recode(rep, 450), " (soft_bounce)"
 	case r.Destiny == conf.D_DISCARD:
-		override = "250"
-	}
-	if override != "" {
-		// "554 5.7.0" -> "250 2.7.0": the class digit of the enhanced code follows the code
-		status = override + " " + override[:1] + status[5:]
+		rep = recode(rep, 250)
 	}
 	reason, _, _ := smtpReasonByCCat.lookup(r.Blocking)
 	reason = expandReason(reason, v, r)
@@ -84,11 +83,18 @@ func blockedResponse(v *Verdict, r *Recipient, softBounce bool) string {
 	default:
 		word = "Not ok (" + r.Destiny.String() + ")"
 	}
-	resp := status + " " + word + soft
+	rep.Text = word + soft
 	if reason != "" {
-		resp += ", " + reason
+		rep.Text += ", " + reason
 	}
-	return resp
+	return rep
+}
+
+// recode gives a reply another code; the class digit of its enhanced code follows
+// ("554 5.7.0" -> "250 2.7.0").
+func recode(rep smtp.Reply, code int) smtp.Reply {
+	rep.Code, rep.Enh = code, strconv.Itoa(code/100)+rep.Enh[1:]
+	return rep
 }
 
 // expandReason expands %n, %V and %F (the only macros of the default reasons), and makes
@@ -146,12 +152,12 @@ func printable(s string) string {
 // <x@example.com>: Recipient address rejected"; a 5xx adds CC_MTA,2 (destiny D_REJECT), a
 // 4xx CC_MTA,1 (D_TEMPFAIL). r.Response becomes amavis's reply, e.g. "550 5.1.1
 // id=12345-08 - Rejected by next-hop MTA on relaying, from MTA(...): 550 5.1.1 ...".
-func (v *Verdict) NextHopFailed(r *Recipient, resp string) {
+func (v *Verdict) NextHopFailed(r *Recipient, resp smtp.Reply) {
 	var minor int
-	switch {
-	case strings.HasPrefix(resp, "5"):
+	switch resp.Class() {
+	case 5:
 		minor = 2
-	case strings.HasPrefix(resp, "4"):
+	case 4:
 		minor = 1
 	default:
 		return
@@ -164,36 +170,22 @@ func (v *Verdict) NextHopFailed(r *Recipient, resp string) {
 		v.Blocked, v.Blocking = true, c
 	}
 	r.Destiny = destinyOf(v.policy, c)
-	code, rest := splitStatus(resp)
-	if code[0] == '5' {
+	rep := smtp.Reply{Code: resp.Code, Enh: resp.Enh}
+	if rep.Enh == "" {
+		rep.Enh = strconv.Itoa(rep.Class()) + ".0.0"
+	}
+	if rep.Class() == 5 {
 		switch {
 		case r.Destiny == conf.D_DISCARD:
-			code = "250 2" + code[5:]
+			rep = recode(rep, 250)
 		case v.policy.SoftBounce:
-			code = "450 4" + code[5:]
+			rep = recode(rep, 450)
 		}
 	}
 	reason, _, _ := smtpReasonByCCat.lookup(c)
-	reason = expandReason(reason, v, r)
-	dis := ""
+	rep.Text = expandReason(reason, v, r) + ", " + resp.Text
 	if r.Destiny == conf.D_DISCARD {
-		dis = " Discarded"
+		rep.Text = "Discarded " + rep.Text
 	}
-	r.Response = code + dis + " " + reason + ", " + rest
-}
-
-// splitStatus splits "550 5.1.1 text" into "550 5.1.1" and "text"; a missing enhanced code
-// is made up from the class ("550 5.0.0").
-func splitStatus(resp string) (code, rest string) {
-	if len(resp) >= 9 && resp[3] == ' ' && resp[5] == '.' && resp[4] >= '2' && resp[4] <= '5' {
-		end := strings.IndexByte(resp[4:], ' ')
-		if end < 0 {
-			return resp, ""
-		}
-		return resp[:4+end], strings.TrimLeft(resp[4+end:], " ")
-	}
-	if len(resp) < 3 {
-		return resp + " " + resp[:1] + ".0.0", ""
-	}
-	return resp[:3] + " " + resp[:1] + ".0.0", strings.TrimLeft(resp[3:], " -")
+	r.Response = rep
 }

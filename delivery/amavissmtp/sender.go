@@ -38,9 +38,6 @@ func (s *Sender) Send(ctx context.Context, via conf.Method, from string, rcpts [
 		return nil, err
 	}
 	env := &smtp.Envelope{From: smtp.Quote(from)}
-	if from == "" {
-		env.From = "<>"
-	}
 	for _, r := range rcpts {
 		env.Rcpts = append(env.Rcpts, smtp.RcptTo{Path: smtp.Quote(r)})
 	}
@@ -59,7 +56,7 @@ func (s *Sender) Send(ctx context.Context, via conf.Method, from string, rcpts [
 	}
 	out := make([]delivery.Result, len(rcpts))
 	for i, r := range rcpts {
-		out[i] = delivery.Result{Rcpt: r, Reply: delivery.Wrap(via, res.Rcpts[i].Reply.String())}
+		out[i] = delivery.Result{Rcpt: r, Reply: delivery.Wrap(via, res.Rcpts[i].Reply)}
 	}
 	return out, nil
 }

@@ -25,8 +25,8 @@ func TestSender(t *testing.T) {
 			t.Fatal(err)
 		}
 		via := hop.Method.String()
-		if res[0].Reply != "250 2.0.0 from MTA("+via+"): 250 2.0.0 Ok: queued as SINKQ000"+string(rune('1'+i)) ||
-			res[1].Reply != "550 5.1.1 from MTA("+via+"): 550 5.1.1 unknown user" {
+		if res[0].Reply.String() != "250 2.0.0 from MTA("+via+"): 250 2.0.0 Ok: queued as SINKQ000"+string(rune('1'+i)) ||
+			res[1].Reply.String() != "550 5.1.1 from MTA("+via+"): 550 5.1.1 unknown user" {
 			t.Errorf("replies %q", res)
 		}
 		m := hop.Wait(t, i)

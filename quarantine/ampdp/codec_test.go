@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"amavisgo/smtp"
 )
 
 func TestReadRequest(t *testing.T) {
@@ -56,13 +58,17 @@ func TestEncode(t *testing.T) {
 }
 
 func TestSetreply(t *testing.T) {
-	for in, want := range map[string]string{
-		"250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok": "setreply=250 2.0.0 from%20MTA(smtp:[127.0.0.1]:10025):%20250%202.0.0%20Ok",
-		"550 user unknown": "setreply=550 5.0.0 user%20unknown",
-		"garbage":          "setreply=450 4.5.0 Unexpected:%20garbage",
+	for _, c := range []struct {
+		in   smtp.Reply
+		want string
+	}{
+		{smtp.Reply{Code: 250, Enh: "2.0.0", Text: "from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok"},
+			"setreply=250 2.0.0 from%20MTA(smtp:[127.0.0.1]:10025):%20250%202.0.0%20Ok"},
+		{smtp.Reply{Code: 550, Text: "user unknown"}, "setreply=550 5.0.0 user%20unknown"},
+		{smtp.Reply{Code: 999, Enh: "9.0.0", Text: "garbage"}, "setreply=450 4.5.0 Unexpected:%20999%209.0.0%20garbage"},
 	} {
-		if got := setreply(in); got != want {
-			t.Errorf("setreply(%q) = %q, want %q", in, got, want)
+		if got := setreply(c.in); got != c.want {
+			t.Errorf("setreply(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }

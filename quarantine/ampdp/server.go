@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"amavisgo/internal/panics"
 	"amavisgo/mailid"
 	"amavisgo/quarantine"
+	"amavisgo/smtp"
 )
 
 // Exit codes of AM.PDP responses (sysexits.h, as amavis).
@@ -243,31 +245,17 @@ func RFC2822Date(t time.Time) string {
 	return t.Format("Mon, 02 Jan 2006 15:04:05 -0700 (MST)")
 }
 
-// setreply splits a reply into its status, enhanced status and text, as amavis does, so that
-// each is one field of the response line.
-func setreply(reply string) string {
-	code, rest, _ := strings.Cut(reply, " ")
-	if len(code) != 3 || code[0] < '1' || code[0] > '5' {
-		return Encode("setreply", "450", "4.5.0", "Unexpected: "+reply)
+// setreply gives a reply's status, enhanced status and text each a field of the response
+// line, as amavis does; a reply without an enhanced status gets class.0.0.
+func setreply(rep smtp.Reply) string {
+	if rep.Code < 100 || rep.Code > 599 {
+		return Encode("setreply", "450", "4.5.0", "Unexpected: "+rep.String())
 	}
-	enh, text, _ := strings.Cut(rest, " ")
-	if !isEnhanced(enh) {
-		enh, text = code[:1]+".0.0", rest
+	enh := rep.Enh
+	if enh == "" {
+		enh = strconv.Itoa(rep.Class()) + ".0.0"
 	}
-	return Encode("setreply", code, enh, text)
-}
-
-func isEnhanced(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || len(parts[0]) != 1 || !strings.Contains("245", parts[0]) {
-		return false
-	}
-	for _, p := range parts[1:] {
-		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
-			return false
-		}
-	}
-	return true
+	return Encode("setreply", strconv.Itoa(rep.Code), enh, rep.Text)
 }
 
 func bracketAll(addrs []string) string {
