@@ -1,7 +1,6 @@
 package amavis
 
 import (
-	"amavisgo/verdict"
 	"bufio"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"amavisgo/verdict"
 
 	"amavisgo/smtp"
 	"amavisgo/smtp/smtptest"

@@ -1,6 +1,7 @@
 package amavis
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/smtp"
+	"amavisgo/verdict"
 )
 
 // Next-hop timeouts per step, from amavis's Out/SMTP.pm (the longest is for the final dot).
@@ -198,4 +200,49 @@ func queuedAs(reply string) string {
 		}
 	}
 	return reply
+}
+
+// forwardPassed forwards the recipients that passed, in clusters: recipients whose copies
+// need the same header edits share one transaction (SPEC §3), in order of first appearance.
+func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
+	type cluster struct {
+		edits verdict.HeaderEdits
+		rs    []*Recipient
+	}
+	var clusters []*cluster
+	byKey := map[string]*cluster{}
+	quarantined := len(m.Quarantined) > 0
+	for _, r := range m.Recips {
+		if r.Done || r.v.Blocked {
+			continue
+		}
+		edits := m.Verdict.HeaderEdits(r.v, m.MailID, quarantined)
+		r.Tagged = edits.Tagged
+		key := edits.Key()
+		c, ok := byKey[key]
+		if !ok {
+			c = &cluster{edits: edits}
+			byKey[key] = c
+			clusters = append(clusters, c)
+		}
+		c.rs = append(c.rs, r)
+	}
+	for _, c := range clusters {
+		header, skip := forwardHeader(m, c.edits)
+		d.forward(ctx, m, m.Policy.Forward(), header, skip, c.rs)
+	}
+}
+
+// forwardHeader is what goes in front of the spooled bytes for a copy with these edits: the
+// added fields, amavis's Received field (SPEC §10 order), and, when the edits change the
+// original header (a deleted field, a subject tag), the edited header section, which then
+// replaces the first skip bytes of the spool file.
+func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip int64) {
+	header = edits.Prepend()
+	header = foldHeader(header, "Received", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname))
+	if edited := edits.EditHeader(m.Header); m.HeaderComplete && !bytes.Equal(edited, m.Header) {
+		header = append(header, edited...)
+		skip = int64(len(m.Header))
+	}
+	return header, skip
 }

@@ -2,9 +2,8 @@ package amavis
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -17,10 +16,10 @@ import (
 	"amavisgo/verdict"
 )
 
-// The per-message flow, top-down (DESIGN.md): accept -> spool -> check -> decide per
-// recipient -> act -> reply. processMessage is the whole of it; each stage is one function
-// below, and the later stages (unpack, scanners, verdict, quarantine) slot into check, decide
-// and act without changing the shape.
+// The per-message flow, top-down (docs/architecture.md): accept (newMessage, here) -> spool
+// (spool.go) -> check (check.go) -> decide per recipient (decide.go) -> act: quarantine
+// (quarantine.go), forward (forward.go), notify (notify.go) -> reply (reply.go) -> log
+// (logline.go). processMessage is the whole of it; each stage has its own file.
 
 // ConnInfo describes the connection a message came in on.
 type ConnInfo struct {
@@ -116,129 +115,6 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 	return replies
 }
 
-// spool streams DATA once into Dir/email.txt, taking the header section, size and 8-bit
-// status on the way.
-func (d *Daemon) spool(m *Message, data *smtp.DataReader) error {
-	f, err := os.OpenFile(m.File, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0640)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	hc := headerCapture{limit: 256 << 10}
-	w := spoolWriter{f: f, hc: &hc}
-	if _, err := copyData(&w, data, *bp); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	m.Size = data.Size()
-	m.Has8bit = w.has8bit
-	m.Header = hc.buf
-	m.HeaderComplete = hc.complete
-	m.MessageID = headerField(m.Header, "Message-ID")
-	// RFC 6152: an all-ASCII message is labeled 7BIT; 8-bit mail keeps its label.
-	if !m.Has8bit {
-		m.Body = "7BIT"
-	}
-	return nil
-}
-
-// copyData copies the message with one reusable buffer.
-func copyData(w *spoolWriter, r *smtp.DataReader, buf []byte) (int64, error) {
-	var n int64
-	for {
-		k, err := r.Read(buf)
-		if k > 0 {
-			if _, werr := w.Write(buf[:k]); werr != nil {
-				return n, werr
-			}
-			n += int64(k)
-		}
-		if err != nil {
-			if r.Done() {
-				return n, nil
-			}
-			return n, err
-		}
-	}
-}
-
-// spoolWriter writes to the spool file and looks at the bytes once on the way.
-type spoolWriter struct {
-	f       *os.File
-	hc      *headerCapture
-	has8bit bool
-}
-
-func (w *spoolWriter) Write(p []byte) (int, error) {
-	if !w.hc.done {
-		w.hc.Write(p)
-	}
-	if !w.has8bit {
-		for _, c := range p {
-			if c >= 0x80 {
-				w.has8bit = true
-				break
-			}
-		}
-	}
-	return w.f.Write(p)
-}
-
-// reply gives the client's replies from the per-recipient outcomes: one reply for SMTP,
-// one per recipient for LMTP.
-func (d *Daemon) reply(m *Message) []smtp.Reply {
-	if m.LMTP {
-		return lmtpReplies(m.Recips)
-	}
-	suppressed := false
-	for _, r := range m.Recips {
-		suppressed = suppressed || r.DSN == verdict.DSNSuppressed
-	}
-	return []smtp.Reply{aggregateReply(m.Recips, m.LogID, suppressed)}
-}
-
-// stageFailed is the reply when a stage failed: its own reply when it has one (a quarantine
-// or notification failure, a fatal virus scan failure), else the generic 451 of failed.
-func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
-	var se *stageError
-	if !errors.As(err, &se) || se.reply == (smtp.Reply{}) {
-		section := "check"
-		if se != nil {
-			section, err = se.section, se.err
-		}
-		return d.failed(m, tl, section, err)
-	}
-	tl.Logf(-2, "TROUBLE in check_mail: %v", err)
-	rep := se.reply
-	out := []smtp.Reply{rep}
-	if m.LMTP {
-		out = make([]smtp.Reply, len(m.Recips))
-		for i := range out {
-			out[i] = rep
-		}
-	}
-	return out
-}
-
-// failed is the reply for an internal error: "451 4.5.0 Error in processing, id=<logid>,
-// <section> FAILED: <error>" for the message (or each LMTP recipient).
-func (d *Daemon) failed(m *Message, tl *taskLog, section string, err error) []smtp.Reply {
-	rep := smtp.ProcessingFailed(m.LogID, section, err.Error())
-	tl.Logf(-2, "TROUBLE in check_mail: %s FAILED: %v", section, err)
-	if !m.LMTP {
-		return []smtp.Reply{rep}
-	}
-	out := make([]smtp.Reply, len(m.Recips))
-	for i := range out {
-		out[i] = rep
-	}
-	return out
-}
-
 // newMessage gathers a transaction's envelope, the connection and the XFORWARD attributes,
 // and selects the MYNETS policy bank when the client is in mynetworks.
 func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction) *Message {
@@ -293,4 +169,45 @@ func validPort(p string) bool {
 		n = n*10 + int(p[i]-'0')
 	}
 	return n <= 65535
+}
+
+// act quarantines, forwards the passed recipients and sends the notifications, in amavis's
+// order (SPEC §4.3 steps 12 to 14). Quarantine comes first: a failure there is a 451 before
+// anything was delivered. A notification that fails temporarily is a 451 too, as in amavis.
+func (d *Daemon) act(ctx context.Context, m *Message) error {
+	if err := d.quarantine(ctx, m); err != nil {
+		return err
+	}
+	d.forwardPassed(ctx, m)
+	return d.notify(ctx, m)
+}
+
+// Recipient is one envelope recipient and what became of it. The decide stage sets Local,
+// Destiny and (for a blocked recipient) Reply from the verdict; the act stage sets Reply for
+// the passed ones from the next hop's answer.
+type Recipient struct {
+	Addr     string // unquoted
+	AddrSMTP string // as received, with brackets
+	Notify   []string
+	ORCPT    string
+	Local    bool // matches local_domains_maps (the verdict's)
+
+	Destiny conf.Destiny // D_PASS unless blocked
+	Reply   smtp.Reply   // the response for this recipient
+	Done    bool         // Reply is final
+	ByMTA   bool         // Reply came from the next hop (or the failure to reach it)
+	Remote  smtp.Reply   // the next hop's own reply, for queued_as in the log
+
+	v      *verdict.Recipient // the verdict's decision for this recipient
+	Tagged bool               // its copy got an alert or a subject tag (RelayedTagged)
+	DSN    verdict.DSN        // whether a DSN went out for it
+}
+
+// logID is amavis's log id: 5-digit pid, connection counter, and for the second and later
+// transactions of a session the transaction number: "01234-05", "01234-05-2".
+func logID(pid int, conn int64, seq int) string {
+	if seq > 1 {
+		return fmt.Sprintf("%05d-%02d-%d", pid, conn, seq)
+	}
+	return fmt.Sprintf("%05d-%02d", pid, conn)
 }

@@ -1,6 +1,7 @@
 package amavis
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -9,25 +10,55 @@ import (
 	"amavisgo/verdict"
 )
 
-// Recipient is one envelope recipient and what became of it. The decide stage sets Local,
-// Destiny and (for a blocked recipient) Reply from the verdict; the act stage sets Reply for
-// the passed ones from the next hop's answer.
-type Recipient struct {
-	Addr     string // unquoted
-	AddrSMTP string // as received, with brackets
-	Notify   []string
-	ORCPT    string
-	Local    bool // matches local_domains_maps (the verdict's)
+// reply gives the client's replies from the per-recipient outcomes: one reply for SMTP,
+// one per recipient for LMTP.
+func (d *Daemon) reply(m *Message) []smtp.Reply {
+	if m.LMTP {
+		return lmtpReplies(m.Recips)
+	}
+	suppressed := false
+	for _, r := range m.Recips {
+		suppressed = suppressed || r.DSN == verdict.DSNSuppressed
+	}
+	return []smtp.Reply{aggregateReply(m.Recips, m.LogID, suppressed)}
+}
 
-	Destiny conf.Destiny // D_PASS unless blocked
-	Reply   smtp.Reply   // the response for this recipient
-	Done    bool         // Reply is final
-	ByMTA   bool         // Reply came from the next hop (or the failure to reach it)
-	Remote  smtp.Reply   // the next hop's own reply, for queued_as in the log
+// stageFailed is the reply when a stage failed: its own reply when it has one (a quarantine
+// or notification failure, a fatal virus scan failure), else the generic 451 of failed.
+func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
+	var se *stageError
+	if !errors.As(err, &se) || se.reply == (smtp.Reply{}) {
+		section := "check"
+		if se != nil {
+			section, err = se.section, se.err
+		}
+		return d.failed(m, tl, section, err)
+	}
+	tl.Logf(-2, "TROUBLE in check_mail: %v", err)
+	rep := se.reply
+	out := []smtp.Reply{rep}
+	if m.LMTP {
+		out = make([]smtp.Reply, len(m.Recips))
+		for i := range out {
+			out[i] = rep
+		}
+	}
+	return out
+}
 
-	v      *verdict.Recipient // the verdict's decision for this recipient
-	Tagged bool               // its copy got an alert or a subject tag (RelayedTagged)
-	DSN    verdict.DSN        // whether a DSN went out for it
+// failed is the reply for an internal error: "451 4.5.0 Error in processing, id=<logid>,
+// <section> FAILED: <error>" for the message (or each LMTP recipient).
+func (d *Daemon) failed(m *Message, tl *taskLog, section string, err error) []smtp.Reply {
+	rep := smtp.ProcessingFailed(m.LogID, section, err.Error())
+	tl.Logf(-2, "TROUBLE in check_mail: %s FAILED: %v", section, err)
+	if !m.LMTP {
+		return []smtp.Reply{rep}
+	}
+	out := make([]smtp.Reply, len(m.Recips))
+	for i := range out {
+		out[i] = rep
+	}
+	return out
 }
 
 // aggregateReply computes the one SMTP reply for all recipients from the per-recipient

@@ -1,0 +1,109 @@
+package amavis
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+
+	"amavisgo/smtp"
+	"amavisgo/verdict"
+)
+
+// stageError is a failure of one stage of the flow; section names it in the 451 reply
+// ("Error in processing, id=..., <section> FAILED: ...") as amavis does.
+type stageError struct {
+	section string
+	err     error
+	// reply, when not the zero Reply, is the whole reply for the MTA (a quarantine or
+	// notification failure has its own wording).
+	reply smtp.Reply
+}
+
+func (e *stageError) Error() string { return e.section + " FAILED: " + e.err.Error() }
+
+// check decodes the message, scans it for viruses and decides per recipient (SPEC §4.3
+// steps 5 to 11). Decoding and scanning run only when a recipient needs them; the virus scan
+// is skipped when decoding went over a limit (the message is then UNCHECKED, as in amavis).
+func (d *Daemon) check(ctx context.Context, m *Message) error {
+	e := m.eng
+	addrs := make([]string, len(m.Recips))
+	for i, r := range m.Recips {
+		addrs[i] = r.Addr
+	}
+	checks := verdict.Plan(m.Policy, addrs)
+	m.Bulk = isBulk(m.Header, m.Sender)
+	if checks.Decode {
+		res, err := e.unpacker.Unpack(ctx, m.File, filepath.Join(m.Dir, "parts"))
+		if err != nil {
+			return &stageError{section: "mime_decode", err: err}
+		}
+		m.Unpacked = res
+		if res.Hold != "" {
+			m.tl.Logf(-1, "NOTICE: %s, virus scan skipped", res.Hold)
+		}
+	}
+	if checks.Virus && e.av.Configured() && (m.Unpacked == nil || m.Unpacked.Hold == "") {
+		m.AV = e.av.Scan(ctx, m.Dir)
+		for _, en := range m.AV.Engines {
+			m.tl.Logf(2, "virus_scan: %s took %d ms", en.Name, en.Duration.Milliseconds())
+		}
+	}
+	v, err := verdict.Decide(verdict.Input{
+		Config: m.cfg, Policy: m.Policy, LogID: m.LogID,
+		Sender: m.Sender, Recipients: addrs, Header: m.Header, SMTPUTF8: m.SMTPUTF8,
+		Size: m.Size, Bulk: m.Bulk, Unpacked: m.Unpacked, AV: m.AV,
+	})
+	if err != nil {
+		return &stageError{section: "check-banned", err: err}
+	}
+	for _, n := range v.Notes {
+		m.tl.Logf(2, "%s", n)
+	}
+	m.Verdict = v
+	if v.Tempfail != (smtp.Reply{}) {
+		return &stageError{section: "virus_scan", err: errors.New(m.AV.FailReason), reply: v.Tempfail}
+	}
+	return nil
+}
+
+// isBulk tells mailing-list, bulk and automatic mail as amavis does (SPEC §4.3 step 2): such
+// mail gets no DSN for a non-clean category.
+func isBulk(header []byte, sender string) bool {
+	bulk := false
+	eachField(header, func(name, body []byte) bool {
+		switch strings.ToLower(string(name)) {
+		case "list-id", "list-post", "list-unsubscribe", "mailing-list":
+			bulk = true
+		case "precedence":
+			switch strings.ToLower(unfold(body)) {
+			case "bulk", "junk", "list", "auto_reply":
+				bulk = true
+			}
+		case "auto-submitted":
+			as := strings.ToLower(unfold(body))
+			bulk = as != "" && as != "no"
+		}
+		return !bulk
+	})
+	if bulk {
+		return true
+	}
+	if sender == "" {
+		return true
+	}
+	local := strings.ToLower(sender)
+	if at := strings.LastIndexByte(local, '@'); at >= 0 {
+		local = local[:at]
+	}
+	switch {
+	case strings.HasSuffix(local, "-request"), strings.HasSuffix(local, "-bounces"),
+		strings.HasSuffix(local, "-owner"), strings.HasPrefix(local, "owner-"):
+		return true
+	}
+	switch local {
+	case "mailer-daemon", "double-bounce", "mailer", "autoreply":
+		return true
+	}
+	return false
+}

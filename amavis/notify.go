@@ -1,0 +1,92 @@
+package amavis
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"amavisgo/conf"
+	"amavisgo/notify"
+	"amavisgo/verdict"
+)
+
+// notify sends the admin notices, recipient warnings and the sender's DSN (SPEC §12), and
+// records for each recipient whether a DSN went out, for the reply and the log.
+func (d *Daemon) notify(ctx context.Context, m *Message) error {
+	v := m.Verdict
+	if !v.Blocked && v.CCats.Main().Major <= verdict.CC_CLEAN && !successRequested(m) {
+		return nil // clean and delivered: nothing to tell anyone about
+	}
+	nm := &notify.Message{
+		LogID: m.LogID, MailID: m.MailID, SecretID: m.SecretID, Sender: m.Sender,
+		Category: v.CCats.Main(), MainCategory: v.CCats.Main(),
+		Header: m.Header, Viruses: v.Viruses, Scanners: m.AV.Detectors, BadHeaders: v.BadHeaders,
+		Quarantined: m.Quarantined, ClientAddr: trimIPv6Tag(m.Client.Addr), ClientPort: m.Client.Port, OriginatorIP: oldestPublicIP(m),
+		ClientName: m.Client.Name, ClientHelo: m.Client.Helo, Originating: m.Policy.Originating,
+		Bulk: m.Bulk, Received: m.RxTime, ENVID: m.ENVID,
+		PolicyBank: m.Policy.PolicyBankPath, QueueID: m.QueueID, Size: m.Size,
+	}
+	if v.Blocked {
+		nm.Category = v.Blocking
+	}
+	if m.AV.Output != "" {
+		nm.ScannerOutput = strings.Split(strings.TrimRight(m.AV.Output, "\n"), "\n")
+	}
+	for _, r := range m.Recips {
+		nr := &notify.Recipient{
+			Addr: r.Addr, Local: r.Local, Category: recipCategory(r.v),
+			Blocked: r.Destiny != conf.D_PASS || r.v.Blocked, Destiny: r.Destiny, Response: r.Reply,
+			Relayed: r.ByMTA && r.Reply.Class() == 2, DSNSuppress: r.v.DSNSuppress,
+			DSNPassedOn: r.ByMTA && r.Reply.Class() == 2 && m.DSNPassedOn,
+			Notify:      r.Notify, ORCPT: r.ORCPT,
+		}
+		if r.ByMTA && r.Reply.Class() != 2 {
+			nr.RemoteMTA, nr.RemoteResponse = "["+m.Policy.Forward().Host+"]:"+m.Policy.Forward().Port, r.Remote
+		}
+		if nm.BannedReason == "" {
+			nm.BannedReason = r.v.BannedReason
+		}
+		nm.Recipients = append(nm.Recipients, nr)
+	}
+	n := m.eng.notifier
+	plan := notify.PlanDSN(nm, m.LMTP)
+	if _, err := n.Admins(ctx, m.Policy, nm, plan); err != nil {
+		return notifyFailure(err, m)
+	}
+	if _, err := n.Warnings(ctx, m.Policy, nm); err != nil {
+		return notifyFailure(err, m)
+	}
+	states, err := n.DSN(ctx, m.Policy, nm, m.LMTP)
+	if err != nil {
+		return notifyFailure(err, m)
+	}
+	for i, r := range m.Recips {
+		switch states[i] {
+		case notify.DSNReported:
+			r.DSN = verdict.DSNSent
+		case notify.DSNSuppressed:
+			r.DSN = verdict.DSNSuppressed
+		}
+	}
+	return nil
+}
+
+// successRequested: some recipient asked for a DSN on success (RCPT NOTIFY=SUCCESS).
+func successRequested(m *Message) bool {
+	for _, r := range m.Recips {
+		for _, n := range r.Notify {
+			if strings.EqualFold(n, "SUCCESS") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func notifyFailure(err error, m *Message) error {
+	var ne *notify.Error
+	if errors.As(err, &ne) {
+		return &stageError{section: ne.Section, err: err, reply: ne.Reply(m.LogID)}
+	}
+	return &stageError{section: "delivery-notification", err: err}
+}

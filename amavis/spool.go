@@ -1,0 +1,97 @@
+package amavis
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"amavisgo/smtp"
+)
+
+// spool streams DATA once into Dir/email.txt, taking the header section, size and 8-bit
+// status on the way.
+func (d *Daemon) spool(m *Message, data *smtp.DataReader) error {
+	f, err := os.OpenFile(m.File, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0640)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	hc := headerCapture{limit: 256 << 10}
+	w := spoolWriter{f: f, hc: &hc}
+	if _, err := copyData(&w, data, *bp); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	m.Size = data.Size()
+	m.Has8bit = w.has8bit
+	m.Header = hc.buf
+	m.HeaderComplete = hc.complete
+	m.MessageID = headerField(m.Header, "Message-ID")
+	// RFC 6152: an all-ASCII message is labeled 7BIT; 8-bit mail keeps its label.
+	if !m.Has8bit {
+		m.Body = "7BIT"
+	}
+	return nil
+}
+
+// copyData copies the message with one reusable buffer.
+func copyData(w *spoolWriter, r *smtp.DataReader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		k, err := r.Read(buf)
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+		}
+		if err != nil {
+			if r.Done() {
+				return n, nil
+			}
+			return n, err
+		}
+	}
+}
+
+// spoolWriter writes to the spool file and looks at the bytes once on the way.
+type spoolWriter struct {
+	f       *os.File
+	hc      *headerCapture
+	has8bit bool
+}
+
+func (w *spoolWriter) Write(p []byte) (int, error) {
+	if !w.hc.done {
+		w.hc.Write(p)
+	}
+	if !w.has8bit {
+		for _, c := range p {
+			if c >= 0x80 {
+				w.has8bit = true
+				break
+			}
+		}
+	}
+	return w.f.Write(p)
+}
+
+// makeSpoolDir creates TEMPBASE/amavis-<YYYYMMDDTHHMMSS>-<pid>-<8 random> (mode 0750).
+func makeSpoolDir(tempbase string, now time.Time) (string, error) {
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	name := fmt.Sprintf("amavis-%s-%05d-%s", now.Format("20060102T150405"), os.Getpid(),
+		base64.RawURLEncoding.EncodeToString(rnd[:]))
+	dir := filepath.Join(tempbase, name)
+	if err := os.Mkdir(dir, 0750); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
