@@ -62,7 +62,7 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 		if m.Policy.TerminateDSNOnNotifySuccess {
 			notify = stripSuccess(notify)
 		}
-		env.Rcpts = append(env.Rcpts, smtp.RcptTo{Path: smtp.Quote(r.Addr), Notify: notify, ORCPT: r.ORCPT})
+		env.Rcpts = append(env.Rcpts, smtp.Recipient{Addr: r.Addr, Notify: notify, ORCPT: r.ORCPT})
 	}
 	body := func(w io.Writer) error {
 		if _, err := w.Write(header); err != nil {

@@ -197,19 +197,14 @@ type Envelope struct {
 	SMTPUTF8 bool
 	RET      string // DSN RET, sent when the server offers DSN and DSN is true
 	ENVID    string // DSN ENVID (xtext), likewise
-	Rcpts    []RcptTo
+	// Rcpts are the recipients; each goes out as RCPT TO:<Quote(Addr)> (AddrSMTP is not
+	// used), with its NOTIFY and ORCPT when DSN parameters are sent.
+	Rcpts []Recipient
 	// DSN: propagate DSN parameters if the server offers DSN (propagate_dsn_if_possible).
 	DSN bool
 	// AllOrNothing: a temporary failure of any recipient at RCPT aborts the transaction
 	// before the message is sent (SMTP input: the upstream MTA will retry them all).
 	AllOrNothing bool
-}
-
-// RcptTo is one recipient of Send.
-type RcptTo struct {
-	Path   string   // with brackets
-	Notify []string // DSN NOTIFY values
-	ORCPT  string   // DSN ORCPT (addr-type ";" xtext)
 }
 
 // RcptResult is the next hop's answer for one recipient.
@@ -491,10 +486,10 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 	return d.w.Write(p)
 }
 
-func rcptLine(rc RcptTo, dsn bool) string {
+func rcptLine(rc Recipient, dsn bool) string {
 	var b strings.Builder
 	b.WriteString("RCPT TO:")
-	b.WriteString(rc.Path)
+	b.WriteString(Quote(rc.Addr))
 	if dsn {
 		if len(rc.Notify) > 0 {
 			b.WriteString(" NOTIFY=")

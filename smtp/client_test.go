@@ -34,7 +34,7 @@ func TestClientLMTPPerRecipient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	env := &smtp.Envelope{From: "<s@x.example>", Rcpts: []smtp.RcptTo{{Path: "<a@x.example>"}, {Path: "<b@x.example>"}}}
+	env := &smtp.Envelope{From: "<s@x.example>", Rcpts: []smtp.Recipient{{Addr: "a@x.example"}, {Addr: "b@x.example"}}}
 	res, err := c.Send(context.Background(), env, body("Subject: t\r\n\r\nx\r\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestClientNo8BitMIME(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &smtp.Envelope{From: "<s@x>", Body: "8BITMIME", Rcpts: []smtp.RcptTo{{Path: "<a@x>"}}}
+	env := &smtp.Envelope{From: "<s@x>", Body: "8BITMIME", Rcpts: []smtp.Recipient{{Addr: "a@x"}}}
 	res, err := c.Send(context.Background(), env, body("x\r\n"))
 	if err != nil || res.Rcpts[0].Reply.String() != "550 5.6.3 Conversion to 7BIT required but not supported" {
 		t.Errorf("%v %+v", err, res)
@@ -73,7 +73,7 @@ func TestClientStepwise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.RcptTo{{Path: "<a@x>"}, {Path: "<b@x>"}}, AllOrNothing: true}
+	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.Recipient{{Addr: "a@x"}, {Addr: "b@x"}}, AllOrNothing: true}
 	res, err := c.Send(context.Background(), env, body("x\r\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -96,12 +96,36 @@ func TestClientStepwise(t *testing.T) {
 	}
 }
 
+// The client quotes each recipient's address itself (AddrSMTP, the form it arrived in, is not
+// sent) and passes its NOTIFY and ORCPT on when the server offers DSN.
+func TestClientRcptQuotedWithDSN(t *testing.T) {
+	srv := scripted(t, "220 dsn ESMTP", map[string]string{
+		"EHLO": "250-dsn\r\n250 DSN", "MAIL": "250 ok", "RCPT": "250 ok", "DATA": "354 go", ".": "250 2.0.0 queued as Q1",
+	})
+	c, err := smtp.Dial(context.Background(), "tcp", srv.addr, false, "localhost", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &smtp.Envelope{From: "<s@x>", DSN: true, Rcpts: []smtp.Recipient{
+		{Addr: "john doe@x", AddrSMTP: "<john doe@x>", Notify: []string{"FAILURE", "DELAY"}, ORCPT: "rfc822;john+20doe@x"},
+		{Addr: "a@x", AddrSMTP: `<"a"@x>`},
+	}}
+	if res, err := c.Send(context.Background(), env, body("x\r\n")); err != nil || res.Rcpts[0].Reply.Code != 250 {
+		t.Fatal(err, res)
+	}
+	want := []string{"EHLO localhost", "MAIL FROM:<s@x>", `RCPT TO:<"john doe"@x> NOTIFY=FAILURE,DELAY ORCPT=rfc822;john+20doe@x`,
+		"RCPT TO:<a@x>", "DATA", "x", "."}
+	if got := srv.lines(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("server got\n %q\nwant\n %q", got, want)
+	}
+}
+
 // A cached connection that died is replaced without the caller noticing.
 func TestPoolReconnects(t *testing.T) {
 	h := smtptest.Start(t, smtptest.Options{})
 	p := smtp.NewPool(time.Minute)
 	defer p.Close()
-	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.RcptTo{{Path: "<a@x>"}}}
+	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.Recipient{{Addr: "a@x"}}}
 	for i := 0; i < 3; i++ {
 		c, err := p.Get(context.Background(), "tcp", h.Addr, false, "localhost", 10*time.Second)
 		if err != nil {
@@ -195,7 +219,7 @@ func TestClientTimeoutAndHugeReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.RcptTo{{Path: "<a@x>"}}}
+	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.Recipient{{Addr: "a@x"}}}
 	_, err = c.Send(context.Background(), env, body("x\r\n"))
 	var se *smtp.Error
 	if !errors.As(err, &se) || !se.Timeout() || se.Stage != "fwd-mail-pip" {
@@ -218,7 +242,7 @@ func TestClientTooManyRecipients(t *testing.T) {
 	defer c.Close()
 	env := &smtp.Envelope{From: "<s@x>", AllOrNothing: true, XForward: &smtp.XForward{Addr: "192.0.2.1"}}
 	for _, a := range []string{"a", "b", "c", "d", "e"} {
-		env.Rcpts = append(env.Rcpts, smtp.RcptTo{Path: "<" + a + "@x>"})
+		env.Rcpts = append(env.Rcpts, smtp.Recipient{Addr: a + "@x"})
 	}
 	res, err := c.Send(context.Background(), env, body("Subject: many\r\n\r\nx\r\n"))
 	if err != nil {

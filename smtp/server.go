@@ -78,7 +78,7 @@ func (x *XForward) attr(name string) *string {
 	return nil
 }
 
-// Recipient is one accepted RCPT TO.
+// Recipient is one RCPT TO: as the server accepted it, or as the client sends it.
 type Recipient struct {
 	Addr     string   // unquoted, without brackets
 	AddrSMTP string   // as received, with brackets: "<a@example.com>"

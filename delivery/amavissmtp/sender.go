@@ -39,7 +39,7 @@ func (s *Sender) Send(ctx context.Context, via conf.Method, from string, rcpts [
 	}
 	env := &smtp.Envelope{From: smtp.Quote(from)}
 	for _, r := range rcpts {
-		env.Rcpts = append(env.Rcpts, smtp.RcptTo{Path: smtp.Quote(r)})
+		env.Rcpts = append(env.Rcpts, smtp.Recipient{Addr: r})
 	}
 	res, err := c.Send(ctx, env, func(w io.Writer) error {
 		_, err := io.Copy(delivery.ToCRLF(w), msg)
