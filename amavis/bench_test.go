@@ -147,7 +147,7 @@ func BenchmarkHeaderSplice(b *testing.B) {
 	cfg := td.Config()
 	m := &Message{cfg: cfg, Policy: &cfg.Policy, MailID: "CnZaXJZ2eOZf", Proto: "ESMTP", RxTime: time.Now(),
 		Conn:   ConnInfo{PeerIP: "127.0.0.1", LocalIP: "127.0.0.1", LocalPort: "10024", Helo: "mta.example.com"},
-		Recips: []*Recipient{{AddrSMTP: "<x@example.com>"}}}
+		Recips: []*verdict.Recipient{{Recipient: smtp.Recipient{AddrSMTP: "<x@example.com>"}}}}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		_, _ = forwardHeader(m, scannedEdits)
@@ -170,7 +170,7 @@ func BenchmarkForward2K(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg2k)))
 	for i := 0; i < b.N; i++ {
-		rs := []*Recipient{{Addr: "x@example.com", AddrSMTP: "<x@example.com>"}}
+		rs := []*verdict.Recipient{{Recipient: smtp.Recipient{Addr: "x@example.com", AddrSMTP: "<x@example.com>"}}}
 		td.forward(b.Context(), m, cfg.Forward(), header, 0, rs)
 		if rs[0].Reply.Code != 250 {
 			b.Fatal(rs[0].Reply)

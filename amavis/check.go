@@ -2,7 +2,6 @@ package amavis
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"strings"
 
@@ -22,16 +21,12 @@ type stageError struct {
 
 func (e *stageError) Error() string { return e.section + " FAILED: " + e.err.Error() }
 
-// check decodes the message, scans it for viruses and decides per recipient (SPEC §4.3
-// steps 5 to 11). Decoding and scanning run only when a recipient needs them; the virus scan
-// is skipped when decoding went over a limit (the message is then UNCHECKED, as in amavis).
+// check decodes the message and scans it for viruses. Decoding and scanning run only when a
+// recipient needs them; the virus scan is skipped when decoding went over a limit (the
+// message is then UNCHECKED, as in amavis).
 func (d *Daemon) check(ctx context.Context, m *Message) error {
 	e := m.eng
-	addrs := make([]string, len(m.Recips))
-	for i, r := range m.Recips {
-		addrs[i] = r.Addr
-	}
-	checks := verdict.Plan(m.Policy, addrs)
+	checks := verdict.Plan(m.Policy, m.Recips)
 	m.Bulk = isBulk(m.Header, m.Sender)
 	if checks.Decode {
 		res, err := e.unpacker.Unpack(ctx, m.File, filepath.Join(m.Dir, "parts"))
@@ -48,21 +43,6 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 		for _, en := range m.AV.Engines {
 			m.tl.Logf(2, "virus_scan: %s took %d ms", en.Name, en.Duration.Milliseconds())
 		}
-	}
-	v, err := verdict.Decide(verdict.Input{
-		Config: m.cfg, Policy: m.Policy, LogID: m.LogID,
-		Sender: m.Sender, Recipients: addrs, Header: m.Header, SMTPUTF8: m.SMTPUTF8,
-		Size: m.Size, Bulk: m.Bulk, Unpacked: m.Unpacked, AV: m.AV,
-	})
-	if err != nil {
-		return &stageError{section: "check-banned", err: err}
-	}
-	for _, n := range v.Notes {
-		m.tl.Logf(2, "%s", n)
-	}
-	m.Verdict = v
-	if v.Tempfail != (smtp.Reply{}) {
-		return &stageError{section: "virus_scan", err: errors.New(m.AV.FailReason), reply: v.Tempfail}
 	}
 	return nil
 }

@@ -1,14 +1,29 @@
 package amavis
 
-// decide takes the verdict's per-recipient decisions: a blocked recipient's reply is final.
-func (d *Daemon) decide(m *Message) {
-	for i, r := range m.Recips {
-		vr := m.Verdict.Recips[i]
-		r.v = vr
-		r.Local = vr.Local
-		if vr.Blocked {
-			r.Destiny, r.Done = vr.Destiny, true
-			r.Reply = vr.Response
-		}
+import (
+	"errors"
+
+	"amavisgo/smtp"
+	"amavisgo/verdict"
+)
+
+// decide fills in each recipient's decision (verdict.Decide): its categories, its destiny and,
+// when blocked, its reply, which is then final.
+func (d *Daemon) decide(m *Message) error {
+	v, err := verdict.Decide(verdict.Input{
+		Config: m.cfg, Policy: m.Policy, LogID: m.LogID,
+		Sender: m.Sender, Recipients: m.Recips, Header: m.Header, SMTPUTF8: m.SMTPUTF8,
+		Size: m.Size, Bulk: m.Bulk, Unpacked: m.Unpacked, AV: m.AV,
+	})
+	if err != nil {
+		return &stageError{section: "check-banned", err: err}
 	}
+	for _, n := range v.Notes {
+		m.tl.Logf(2, "%s", n)
+	}
+	m.Verdict = v
+	if v.Tempfail != (smtp.Reply{}) {
+		return &stageError{section: "virus_scan", err: errors.New(m.AV.FailReason), reply: v.Tempfail}
+	}
+	return nil
 }

@@ -27,13 +27,13 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b 
 // edited copy of the original header section), and sets each recipient's Reply from the next
 // hop's answer (SPEC §2.3, §2.4). It never returns an error: a failure becomes a 4xx per
 // recipient.
-func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, header []byte, skip int64, rs []*Recipient) {
+func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, header []byte, skip int64, rs []*verdict.Recipient) {
 	mtaID := method.String()
 	cfg := m.cfg
 	// RFC 5321 §6.3 loop detection, as amavis does while writing the header.
 	if n := countFields(m.Header, "Received"); n > 100 {
 		for _, r := range rs {
-			r.Done, r.ByMTA = true, true
+			r.ByMTA = true
 			r.Reply = smtp.Reply{Code: 554, Enh: "5.4.6",
 				Text: fmt.Sprintf("Reject: Too many hops: %d 'Received:' header fields, id=%s", n, m.LogID)}
 		}
@@ -107,7 +107,7 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 		m.DSNPassedOn = res.DSNPassed
 	}
 	for i, r := range rs {
-		r.Done, r.ByMTA = true, true
+		r.ByMTA = true
 		if res != nil && res.Rcpts[i].Done {
 			rr := res.Rcpts[i]
 			r.Remote = rr.Reply
@@ -178,13 +178,11 @@ func fwdFailure(err error, mtaID, logID string) smtp.Reply {
 // mtaTrouble turns a recipient the next hop did not take into a blocked one (SPEC §2.4):
 // the verdict adds CC_MTA,1 for a 4xx (D_TEMPFAIL) or CC_MTA,2 for a 5xx (D_REJECT) and gives
 // amavis's reply "<code> <enh> id=<logid> - <reason>, <next hop's reply>".
-func (d *Daemon) mtaTrouble(m *Message, rs []*Recipient) {
+func (d *Daemon) mtaTrouble(m *Message, rs []*verdict.Recipient) {
 	for _, r := range rs {
-		if r.Reply.Class() == 2 {
-			continue
+		if r.Reply.Class() != 2 {
+			m.Verdict.NextHopFailed(r)
 		}
-		m.Verdict.NextHopFailed(r.v, r.Reply)
-		r.Destiny, r.Reply = r.v.Destiny, r.v.Response
 	}
 }
 
@@ -207,16 +205,16 @@ func queuedAs(reply string) string {
 func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 	type cluster struct {
 		edits verdict.HeaderEdits
-		rs    []*Recipient
+		rs    []*verdict.Recipient
 	}
 	var clusters []*cluster
 	byKey := map[string]*cluster{}
 	quarantined := len(m.Quarantined) > 0
 	for _, r := range m.Recips {
-		if r.Done || r.v.Blocked {
-			continue
+		if r.Blocked {
+			continue // its reply is final
 		}
-		edits := m.Verdict.HeaderEdits(r.v, m.MailID, quarantined)
+		edits := m.Verdict.HeaderEdits(r, m.MailID, quarantined)
 		r.Tagged = edits.Tagged
 		key := edits.Key()
 		c, ok := byKey[key]

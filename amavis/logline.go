@@ -5,31 +5,16 @@ import (
 	"strings"
 	"time"
 
-	"amavisgo/conf"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
 
-// action is the log's word for what happened to a recipient, with its direction:
-// RelayedInbound, DiscardedOutbound, TempFailedOpenRelay... (verdict.ActionWord).
-func action(r *Recipient, originating bool) string {
-	return verdict.ActionWord(r.v, verdict.Outcome{
-		Reply:     r.Reply,
-		Forwarded: delivered(r),
-		Tagged:    r.Tagged,
-		DSN:       r.DSN,
-	}, originating)
-}
-
-// delivered: the recipient got the message (a pass that the next hop accepted).
-func delivered(r *Recipient) bool { return r.Destiny == conf.D_PASS && r.Reply.Class() == 2 }
-
 // logMain writes amavis's main log line (SPEC §5.4): "Passed ..." for the delivered
 // recipients and "Blocked ..." for the others; both when the message was split.
 func (d *Daemon) logMain(tl *taskLog, m *Message, elapsed time.Duration) {
-	var passed, blocked []*Recipient
+	var passed, blocked []*verdict.Recipient
 	for _, r := range m.Recips {
-		if delivered(r) {
+		if r.Delivered() {
 			passed = append(passed, r)
 		} else {
 			blocked = append(blocked, r)
@@ -43,7 +28,7 @@ func (d *Daemon) logMain(tl *taskLog, m *Message, elapsed time.Duration) {
 	}
 }
 
-func mainLine(m *Message, passed string, rs []*Recipient, elapsed time.Duration) string {
+func mainLine(m *Message, passed string, rs []*verdict.Recipient, elapsed time.Duration) string {
 	var b strings.Builder
 	b.Grow(256)
 	b.WriteString(passed)
@@ -51,7 +36,7 @@ func mainLine(m *Message, passed string, rs []*Recipient, elapsed time.Duration)
 	b.WriteString(m.Verdict.LogCategory())
 	words := make([]string, len(m.Recips))
 	for i, r := range m.Recips {
-		words[i] = action(r, m.Policy.Originating)
+		words[i] = verdict.ActionWord(r, m.Policy.Originating)
 	}
 	var performed []string
 	if len(m.Quarantined) > 0 {

@@ -50,10 +50,10 @@ type Message struct {
 	Proto   string // SMTP, ESMTP, LMTP, UTF8SMTP...
 	LMTP    bool
 
-	Sender, SenderSMTP string // unquoted / as received
-	Recips             []*Recipient
-	DeclaredSize       int64 // MAIL SIZE=, -1 when not given
-	Size               int64 // actual size (RFC 1870)
+	Sender, SenderSMTP string               // unquoted / as received
+	Recips             []*verdict.Recipient // one record per RCPT, from RCPT to the reply
+	DeclaredSize       int64                // MAIL SIZE=, -1 when not given
+	Size               int64                // actual size (RFC 1870)
 	Body               string
 	Has8bit            bool
 	SMTPUTF8           bool
@@ -106,7 +106,9 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 	if err := d.check(ctx, m); err != nil {
 		return d.stageFailed(m, tl, err)
 	}
-	d.decide(m)
+	if err := d.decide(m); err != nil {
+		return d.stageFailed(m, tl, err)
+	}
 	if err := d.act(ctx, m); err != nil {
 		return d.stageFailed(m, tl, err)
 	}
@@ -142,9 +144,9 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 		m.Policy = p
 	}
 	m.eng = cs.eng
-	for _, rc := range tx.Rcpts {
-		m.Recips = append(m.Recips, &Recipient{Addr: rc.Addr, AddrSMTP: rc.AddrSMTP, Notify: rc.Notify,
-			ORCPT: rc.ORCPT, Destiny: conf.D_PASS})
+	m.Recips = make([]*verdict.Recipient, len(tx.Rcpts))
+	for i, rc := range tx.Rcpts {
+		m.Recips[i] = &verdict.Recipient{Recipient: rc, Destiny: conf.D_PASS}
 	}
 	return m
 }
@@ -180,27 +182,6 @@ func (d *Daemon) act(ctx context.Context, m *Message) error {
 	}
 	d.forwardPassed(ctx, m)
 	return d.notify(ctx, m)
-}
-
-// Recipient is one envelope recipient and what became of it. The decide stage sets Local,
-// Destiny and (for a blocked recipient) Reply from the verdict; the act stage sets Reply for
-// the passed ones from the next hop's answer.
-type Recipient struct {
-	Addr     string // unquoted
-	AddrSMTP string // as received, with brackets
-	Notify   []string
-	ORCPT    string
-	Local    bool // matches local_domains_maps (the verdict's)
-
-	Destiny conf.Destiny // D_PASS unless blocked
-	Reply   smtp.Reply   // the response for this recipient
-	Done    bool         // Reply is final
-	ByMTA   bool         // Reply came from the next hop (or the failure to reach it)
-	Remote  smtp.Reply   // the next hop's own reply, for queued_as in the log
-
-	v      *verdict.Recipient // the verdict's decision for this recipient
-	Tagged bool               // its copy got an alert or a subject tag (RelayedTagged)
-	DSN    verdict.DSN        // whether a DSN went out for it
 }
 
 // logID is amavis's log id: 5-digit pid, connection counter, and for the second and later

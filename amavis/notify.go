@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 
-	"amavisgo/conf"
 	"amavisgo/notify"
 	"amavisgo/verdict"
 )
@@ -17,6 +16,7 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 	if !v.Blocked && v.CCats.Main().Major <= verdict.CC_CLEAN && !successRequested(m) {
 		return nil // clean and delivered: nothing to tell anyone about
 	}
+	fwd := m.Policy.Forward()
 	nm := &notify.Message{
 		LogID: m.LogID, MailID: m.MailID, SecretID: m.SecretID, Sender: m.Sender,
 		Category: v.CCats.Main(), MainCategory: v.CCats.Main(),
@@ -25,6 +25,8 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 		ClientName: m.Client.Name, ClientHelo: m.Client.Helo, Originating: m.Policy.Originating,
 		Bulk: m.Bulk, Received: m.RxTime, ENVID: m.ENVID,
 		PolicyBank: m.Policy.PolicyBankPath, QueueID: m.QueueID, Size: m.Size,
+		Recipients: m.Recips, DSNPassedOn: m.DSNPassedOn,
+		RemoteMTA: "[" + fwd.Host + "]:" + fwd.Port,
 	}
 	if v.Blocked {
 		nm.Category = v.Blocking
@@ -33,20 +35,10 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 		nm.ScannerOutput = strings.Split(strings.TrimRight(m.AV.Output, "\n"), "\n")
 	}
 	for _, r := range m.Recips {
-		nr := &notify.Recipient{
-			Addr: r.Addr, Local: r.Local, Category: recipCategory(r.v),
-			Blocked: r.Destiny != conf.D_PASS || r.v.Blocked, Destiny: r.Destiny, Response: r.Reply,
-			Relayed: r.ByMTA && r.Reply.Class() == 2, DSNSuppress: r.v.DSNSuppress,
-			DSNPassedOn: r.ByMTA && r.Reply.Class() == 2 && m.DSNPassedOn,
-			Notify:      r.Notify, ORCPT: r.ORCPT,
+		if r.BannedReason != "" {
+			nm.BannedReason = r.BannedReason
+			break
 		}
-		if r.ByMTA && r.Reply.Class() != 2 {
-			nr.RemoteMTA, nr.RemoteResponse = "["+m.Policy.Forward().Host+"]:"+m.Policy.Forward().Port, r.Remote
-		}
-		if nm.BannedReason == "" {
-			nm.BannedReason = r.v.BannedReason
-		}
-		nm.Recipients = append(nm.Recipients, nr)
 	}
 	n := m.eng.notifier
 	plan := notify.PlanDSN(nm, m.LMTP)

@@ -30,13 +30,6 @@ func quarantineKind(c verdict.CCat) (quarantine.Kind, bool) {
 	return 0, false
 }
 
-func recipCategory(r *verdict.Recipient) verdict.CCat {
-	if r.Blocked {
-		return r.Blocking
-	}
-	return r.CCats.Main()
-}
-
 // quarantine stores the copies the recipients' categories ask for (SPEC §11.1).
 func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 	v := m.Verdict
@@ -45,10 +38,10 @@ func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 	var all, blocked []string
 	for _, r := range m.Recips {
 		all = append(all, r.Addr)
-		if r.v.Blocked {
+		if r.Blocked {
 			blocked = append(blocked, r.Addr)
 		}
-		if k, ok := quarantineKind(recipCategory(r.v)); ok && k.Method(m.Policy) != "" {
+		if k, ok := quarantineKind(r.Category()); ok && k.Method(m.Policy) != "" {
 			if _, seen := byKind[k]; !seen {
 				kinds = append(kinds, k)
 			}

@@ -68,7 +68,7 @@ func (d *Daemon) failed(m *Message, tl *taskLog, section string, err error) []sm
 //  3. all rejected (5xx, not bounced; discards allowed): a 5xx, the next hop's own preferred;
 //  4. otherwise the first genuine delivery reply (or "250 2.5.0 Ok, id=<logid>"), followed by
 //     ", [but ][N ]REJECT, and [N ]BOUNCE, and [N ]DISCARD" for the recipients not delivered.
-func aggregateReply(rs []*Recipient, logID string, bounceSuppressed bool) smtp.Reply {
+func aggregateReply(rs []*verdict.Recipient, logID string, bounceSuppressed bool) smtp.Reply {
 	if len(rs) == 0 {
 		return smtp.Reply{Code: 250, Enh: "2.5.0", Text: "Ok, id=" + logID}
 	}
@@ -162,7 +162,7 @@ func aggregateReply(rs []*Recipient, logID string, bounceSuppressed bool) smtp.R
 // lmtpReplies gives the per-recipient replies of an LMTP session, in RCPT order: 2xx and 4xx
 // as they are; a 5xx of a recipient amavis bounced (a DSN went out) becomes a 250 so that the
 // MTA does not bounce again; a D_REJECT 5xx stays (SPEC §2.3).
-func lmtpReplies(rs []*Recipient) []smtp.Reply {
+func lmtpReplies(rs []*verdict.Recipient) []smtp.Reply {
 	out := make([]smtp.Reply, len(rs))
 	for i, r := range rs {
 		rep := r.Reply

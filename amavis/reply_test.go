@@ -10,8 +10,9 @@ import (
 	"amavisgo/verdict"
 )
 
-func rcpt(addr string, d conf.Destiny, reply string, byMTA bool) *Recipient {
-	return &Recipient{AddrSMTP: "<" + addr + ">", Destiny: d, Reply: smtp.ParseReply(reply), ByMTA: byMTA}
+func rcpt(addr string, d conf.Destiny, reply string, byMTA bool) *verdict.Recipient {
+	return &verdict.Recipient{Recipient: smtp.Recipient{AddrSMTP: "<" + addr + ">"}, Destiny: d,
+		Reply: smtp.ParseReply(reply), ByMTA: byMTA}
 }
 
 const (
@@ -28,34 +29,34 @@ func TestAggregateReply(t *testing.T) {
 	P, D, B, R, T := conf.D_PASS, conf.D_DISCARD, conf.D_BOUNCE, conf.D_REJECT, conf.D_TEMPFAIL
 	for _, c := range []struct {
 		name string
-		rs   []*Recipient
+		rs   []*verdict.Recipient
 		want string
 	}{
 		{"no recipients", nil, "250 2.5.0 Ok, id=12345-01"},
-		{"clean", []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", P, okFwd, true)}, okFwd},
-		{"any tempfail wins", []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", T, tempfail, false), rcpt("c", R, reject, false)}, tempfail},
-		{"all discarded", []*Recipient{rcpt("a", D, discard, false), rcpt("b", D, discard, false)}, discard},
-		{"all rejected, MTA's preferred", []*Recipient{rcpt("a", R, reject, false), rcpt("b", R, mtaRej, true)}, mtaRej},
-		{"rejected and discarded", []*Recipient{rcpt("a", D, discard, false), rcpt("b", R, reject, false)}, reject},
-		{"mixed: 1 REJECT", []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", R, mtaRej, true)}, okFwd + ", but 1 REJECT"},
-		{"mixed: all kinds", []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", R, reject, false), rcpt("c", B, bounce, false),
+		{"clean", []*verdict.Recipient{rcpt("a", P, okFwd, true), rcpt("b", P, okFwd, true)}, okFwd},
+		{"any tempfail wins", []*verdict.Recipient{rcpt("a", P, okFwd, true), rcpt("b", T, tempfail, false), rcpt("c", R, reject, false)}, tempfail},
+		{"all discarded", []*verdict.Recipient{rcpt("a", D, discard, false), rcpt("b", D, discard, false)}, discard},
+		{"all rejected, MTA's preferred", []*verdict.Recipient{rcpt("a", R, reject, false), rcpt("b", R, mtaRej, true)}, mtaRej},
+		{"rejected and discarded", []*verdict.Recipient{rcpt("a", D, discard, false), rcpt("b", R, reject, false)}, reject},
+		{"mixed: 1 REJECT", []*verdict.Recipient{rcpt("a", P, okFwd, true), rcpt("b", R, mtaRej, true)}, okFwd + ", but 1 REJECT"},
+		{"mixed: all kinds", []*verdict.Recipient{rcpt("a", P, okFwd, true), rcpt("b", R, reject, false), rcpt("c", B, bounce, false),
 			rcpt("d", D, discard, false)}, okFwd + ", but 1 REJECT, and 1 BOUNCE, and 1 DISCARD"},
-		{"all bounced", []*Recipient{rcpt("a", B, bounce, false), rcpt("b", B, bounce, false)}, "250 2.5.0 Ok, id=12345-01, BOUNCE"},
-		{"bounce and discard, nothing passed", []*Recipient{rcpt("a", B, bounce, false), rcpt("b", D, discard, false)},
+		{"all bounced", []*verdict.Recipient{rcpt("a", B, bounce, false), rcpt("b", B, bounce, false)}, "250 2.5.0 Ok, id=12345-01, BOUNCE"},
+		{"bounce and discard, nothing passed", []*verdict.Recipient{rcpt("a", B, bounce, false), rcpt("b", D, discard, false)},
 			"250 2.5.0 Ok, id=12345-01, 1 BOUNCE, and 1 DISCARD"},
 	} {
 		if got := aggregateReply(c.rs, "12345-01", false).String(); got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
 		}
 	}
-	bs := []*Recipient{rcpt("a", P, okFwd, true), rcpt("b", B, bounce, false)}
+	bs := []*verdict.Recipient{rcpt("a", P, okFwd, true), rcpt("b", B, bounce, false)}
 	if got := aggregateReply(bs, "12345-01", true).String(); got != okFwd+", but 1 DISCARD(bounce.suppressed)" {
 		t.Errorf("suppressed bounce: %q", got)
 	}
 }
 
 func TestLMTPReplies(t *testing.T) {
-	rs := []*Recipient{rcpt("a@x", conf.D_PASS, okFwd, true), rcpt("b@x", conf.D_REJECT, mtaRej, true),
+	rs := []*verdict.Recipient{rcpt("a@x", conf.D_PASS, okFwd, true), rcpt("b@x", conf.D_REJECT, mtaRej, true),
 		rcpt("c@x", conf.D_BOUNCE, bounce, false), rcpt("d@x", conf.D_TEMPFAIL, tempfail, false)}
 	got := lmtpReplies(rs)
 	want := []string{okFwd, mtaRej, "250 2.5.0 Ok <c@x>, DSN suppressed_2 (" + bounce + ")", tempfail}
@@ -79,7 +80,8 @@ func TestReceivedFolding(t *testing.T) {
 	m := &Message{MailID: "CnZaXJZ2eOZf", Proto: "ESMTP",
 		RxTime: time.Date(2026, 11, 22, 9, 45, 23, 0, time.UTC),
 		Conn:   ConnInfo{PeerIP: "127.0.0.1", LocalIP: "127.0.0.1", LocalPort: "10024", Helo: "mta.example.com"},
-		Recips: []*Recipient{{AddrSMTP: "<a@x>"}, {AddrSMTP: "<b@x>"}}}
+		Recips: []*verdict.Recipient{{Recipient: smtp.Recipient{AddrSMTP: "<a@x>"}},
+			{Recipient: smtp.Recipient{AddrSMTP: "<b@x>"}}}}
 	got := string(foldHeader(nil, "Received", receivedFields(m, "localhost", "mx.example.com")))
 	want := "Received: from mta.example.com ([127.0.0.1])\r\n" +
 		" by localhost (mx.example.com [127.0.0.1]) (amavis, port 10024) with ESMTP\r\n" +

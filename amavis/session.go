@@ -130,7 +130,7 @@ func (cs *connState) Finish(*smtp.Transaction) {
 	cs.msg = nil
 }
 
-func rcptList(rs []*Recipient) string {
+func rcptList(rs []*verdict.Recipient) string {
 	var b strings.Builder
 	for i, r := range rs {
 		if i > 0 {

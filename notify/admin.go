@@ -6,13 +6,14 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/verdict"
 )
 
 // adminFor is the administrator of recipient r by its category (amavis's
 // %admin_maps_by_ccat): virus_admin for viruses and unchecked mail, banned_admin (else
 // virus_admin) for banned contents, spam_admin, bad_header_admin.
-func adminFor(p *conf.Policy, r *Recipient) string {
-	switch r.Category.Major {
+func adminFor(p *conf.Policy, r *verdict.Recipient) string {
+	switch r.Category().Major {
 	case CC_VIRUS, CC_UNCHECKED:
 		return p.VirusAdmin.Lookup(r.Addr, p.LookupOptions())
 	case CC_BANNED:
@@ -79,7 +80,7 @@ func (n *Notifier) Warnings(ctx context.Context, p *conf.Policy, m *Message) ([]
 	var sent []string
 	for _, r := range m.Recipients {
 		warn := false
-		switch r.Category.Major {
+		switch r.Category().Major {
 		case CC_VIRUS:
 			warn = p.Warnvirusrecip
 		case CC_BANNED:

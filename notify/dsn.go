@@ -10,6 +10,7 @@ import (
 	"amavisgo/delivery"
 	"amavisgo/notify/template"
 	"amavisgo/smtp"
+	"amavisgo/verdict"
 )
 
 // DSNState is what becomes of one recipient in the sender's delivery status notification.
@@ -33,7 +34,7 @@ const (
 func PlanDSN(m *Message, perRecipCapable bool) []DSNState {
 	allRejected := len(m.Recipients) > 0
 	for _, r := range m.Recipients {
-		if r.Destiny != conf.D_REJECT || r.Response.Class() != 5 {
+		if r.Destiny != conf.D_REJECT || r.Reply.Class() != 5 {
 			allRejected = false
 		}
 	}
@@ -53,21 +54,21 @@ func PlanDSN(m *Message, perRecipCapable bool) []DSNState {
 		if never || m.Sender == "" {
 			onFailure, onSuccess = false, false
 		}
-		class := r.Response.Class()
+		class := r.Reply.Class()
 		switch {
 		case class == 0: // not forwarded yet: nothing to report
 		case class == 4:
 		case class == 5 && r.Destiny == conf.D_REJECT && (perRecipCapable || allRejected):
 		case class == 5 && !onFailure:
 			out[i] = DSNSuppressed
-		case class == 2 && (!onSuccess || r.DSNPassedOn):
+		case class == 2 && (!onSuccess || r.Relayed() && m.DSNPassedOn):
 		case never || m.Sender == "":
 			out[i] = DSNSuppressed
 		case r.Destiny == conf.D_DISCARD:
 			out[i] = DSNSuppressed
 		case r.DSNSuppress != "":
 			out[i] = DSNSuppressed
-		case m.Bulk && r.Category.Major > CC_CLEAN:
+		case m.Bulk && r.Category().Major > CC_CLEAN:
 			out[i] = DSNSuppressed
 		default:
 			out[i] = DSNReported
@@ -136,21 +137,21 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 		ds.WriteString("Final-Recipient: rfc822;" + strings.Trim(delivery.Bracket(r.Addr), "<>") + "\n")
 		action := "failed"
 		switch {
-		case r.Response.Class() == 2 && r.Relayed:
+		case r.Reply.Class() == 2 && r.Relayed():
 			action = "relayed"
-		case r.Response.Class() == 2:
+		case r.Reply.Class() == 2:
 			action = "delivered"
 		}
 		ds.WriteString("Action: " + action + "\n")
-		status := r.Response.Enh
+		status := r.Reply.Enh
 		if status == "" {
-			status = strconv.Itoa(r.Response.Class()) + ".0.0"
+			status = strconv.Itoa(r.Reply.Class()) + ".0.0"
 		}
 		ds.WriteString("Status: " + status + "\n")
-		diag := r.Response
-		if r.RemoteMTA != "" && r.RemoteResponse != (smtp.Reply{}) {
-			ds.WriteString("Remote-MTA: dns; " + r.RemoteMTA + "\n")
-			diag = r.RemoteResponse
+		diag := r.Reply
+		if remoteMTA(m, r) != "" && r.Remote != (smtp.Reply{}) {
+			ds.WriteString("Remote-MTA: dns; " + m.RemoteMTA + "\n")
+			diag = r.Remote
 		}
 		ds.WriteString(template.Wrap("Diagnostic-Code: smtp; "+diag.String(), 78, "", " ") + "\n")
 		ds.WriteString("Last-Attempt-Date: " + date + "\n")
@@ -172,4 +173,12 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 // String names the state for logs.
 func (s DSNState) String() string {
 	return [...]string{"none", "reported", "suppressed"}[s]
+}
+
+// remoteMTA is the next hop that refused recipient r, "" when it did not (or r was not sent).
+func remoteMTA(m *Message, r *verdict.Recipient) string {
+	if r.NextHopRefused() {
+		return m.RemoteMTA
+	}
+	return ""
 }

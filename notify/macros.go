@@ -66,16 +66,16 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 		rcpts = append(rcpts, r.Addr)
 		q := delivery.Bracket(r.Addr)
 		// Passed and not yet forwarded counts as delivered, as amavis's "WILL BE relayed".
-		if !r.Blocked && (r.Response == (smtp.Reply{}) || r.Response.Class() == 2) {
+		if !r.Blocked && (r.Reply == (smtp.Reply{}) || r.Reply.Class() == 2) {
 			delivered = append(delivered, q)
 			continue
 		}
 		failed = append(failed, q)
 		said := ""
-		if r.RemoteMTA != "" {
-			said = " [" + strings.Trim(r.RemoteMTA, "[]") + "] said:"
+		if mta := remoteMTA(m, r); mta != "" {
+			said = " [" + strings.Trim(mta, "[]") + "] said:"
 		}
-		failedFull = append(failedFull, q+":"+said+"\n   "+r.Response.String())
+		failedFull = append(failedFull, q+":"+said+"\n   "+r.Reply.String())
 	}
 	var senderList []string
 	if willDSN {

@@ -40,35 +40,18 @@ const (
 // Category is a content category, major and minor.
 type Category = verdict.CCat
 
-// Recipient is what happened to one recipient, as the daemon knows it after forwarding.
-type Recipient struct {
-	Addr  string
-	Local bool
-	// Category is the recipient's blocking category when Blocked, else its main category.
-	Category Category
-	Blocked  bool
-	Destiny  conf.Destiny
-	// Response is the recipient's final SMTP response: the blocked reply ("554 5.7.0 Bounce,
-	// id=... - INFECTED: ...") or, when Relayed, the next hop's answer as amavis wraps it;
-	// the zero Reply when the recipient was not forwarded yet.
-	Response smtp.Reply
-	Relayed  bool // forwarded to the next hop (the response came from there)
-	// RemoteMTA ("[127.0.0.1]:10025") and RemoteResponse (its own reply) are set when the
-	// next hop refused the recipient.
-	RemoteMTA      string
-	RemoteResponse smtp.Reply
-	DSNSuppress    string // why no DSN may go out (package verdict fills it)
-	// DSNPassedOn: the next hop took NOTIFY and ORCPT, so it reports a success itself.
-	DSNPassedOn bool
-	Notify      []string // RCPT NOTIFY= keywords, upper case; nil = not given
-	ORCPT       string   // RCPT ORCPT= as given, e.g. "rfc822;a@example.com"
-}
-
 // Message is the message the notifications are about.
 type Message struct {
 	LogID, MailID, SecretID string
 	Sender                  string // bare; "" = <>
-	Recipients              []*Recipient
+	// Recipients are the daemon's records after forwarding: a recipient's Reply is its blocked
+	// reply or, when it went to the next hop, the next hop's answer as amavis wraps it; the
+	// zero Reply when it was not forwarded yet.
+	Recipients []*verdict.Recipient
+	// RemoteMTA is the next hop ("[127.0.0.1]:10025"), named for the recipients it refused.
+	RemoteMTA string
+	// DSNPassedOn: the next hop took NOTIFY and ORCPT, so it reports a success itself.
+	DSNPassedOn bool
 	// Category is the message's blocking category when anything is blocked, else its main one;
 	// MainCategory is the main one.
 	Category, MainCategory Category

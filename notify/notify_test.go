@@ -21,10 +21,23 @@ import (
 	"amavisgo/delivery/deliverytest"
 	"amavisgo/notify/dsntest"
 	amsmtp "amavisgo/smtp"
+	"amavisgo/verdict"
 )
 
 // reply is the Reply a test writes as text.
 func reply(s string) amsmtp.Reply { return amsmtp.ParseReply(s) }
+
+// rcpt is the daemon's record of a recipient after forwarding: blocked in category c with
+// destiny d, or, when d is D_PASS, passed in category c; resp is its reply ("" for none).
+func rcpt(addr string, local bool, c Category, d conf.Destiny, resp string) *verdict.Recipient {
+	r := &verdict.Recipient{Recipient: amsmtp.Recipient{Addr: addr}, Local: local, Destiny: d, Reply: reply(resp)}
+	if d == conf.D_PASS {
+		r.CCats.Add(c.Major, c.Minor)
+	} else {
+		r.Blocked, r.Blocking = true, c
+	}
+	return r
+}
 
 const origHeader = "Received: from client.example.org (client.example.org [198.51.100.7])\n\tby mta.example.com (Postfix) with ESMTP id QID123\nFrom: Bob <bob@sender.example.org>\nTo: x@example.com\nSubject: test \xc3\xa9\nMessage-ID: <m2@x>\nDate: Sun, 22 Nov 2026 09:44:17 +0000\n"
 
@@ -53,14 +66,14 @@ func eicar(p *conf.Policy, d conf.Destiny) *Message {
 		conf.D_DISCARD: "250 2.7.0 Ok, discarded, id=12345-01 - INFECTED: Eicar-Test-Signature",
 		conf.D_BOUNCE:  "554 5.7.0 Bounce, id=12345-01 - INFECTED: Eicar-Test-Signature",
 	}[d]
-	x := &Recipient{Addr: "x@example.com", Local: true, Category: virus, Blocked: true, Destiny: d, Response: reply(resp)}
+	x := rcpt("x@example.com", true, virus, d, resp)
 	// As package verdict does: a virus that fakes its sender suppresses the DSN.
 	if p.VirusesThatFakeSenderMaps.Fakes([]string{"Eicar-Test-Signature"}) {
 		x.DSNSuppress = "INFECTED"
 	}
 	return &Message{
 		LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org",
-		Recipients: []*Recipient{x},
+		Recipients: []*verdict.Recipient{x},
 		Category:   virus, MainCategory: virus, Header: []byte(origHeader),
 		Viruses: []string{"Eicar-Test-Signature"}, Scanners: []string{"ClamAV-clamd"},
 		ScannerOutput: []string{"stream: Eicar-Test-Signature FOUND"},
@@ -83,7 +96,7 @@ func TestVirusAdminNotice(t *testing.T) {
 	r := newRig(t, "virus_admin = \"virusalert@example.com\"\n")
 	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
 	// A virus lover, not yet forwarded when the notice goes out.
-	m.Recipients = append(m.Recipients, &Recipient{Addr: "lover@example.com", Local: true, Category: Category{Major: CC_VIRUS, Minor: 0}, Destiny: conf.D_PASS})
+	m.Recipients = append(m.Recipients, rcpt("lover@example.com", true, Category{Major: CC_VIRUS, Minor: 0}, conf.D_PASS, ""))
 	sent, err := r.n.Admins(context.Background(), &r.cfg.Policy, m, PlanDSN(m, false))
 	if err != nil || len(sent) != 1 {
 		t.Fatal(sent, err)
@@ -197,43 +210,45 @@ func TestFakedSenderSuppressesDSN(t *testing.T) {
 
 func TestPlanDSN(t *testing.T) {
 	bounce := "554 5.7.0 Bounce, id=1 - BANNED: x"
-	mk := func(mod func(m *Message, r *Recipient)) *Message {
-		r := &Recipient{Addr: "a@x", Category: Category{Major: CC_BANNED, Minor: 0}, Blocked: true, Destiny: conf.D_BOUNCE, Response: reply(bounce)}
-		m := &Message{Sender: "s@y", Recipients: []*Recipient{r}}
+	mk := func(mod func(m *Message, r *verdict.Recipient)) *Message {
+		r := rcpt("a@x", false, Category{Major: CC_BANNED, Minor: 0}, conf.D_BOUNCE, bounce)
+		m := &Message{Sender: "s@y", Recipients: []*verdict.Recipient{r}}
 		mod(m, r)
 		return m
 	}
 	for _, tc := range []struct {
 		name   string
 		lmtp   bool
-		mod    func(m *Message, r *Recipient)
+		mod    func(m *Message, r *verdict.Recipient)
 		expect DSNState
 	}{
-		{"bounce", false, func(m *Message, r *Recipient) {}, DSNReported},
-		{"null sender", false, func(m *Message, r *Recipient) { m.Sender = "" }, DSNSuppressed},
-		{"NOTIFY=NEVER", false, func(m *Message, r *Recipient) { r.Notify = []string{"NEVER"} }, DSNSuppressed},
-		{"NOTIFY=SUCCESS only", false, func(m *Message, r *Recipient) { r.Notify = []string{"SUCCESS"} }, DSNSuppressed},
-		{"NOTIFY=FAILURE", false, func(m *Message, r *Recipient) { r.Notify = []string{"FAILURE", "DELAY"} }, DSNReported},
-		{"banned rule DISCARD", false, func(m *Message, r *Recipient) { r.DSNSuppress = "BANNED:DISCARD suggested by rule" }, DSNSuppressed},
-		{"bulk mail", false, func(m *Message, r *Recipient) { m.Bulk = true }, DSNSuppressed},
-		{"discarded", false, func(m *Message, r *Recipient) {
-			r.Destiny, r.Response = conf.D_DISCARD, reply("250 2.7.0 Ok, discarded, id=1 - BANNED: x")
+		{"bounce", false, func(m *Message, r *verdict.Recipient) {}, DSNReported},
+		{"null sender", false, func(m *Message, r *verdict.Recipient) { m.Sender = "" }, DSNSuppressed},
+		{"NOTIFY=NEVER", false, func(m *Message, r *verdict.Recipient) { r.Notify = []string{"NEVER"} }, DSNSuppressed},
+		{"NOTIFY=SUCCESS only", false, func(m *Message, r *verdict.Recipient) { r.Notify = []string{"SUCCESS"} }, DSNSuppressed},
+		{"NOTIFY=FAILURE", false, func(m *Message, r *verdict.Recipient) { r.Notify = []string{"FAILURE", "DELAY"} }, DSNReported},
+		{"banned rule DISCARD", false, func(m *Message, r *verdict.Recipient) { r.DSNSuppress = "BANNED:DISCARD suggested by rule" }, DSNSuppressed},
+		{"bulk mail", false, func(m *Message, r *verdict.Recipient) { m.Bulk = true }, DSNSuppressed},
+		{"discarded", false, func(m *Message, r *verdict.Recipient) {
+			r.Destiny, r.Reply = conf.D_DISCARD, reply("250 2.7.0 Ok, discarded, id=1 - BANNED: x")
 		}, NoDSN},
-		{"passed", false, func(m *Message, r *Recipient) {
-			r.Blocked, r.Destiny, r.Relayed, r.Response = false, conf.D_PASS, true, reply("250 2.0.0 from MTA(smtp:[::1]:10025): 250 Ok")
+		{"passed", false, func(m *Message, r *verdict.Recipient) {
+			r.Blocked, r.Destiny, r.ByMTA, r.Reply = false, conf.D_PASS, true, reply("250 2.0.0 from MTA(smtp:[::1]:10025): 250 Ok")
 		}, NoDSN},
-		{"passed, not yet forwarded", false, func(m *Message, r *Recipient) { r.Blocked, r.Destiny, r.Response = false, conf.D_PASS, amsmtp.Reply{} }, NoDSN},
-		{"tempfail", false, func(m *Message, r *Recipient) {
-			r.Destiny, r.Response = conf.D_TEMPFAIL, reply("450 4.7.0 Temporary failure")
+		{"passed, not yet forwarded", false, func(m *Message, r *verdict.Recipient) {
+			r.Blocked, r.Destiny, r.Reply = false, conf.D_PASS, amsmtp.Reply{}
 		}, NoDSN},
-		{"reject, all rejected", false, func(m *Message, r *Recipient) { r.Destiny, r.Response = conf.D_REJECT, reply("554 5.7.0 Reject") }, NoDSN},
-		{"reject over LMTP", true, func(m *Message, r *Recipient) {
-			r.Destiny, r.Response = conf.D_REJECT, reply("554 5.7.0 Reject")
-			m.Recipients = append(m.Recipients, &Recipient{Addr: "b@x", Destiny: conf.D_PASS, Response: reply("250 2.0.0 Ok")})
+		{"tempfail", false, func(m *Message, r *verdict.Recipient) {
+			r.Destiny, r.Reply = conf.D_TEMPFAIL, reply("450 4.7.0 Temporary failure")
 		}, NoDSN},
-		{"reject in a mixed SMTP message", false, func(m *Message, r *Recipient) {
-			r.Destiny, r.Response = conf.D_REJECT, reply("554 5.7.0 Reject")
-			m.Recipients = append(m.Recipients, &Recipient{Addr: "b@x", Destiny: conf.D_PASS, Response: reply("250 2.0.0 Ok")})
+		{"reject, all rejected", false, func(m *Message, r *verdict.Recipient) { r.Destiny, r.Reply = conf.D_REJECT, reply("554 5.7.0 Reject") }, NoDSN},
+		{"reject over LMTP", true, func(m *Message, r *verdict.Recipient) {
+			r.Destiny, r.Reply = conf.D_REJECT, reply("554 5.7.0 Reject")
+			m.Recipients = append(m.Recipients, rcpt("b@x", false, Category{}, conf.D_PASS, "250 2.0.0 Ok"))
+		}, NoDSN},
+		{"reject in a mixed SMTP message", false, func(m *Message, r *verdict.Recipient) {
+			r.Destiny, r.Reply = conf.D_REJECT, reply("554 5.7.0 Reject")
+			m.Recipients = append(m.Recipients, rcpt("b@x", false, Category{}, conf.D_PASS, "250 2.0.0 Ok"))
 		}, DSNReported},
 	} {
 		if got := PlanDSN(mk(tc.mod), tc.lmtp)[0]; got != tc.expect {
@@ -261,7 +276,7 @@ func TestNextHopTroubleWithNotifications(t *testing.T) {
 func TestRecipientWarning(t *testing.T) {
 	r := newRig(t, "warnvirusrecip = true\n")
 	m := eicar(&r.cfg.Policy, conf.D_DISCARD)
-	remote := &Recipient{Addr: "far@elsewhere.org", Category: Category{Major: CC_VIRUS, Minor: 0}, Blocked: true, Destiny: conf.D_DISCARD, Response: reply("250 2.7.0 Ok, discarded")}
+	remote := rcpt("far@elsewhere.org", false, Category{Major: CC_VIRUS, Minor: 0}, conf.D_DISCARD, "250 2.7.0 Ok, discarded")
 	m.Recipients = append(m.Recipients, remote)
 	sent, err := r.n.Warnings(context.Background(), &r.cfg.Policy, m)
 	if err != nil || strings.Join(sent, ",") != "x@example.com" {
@@ -304,21 +319,21 @@ func TestSiteTemplate(t *testing.T) {
 func TestPlainDSNSubjects(t *testing.T) {
 	r := newRig(t, "")
 	p := &r.cfg.Policy
-	big := &Recipient{Addr: "x@example.com", Category: Category{Major: CC_OVERSIZED, Minor: 0}, Blocked: true, Destiny: conf.D_BOUNCE,
-		Response: reply("552 5.3.4 Bounce, id=12345-01 - Message size exceeds recipient's size limit")}
-	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*Recipient{big},
-		Category: big.Category, MainCategory: Category{Major: CC_CLEAN, Minor: 0}, Header: []byte(origHeader), Received: time.Now()}
+	big := rcpt("x@example.com", false, Category{Major: CC_OVERSIZED, Minor: 0}, conf.D_BOUNCE,
+		"552 5.3.4 Bounce, id=12345-01 - Message size exceeds recipient's size limit")
+	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*verdict.Recipient{big},
+		Category: big.Category(), MainCategory: Category{Major: CC_CLEAN, Minor: 0}, Header: []byte(origHeader), Received: time.Now()}
 	if _, err := r.n.DSN(context.Background(), p, m, false); err != nil {
 		t.Fatal(err)
 	}
 	// A next-hop rejection of one recipient while another was delivered.
-	ok := &Recipient{Addr: "ok@example.com", Category: Category{Major: CC_CLEAN, Minor: 0}, Destiny: conf.D_PASS, Relayed: true,
-		Response: reply("250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X")}
-	bad := &Recipient{Addr: "bad@example.com", Category: Category{Major: CC_MTA, Minor: 2}, Blocked: true, Destiny: conf.D_REJECT, Relayed: true,
-		Response:  reply("550 5.1.1 id=12345-01 - Rejected by next-hop MTA on relaying, from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1 <bad@example.com>: unknown"),
-		RemoteMTA: "[127.0.0.1]:10025", RemoteResponse: reply("550 5.1.1 <bad@example.com>: unknown")}
+	ok := rcpt("ok@example.com", false, Category{Major: CC_CLEAN, Minor: 0}, conf.D_PASS,
+		"250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as X")
+	bad := rcpt("bad@example.com", false, Category{Major: CC_MTA, Minor: 2}, conf.D_REJECT,
+		"550 5.1.1 id=12345-01 - Rejected by next-hop MTA on relaying, from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1 <bad@example.com>: unknown")
+	ok.ByMTA, bad.ByMTA, bad.Remote = true, true, reply("550 5.1.1 <bad@example.com>: unknown")
 	m2 := *m
-	m2.Recipients, m2.Category = []*Recipient{ok, bad}, bad.Category
+	m2.Recipients, m2.Category, m2.RemoteMTA = []*verdict.Recipient{ok, bad}, bad.Category(), "[127.0.0.1]:10025"
 	if plan, err := r.n.DSN(context.Background(), p, &m2, false); err != nil || plan[0] != NoDSN || plan[1] != DSNReported {
 		t.Fatal(plan, err)
 	}
@@ -359,9 +374,8 @@ func FuzzCompose(f *testing.F) {
 func TestBannedDSN(t *testing.T) {
 	r := newRig(t, "")
 	banned := Category{Major: CC_BANNED, Minor: 0}
-	x := &Recipient{Addr: "x@example.com", Category: banned, Blocked: true, Destiny: conf.D_BOUNCE,
-		Response: reply("554 5.7.0 Bounce, id=12345-01 - BANNED: .exe,.exe-ms,run.exe")}
-	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*Recipient{x},
+	x := rcpt("x@example.com", false, banned, conf.D_BOUNCE, "554 5.7.0 Bounce, id=12345-01 - BANNED: .exe,.exe-ms,run.exe")
+	m := &Message{LogID: "12345-01", MailID: "n8rZJ2zBYamo", Sender: "bob@sender.example.org", Recipients: []*verdict.Recipient{x},
 		Category: banned, MainCategory: banned, BannedReason: ".exe,.exe-ms,run.exe", Header: []byte(origHeader), Received: time.Now()}
 	if _, err := r.n.DSN(context.Background(), &r.cfg.Policy, m, false); err != nil {
 		t.Fatal(err)

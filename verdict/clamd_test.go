@@ -76,8 +76,8 @@ func TestEicarWithClamd(t *testing.T) {
 			in.Unpacked, in.AV = res, rep
 			v := mustDecide(t, in)
 			for _, r := range v.Recips {
-				if text(r.Response) != d.reply {
-					t.Errorf("%s, %q: %s: reply %q, want %q", name, d.conf, r.Addr, text(r.Response), d.reply)
+				if text(r.Reply) != d.reply {
+					t.Errorf("%s, %q: %s: reply %q, want %q", name, d.conf, r.Addr, text(r.Reply), d.reply)
 				}
 			}
 			if v.LogCategory() != cat {

@@ -12,14 +12,16 @@ import (
 
 // Input is what the daemon knows about a message when it decides.
 type Input struct {
-	Config     *conf.Config
-	Policy     *conf.Policy // the message's policy bank (policybank.Select)
-	LogID      string       // %n, e.g. "12345-03"
-	Sender     string       // envelope sender, "" for <>
-	Recipients []string     // envelope recipients, in RCPT order
-	Header     []byte       // the original header section, without the empty line
-	SMTPUTF8   bool         // MAIL FROM had SMTPUTF8
-	Size       int64        // message size as RFC 1870 counts it
+	Config *conf.Config
+	Policy *conf.Policy // the message's policy bank (policybank.Select)
+	LogID  string       // %n, e.g. "12345-03"
+	Sender string       // envelope sender, "" for <>
+	// Recipients are the envelope recipients in RCPT order, as RCPT gave them; Decide fills
+	// the decision into these records, and the Verdict's Recips are the same.
+	Recipients []*Recipient
+	Header     []byte // the original header section, without the empty line
+	SMTPUTF8   bool   // MAIL FROM had SMTPUTF8
+	Size       int64  // message size as RFC 1870 counts it
 	// Bulk is true for mailing-list, bulk and auto-reply mail (amavis's is_bulk); with a null
 	// sender it lets a bad header pass instead of bouncing.
 	Bulk bool
@@ -39,14 +41,14 @@ type Checks struct {
 }
 
 // Plan returns the checks the recipients of a message need under policy p.
-func Plan(p *conf.Policy, recips []string) Checks {
+func Plan(p *conf.Policy, recips []*Recipient) Checks {
 	o := p.LookupOptions()
 	var c Checks
 	for _, r := range recips {
-		c.Virus = c.Virus || !p.BypassVirusChecksMaps.Bool(r, o)
-		c.Banned = c.Banned || !p.BypassBannedChecksMaps.Bool(r, o)
-		c.Header = c.Header || !p.BypassHeaderChecksMaps.Bool(r, o)
-		c.Spam = c.Spam || !p.BypassSpamChecksMaps.Bool(r, o)
+		c.Virus = c.Virus || !p.BypassVirusChecksMaps.Bool(r.Addr, o)
+		c.Banned = c.Banned || !p.BypassBannedChecksMaps.Bool(r.Addr, o)
+		c.Header = c.Header || !p.BypassHeaderChecksMaps.Bool(r.Addr, o)
+		c.Spam = c.Spam || !p.BypassSpamChecksMaps.Bool(r.Addr, o)
 	}
 	c.Banned = c.Banned && p.BannedFilenameMaps.Len() > 0
 	c.Decode = c.Virus || c.Banned
@@ -60,8 +62,8 @@ type Verdict struct {
 	CCats CCats
 	// Blocking is the most important blocking category among the recipients.
 	Blocking CCat
-	Blocked  bool // some recipient is blocked
-	Recips   []*Recipient
+	Blocked  bool         // some recipient is blocked
+	Recips   []*Recipient // Input.Recipients, decided
 
 	Viruses    []string // %V
 	BadHeaders []string // %X: header findings, then "MIME error: ..."
@@ -77,36 +79,13 @@ type Verdict struct {
 	hasSubject  bool
 }
 
-// Recipient is the decision for one recipient.
-type Recipient struct {
-	Addr  string
-	Local bool // local_domains_maps
-
-	BypassVirus, BypassBanned, BypassHeader, BypassSpam bool
-
-	CCats    CCats // the categories that apply to this recipient
-	Blocking CCat  // the blocking category, when Blocked
-	Blocked  bool
-	Destiny  conf.Destiny // D_PASS when not blocked
-	// Response is the SMTP reply of a blocked recipient, e.g.
-	// "554 5.7.0 Reject, id=12345-01 - INFECTED: Eicar-Test-Signature"; the zero Reply when
-	// passed.
-	Response smtp.Reply
-	// DSNSuppress, when set, says why no DSN is to be sent for a bounced recipient
-	// ("INFECTED" for viruses that fake the sender, "BANNED:DISCARD suggested by rule").
-	DSNSuppress string
-
-	Banned       []BannedPart
-	BannedReason string // %F: the first banned part, "comment:.exe,.exe-ms,run.exe"
-	OverLimit    int64  // the recipient's size limit when CC_OVERSIZED
-}
-
-// Decide makes the decision for every recipient (SPEC §5.2). The error reports a banned rule
-// that ran out of time; the daemon tempfails the message then.
+// Decide fills in the decision for every recipient of in.Recipients (SPEC §5.2); whatever a
+// record held besides its RCPT data is cleared. The error reports a banned rule that ran out
+// of time; the daemon tempfails the message then.
 func Decide(in Input) (*Verdict, error) {
 	p := in.Policy
 	o := p.LookupOptions()
-	v := &Verdict{LogID: in.LogID, policy: p, xHeaderLine: p.X_HEADER_LINE}
+	v := &Verdict{LogID: in.LogID, policy: p, xHeaderLine: p.X_HEADER_LINE, Recips: in.Recipients}
 	if in.Config != nil {
 		v.xHeaderLine = in.Config.XHeaderLine(p)
 	}
@@ -116,9 +95,10 @@ func Decide(in Input) (*Verdict, error) {
 		}
 	}
 	v.CCats.Add(CC_CLEAN, 0)
-	for _, addr := range in.Recipients {
-		r := &Recipient{
-			Addr:         addr,
+	for _, r := range v.Recips {
+		addr := r.Addr
+		*r = Recipient{
+			Recipient:    r.Recipient,
 			Local:        p.LocalDomainsMaps.Bool(addr, o),
 			BypassVirus:  p.BypassVirusChecksMaps.Bool(addr, o),
 			BypassBanned: p.BypassBannedChecksMaps.Bool(addr, o),
@@ -127,7 +107,6 @@ func Decide(in Input) (*Verdict, error) {
 			Destiny:      conf.D_PASS,
 		}
 		r.CCats.Add(CC_CLEAN, 0)
-		v.Recips = append(v.Recips, r)
 	}
 
 	// Decoding: encrypted, over limits, ambiguous or undecipherable parts (SPEC §4.4).
@@ -364,7 +343,7 @@ func decide(v *Verdict, r *Recipient, in Input) {
 	if !v.Blocked || r.Blocking.Compare(v.Blocking) > 0 {
 		v.Blocked, v.Blocking = true, r.Blocking
 	}
-	r.Response = blockedResponse(v, r, p.SoftBounce)
+	r.Reply = blockedResponse(v, r, p.SoftBounce)
 }
 
 // SizeLimit is a recipient's message_size_limit_maps limit in bytes, never below 64 KiB

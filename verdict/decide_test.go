@@ -9,6 +9,7 @@ import (
 	"amavisgo/conf"
 	"amavisgo/policybank"
 	"amavisgo/scanners"
+	"amavisgo/smtp"
 )
 
 const localDomains = "[[local_domains_maps]]\nacl = [\".example.com\"]\n"
@@ -44,8 +45,8 @@ func TestVirusDestinies(t *testing.T) {
 			in.AV = infected("Eicar-Test-Signature")
 			v := mustDecide(t, in)
 			for _, r := range v.Recips {
-				if r.Blocked != tc.blocked || r.Destiny != tc.destiny || text(r.Response) != tc.reply {
-					t.Errorf("%s: blocked=%v destiny=%v reply %q; want %v %v %q", r.Addr, r.Blocked, r.Destiny, text(r.Response), tc.blocked, tc.destiny, tc.reply)
+				if r.Blocked != tc.blocked || r.Destiny != tc.destiny || text(r.Reply) != tc.reply {
+					t.Errorf("%s: blocked=%v destiny=%v reply %q; want %v %v %q", r.Addr, r.Blocked, r.Destiny, text(r.Reply), tc.blocked, tc.destiny, tc.reply)
 				}
 				if r.DSNSuppress != "INFECTED" {
 					t.Errorf("%s: DSN suppress %q, want INFECTED (every virus fakes its sender by default)", r.Addr, r.DSNSuppress)
@@ -63,7 +64,7 @@ func TestMixedRecipients(t *testing.T) {
 	cfg := parseConf(t, "[[virus_lovers_maps]]\nacl = [\"lover@example.com\"]\n"+localDomains)
 	msg := withAttachment("application/octet-stream", "eicar.com", []byte(eicar))
 	in := input(cfg, msg)
-	in.Recipients = []string{"b@example.com", "lover@example.com"}
+	in.Recipients = recips("b@example.com", "lover@example.com")
 	in.Unpacked = decode(t, msg)
 	in.AV = infected("Eicar-Test-Signature")
 	v := mustDecide(t, in)
@@ -135,8 +136,8 @@ func TestBanned(t *testing.T) {
 					t.Errorf("%%F = %q, want %q (path %q)", r.BannedReason, tc.reason, r.Banned[0].Path)
 				}
 				wantReply := "250 2.7.0 Ok, discarded, id=12345-03 - BANNED: " + tc.reason
-				if !r.Blocked || text(r.Response) != wantReply {
-					t.Errorf("reply %q, want %q", text(r.Response), wantReply)
+				if !r.Blocked || text(r.Reply) != wantReply {
+					t.Errorf("reply %q, want %q", text(r.Reply), wantReply)
 				}
 				if got := v.LogCategory(); got != "BANNED ("+tc.reason+")" {
 					t.Errorf("log category %q", got)
@@ -222,8 +223,8 @@ func TestUnchecked(t *testing.T) {
 		in := input(cfg, msg)
 		in.AV = failed
 		v := mustDecide(t, in)
-		if r := v.Recips[0]; text(r.Response) != "554 5.7.0 Reject, id=12345-03 - UNCHECKED" {
-			t.Errorf("reply %q", text(r.Response))
+		if r := v.Recips[0]; text(r.Reply) != "554 5.7.0 Reject, id=12345-03 - UNCHECKED" {
+			t.Errorf("reply %q", text(r.Reply))
 		}
 	})
 	t.Run("over limits: hold", func(t *testing.T) {
@@ -266,8 +267,8 @@ func TestBadHeaderDecisions(t *testing.T) {
 			in.Header, in.Sender, in.Bulk = []byte(noDate), tc.sender, tc.bulk
 			v := mustDecide(t, in)
 			r := v.Recips[0]
-			if text(r.Response) != tc.reply {
-				t.Errorf("reply %q, want %q", text(r.Response), tc.reply)
+			if text(r.Reply) != tc.reply {
+				t.Errorf("reply %q, want %q", text(r.Reply), tc.reply)
 			}
 			if tc.name == "bypass" {
 				if v.BadHeaders != nil {
@@ -306,8 +307,8 @@ func TestOversized(t *testing.T) {
 	in := input(cfg, plainHeader)
 	in.Size = 70000 // over the 64 KiB floor
 	v := mustDecide(t, in)
-	if r := v.Recips[0]; text(r.Response) != "552 5.3.4 Bounce, id=12345-03 - Message size exceeds recipient's size limit" || r.OverLimit != 65536 {
-		t.Errorf("reply %q limit %d", text(r.Response), r.OverLimit)
+	if r := v.Recips[0]; text(r.Reply) != "552 5.3.4 Bounce, id=12345-03 - Message size exceeds recipient's size limit" || r.OverLimit != 65536 {
+		t.Errorf("reply %q limit %d", text(r.Reply), r.OverLimit)
 	}
 	if v.Recips[1].Blocked || v.LogCategory() != "OVERSIZED" {
 		t.Errorf("the other recipient has no limit; category %q", v.LogCategory())
@@ -337,6 +338,31 @@ func TestCleanPasses(t *testing.T) {
 	}
 	if r := v.HeaderEdits(v.Recips[1], "mailid", true); len(r.Add) != 1 || h.Key() != r.Key() {
 		t.Errorf("a remote recipient gets no X-Quarantine-ID, in the same cluster: %+v", r)
+	}
+}
+
+// Decide fills in the records it is given, RCPT data kept, and the verdict's Recips are those
+// records; deciding them again starts from their RCPT data alone.
+func TestDecideFillsTheRecords(t *testing.T) {
+	cfg := parseConf(t, localDomains)
+	msg := plainHeader + "\nhello\n"
+	in := input(cfg, msg)
+	in.Recipients[0].Notify, in.Recipients[0].ORCPT = []string{"FAILURE"}, "rfc822;b@example.com"
+	in.AV = infected("Eicar-Test-Signature")
+	v := mustDecide(t, in)
+	r := in.Recipients[0]
+	if v.Recips[0] != r || v.Recips[1] != in.Recipients[1] {
+		t.Fatal("the verdict's recipients are not the records it was given")
+	}
+	if !r.Blocked || text(r.Reply) != "250 2.7.0 Ok, discarded, id=12345-03 - INFECTED: Eicar-Test-Signature" ||
+		r.AddrSMTP != "<b@example.com>" || r.ORCPT != "rfc822;b@example.com" || len(r.Notify) != 1 {
+		t.Fatalf("infected: %+v", *r)
+	}
+	in.AV = scanners.Report{}
+	v = mustDecide(t, in)
+	if v.Blocked || r.Blocked || r.Reply != (smtp.Reply{}) || r.Destiny != conf.D_PASS || v.LogCategory() != "CLEAN" ||
+		r.ORCPT != "rfc822;b@example.com" {
+		t.Errorf("decided again, clean: %+v", *r)
 	}
 }
 
@@ -373,11 +399,11 @@ banned_filename_maps = []
 [[bypass_virus_checks_maps]]
 acl = [".example.com"]
 `)
-	got := Plan(&cfg.Policy, []string{"b@example.com", "c@remote.example"})
+	got := Plan(&cfg.Policy, recips("b@example.com", "c@remote.example"))
 	if got != (Checks{Virus: true, Header: true, Decode: true}) {
 		t.Errorf("plan %+v", got)
 	}
-	got = Plan(&cfg.Policy, []string{"b@example.com"})
+	got = Plan(&cfg.Policy, recips("b@example.com"))
 	if got != (Checks{Header: true}) {
 		t.Errorf("plan %+v", got)
 	}
@@ -413,10 +439,10 @@ X_HEADER_LINE = "amavis at example.com (outgoing)"
 		in.AV = infected("Eicar-Test-Signature")
 		v := mustDecide(t, in)
 		r := v.Recips[0]
-		if p.PolicyBankPath != tc.path || text(r.Response) != tc.reply {
-			t.Errorf("%s from %s: bank %q reply %q", tc.port, tc.client, p.PolicyBankPath, text(r.Response))
+		if p.PolicyBankPath != tc.path || text(r.Reply) != tc.reply {
+			t.Errorf("%s from %s: bank %q reply %q", tc.port, tc.client, p.PolicyBankPath, text(r.Reply))
 		}
-		if a := ActionWord(r, Outcome{Reply: r.Response}, p.Originating); a != tc.action {
+		if a := ActionWord(r, p.Originating); a != tc.action {
 			t.Errorf("%s from %s: action %q, want %q", tc.port, tc.client, a, tc.action)
 		}
 		in.AV = scanners.Report{}

@@ -8,9 +8,11 @@
 //  1. Policy: policybank.ForSocket(cfg, localPort) when the connection is accepted, then
 //     policybank.ForClient(cfg, p, client) per transaction, client = XFORWARD ADDR, else the
 //     peer (policybank.Select does both).
-//  2. checks := Plan(p, recipients). Decode (unpack) when checks.Decode; scan for viruses
-//     when checks.Virus and the decoding put nothing on hold (Result.Hold == "").
-//  3. v, err := Decide(Input{...}). An error (a banned rule out of time) is a 451 with
+//  2. One Recipient per RCPT, its smtp.Recipient filled in; checks := Plan(p, recipients).
+//     Decode (unpack) when checks.Decode; scan for viruses when checks.Virus and the
+//     decoding put nothing on hold (Result.Hold == "").
+//  3. v, err := Decide(Input{Recipients: recipients, ...}) fills in each record's decision;
+//     v.Recips are the same records. An error (a banned rule out of time) is a 451 with
 //     section "check-banned". v.Tempfail, when set, is the 451 reply for the whole message
 //     (virus_scanners_failure_is_fatal); nothing is forwarded then. Log v.Notes at level 2.
 //  4. Quarantine by v.CCats / v.Blocking before forwarding (a quarantine failure is a 451).
@@ -19,9 +21,10 @@
 //     order), amavis's Received, edits.EditHeader(original header section) (fields of
 //     edits.Delete removed, Subject tagged), the empty line and the original body.
 //     Recipients whose edits have equal Key() share a transaction, with the first one's edits.
-//  6. A recipient the next hop refused: v.NextHopFailed(r, itsReply).
-//  7. A blocked recipient's reply is r.Response; D_BOUNCE (and D_REJECT of a partial SMTP
+//     The forwarder sets r.Reply (and r.ByMTA, r.Remote) from the next hop's answer.
+//  6. A recipient the next hop refused: v.NextHopFailed(r) rewrites r.Reply.
+//  7. A blocked recipient's reply is r.Reply; D_BOUNCE (and D_REJECT of a partial SMTP
 //     reject) sends a DSN unless r.DSNSuppress says why not.
 //  8. The main log line: "Passed " / "Blocked " + v.LogCategory() + " " +
-//     Actions(words, "Quarantined"...), words[i] = ActionWord(r, Outcome{...}, p.Originating).
+//     Actions(words, "Quarantined"...), words[i] = ActionWord(r, p.Originating).
 package verdict

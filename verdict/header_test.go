@@ -87,8 +87,8 @@ func TestBadHeaderReplyAndAlert(t *testing.T) {
 	in := input(cfg, "")
 	in.Header = []byte(dateFrom + "Subject: caf\xe9\r\n")
 	v := mustDecide(t, in)
-	if r := v.Recips[0]; text(r.Response) != "554 5.6.0 Reject, id=12345-03 - BAD HEADER" || !r.CCats.Has(CC_BADH, 2) {
-		t.Errorf("reply %q ccats %v", text(r.Response), r.CCats)
+	if r := v.Recips[0]; text(r.Reply) != "554 5.6.0 Reject, id=12345-03 - BAD HEADER" || !r.CCats.Has(CC_BADH, 2) {
+		t.Errorf("reply %q ccats %v", text(r.Reply), r.CCats)
 	}
 }
 

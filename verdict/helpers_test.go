@@ -115,9 +115,18 @@ func infected(names ...string) scanners.Report {
 func input(cfg *conf.Config, msg string) Input {
 	return Input{
 		Config: cfg, Policy: &cfg.Policy, LogID: logID, Sender: "a@example.net",
-		Recipients: []string{"b@example.com", "c@remote.example"},
+		Recipients: recips("b@example.com", "c@remote.example"),
 		Header:     header(msg), Size: int64(len(msg)),
 	}
+}
+
+// recips are fresh records for RCPT TO:<addr>, as the daemon makes them.
+func recips(addrs ...string) []*Recipient {
+	rs := make([]*Recipient, len(addrs))
+	for i, a := range addrs {
+		rs[i] = &Recipient{Recipient: smtp.Recipient{Addr: a, AddrSMTP: smtp.Quote(a)}}
+	}
+	return rs
 }
 
 func mustDecide(t *testing.T, in Input) *Verdict {

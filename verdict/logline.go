@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"amavisgo/conf"
-	"amavisgo/smtp"
 )
 
 // LogCategory is the category word of the main log line (SPEC §5.4), the same in its Passed
@@ -44,45 +43,28 @@ func (v *Verdict) LogCategory() string {
 	return "OTHER"
 }
 
-// DSN is what happened about a delivery status notification for a recipient.
-type DSN int
-
-const (
-	NoDSN         DSN = iota
-	DSNSent           // amavis sent a DSN to the sender
-	DSNSuppressed     // a DSN was due but suppressed
-)
-
-// Outcome is what became of one recipient, as the daemon knows it after forwarding.
-type Outcome struct {
-	Reply     smtp.Reply // the recipient's final reply; its class counts
-	Forwarded bool       // the next hop accepted it (a genuine delivery, not a discard)
-	Tagged    bool       // HeaderEdits.Tagged of its copy
-	DSN       DSN
-}
-
 // ActionWord is the recipient's word in the log line's {actions}: its status (Relayed,
 // RelayedTagged, Discarded, Bounced, NoBounce, Rejected, TempFailed) and the direction:
 // Inbound (local, not originating), Internal (local, originating), Outbound (remote,
 // originating), OpenRelay (remote, not originating).
-func ActionWord(r *Recipient, out Outcome, originating bool) string {
+func ActionWord(r *Recipient, originating bool) string {
 	var status string
-	class := out.Reply.Class()
+	class := r.Reply.Class()
 	switch {
 	case class == 4:
 		status = "TempFailed"
 	case class == 5 && r.Destiny == conf.D_REJECT:
 		status = "Rejected"
-	case out.Forwarded:
+	case r.Delivered():
 		status = "Relayed"
-		if out.Tagged {
+		if r.Tagged {
 			status = "RelayedTagged"
 		}
 	case r.Destiny == conf.D_DISCARD:
 		status = "Discarded"
 	case r.Destiny == conf.D_BOUNCE || r.Destiny == conf.D_REJECT:
 		status = "Bounced"
-		if out.DSN == DSNSuppressed {
+		if r.DSN == DSNSuppressed {
 			status = "NoBounce"
 		}
 	default:

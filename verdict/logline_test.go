@@ -8,32 +8,32 @@ import (
 )
 
 func TestActionWord(t *testing.T) {
-	local := &Recipient{Local: true, Destiny: conf.D_PASS}
-	remote := &Recipient{Destiny: conf.D_PASS}
-	discard := &Recipient{Local: true, Destiny: conf.D_DISCARD}
-	reject := &Recipient{Local: true, Destiny: conf.D_REJECT}
-	bounce := &Recipient{Local: true, Destiny: conf.D_BOUNCE}
+	P, D, R, B := conf.D_PASS, conf.D_DISCARD, conf.D_REJECT, conf.D_BOUNCE
 	for _, tc := range []struct {
-		r           *Recipient
-		out         Outcome
+		local       bool
+		destiny     conf.Destiny
+		code        int // of the recipient's reply
+		tagged      bool
+		dsn         DSN
 		originating bool
 		want        string
 	}{
-		{local, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true}, false, "RelayedInbound"},
-		{local, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true, Tagged: true}, false, "RelayedTaggedInbound"},
-		{remote, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true}, false, "RelayedOpenRelay"},
-		{remote, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true}, true, "RelayedOutbound"},
-		{local, Outcome{Reply: smtp.Reply{Code: 250}, Forwarded: true}, true, "RelayedInternal"},
-		{discard, Outcome{Reply: smtp.Reply{Code: 250}}, false, "DiscardedInbound"},
-		{reject, Outcome{Reply: smtp.Reply{Code: 554}}, false, "RejectedInbound"},
-		{reject, Outcome{Reply: smtp.Reply{Code: 554}}, true, "RejectedInternal"},
-		{reject, Outcome{Reply: smtp.Reply{Code: 250}, DSN: DSNSent}, false, "BouncedInbound"}, // SMTP partial reject: amavis bounced
-		{bounce, Outcome{Reply: smtp.Reply{Code: 250}, DSN: DSNSent}, false, "BouncedInbound"},
-		{bounce, Outcome{Reply: smtp.Reply{Code: 250}, DSN: DSNSuppressed}, false, "NoBounceInbound"},
-		{local, Outcome{Reply: smtp.Reply{Code: 451}}, false, "TempFailedInbound"},
+		{true, P, 250, false, NoDSN, false, "RelayedInbound"},
+		{true, P, 250, true, NoDSN, false, "RelayedTaggedInbound"},
+		{false, P, 250, false, NoDSN, false, "RelayedOpenRelay"},
+		{false, P, 250, false, NoDSN, true, "RelayedOutbound"},
+		{true, P, 250, false, NoDSN, true, "RelayedInternal"},
+		{true, D, 250, false, NoDSN, false, "DiscardedInbound"},
+		{true, R, 554, false, NoDSN, false, "RejectedInbound"},
+		{true, R, 554, false, NoDSN, true, "RejectedInternal"},
+		{true, R, 250, false, DSNSent, false, "BouncedInbound"}, // SMTP partial reject: amavis bounced
+		{true, B, 250, false, DSNSent, false, "BouncedInbound"},
+		{true, B, 250, false, DSNSuppressed, false, "NoBounceInbound"},
+		{true, P, 451, false, NoDSN, false, "TempFailedInbound"},
 	} {
-		if got := ActionWord(tc.r, tc.out, tc.originating); got != tc.want {
-			t.Errorf("ActionWord(%+v, %+v, %v) = %q, want %q", *tc.r, tc.out, tc.originating, got, tc.want)
+		r := &Recipient{Local: tc.local, Destiny: tc.destiny, Reply: smtp.Reply{Code: tc.code}, Tagged: tc.tagged, DSN: tc.dsn}
+		if got := ActionWord(r, tc.originating); got != tc.want {
+			t.Errorf("ActionWord(%+v, %v) = %q, want %q", *r, tc.originating, got, tc.want)
 		}
 	}
 	// amavis sorts RelayedUntagged* (logged as Relayed*) after RelayedTagged* (SPEC §5.4).
@@ -107,9 +107,10 @@ func TestNextHopFailed(t *testing.T) {
 		cfg := parseConf(t, tc.conf)
 		v := mustDecide(t, input(cfg, dateFrom))
 		r := v.Recips[0]
-		v.NextHopFailed(r, smtp.ParseReply(tc.resp))
-		if text(r.Response) != tc.want || !r.Blocked || v.LogCategory() != "MTA-BLOCKED" {
-			t.Errorf("reply %q\n want %q (category %q)", text(r.Response), tc.want, v.LogCategory())
+		r.Reply = smtp.ParseReply(tc.resp)
+		v.NextHopFailed(r)
+		if text(r.Reply) != tc.want || !r.Blocked || v.LogCategory() != "MTA-BLOCKED" {
+			t.Errorf("reply %q\n want %q (category %q)", text(r.Reply), tc.want, v.LogCategory())
 		}
 		if want := map[byte]conf.Destiny{'5': conf.D_REJECT, '4': conf.D_TEMPFAIL}[tc.resp[0]]; r.Destiny != want {
 			t.Errorf("destiny %v, want %v", r.Destiny, want)

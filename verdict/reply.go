@@ -147,12 +147,13 @@ func printable(s string) string {
 	}, s)
 }
 
-// NextHopFailed records that the next hop refused recipient r's copy (SPEC §2.4). resp is
-// the forwarder's reply for r, e.g. "550 5.1.1 from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1
+// NextHopFailed records that the next hop did not take recipient r's copy. r.Reply
+// is the forwarder's reply for r, e.g. "550 5.1.1 from MTA(smtp:[127.0.0.1]:10025): 550 5.1.1
 // <x@example.com>: Recipient address rejected"; a 5xx adds CC_MTA,2 (destiny D_REJECT), a
-// 4xx CC_MTA,1 (D_TEMPFAIL). r.Response becomes amavis's reply, e.g. "550 5.1.1
+// 4xx CC_MTA,1 (D_TEMPFAIL), and r.Reply becomes amavis's reply, e.g. "550 5.1.1
 // id=12345-08 - Rejected by next-hop MTA on relaying, from MTA(...): 550 5.1.1 ...".
-func (v *Verdict) NextHopFailed(r *Recipient, resp smtp.Reply) {
+func (v *Verdict) NextHopFailed(r *Recipient) {
+	resp := r.Reply
 	var minor int
 	switch resp.Class() {
 	case 5:
@@ -187,5 +188,5 @@ func (v *Verdict) NextHopFailed(r *Recipient, resp smtp.Reply) {
 	if r.Destiny == conf.D_DISCARD {
 		rep.Text = "Discarded " + rep.Text
 	}
-	r.Response = rep
+	r.Reply = rep
 }

@@ -16,6 +16,7 @@ import (
 	"amavisgo/notify"
 	"amavisgo/quarantine"
 	"amavisgo/smtp"
+	"amavisgo/verdict"
 )
 
 // Through a real Postfix: the admin notice about a quarantined EICAR message reaches the
@@ -49,8 +50,8 @@ func TestReleaseThroughPostfix(t *testing.T) {
 	}
 	virus := notify.Category{Major: notify.CC_VIRUS}
 	nm := &notify.Message{LogID: "4711-01", MailID: id, Sender: m.Sender, Category: virus, MainCategory: virus,
-		Recipients: []*notify.Recipient{{Addr: rcpt, Local: true, Category: virus, Blocked: true, Destiny: conf.D_DISCARD,
-			Response: smtp.Reply{Code: 250, Enh: "2.7.0", Text: "Ok, discarded, id=4711-01 - INFECTED: Eicar-Test-Signature"}}},
+		Recipients: []*verdict.Recipient{{Recipient: smtp.Recipient{Addr: rcpt}, Local: true, Blocked: true, Blocking: virus,
+			Destiny: conf.D_DISCARD, Reply: smtp.Reply{Code: 250, Enh: "2.7.0", Text: "Ok, discarded, id=4711-01 - INFECTED: Eicar-Test-Signature"}}},
 		Header: []byte(strings.SplitN(orig, "\r\n\r\n", 2)[0] + "\r\n"), Viruses: []string{"Eicar-Test-Signature"},
 		Quarantined: []string{locs[0].Name}, ClientAddr: "198.51.100.7", ClientPort: "4567", Received: time.Now()}
 	if sent, err := notify.New(c, sender).Admins(context.Background(), p, nm, nil); err != nil || len(sent) != 1 {
