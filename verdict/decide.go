@@ -79,10 +79,28 @@ type Verdict struct {
 	hasSubject  bool
 }
 
-// Decide fills in the decision for every recipient of in.Recipients (SPEC §5.2); whatever a
-// record held besides its RCPT data is cleared. The error reports a banned rule that ran out
-// of time; the daemon tempfails the message then.
+// Decide makes the decision for every recipient of in.Recipients, phase by phase: each check
+// adds the categories it finds to the message and to the recipients that do not bypass it,
+// then block decides each recipient by its categories. (The virus phase comes after the
+// banned one: a DSN suppressed for both reads "INFECTED, BANNED:...".) The error reports a
+// banned rule that ran out of time; the daemon tempfails the message then.
 func Decide(in Input) (*Verdict, error) {
+	v := newVerdict(in)
+	v.unchecked(in.Unpacked)
+	v.badHeader(in)
+	if err := v.banned(in); err != nil {
+		return nil, err
+	}
+	v.virusScan(in)
+	v.oversized(in.Size)
+	v.block(in)
+	return v, nil
+}
+
+// newVerdict starts the decision: the message and every recipient are CLEAN, and each
+// recipient gets its local_domains_maps and bypass_*_checks_maps lookups. Whatever a record
+// held besides its RCPT data is cleared.
+func newVerdict(in Input) *Verdict {
 	p := in.Policy
 	o := p.LookupOptions()
 	v := &Verdict{LogID: in.LogID, policy: p, xHeaderLine: p.X_HEADER_LINE, Recips: in.Recipients}
@@ -108,98 +126,120 @@ func Decide(in Input) (*Verdict, error) {
 		}
 		r.CCats.Add(CC_CLEAN, 0)
 	}
+	return v
+}
 
-	// Decoding: encrypted, over limits, ambiguous or undecipherable parts (SPEC §4.4).
-	if u := in.Unpacked; u != nil {
-		v.Hold = u.Hold
-		encrypted, overLimits, ambiguous := u.Encrypted(), u.Hold != "", u.Ambiguous()
-		if encrypted || overLimits || ambiguous || u.Undecipherable() {
-			v.CCats.Add(CC_UNCHECKED, 0)
-			for _, minor := range uncheckedMinors(encrypted, overLimits, ambiguous) {
-				v.CCats.Add(CC_UNCHECKED, minor)
-			}
-			for _, r := range v.Recips {
-				if ambiguous {
-					r.CCats.Add(CC_UNCHECKED, 3) // even for recipients bypassing virus checks
-				}
-				if r.BypassVirus {
-					continue
-				}
-				r.CCats.Add(CC_UNCHECKED, 0)
-				for _, minor := range uncheckedMinors(encrypted, overLimits, false) {
-					r.CCats.Add(CC_UNCHECKED, minor)
-				}
-			}
+// unchecked: decoding found encrypted, over limits, ambiguous or undecipherable parts
+// (amavis's CC_UNCHECKED minors 1 to 3); u is nil when the message was not decoded.
+func (v *Verdict) unchecked(u *unpack.Result) {
+	if u == nil {
+		return
+	}
+	v.Hold = u.Hold
+	encrypted, overLimits, ambiguous := u.Encrypted(), u.Hold != "", u.Ambiguous()
+	if !encrypted && !overLimits && !ambiguous && !u.Undecipherable() {
+		return
+	}
+	v.CCats.Add(CC_UNCHECKED, 0)
+	for _, minor := range uncheckedMinors(encrypted, overLimits, ambiguous) {
+		v.CCats.Add(CC_UNCHECKED, minor)
+	}
+	for _, r := range v.Recips {
+		if ambiguous {
+			r.CCats.Add(CC_UNCHECKED, 3) // even for recipients bypassing virus checks
+		}
+		if r.BypassVirus {
+			continue
+		}
+		r.CCats.Add(CC_UNCHECKED, 0)
+		for _, minor := range uncheckedMinors(encrypted, overLimits, false) {
+			r.CCats.Add(CC_UNCHECKED, minor)
 		}
 	}
+}
 
-	// Header checks, unless every recipient bypasses them.
-	if anyRecip(v.Recips, func(r *Recipient) bool { return !r.BypassHeader }) && len(p.AllowedHeaderTests) > 0 {
-		findings, minor := CheckHeader(in.Header, HeaderTests(p.AllowedHeaderTests), in.SMTPUTF8)
-		v.BadHeaders = findings
-		var mimeErr string
-		if p.AllowedHeaderTests["mime"] && in.Unpacked != nil && len(in.Unpacked.MIMEErrors) > 0 {
-			mimeErr = in.Unpacked.MIMEErrors[0]
-			v.BadHeaders = append(v.BadHeaders, sanitize("MIME error: "+mimeErr))
+// badHeader runs the header checks, unless every recipient bypasses them, and counts the
+// decoder's first MIME error as one when the "mime" test is allowed.
+func (v *Verdict) badHeader(in Input) {
+	p := in.Policy
+	if !anyRecip(v.Recips, func(r *Recipient) bool { return !r.BypassHeader }) || len(p.AllowedHeaderTests) == 0 {
+		return
+	}
+	findings, minor := CheckHeader(in.Header, HeaderTests(p.AllowedHeaderTests), in.SMTPUTF8)
+	v.BadHeaders = findings
+	var mimeErr string
+	if p.AllowedHeaderTests["mime"] && in.Unpacked != nil && len(in.Unpacked.MIMEErrors) > 0 {
+		mimeErr = in.Unpacked.MIMEErrors[0]
+		v.BadHeaders = append(v.BadHeaders, sanitize("MIME error: "+mimeErr))
+	}
+	if len(findings) > 0 {
+		v.CCats.Add(CC_BADH, minor)
+	}
+	if mimeErr != "" {
+		v.CCats.Add(CC_BADH, 1)
+	}
+	for _, r := range v.Recips {
+		if r.BypassHeader {
+			continue
 		}
 		if len(findings) > 0 {
-			v.CCats.Add(CC_BADH, minor)
+			r.CCats.Add(CC_BADH, minor)
 		}
 		if mimeErr != "" {
-			v.CCats.Add(CC_BADH, 1)
-		}
-		for _, r := range v.Recips {
-			if r.BypassHeader {
-				continue
-			}
-			if len(findings) > 0 {
-				r.CCats.Add(CC_BADH, minor)
-			}
-			if mimeErr != "" {
-				r.CCats.Add(CC_BADH, 1)
-			}
+			r.CCats.Add(CC_BADH, 1)
 		}
 	}
+}
 
-	// Banned parts, per recipient's rule sets.
-	if in.Unpacked != nil {
-		paths := leafPaths(in.Unpacked)
-		done := map[string][]BannedPart{} // rule set names -> result, for recipients sharing them
-		for _, r := range v.Recips {
-			if r.BypassBanned {
-				continue
-			}
-			tables, key, unknown := bannedTables(p.BannedFilenameMaps, p.BannedRules, r.Addr, o)
-			for _, n := range unknown {
-				v.Notes = append(v.Notes, "INFO: unknown banned table name "+n+", recip="+r.Addr)
-			}
-			if len(tables) == 0 {
-				continue
-			}
-			parts, ok := done[key]
-			if !ok {
-				var err error
-				if parts, err = checkBanned(paths, tables); err != nil {
-					return nil, err
-				}
-				done[key] = parts
-			}
-			if len(parts) == 0 {
-				continue
-			}
-			r.Banned = parts
-			r.BannedReason = reasonShort(parts[0])
-			for _, b := range parts {
-				if strings.HasPrefix(lookup.String(b.RHS), "DISCARD") {
-					r.DSNSuppress = "BANNED:" + lookup.String(b.RHS) + " suggested by rule"
-				}
-			}
-			r.CCats.Add(CC_BANNED, 0)
-			v.CCats.Add(CC_BANNED, 0)
-		}
+// banned checks the decoded parts against each recipient's banned rule sets; recipients
+// sharing rule sets share one check.
+func (v *Verdict) banned(in Input) error {
+	if in.Unpacked == nil {
+		return nil
 	}
+	p := in.Policy
+	o := p.LookupOptions()
+	paths := leafPaths(in.Unpacked)
+	done := map[string][]BannedPart{} // rule set names -> result, for recipients sharing them
+	for _, r := range v.Recips {
+		if r.BypassBanned {
+			continue
+		}
+		tables, key, unknown := bannedTables(p.BannedFilenameMaps, p.BannedRules, r.Addr, o)
+		for _, n := range unknown {
+			v.Notes = append(v.Notes, "INFO: unknown banned table name "+n+", recip="+r.Addr)
+		}
+		if len(tables) == 0 {
+			continue
+		}
+		parts, ok := done[key]
+		if !ok {
+			var err error
+			if parts, err = checkBanned(paths, tables); err != nil {
+				return err
+			}
+			done[key] = parts
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		r.Banned = parts
+		r.BannedReason = reasonShort(parts[0])
+		for _, b := range parts {
+			if strings.HasPrefix(lookup.String(b.RHS), "DISCARD") {
+				r.DSNSuppress = "BANNED:" + lookup.String(b.RHS) + " suggested by rule"
+			}
+		}
+		r.CCats.Add(CC_BANNED, 0)
+		v.CCats.Add(CC_BANNED, 0)
+	}
+	return nil
+}
 
-	// The virus scan.
+// virusScan takes the virus scan's report: a failed scan makes the message UNCHECKED (and,
+// with virus_scanners_failure_is_fatal, a tempfail), a virus makes it INFECTED.
+func (v *Verdict) virusScan(in Input) {
+	p := in.Policy
 	if in.AV.Failed {
 		v.CCats.Add(CC_UNCHECKED, 0)
 		for _, r := range v.Recips {
@@ -211,33 +251,35 @@ func Decide(in Input) (*Verdict, error) {
 			v.Tempfail = in.AV.TempfailReply(in.LogID)
 		}
 	}
-	if len(in.AV.Viruses) > 0 {
-		v.Viruses = in.AV.Viruses
-		fakes := p.VirusesThatFakeSenderMaps.Fakes(in.AV.Viruses)
-		v.CCats.Add(CC_VIRUS, 0)
-		for _, r := range v.Recips {
-			if !r.BypassVirus {
-				r.CCats.Add(CC_VIRUS, 0)
-			}
-			if fakes {
-				if r.DSNSuppress == "" {
-					r.DSNSuppress = "INFECTED"
-				} else {
-					r.DSNSuppress = "INFECTED, " + r.DSNSuppress
-				}
+	if len(in.AV.Viruses) == 0 {
+		return
+	}
+	v.Viruses = in.AV.Viruses
+	fakes := p.VirusesThatFakeSenderMaps.Fakes(in.AV.Viruses)
+	v.CCats.Add(CC_VIRUS, 0)
+	for _, r := range v.Recips {
+		if !r.BypassVirus {
+			r.CCats.Add(CC_VIRUS, 0)
+		}
+		if fakes {
+			if r.DSNSuppress == "" {
+				r.DSNSuppress = "INFECTED"
+			} else {
+				r.DSNSuppress = "INFECTED, " + r.DSNSuppress
 			}
 		}
 	}
+}
 
+// oversized: the message is bigger than a recipient's message_size_limit_maps allows.
+func (v *Verdict) oversized(size int64) {
 	for _, r := range v.Recips {
-		if limit := SizeLimit(p, r.Addr); limit > 0 && in.Size > limit {
+		if limit := SizeLimit(v.policy, r.Addr); limit > 0 && size > limit {
 			r.OverLimit = limit
 			r.CCats.Add(CC_OVERSIZED, 0)
 			v.CCats.Add(CC_OVERSIZED, 0)
 		}
-		decide(v, r, in)
 	}
-	return v, nil
 }
 
 func uncheckedMinors(encrypted, overLimits, ambiguous bool) []int {
@@ -316,34 +358,37 @@ func loversOf(p *conf.Policy, major int) *lookup.Maps {
 	return nil
 }
 
-// decide finds a recipient's blocking category and destiny, and its reply when blocked.
-func decide(v *Verdict, r *Recipient, in Input) {
+// block finds each recipient's blocking category and destiny, walking its categories from
+// the most important, and its reply when blocked.
+func (v *Verdict) block(in Input) {
 	p := in.Policy
 	o := p.LookupOptions()
-	for _, c := range append(append(CCats(nil), r.CCats...), CCat{}) {
-		if !destinyKeys[c] {
+	for _, r := range v.Recips {
+		for _, c := range append(append(CCats(nil), r.CCats...), CCat{}) {
+			if !destinyKeys[c] {
+				continue
+			}
+			d := destinyOf(p, c)
+			if d == conf.D_PASS {
+				continue
+			}
+			if l := loversOf(p, c.Major); l != nil && l.Bool(r.Addr, o) {
+				continue // a content lover gets it
+			}
+			if d == conf.D_BOUNCE && (in.Sender == "" || in.Bulk) && c.Major == CC_BADH {
+				continue // have mercy: its bounce would be suppressed anyway
+			}
+			r.Blocked, r.Blocking, r.Destiny = true, c, d
+			break
+		}
+		if !r.Blocked {
 			continue
 		}
-		d := destinyOf(p, c)
-		if d == conf.D_PASS {
-			continue
+		if !v.Blocked || r.Blocking.Compare(v.Blocking) > 0 {
+			v.Blocked, v.Blocking = true, r.Blocking
 		}
-		if l := loversOf(p, c.Major); l != nil && l.Bool(r.Addr, o) {
-			continue // a content lover gets it
-		}
-		if d == conf.D_BOUNCE && (in.Sender == "" || in.Bulk) && c.Major == CC_BADH {
-			continue // have mercy: its bounce would be suppressed anyway
-		}
-		r.Blocked, r.Blocking, r.Destiny = true, c, d
-		break
+		r.Reply = blockedResponse(v, r, p.SoftBounce)
 	}
-	if !r.Blocked {
-		return
-	}
-	if !v.Blocked || r.Blocking.Compare(v.Blocking) > 0 {
-		v.Blocked, v.Blocking = true, r.Blocking
-	}
-	r.Reply = blockedResponse(v, r, p.SoftBounce)
 }
 
 // SizeLimit is a recipient's message_size_limit_maps limit in bytes, never below 64 KiB
