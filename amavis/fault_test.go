@@ -382,3 +382,22 @@ func TestClientGoneMidData(t *testing.T) {
 		t.Errorf("a broken transfer was processed")
 	}
 }
+
+// A next hop answering RCPT with a code outside 2xx/4xx/5xx (here 354) leaves that recipient's
+// fate unknown: it is tempfailed, never passed on to the client as it is.
+func TestNextHopBadReplyCodeIsTempfail(t *testing.T) {
+	rcpts := []string{"x@example.com", "odd@example.com"}
+	for _, lmtp := range []bool{false, true} {
+		h := hop(t, smtptest.Options{RcptCode: map[string]int{"odd@example.com": 354}})
+		td := startDaemon(t, h.Addr, "")
+		got := sendMessage(t, td, lmtp, "a@sender.example.org", rcpts, smallBody)
+		bad := `451 4.5.0 Bad SMTP response code??? "354 3.1.0 from MTA(smtp:[127.0.0.1]:10025): 354 3.1.1 <odd@example.com>: Recipient address rejected: test"`
+		want := []string{bad}
+		if lmtp {
+			want = []string{"250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as SINKQ0001", bad}
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("lmtp=%v:\n got %q\nwant %q", lmtp, got, want)
+		}
+	}
+}

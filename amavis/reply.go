@@ -79,7 +79,7 @@ func aggregateReply(rs []*verdict.Recipient, logID string, bounceSuppressed bool
 	}
 	for _, r := range rs {
 		if c := r.Reply.Class(); c != 2 && c != 5 {
-			return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("Bad SMTP response code??? %q", r.Reply.String())}
+			return badCode(r.Reply)
 		}
 	}
 	allDiscard := true
@@ -174,8 +174,16 @@ func lmtpReplies(rs []*verdict.Recipient) []smtp.Reply {
 			rep = smtp.Reply{Code: 250, Enh: "2.5.0", Text: fmt.Sprintf("Ok %s, DSN suppressed (%s)", r.AddrSMTP, r.Reply)}
 		case rep.Class() == 5 && r.Destiny != conf.D_REJECT:
 			rep = smtp.Reply{Code: 250, Enh: "2.5.0", Text: fmt.Sprintf("Ok %s, DSN suppressed_2 (%s)", r.AddrSMTP, r.Reply)}
+		case rep.Class() != 5:
+			rep = badCode(rep)
 		}
 		out[i] = rep
 	}
 	return out
+}
+
+// badCode tempfails a recipient whose reply is not 2xx, 4xx or 5xx (a next hop's 354 to RCPT):
+// its fate is unknown, so the MTA must keep the message for it.
+func badCode(rep smtp.Reply) smtp.Reply {
+	return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("Bad SMTP response code??? %q", rep.String())}
 }
