@@ -99,7 +99,8 @@ func (d *Daemon) Listen() error {
 		}
 		l, err := net.Listen(s.Network, s.Address)
 		if err != nil && familyMissing(err) {
-			// amavis binds the default [::1] only where IPv6 exists (SPEC §1.2).
+			// amavis binds the default [::1] only where IPv6 exists (Amavis::Conf's
+			// inet_socket_bind).
 			d.log.logf("", -1, "not listening on %s: %v", s.Address, err)
 			continue
 		}
@@ -274,8 +275,8 @@ type connState struct {
 	msg *Message
 }
 
-// admit loads the interface policy bank and checks inet_acl (SPEC §1.3): a denied client is
-// closed without a greeting.
+// admit loads the interface policy bank and checks inet_acl (Amavis.pm's access_is_allowed): a
+// denied client is closed without a greeting.
 func (d *Daemon) admit(conn net.Conn, l *listener) (*connState, bool) {
 	e := d.eng.Load()
 	cfg := e.cfg
@@ -626,7 +627,7 @@ func (s *semaphore) wake() {
 }
 
 // rcptCheck refuses a recipient whose message_size_limit_maps limit is below the size the
-// client declared with MAIL SIZE= (SPEC §2.1); oversized mail would bounce anyway.
+// client declared with MAIL SIZE= (as Amavis::In::SMTP does); oversized mail would bounce anyway.
 func (cs *connState) rcptCheck(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.Reply {
 	if tx.Size <= 0 {
 		return nil
