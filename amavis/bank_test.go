@@ -103,8 +103,9 @@ log_level = 0
 			t.Errorf("log line %d %q lacks %q", i+1, lines[i], want)
 		}
 	}
-	// Banks nest: a client in mynetworks on the second port gets ORIGINATING/MYNETS, and
-	// the ORIGINATING settings stay (SPEC §5.4's "ORIGINATING/MYNETS LOCAL [10.1.2.3]").
+	// Banks nest: a client in mynetworks on the second port gets ORIGINATING/MYNETS, and the
+	// ORIGINATING settings stay (amavis's $log_short_templ in Amavis.pm logs the path:
+	// "ORIGINATING/MYNETS LOCAL [10.1.2.3]").
 	c, r := dial(t, "127.0.0.1:"+port)
 	expectPrefix(t, r, "220 ")
 	send(t, c, "HELO mta.example.com", "XFORWARD ADDR=192.0.2.10 PORT=1025", "MAIL FROM:<a@example.com>", "RCPT TO:<x@example.com>", "DATA")

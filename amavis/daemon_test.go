@@ -235,7 +235,7 @@ func TestShutdownDuringStartup(t *testing.T) {
 }
 
 // DO_SYSLOG: lines go to syslog with ident amavis, facility mail, the priority of their
-// level (SPEC §1.6), and lines over logline_maxlen are split with "..." marks; log_level
+// level (Amavis::Log), and lines over logline_maxlen are split with "..." marks; log_level
 // holds back what is above it. The syslog daemon is a unixgram socket of the test.
 func TestSyslogDestination(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "log")
@@ -292,7 +292,7 @@ func TestSyslogDestination(t *testing.T) {
 }
 
 // smtpd_message_size_limit is announced with EHLO SIZE, raised to 64 KiB while
-// enforce_smtpd_message_size_limit_64kb_min is on (SPEC §2.2); the global limit alone
+// enforce_smtpd_message_size_limit_64kb_min is on (Amavis::In::SMTP); the global limit alone
 // rejects nothing.
 func TestSizeLimitAnnounced(t *testing.T) {
 	for _, tc := range []struct{ extra, size string }{
@@ -323,7 +323,7 @@ func TestSizeLimitAnnounced(t *testing.T) {
 }
 
 // A client inet_acl denies is closed without a greeting; the log names the entry that
-// denied it, if one did (SPEC §1.3).
+// denied it, if one did (Amavis.pm's access_is_allowed).
 func TestInetACLDeniedByRule(t *testing.T) {
 	for _, tc := range []struct{ acl, log string }{
 		{`["10.0.0.0/8"]`, "DENIED ACCESS from IP 127.0.0.1, policy bank ''\n"},
@@ -341,9 +341,9 @@ func TestInetACLDeniedByRule(t *testing.T) {
 	}
 }
 
-// Non-canonical quoting (SPEC §2.1, §3): the replies repeat the addresses as received; the
-// next hop gets each recipient canonical, with an ORCPT of the original form when it offers
-// DSN (an ORCPT the client gave is kept), and the sender as received (amavis's sender_smtp).
+// Non-canonical quoting (Amavis::In::SMTP, Amavis::Out::SMTP): the replies repeat the addresses as
+// received; the next hop gets each recipient canonical, with an ORCPT of the original form when it
+// offers DSN (an ORCPT the client gave is kept), and the sender as received (amavis's sender_smtp).
 func TestRequotedAddresses(t *testing.T) {
 	h := hop(t, smtptest.Options{DSN: true})
 	td := startDaemon(t, h.Addr, "")

@@ -65,7 +65,7 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 }
 
 // diagnose logs what start-up found: each AV engine reachable or not (clamd's VERSION), each
-// external decoder found or not (SPEC §1, issue "Operations").
+// external decoder found or not, as Amavis.pm's find_external_programs logs them.
 func (e *engines) diagnose(ctx context.Context, tl *taskLog) {
 	if !e.av.Configured() {
 		tl.Logf(0, "No virus scanners configured (av_scanners is empty): mail is not scanned for viruses")

@@ -46,7 +46,8 @@ func (d *Daemon) Listen() error {
 		}
 		l, err := net.Listen(s.Network, s.Address)
 		if err != nil && familyMissing(err) {
-			// amavis binds the default [::1] only where IPv6 exists (SPEC §1.2).
+			// amavis binds the default [::1] only where IPv6 exists (Amavis::Conf's
+			// inet_socket_bind).
 			d.log.logf("", -1, "not listening on %s: %v", s.Address, err)
 			continue
 		}
@@ -221,8 +222,8 @@ type connState struct {
 	msg *Message
 }
 
-// admit loads the interface policy bank and checks inet_acl (SPEC §1.3): a denied client is
-// closed without a greeting.
+// admit loads the interface policy bank and checks inet_acl (Amavis.pm's access_is_allowed): a
+// denied client is closed without a greeting.
 func (d *Daemon) admit(conn net.Conn, l *listener) (*connState, bool) {
 	e := d.eng.Load()
 	cfg := e.cfg

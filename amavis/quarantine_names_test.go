@@ -10,11 +10,11 @@ import (
 	"amavisgo/smtp/smtptest"
 )
 
-// Each blocking category goes to its own quarantine with amavis's file name (SPEC §11.1):
-// a banned message to banned-<mail_id> (Delivered-To: banned-quarantine), a bad header to
-// badh-<mail_id> even though it passes (bad-header-quarantine, {RelayedInbound,Quarantined},
-// X-Quarantine-ID on top of the passed copy),
-// under the subdirectory of quarantine_subdir_levels; a clean message is not quarantined.
+// Each blocking category goes to its own quarantine with amavis's file name (Amavis::Conf's
+// *_quarantine_method defaults, written by Amavis::Out::Local): a banned message to
+// banned-<mail_id> (Delivered-To: banned-quarantine), a bad header to badh-<mail_id> even though it
+// passes (bad-header-quarantine, {RelayedInbound,Quarantined}, X-Quarantine-ID on top of the passed
+// copy), under the subdirectory of quarantine_subdir_levels; a clean message is not quarantined.
 func TestQuarantineNamesByCategory(t *testing.T) {
 	rules, err := os.ReadFile("../etc/banned_rules_debian.toml")
 	if err != nil {

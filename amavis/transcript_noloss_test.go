@@ -9,10 +9,11 @@ import (
 	"amavisgo/smtp/smtptest"
 )
 
-// TestNothingAcknowledgedThatTheNextHopDidNotTake: every kind of next-hop trouble, with SMTP
-// and with LMTP input. The replies are amavis's (SPEC §2.3, §2.4), line for line, and for
-// every recipient we answered 2xx for, the next hop holds the message for it or the DSN that
-// tells the sender it was rejected.
+// TestNothingAcknowledgedThatTheNextHopDidNotTake: every kind of next-hop trouble, with SMTP and
+// with LMTP input. The replies are amavis's (Amavis::In::SMTP, one_response_for_all in
+// Amavis::rfc2821_2822_Tools, Amavis::Out::SMTP), line for line, and for every recipient we
+// answered 2xx for, the next hop holds the message for it or the DSN that tells the sender it was
+// rejected.
 func TestNothingAcknowledgedThatTheNextHopDidNotTake(t *testing.T) {
 	rcpts := []string{"x@example.com", "y@example.com"}
 	for _, tc := range []struct {

@@ -8,8 +8,8 @@ import (
 	"amavisgo/smtp/smtptest"
 )
 
-// child_timeout is measured from the last input received (SPEC §1.1): a transfer that takes
-// longer than child_timeout, each line well within smtpd_timeout, is still processed and
+// child_timeout is measured from the last input received (Amavis::Util's get_deadline): a transfer
+// that takes longer than child_timeout, each line well within smtpd_timeout, is still processed and
 // forwarded in full.
 func TestChildTimeoutCountsFromLastInput(t *testing.T) {
 	h := hop(t, smtptest.Options{})

@@ -134,9 +134,9 @@ names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
 					if len(files) != 1 {
 						t.Fatalf("%s lmtp=%v: quarantine holds %v", payload, lmtp, files)
 					}
-					// The whole main log line in SPEC §5.4's shape: the peer, sender and
-					// recipient, the quarantine name, Message-ID, mail_id, size and, for a
-					// passed message, the next hop's queue id.
+					// The whole main log line in the shape of amavis's $log_short_templ
+					// (Amavis.pm): the peer, sender and recipient, the quarantine name, Message-ID,
+					// mail_id, size and, for a passed message, the next hop's queue id.
 					mailID := strings.TrimPrefix(filepath.Base(files[0]), "virus-")
 					queued := ""
 					if tc.forwarded {
@@ -159,8 +159,9 @@ names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
 						if len(msgsAtHop) != 1 {
 							t.Fatalf("%s lmtp=%v: next hop got %d messages, want the passed one", payload, lmtp, len(msgsAtHop))
 						}
-						// SPEC §10: our fields on top in amavis's order, then our Received, then
-						// the original header with the Subject tagged in place.
+						// As Amavis::Out::EditHeader writes them: our fields on top in amavis's
+						// order, then our Received, then the original header with the Subject
+						// tagged in place.
 						data := strings.ReplaceAll(string(msgsAtHop[0].Data), "\r\n ", " ") // unfolded
 						with := "ESMTP"
 						if lmtp {

@@ -247,7 +247,7 @@ func (c *Config) Bank(cur *Policy, name string) (*Policy, error) {
 		return nil, c.located(err)
 	}
 	p.PolicyBankPath = path
-	// Loading a bank named MYNETS makes the mail originating (SPEC §13).
+	// Loading a bank named MYNETS makes the mail originating, as Amavis.pm's load_policy_bank does.
 	if name == "MYNETS" {
 		p.Originating = true
 	}

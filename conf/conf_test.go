@@ -13,7 +13,7 @@ func TestDefaults(t *testing.T) {
 	if c.MaxServers != 2 || c.ChildTimeout != 480 || c.SmtpdTimeout != 480 || c.TEMPBASE != "/var/amavis" ||
 		c.ForwardMethod != "smtp:[127.0.0.1]:10025" || c.FinalVirusDestiny != D_DISCARD ||
 		c.Forward().String() != "smtp:[127.0.0.1]:10025" || c.Notify() != c.Forward() {
-		t.Errorf("defaults differ from SPEC §17: %+v", c.Global)
+		t.Errorf("defaults differ from amavis's (Amavis::Conf): %+v", c.Global)
 	}
 }
 

@@ -2,7 +2,7 @@ package conf
 
 import "fmt"
 
-// QuarantineGlobal holds the process-wide quarantine settings (SPEC §11.1).
+// QuarantineGlobal holds the process-wide quarantine settings (those Amavis::Out::Local uses).
 type QuarantineGlobal struct {
 	// QUARANTINEDIR: where local: quarantine files go; "" = local: quarantine does nothing.
 	QUARANTINEDIR string `toml:"QUARANTINEDIR"`

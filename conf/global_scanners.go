@@ -2,8 +2,8 @@ package conf
 
 import "amavisgo/scanners"
 
-// ScannersGlobal holds the virus scanners (SPEC §6). amavis lets a policy bank change them; we
-// build the scanner set once at start-up and on reload, so they are process-wide here.
+// ScannersGlobal holds the virus scanners (Amavis::AV runs them). amavis lets a policy bank change
+// them; we build the scanner set once at start-up and on reload, so they are process-wide here.
 type ScannersGlobal struct {
 	AvScanners             []scanners.Entry `toml:"av_scanners"`
 	AvScannersBackup       []scanners.Entry `toml:"av_scanners_backup"`

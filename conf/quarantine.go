@@ -11,8 +11,8 @@ import (
 	"amavisgo/lookup"
 )
 
-// QuarantinePolicy: quarantine, notifications and release (owned by the quarantine work,
-// SPEC §11, §12). Every setting here may be overridden by a policy bank.
+// QuarantinePolicy: quarantine, notifications and release (amavis's, Amavis::Conf). Every setting
+// here may be overridden by a policy bank.
 type QuarantinePolicy struct {
 	// Quarantine methods per category ("local:virus-%m"); "" = no quarantine for that category.
 	VirusQuarantineMethod       string `toml:"virus_quarantine_method"`
@@ -139,7 +139,7 @@ func checkQuarantineMethod(m string) error {
 	return err
 }
 
-// Release is release_method, falling back to notify_method (SPEC §3).
+// Release is release_method, falling back to notify_method, as Amavis::Notify does.
 func (p *Policy) Release() Method {
 	if p.ReleaseMethod == "" {
 		return p.Notify()
@@ -151,7 +151,7 @@ func (p *Policy) Release() Method {
 // Requeue is requeue_method, parsed.
 func (p *Policy) Requeue() Method { m, _ := ParseMethod(p.RequeueMethod); return m }
 
-// NotifyAddrs are the originator addresses after amavis's after-defaults (SPEC §12).
+// NotifyAddrs are the originator addresses after amavis's after-defaults (Amavis::Conf).
 type NotifyAddrs struct {
 	HdrfromSender, HdrfromAdmin, HdrfromSpamadmin, HdrfromRecip string // From: fields
 	MailfromAdmin, MailfromSpamadmin, MailfromRecip             string // bare
@@ -204,7 +204,7 @@ func AngleAddr(s string) string {
 }
 
 // AddrMap is a per-recipient setting, amavis's "$x" plus "%x" pair: a TOML string (the same
-// value for everyone) or a table looked up as amavis's hash lookups are (SPEC §14):
+// value for everyone) or a table looked up as amavis's hash lookups are (docs/lookup-tables.md):
 // "user+ext@domain", "user@domain", "user@", "domain", ".domain" (and subdomains), ".".
 type AddrMap struct {
 	all   string

@@ -15,7 +15,7 @@ func TestQuarantineDefaults(t *testing.T) {
 		c.BannedFilesQuarantineMethod != "local:banned-%m" || c.UncheckedQuarantineMethod != "" ||
 		c.VirusQuarantineTo.Lookup("x@example.com", c.LookupOptions()) != "virus-quarantine" || !c.AuthRequiredRelease ||
 		c.Release() != c.Notify() || c.Requeue().String() != "smtp:[127.0.0.1]:25" || c.VirusAdmin.IsSet() {
-		t.Errorf("quarantine defaults differ from SPEC §17: %+v", c.QuarantinePolicy)
+		t.Errorf("quarantine defaults differ from amavis's (Amavis::Conf): %+v", c.QuarantinePolicy)
 	}
 	n := c.NotifyAddrs(&c.Policy)
 	if n.HdrfromSender != `"Content-filter at mx.example.com" <postmaster@mx.example.com>` ||

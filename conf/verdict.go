@@ -7,9 +7,9 @@ import (
 	"amavisgo/lookup"
 )
 
-// VerdictPolicy: content categories, destinies, banned rules, header checks, lookups
-// (owned by the verdicts work, SPEC §5, §7, §8, §14). Every *_maps setting is a lookup.Maps:
-// an array of lookup tables in TOML (see package lookup for the shapes).
+// VerdictPolicy: content categories, destinies, banned rules, header checks, lookups (amavis's,
+// Amavis::Conf). Every *_maps setting is a lookup.Maps: an array of lookup tables in TOML (see
+// package lookup for the shapes).
 type VerdictPolicy struct {
 	FinalVirusDestiny     Destiny `toml:"final_virus_destiny"`
 	FinalBannedDestiny    Destiny `toml:"final_banned_destiny"`

@@ -1,5 +1,6 @@
-// Package lookup implements amavis's lookup tables (SPEC §14): IP lists such as @inet_acl and
-// @mynetworks, and the address lookups behind every *_maps setting.
+// Package lookup implements amavis's lookup tables (Amavis::Lookup, Amavis::Lookup::IP;
+// docs/lookup-tables.md): IP lists such as @inet_acl and @mynetworks, and the address lookups
+// behind every *_maps setting.
 package lookup
 
 import (

@@ -1,7 +1,8 @@
-// Package mailid makes and checks amavis's long-term message ids (SPEC §4.1, §11.2):
-// mail_id = base64url(MD5(secret)) cut to the id length, secret_id = base64url(secret).
-// The mail_id names quarantine files and appears in Received and X-Quarantine-ID; the
-// secret_id, known only to whoever saw the log or SQL record, authorises a release.
+// Package mailid makes and checks amavis's long-term message ids (Amavis::Util's generate_mail_id;
+// Amavis::In::AMPDP checks a release's secret_id): mail_id = base64url(MD5(secret)) cut to the id
+// length, secret_id = base64url(secret). The mail_id names quarantine files and appears in Received
+// and X-Quarantine-ID; the secret_id, known only to whoever saw the log or SQL record, authorises a
+// release.
 package mailid
 
 import (

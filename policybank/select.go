@@ -1,6 +1,7 @@
-// Package policybank chooses the policy bank of a message the way amavis does (SPEC §13): the
-// bank named by interface_policy for the socket the message came in on, then MYNETS on top of
-// it when the client is in mynetworks. Lookup tables live in the lookup subpackage.
+// Package policybank chooses the policy bank of a message the way amavis does (Amavis.pm's
+// access_is_allowed, Amavis::In::SMTP at MAIL FROM; docs/lookup-tables.md): the bank named by
+// interface_policy for the socket the message came in on, then MYNETS on top of it when the client
+// is in mynetworks. Lookup tables live in the lookup subpackage.
 package policybank
 
 import (

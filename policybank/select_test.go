@@ -73,7 +73,7 @@ func TestSelect(t *testing.T) {
 	}
 }
 
-// Without a MYNETS bank, clients in mynetworks are not originating (SPEC §13).
+// Without a MYNETS bank, clients in mynetworks are not originating (Amavis.pm's load_policy_bank).
 func TestNoMynetsBankNoOriginating(t *testing.T) {
 	cfg, err := conf.Parse("a.toml", nil)
 	if err != nil {

@@ -16,10 +16,10 @@ import (
 	"amavisgo/internal/panics"
 )
 
-// Our own clamd client (DESIGN.md: go-clamd has no deadlines and leaks a
-// goroutine per stream). Every call runs under the context's deadline; the
-// z-prefixed commands make clamd end each reply line with NUL, so a path
-// holding a newline cannot split a reply.
+// Our own clamd client: go-clamd has no deadlines and leaks a goroutine per
+// stream. Every call runs under the context's deadline; the z-prefixed
+// commands make clamd end each reply line with NUL, so a path holding a
+// newline cannot split a reply.
 
 const (
 	// connectTimeout caps one connection attempt so that a black-holed

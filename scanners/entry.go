@@ -1,7 +1,8 @@
 // Package scanners runs the anti-virus engines of av_scanners and
 // av_scanners_backup over a message's working directory with amavis's
-// semantics (SPEC §6): every primary engine runs, the backup list only when
-// every primary failed, and all failing makes the message UNCHECKED.
+// semantics (Amavis::AV's virus_scan): every primary engine runs, the backup
+// list only when every primary failed, and all failing makes the message
+// UNCHECKED.
 package scanners
 
 import (

@@ -253,12 +253,12 @@ func (n *rcptCount) add(accepted, tempfailed bool) {
 	}
 }
 
-// Send delivers a message: XFORWARD, then MAIL, RCPT and DATA pipelined when the server
-// offers PIPELINING, then the message written by body (raw bytes, dot-stuffed here). The
-// recipients a server refuses with 452 at RCPT ("too many recipients") are sent again in
-// further transactions while each one makes progress (SPEC §2.4). Replies are per recipient
-// in the Result; an error means the conversation broke (the connection must not be reused)
-// and the recipients not Done have no answer.
+// Send delivers a message: XFORWARD, then MAIL, RCPT and DATA pipelined when the server offers
+// PIPELINING, then the message written by body (raw bytes, dot-stuffed here). The recipients a
+// server refuses with 452 at RCPT ("too many recipients") are sent again in further transactions
+// while each one makes progress (as Amavis::Out::SMTP does). Replies are per recipient in the
+// Result; an error means the conversation broke (the connection must not be reused) and the
+// recipients not Done have no answer.
 func (c *Client) Send(ctx context.Context, env *Envelope, body func(w io.Writer) error) (*Result, error) {
 	res, err := c.sendOnce(ctx, env, body)
 	pending := env

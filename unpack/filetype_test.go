@@ -32,9 +32,9 @@ func pe(dll bool) []byte {
 	return b
 }
 
-// TestShortTypes: the types banned rules see (SPEC §4.4, §7), for samples that file(1) —
-// which amavis asks — describes as the kind of file the row claims: a wrong sample fails the
-// row before our answer is looked at.
+// TestShortTypes: the types banned rules see (Amavis::Unpackers' determine_file_types), for samples
+// that file(1) — which amavis asks — describes as the kind of file the row claims: a wrong sample
+// fails the row before our answer is looked at.
 func TestShortTypes(t *testing.T) {
 	needProg(t, "file")
 	fromFile := func(path string) func(t *testing.T) []byte {

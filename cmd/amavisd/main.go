@@ -1,4 +1,5 @@
-// Command amavisd is the amavis content filter daemon and its command line (SPEC §1.4):
+// Command amavisd is the amavis content filter daemon and its command line (a subset of amavis's,
+// see usage in Amavis.pm):
 //
 //	amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]
 //

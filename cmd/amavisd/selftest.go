@@ -227,8 +227,9 @@ func verdict(r sendResult, delivered bool) string {
 	return "UNEXPECTED" // e.g. a 5xx reply although the next hop got it
 }
 
-// blockedAsVirus reports whether a blocking reply says the message was infected, or gives no
-// reason at all (D_BOUNCE: "250 2.5.0 Ok, id=..., BOUNCE"). A reason follows " - " (SPEC §5.3).
+// blockedAsVirus reports whether a blocking reply says the message was infected, or gives no reason
+// at all (D_BOUNCE: "250 2.5.0 Ok, id=..., BOUNCE"). A reason follows " - " (Amavis::Conf's
+// smtp_reason_by_ccat).
 func blockedAsVirus(reply string) bool {
 	_, reason, found := strings.Cut(reply, " - ")
 	return !found || strings.HasPrefix(reason, "INFECTED")

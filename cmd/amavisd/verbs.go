@@ -1,7 +1,7 @@
 package main
 
-// The operator's verbs (SPEC §1.4) and those that do not run the daemon in this process:
-// showconfig, configtest, stop and reload, with amavis's messages.
+// The operator's verbs (amavis's are in Amavis.pm, after usage) and those that do not run the
+// daemon in this process: showconfig, configtest, stop and reload, with amavis's messages.
 
 import (
 	"bytes"

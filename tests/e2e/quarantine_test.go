@@ -96,8 +96,8 @@ func (r *quarantineRig) submitEICAR(t *testing.T, msgID string) blocked {
 	}
 	b.logID = discard[1]
 
-	// SPEC §5.4: no oldest public IP (127.0.0.2 is not public), the quarantine location
-	// relative to QUARANTINEDIR, Postfix's queue id from XFORWARD.
+	// amavis's main log line ($log_short_templ in Amavis.pm): no oldest public IP (127.0.0.2 is not
+	// public), the quarantine location relative to QUARANTINEDIR, Postfix's queue id from XFORWARD.
 	line := r.am.waitLog(regexp.MustCompile(`Blocked INFECTED`), 10*time.Second)
 	want := regexp.MustCompile(`\(` + regexp.QuoteMeta(b.logID) + `\) Blocked INFECTED \(` + regexp.QuoteMeta(r.clamd.VirusName) +
 		`\) \{DiscardedInbound,Quarantined\}, \[127\.0\.0\.2\]:` + b.port + ` <sender@example\.org> -> <rcpt@example\.com>, ` +
@@ -176,9 +176,9 @@ func (r *quarantineRig) waitReleased(t *testing.T, msgID string) testenv.Mailbox
 	return testenv.MailboxMessage{}
 }
 
-// checkReleased checks a released copy as the recipient sees it (SPEC §11.2): the Resent-*
-// fields, a Received field of the release on top of ours, none of the quarantine's
-// leading fields, the original header and body.
+// checkReleased checks a released copy as the recipient sees it (as Amavis::Notify's
+// msg_from_quarantine makes it): the Resent-* fields, a Received field of the release on top of
+// ours, none of the quarantine's leading fields, the original header and body.
 func checkReleased(t *testing.T, m testenv.MailboxMessage, b blocked) {
 	t.Helper()
 	one := func(name string) string {
@@ -242,7 +242,8 @@ func TestQuarantineNoticeRelease(t *testing.T) {
 	const msgID = "<quar@e2e>"
 	b := r.submitEICAR(t, msgID)
 
-	// The notice (SPEC §12): the admin's mailbox, our From, the Subject with the client.
+	// The notice ($notify_virus_admin_templ in Amavis.pm): the admin's mailbox, our From, the
+	// Subject with the client.
 	n := r.noticeFor(t, b.mailID)
 	if v := n.HeaderValues("Delivered-To"); len(v) != 1 || v[0] != virusAdmin {
 		t.Errorf("notice delivered to %q, want %s", v, virusAdmin)
@@ -267,8 +268,8 @@ func TestQuarantineNoticeRelease(t *testing.T) {
 		}
 	}
 
-	// The quarantine file (SPEC §11.1): the leading fields in order, then the message as
-	// Postfix passed it to us.
+	// The quarantine file (Amavis.pm's prepare_header_edits_for_quarantine): the leading fields in
+	// order, then the message as Postfix passed it to us.
 	data, err := os.ReadFile(b.file)
 	if err != nil {
 		t.Fatalf("quarantine file: %v", err)
