@@ -54,8 +54,7 @@ const maxReason = 450
 func blockedResponse(v *Verdict, r *Recipient, softBounce bool) smtp.Reply {
 	rep, _, _ := statusByCCat.lookup(r.Blocking)
 	var soft string
-	switch {
-	case rep.Class() == 2 || rep.Class() == 4:
+	switch { // every base status is a 5xx
 	case r.Destiny == conf.D_TEMPFAIL:
 		rep = recode(rep, 450)
 	case softBounce:
@@ -175,18 +174,10 @@ func (v *Verdict) NextHopFailed(r *Recipient) {
 	if rep.Enh == "" {
 		rep.Enh = strconv.Itoa(rep.Class()) + ".0.0"
 	}
-	if rep.Class() == 5 {
-		switch {
-		case r.Destiny == conf.D_DISCARD:
-			rep = recode(rep, 250)
-		case v.policy.SoftBounce:
-			rep = recode(rep, 450)
-		}
+	if rep.Class() == 5 && v.policy.SoftBounce { // the destiny of CC_MTA is never D_DISCARD
+		rep = recode(rep, 450)
 	}
 	reason, _, _ := smtpReasonByCCat.lookup(c)
 	rep.Text = expandReason(reason, v, r) + ", " + resp.Text
-	if r.Destiny == conf.D_DISCARD {
-		rep.Text = "Discarded " + rep.Text
-	}
 	r.Reply = rep
 }
