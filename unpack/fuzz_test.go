@@ -3,6 +3,7 @@ package unpack
 // Fuzz targets (run one at a time, e.g. go test ./unpack -run '^$' -fuzz '^FuzzMIME$' -fuzztime 60s):
 // FuzzMIME (the MIME walker and everything below it), FuzzArchive (every decoder on one part),
 // FuzzCpio, FuzzAr, FuzzRPM, FuzzTNEF, FuzzUU, FuzzTransferEncodings, FuzzParams, FuzzDetect.
+// Their hostile seeds are built in seeds_fuzz_test.go.
 
 import (
 	"bytes"
@@ -116,6 +117,9 @@ func FuzzMIME(f *testing.F) {
 	f.Add([]byte(hdr + "Content-Type: multipart/mixed; boundary=a=b\n\n--a=b\n\n" + uuencode("x", []byte("hi")) + "\n--a=b--\n"))
 	f.Add([]byte(hdr + "Content-Type: multipart/digest; boundary=\"d\"; boundary=e\n\n--d\n\nSubject: x\nContent-Type: message/rfc822\n\nFrom: y\n\nz\n--d\n"))
 	f.Add([]byte(hdr + "Content-Type: text/plain; name*0*=utf-8''%E2; name*1=\"x\"\nContent-Transfer-Encoding: quoted-printable\n\n=E2=82=AC=\n"))
+	for _, s := range mimeSeeds() {
+		f.Add(s)
+	}
 	u := New(fuzzLimits, nil, nil)
 	d := fuzzDir(f.TempDir())
 	f.Fuzz(func(t *testing.T, msg []byte) { fuzzUnpack(t, d, u, msg) })
@@ -138,6 +142,9 @@ func FuzzArchive(f *testing.F) {
 	f.Add(makeZ([]byte(eicar)))
 	f.Add(hostileTar(f))
 	f.Add(manyMembers(f, 3))
+	for _, s := range archiveSeeds(f) {
+		f.Add(s)
+	}
 	u := New(fuzzLimits, nil, nil)
 	d := fuzzDir(f.TempDir())
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzPart(t, d, u, data) })
@@ -178,12 +185,17 @@ func runDecoder(t *testing.T, dir fuzzDir, u *Unpacker, d decodeFunc, data []byt
 
 func FuzzCpio(f *testing.F) {
 	fuzzDecoder(f, decodeCpio, []byte("070701"+strings.Repeat("0", 104)), []byte("070707"+strings.Repeat("0", 70)),
-		[]byte("\xc7\x71"+strings.Repeat("\x00", 24)))
+		[]byte("\xc7\x71"+strings.Repeat("\x00", 24)),
+		cpioNewc(hostileNames[0], 0o100644, []byte(eicar), uint32(len(eicar))),
+		cpioNewc(hostileNames[1], 0o120777, []byte("/etc"), 4),
+		cpioNewc(hostileNames[4], 0o100644, []byte(eicar), 1<<32-1), // declares 4 GiB
+		cpioNewc(strings.Repeat("A", 4096), 0o020644, nil, 0))
 }
 
 func FuzzAr(f *testing.F) {
 	fuzzDecoder(f, decodeAr, []byte("!<arch>\n//                                              8         `\nlongname/\n/0              0           0     0     644     3         `\nabc\n"),
-		[]byte("!<arch>\n#1/5            0           0     0     644     8         `\nnamedata"))
+		[]byte("!<arch>\n#1/5            0           0     0     644     8         `\nnamedata"),
+		arGNU(hostileNames[:8], []byte(eicar)))
 }
 
 func FuzzRPM(f *testing.F) {
@@ -193,7 +205,8 @@ func FuzzRPM(f *testing.F) {
 }
 
 func FuzzTNEF(f *testing.F) {
-	fuzzDecoder(f, decodeTNEF, makeTNEF("a.exe", []byte("MZ")), makeTNEFLong("A~1.EXE", "a long.exe", []byte("MZ")))
+	fuzzDecoder(f, decodeTNEF, makeTNEF("a.exe", []byte("MZ")), makeTNEFLong("A~1.EXE", "a long.exe", []byte("MZ")),
+		makeTNEFLong(hostileNames[0], hostileNames[5], []byte("MZ")), makeTNEFLong(hostileNames[2], hostileNames[7], []byte("MZ")))
 }
 
 func FuzzUU(f *testing.F) {
