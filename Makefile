@@ -45,7 +45,8 @@ bench: export TMPDIR := $(shell scripts/tmpdir)
 bench: build
 	cd bench && $(GO) run ./cmd/benchrun -ours ../$(BIN) -out out $(BENCHFLAGS)
 
-# Every fuzz target for FUZZTIME each (not part of make test).
+# Every fuzz target for FUZZTIME each (a duration, or Nx executions), to the end whatever
+# one finds, then a summary per target (not part of make test). scripts/fuzz tells more.
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz
 
