@@ -71,12 +71,12 @@ func headerFields(header []byte, name string) []string {
 		if len(l) <= len(name) || l[len(name)] != ':' || !strings.EqualFold(string(l[:len(name)]), name) {
 			continue
 		}
-		v := string(l[len(name)+1:])
+		v := []byte(l[len(name)+1:])
 		for i+1 < len(lines) && len(lines[i+1]) > 0 && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
 			i++
-			v += string(bytes.TrimRight(lines[i], "\r"))
+			v = append(v, bytes.TrimRight(lines[i], "\r")...)
 		}
-		out = append(out, strings.TrimSpace(v))
+		out = append(out, strings.TrimSpace(string(v)))
 	}
 	return out
 }

@@ -149,22 +149,21 @@ func decodeGzip(j *job, p *Part) (bool, error) {
 	return false, err
 }
 
-// decodeXZ refuses streams whose first block asks for a dictionary over maxDict: the library
-// would allocate it before reading a byte.
+// decodeXZ refuses files in which any block asks for a dictionary over maxDict: the library
+// allocates each block's dictionary before reading its data, and only the first block was
+// checked once, so a later block or stream could still ask for 3 GiB.
 func decodeXZ(j *job, p *Part) (bool, error) {
 	f, err := openPart(p)
 	if err != nil {
 		return true, err
 	}
 	defer f.Close()
-	var head [64]byte
-	n, _ := io.ReadFull(f, head[:])
-	if d := xzDict(head[:n]); d > maxDict {
+	if d, err := xzMaxDict(f, p.Size); err != nil || d > maxDict {
 		p.addAttr("U")
-		return true, decodeError{errors.New("xz dictionary too large")}
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return true, internalError{err}
+		if err == nil {
+			err = errDictTooLarge
+		}
+		return true, decodeError{err}
 	}
 	r, err := xz.ReaderConfig{DictCap: 1 << 20}.NewReader(bufio.NewReaderSize(f, 32<<10))
 	if err != nil {
@@ -174,19 +173,111 @@ func decodeXZ(j *job, p *Part) (bool, error) {
 	return false, err
 }
 
-// xzDict reads the LZMA2 dictionary size from the first block header of an xz stream.
-func xzDict(b []byte) int64 {
-	if len(b) < 14 {
+// xzMaxDict is the largest dictionary any block of an xz file declares. It walks the streams
+// from the end, as the format allows without decoding: each stream's footer gives its index,
+// the index the sizes of its blocks, and so the place of every block header. A file whose
+// structure does not add up is an error (the decoder would refuse it too, but only at its end).
+func xzMaxDict(r io.ReaderAt, size int64) (int64, error) {
+	read := func(off, n int64) ([]byte, error) {
+		if off < 0 || n < 0 || n > 1<<20 || off+n > size {
+			return nil, errors.New("xz: structure out of bounds")
+		}
+		b := make([]byte, n)
+		_, err := r.ReadAt(b, off)
+		return b, err
+	}
+	var most int64
+	end := size
+	for end > 0 {
+		pad, err := read(end-4, 4)
+		if err != nil {
+			return 0, err
+		}
+		if binary.LittleEndian.Uint32(pad) == 0 { // stream padding
+			end -= 4
+			continue
+		}
+		footer, err := read(end-12, 12)
+		if err != nil {
+			return 0, err
+		}
+		if string(footer[10:]) != "YZ" {
+			return 0, errors.New("xz: no stream footer")
+		}
+		indexSize := (int64(binary.LittleEndian.Uint32(footer[4:8])) + 1) * 4
+		indexAt := end - 12 - indexSize
+		index, err := read(indexAt, indexSize)
+		if err != nil {
+			return 0, err
+		}
+		blocks, err := xzIndexBlocks(index)
+		if err != nil {
+			return 0, err
+		}
+		var total int64
+		for _, unpadded := range blocks {
+			total += (unpadded + 3) &^ 3
+		}
+		start := indexAt - total - 12
+		if head, err := read(start, 6); err != nil || string(head) != "\xfd7zXZ\x00" {
+			return 0, errors.New("xz: no stream header where the index says")
+		}
+		at := start + 12
+		for _, unpadded := range blocks {
+			first, err := read(at, 1)
+			if err != nil {
+				return 0, err
+			}
+			h, err := read(at, (int64(first[0])+1)*4)
+			if err != nil {
+				return 0, err
+			}
+			most = max(most, xzBlockDict(h))
+			at += (unpadded + 3) &^ 3
+		}
+		end = start
+	}
+	return most, nil
+}
+
+// xzIndexBlocks reads the unpadded size of each block from a stream's index.
+func xzIndexBlocks(index []byte) ([]int64, error) {
+	if len(index) < 8 || index[0] != 0 {
+		return nil, errors.New("xz: bad index")
+	}
+	b := index[1 : len(index)-4]
+	next := func() (int64, error) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || v > 1<<62 {
+			return 0, errors.New("xz: bad index")
+		}
+		b = b[n:]
+		return int64(v), nil
+	}
+	count, err := next()
+	if err != nil || count > int64(len(b)) { // each record takes at least two bytes
+		return nil, errors.New("xz: bad index")
+	}
+	blocks := make([]int64, count)
+	for i := range blocks {
+		if blocks[i], err = next(); err != nil {
+			return nil, err
+		}
+		if _, err := next(); err != nil { // uncompressed size
+			return nil, err
+		}
+	}
+	return blocks, nil
+}
+
+// xzBlockDict reads the LZMA2 dictionary size from an xz block header (h holds the whole
+// header); 0 when it names no LZMA2 filter.
+func xzBlockDict(h []byte) int64 {
+	if len(h) < 2 {
 		return 0
 	}
-	h := b[12:]
-	size := (int(h[0]) + 1) * 4
-	if h[0] == 0 || size > len(h) {
-		return 0
-	}
-	h = h[1:size]
-	flags := h[0]
-	h = h[1:]
+	flags := h[1]
+	h = h[2:]
 	varint := func() uint64 {
 		v, n := binary.Uvarint(h)
 		if n <= 0 {
@@ -208,14 +299,11 @@ func xzDict(b []byte) int64 {
 			return 0
 		}
 		if id == 0x21 && psize == 1 {
-			c := h[0] & 0x3f
-			if c > 40 {
+			d, err := lzma2Dict(h[0] & 0x3f)
+			if err != nil {
 				return 1 << 40
 			}
-			if c == 40 {
-				return 1<<32 - 1
-			}
-			return int64(2|c&1) << (c/2 + 11)
+			return d
 		}
 		h = h[psize:]
 	}

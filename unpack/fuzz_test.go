@@ -239,7 +239,7 @@ func FuzzTransferEncodings(f *testing.F) {
 		if n, err := decodeQPTo(&out, b); err != nil || n > len(b) {
 			t.Fatalf("qp: n=%d err=%v", n, err)
 		}
-		xzDict(b)
+		xzBlockDict(b)
 	})
 }
 

@@ -56,6 +56,14 @@ func isFieldStart(line []byte) bool {
 // that does not start with a header has none, and a missing blank line leaves an empty body.
 func splitHeader(data []byte, errs *[]string) (header, []byte) {
 	var h header
+	// The value of the last field grows here while its continuation lines come; appending to
+	// a string instead copied the value once per line, quadratic in a long folded field.
+	var value []byte
+	done := func() {
+		if len(h) > 0 {
+			h[len(h)-1].value = string(value)
+		}
+	}
 	pos := 0
 	for pos < len(data) {
 		end := bytes.IndexByte(data[pos:], '\n')
@@ -69,17 +77,17 @@ func splitHeader(data []byte, errs *[]string) (header, []byte) {
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		switch {
 		case len(line) == 0:
+			done()
 			return h, data[next:]
 		case line[0] == ' ' || line[0] == '\t':
 			if len(h) > 0 {
-				h[len(h)-1].value += " " + string(bytes.TrimSpace(line))
+				value = append(append(value, ' '), bytes.TrimSpace(line)...)
 			}
 		case isFieldStart(line):
+			done()
 			i := bytes.IndexByte(line, ':')
-			h = append(h, field{
-				name:  strings.ToLower(string(bytes.TrimRight(line[:i], " \t"))),
-				value: string(bytes.TrimSpace(line[i+1:])),
-			})
+			h = append(h, field{name: strings.ToLower(string(bytes.TrimRight(line[:i], " \t")))})
+			value = append(value[:0], bytes.TrimSpace(line[i+1:])...)
 		case len(h) == 0:
 			if pos == 0 && bytes.HasPrefix(line, []byte("From ")) {
 				break // an mbox separator line
@@ -91,6 +99,7 @@ func splitHeader(data []byte, errs *[]string) (header, []byte) {
 		}
 		pos = next
 	}
+	done()
 	if len(h) > 0 {
 		*errs = append(*errs, "unexpected end of header")
 	}

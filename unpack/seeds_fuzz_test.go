@@ -540,8 +540,13 @@ func TestFuzzSeedShapes(t *testing.T) {
 			}
 		})
 	}
-	if d := xzDict(xzStream(c, hugeDict)); d < hugeDict {
-		t.Errorf("the xz seed declares %d bytes", d)
+	for _, x := range [][]byte{xzStream(c, hugeDict), xzStream(c, 1<<20, hugeDict), append(xzStream(c, 1<<20), xzStream(c, hugeDict)...)} {
+		if d, err := xzMaxDict(bytes.NewReader(x), int64(len(x))); err != nil || d < hugeDict {
+			t.Errorf("the xz seed declares %d bytes (%v)", d, err)
+		}
+	}
+	if d, err := xzMaxDict(bytes.NewReader(xzStream(c, 1<<20, 2<<20)), int64(len(xzStream(c, 1<<20, 2<<20)))); err != nil || d != 2<<20 {
+		t.Errorf("xzMaxDict of a tame file: %d (%v)", d, err)
 	}
 	if d := int64(2|lzma2DictByte(hugeDict)&1) << (lzma2DictByte(hugeDict)/2 + 11); d != hugeDict {
 		t.Errorf("the LZMA2 property byte declares %d bytes", d)

@@ -117,19 +117,23 @@ func SplitHeader(raw []byte) []string {
 	}
 	raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
 	var fields []string
+	// A field is cut whole from raw at its last continuation line: appending line by line
+	// copied it once per line, quadratic in a long folded field.
 	for len(raw) > 0 {
-		i := bytes.IndexByte(raw, '\n')
-		var line []byte
-		if i < 0 {
-			line, raw = raw, nil
-		} else {
-			line, raw = raw[:i+1], raw[i+1:]
+		end := 0
+		for {
+			i := bytes.IndexByte(raw[end:], '\n')
+			if i < 0 {
+				end = len(raw)
+				break
+			}
+			end += i + 1
+			if end == len(raw) || (raw[end] != ' ' && raw[end] != '\t') {
+				break
+			}
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
-			fields[len(fields)-1] += string(line)
-		} else {
-			fields = append(fields, string(line))
-		}
+		fields = append(fields, string(raw[:end]))
+		raw = raw[end:]
 	}
 	return fields
 }
