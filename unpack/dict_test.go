@@ -1,0 +1,58 @@
+package unpack
+
+import (
+	"bytes"
+	"hash/crc32"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// Every decoder whose input declares a dictionary or window refuses one over maxDict before
+// allocating it: each of these members declares 3 GiB (a 7z of 734 bytes made the daemon
+// allocate 3.1 GB per message), and unpacking one allocates no more than a plain message does.
+// The member that declares too much is left undecoded, as amavis leaves a member its decoder
+// cannot read.
+func TestHugeDictionaries(t *testing.T) {
+	c := []byte(eicar)
+	seeds := hugeDictSeeds()
+	names := []string{"7z LZMA2", "7z LZMA", "7z LZMA, size lies", "xz", "xz second block", "xz second stream",
+		"lzma, no size", "lzma", "zstd window", "zstd content size", "rar5", "rar5 solid", "rar7"}
+	if len(names) != len(seeds) {
+		t.Fatalf("%d names for %d seeds", len(names), len(seeds))
+	}
+	zstd7z := sevenZipCoder{id: []byte{0x04, 0xf7, 0x11, 0x01}}
+	seeds = append(seeds, sevenZip("e.com", zstd7z, zstdFrame(c, hugeDict, 0), uint64(len(c)), crc32.ChecksumIEEE(c)))
+	names = append(names, "7z zstd")
+	for i, seed := range seeds {
+		t.Run(names[i], func(t *testing.T) {
+			msg := withAttachment("x.bin", "application/octet-stream", seed)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			r, _ := unpackMsg(t, debianLimits, msg)
+			el := time.Since(start)
+			runtime.ReadMemStats(&after)
+			allocated := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%v, %.1f MiB allocated, hold %q", el, float64(allocated)/(1<<20), r.Hold)
+			if allocated > maxDict {
+				t.Errorf("allocated %d MiB", allocated>>20)
+			}
+			if el > 5*time.Second {
+				t.Errorf("took %v", el)
+			}
+			// The member is left undecoded: its data is in no part (the archive or stream
+			// itself stays, for the scanners, or the member is listed as U).
+			for _, p := range r.Parts {
+				if p == r.Root || p.Path == "" {
+					continue
+				}
+				if b, err := os.ReadFile(p.Path); err == nil && bytes.Equal(b, c) {
+					t.Errorf("the member was decoded into %s\n%s", p.Path, describe(r))
+				}
+			}
+		})
+	}
+}
