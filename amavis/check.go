@@ -47,8 +47,8 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 	return nil
 }
 
-// isBulk tells mailing-list, bulk and automatic mail as amavis does (SPEC §4.3 step 2): such
-// mail gets no DSN for a non-clean category.
+// isBulk tells mailing-list, bulk and automatic mail as amavis does (Amavis.pm's
+// collect_some_info): such mail gets no DSN for a non-clean category.
 func isBulk(header []byte, sender string) bool {
 	bulk := false
 	eachField(header, func(name, body []byte) bool {

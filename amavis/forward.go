@@ -22,11 +22,10 @@ const fwdTimeout = 600 * time.Second
 // copyBufs recycles the buffers used to stream email.txt to the next hop.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// forward sends the message to the recipients rs through method, with header prepended to
-// the original bytes of the spool file from offset skip on (skip > 0 when header holds an
-// edited copy of the original header section), and sets each recipient's Reply from the next
-// hop's answer (SPEC §2.3, §2.4). It never returns an error: a failure becomes a 4xx per
-// recipient.
+// forward sends the message to the recipients rs through method, with header prepended to the
+// original bytes of the spool file from offset skip on (skip > 0 when header holds an edited copy
+// of the original header section), and sets each recipient's Reply from the next hop's answer (as
+// Amavis::Out::SMTP does). It never returns an error: a failure becomes a 4xx per recipient.
 func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, header []byte, skip int64, rs []*verdict.Recipient) {
 	mtaID := method.String()
 	cfg := m.cfg
@@ -175,9 +174,9 @@ func fwdFailure(err error, mtaID, logID string) smtp.Reply {
 	return smtp.Reply{Code: 451, Enh: "4.5.0", Text: fmt.Sprintf("From MTA(%s) during %s (%v): id=%s", mtaID, se.Stage, se.Err, logID)}
 }
 
-// mtaTrouble turns a recipient the next hop did not take into a blocked one (SPEC §2.4):
-// the verdict adds CC_MTA,1 for a 4xx (D_TEMPFAIL) or CC_MTA,2 for a 5xx (D_REJECT) and gives
-// amavis's reply "<code> <enh> id=<logid> - <reason>, <next hop's reply>".
+// mtaTrouble turns a recipient the next hop did not take into a blocked one (as Amavis.pm's
+// check_mail does): the verdict adds CC_MTA,1 for a 4xx (D_TEMPFAIL) or CC_MTA,2 for a 5xx
+// (D_REJECT) and gives amavis's reply "<code> <enh> id=<logid> - <reason>, <next hop's reply>".
 func (d *Daemon) mtaTrouble(m *Message, rs []*verdict.Recipient) {
 	for _, r := range rs {
 		if r.Reply.Class() != 2 {
@@ -200,8 +199,9 @@ func queuedAs(reply string) string {
 	return reply
 }
 
-// forwardPassed forwards the recipients that passed, in clusters: recipients whose copies
-// need the same header edits share one transaction (SPEC §3), in order of first appearance.
+// forwardPassed forwards the recipients that passed, in clusters: recipients whose copies need the
+// same header edits share one transaction (Amavis.pm's add_forwarding_header_edits_per_recip), in
+// order of first appearance.
 func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 	type cluster struct {
 		edits verdict.HeaderEdits
@@ -231,10 +231,10 @@ func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 	}
 }
 
-// forwardHeader is what goes in front of the spooled bytes for a copy with these edits: the
-// added fields, amavis's Received field (SPEC §10 order), and, when the edits change the
-// original header (a deleted field, a subject tag), the edited header section, which then
-// replaces the first skip bytes of the spool file.
+// forwardHeader is what goes in front of the spooled bytes for a copy with these edits: the added
+// fields, amavis's Received field below them (as Amavis::Out::EditHeader places it), and, when the
+// edits change the original header (a deleted field, a subject tag), the edited header section,
+// which then replaces the first skip bytes of the spool file.
 func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip int64) {
 	header = edits.Prepend()
 	header = foldHeader(header, "Received", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname))

@@ -9,7 +9,7 @@ import (
 	"amavisgo/verdict"
 )
 
-// logMain writes amavis's main log line (SPEC §5.4): "Passed ..." for the delivered
+// logMain writes amavis's main log line ($log_short_templ): "Passed ..." for the delivered
 // recipients and "Blocked ..." for the others; both when the message was split.
 func (d *Daemon) logMain(tl *taskLog, m *Message, elapsed time.Duration) {
 	var passed, blocked []*verdict.Recipient

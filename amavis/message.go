@@ -40,7 +40,7 @@ type Message struct {
 	Policy *conf.Policy // the policy bank in effect (after interface_policy and MYNETS)
 
 	LogID    string // "01234-01" or "01234-01-2"
-	MailID   string // SPEC §4.1
+	MailID   string // amavis's mail_id (Amavis::Util's generate_mail_id)
 	SecretID string
 	RxTime   time.Time
 
@@ -99,8 +99,8 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.failed(m, tl, "spool", err)
 	}
 	m.tl = tl
-	// child_timeout runs from the last input received (SPEC §1.1): the end of DATA, however
-	// long the transfer took (smtpd_timeout bounds each line of it).
+	// child_timeout runs from the last input received (Amavis::Util's get_deadline): the end of
+	// DATA, however long the transfer took (smtpd_timeout bounds each line of it).
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.ChildTimeout)*time.Second)
 	defer cancel()
 	if err := d.check(ctx, m); err != nil {
@@ -173,9 +173,11 @@ func validPort(p string) bool {
 	return n <= 65535
 }
 
-// act quarantines, forwards the passed recipients and sends the notifications, in amavis's
-// order (SPEC §4.3 steps 12 to 14). Quarantine comes first: a failure there is a 451 before
-// anything was delivered. A notification that fails temporarily is a 451 too, as in amavis.
+// act quarantines, forwards the passed recipients and sends the notifications. Quarantine
+// comes first, as in Amavis.pm's check_mail: a failure there is a 451 before anything was
+// delivered. The admin notices follow forwarding (amavis sends them with the quarantine) so
+// that they can tell whether the sender gets a DSN. A notification that fails temporarily is
+// a 451 too, as in amavis.
 func (d *Daemon) act(ctx context.Context, m *Message) error {
 	if err := d.quarantine(ctx, m); err != nil {
 		return err

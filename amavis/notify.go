@@ -9,8 +9,9 @@ import (
 	"amavisgo/verdict"
 )
 
-// notify sends the admin notices, recipient warnings and the sender's DSN (SPEC §12), and
-// records for each recipient whether a DSN went out, for the reply and the log.
+// notify sends the admin notices and recipient warnings (as Amavis.pm's do_notify_and_quarantine
+// does) and the sender's DSN (Amavis::Notify), and records for each recipient whether a DSN went
+// out, for the reply and the log.
 func (d *Daemon) notify(ctx context.Context, m *Message) error {
 	v := m.Verdict
 	if !v.Blocked && v.CCats.Main().Major <= verdict.CC_CLEAN && !successRequested(m) {

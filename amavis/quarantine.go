@@ -30,7 +30,7 @@ func quarantineKind(c verdict.CCat) (quarantine.Kind, bool) {
 	return 0, false
 }
 
-// quarantine stores the copies the recipients' categories ask for (SPEC §11.1).
+// quarantine stores the copies the recipients' categories ask for (Amavis.pm's do_quarantine).
 func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 	v := m.Verdict
 	byKind := map[quarantine.Kind][]string{}

@@ -62,7 +62,7 @@ func (d *Daemon) failed(m *Message, tl *taskLog, section string, err error) []sm
 }
 
 // aggregateReply computes the one SMTP reply for all recipients from the per-recipient
-// replies, as amavis's one_response_for_all does (SPEC §2.3):
+// replies, as one_response_for_all in Amavis::rfc2821_2822_Tools does:
 //  1. any 4xx: the first 4xx, so that the MTA retries everything;
 //  2. all recipients discarded: the first discard reply;
 //  3. all rejected (5xx, not bounced; discards allowed): a 5xx, the next hop's own preferred;
@@ -161,7 +161,7 @@ func aggregateReply(rs []*verdict.Recipient, logID string, bounceSuppressed bool
 
 // lmtpReplies gives the per-recipient replies of an LMTP session, in RCPT order: 2xx and 4xx
 // as they are; a 5xx of a recipient amavis bounced (a DSN went out) becomes a 250 so that the
-// MTA does not bounce again; a D_REJECT 5xx stays (SPEC §2.3).
+// MTA does not bounce again; a D_REJECT 5xx stays (as Amavis::In::SMTP answers LMTP).
 func lmtpReplies(rs []*verdict.Recipient) []smtp.Reply {
 	out := make([]smtp.Reply, len(rs))
 	for i, r := range rs {

@@ -24,7 +24,8 @@ const (
 	tempfail = "450 4.7.0 Temporary failure, id=12345-04 - spam"
 )
 
-// The aggregation of per-recipient replies into one SMTP reply (SPEC §2.3).
+// The aggregation of per-recipient replies into one SMTP reply (one_response_for_all in
+// Amavis::rfc2821_2822_Tools).
 func TestAggregateReply(t *testing.T) {
 	P, D, B, R, T := conf.D_PASS, conf.D_DISCARD, conf.D_BOUNCE, conf.D_REJECT, conf.D_TEMPFAIL
 	for _, c := range []struct {
@@ -75,7 +76,8 @@ func TestLMTPReplies(t *testing.T) {
 	}
 }
 
-// The Received field is folded where amavis folds it (SPEC §10's verified example).
+// The Received field is folded where amavis folds it (make_received_header_field in
+// Amavis::rfc2821_2822_Tools).
 func TestReceivedFolding(t *testing.T) {
 	m := &Message{MailID: "CnZaXJZ2eOZf", Proto: "ESMTP",
 		RxTime: time.Date(2026, 11, 22, 9, 45, 23, 0, time.UTC),
@@ -126,7 +128,8 @@ func TestExpandBanner(t *testing.T) {
 	}
 }
 
-// %e of the log line: the oldest public IP of the trace (SPEC §5.4).
+// %e of the log line: the oldest public IP of the trace (Amavis::UnmangleSender's
+// oldest_public_ip_addr_from_received).
 func TestOldestPublicIP(t *testing.T) {
 	header := []byte("Received: from mx.example.com (mx.example.com [127.0.0.1])\r\n\tby mx.example.com (Postfix) with ESMTP id 1\r\n" +
 		"Received: from relay.example.net (relay.example.net [203.0.113.5])\r\n by mx.example.com with ESMTP\r\n" +
@@ -146,7 +149,7 @@ func TestOldestPublicIP(t *testing.T) {
 	}
 }
 
-// Bulk, list and automatic mail as amavis tells it (SPEC §4.3 step 2).
+// Bulk, list and automatic mail as amavis tells it (Amavis.pm's collect_some_info).
 func TestIsBulk(t *testing.T) {
 	for _, tc := range []struct {
 		header, sender string

@@ -29,9 +29,10 @@ func adminFor(p *conf.Policy, r *verdict.Recipient) string {
 	return ""
 }
 
-// Admins sends each administrator of the message's recipients one notice (SPEC §12) and
-// returns their addresses. dsn is PlanDSN's result, so that the notice says whether the
-// sender hears of it. A 4xx from the next hop is an *Error (the daemon replies 451).
+// Admins sends each administrator of the message's recipients one notice (as Amavis.pm's
+// do_notify_and_quarantine does) and returns their addresses. dsn is PlanDSN's result, so that the
+// notice says whether the sender hears of it. A 4xx from the next hop is an *Error (the daemon
+// replies 451).
 func (n *Notifier) Admins(ctx context.Context, p *conf.Policy, m *Message, dsn []DSNState) ([]string, error) {
 	var admins []string
 	for _, r := range m.Recipients {

@@ -28,9 +28,9 @@ const (
 )
 
 // PlanDSN decides per recipient (in m.Recipients order) whether a DSN reports it, following
-// amavis's rules (SPEC §12). perRecipCapable is true when the MTA gets one reply per recipient
-// (LMTP): then a rejected recipient's 5xx goes back to the MTA, which reports it itself; so it
-// does when every recipient was rejected.
+// amavis's rules (Amavis::Notify's delivery_status_notification). perRecipCapable is true when the
+// MTA gets one reply per recipient (LMTP): then a rejected recipient's 5xx goes back to the MTA,
+// which reports it itself; so it does when every recipient was rejected.
 func PlanDSN(m *Message, perRecipCapable bool) []DSNState {
 	allRejected := len(m.Recipients) > 0
 	for _, r := range m.Recipients {

@@ -1,8 +1,8 @@
-// Package notify writes and sends the mail amavis originates about a message (SPEC §12):
-// notices to administrators per category, delivery status notifications (RFC 3464) to the
-// sender of bounced mail, with amavis's rules for when not to send one, and warnings to
-// recipients when enabled. Texts come from templates in amavis's macro language
-// (notify/template); the defaults are in notify/templates and a site may point
+// Package notify writes and sends the mail amavis originates about a message (Amavis::Notify,
+// Amavis.pm's do_notify_and_quarantine): notices to administrators per category, delivery status
+// notifications (RFC 3464) to the sender of bounced mail, with amavis's rules for when not to send
+// one, and warnings to recipients when enabled. Texts come from templates in amavis's macro
+// language (notify/template); the defaults are in notify/templates and a site may point
 // notify_*_templ at its own files, including customised amavis templates.
 package notify
 
@@ -66,7 +66,7 @@ type Message struct {
 	OriginatorIP           string   // %e: the oldest public IP address of the Received trace
 	ClientName, ClientHelo string
 	Originating            bool
-	Bulk                   bool // bulk, list or automatic mail (SPEC §4.3 step 2)
+	Bulk                   bool // bulk, list or automatic mail (amavis's is_bulk)
 	Received               time.Time
 	ENVID                  string // MAIL ENVID=, xtext-decoded
 	PolicyBank             string

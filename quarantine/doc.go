@@ -1,6 +1,6 @@
-// Package quarantine keeps copies of blocked mail where a postmaster finds them (the local:
-// store under QUARANTINEDIR, or an address through notify_method), in amavis's stored format
-// (SPEC §11.1), and reads them back for release (package ampdp).
+// Package quarantine keeps copies of blocked mail where a postmaster finds them (the local: store
+// under QUARANTINEDIR, or an address through notify_method), in amavis's stored format (Amavis.pm's
+// do_quarantine, Amavis::Out::Local), and reads them back for release (package ampdp).
 //
 // How the daemon uses quarantine, notify and ampdp, per message, after the verdict:
 //

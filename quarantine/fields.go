@@ -27,9 +27,10 @@ type SpamInfo struct {
 	LevelChar          string   // sa_spam_level_char, "" = no X-Spam-Level bar
 }
 
-// Fields are the header fields amavis puts in a quarantined copy between X-Quarantine-ID and
-// its Received line (SPEC §11.1): X-Amavis-Alert fields, then X-Spam-Flag, X-Spam-Score,
-// X-Spam-Level and X-Spam-Status with the tag/tag2/kill keys of the quarantine form.
+// Fields are the header fields amavis puts in a quarantined copy between X-Quarantine-ID and its
+// Received line (Amavis.pm's prepare_header_edits_for_quarantine): X-Amavis-Alert fields, then
+// X-Spam-Flag, X-Spam-Score, X-Spam-Level and X-Spam-Status with the tag/tag2/kill keys of the
+// quarantine form.
 func Fields(a Alerts, s *SpamInfo) []string {
 	var out []string
 	if len(a.Viruses) > 0 {

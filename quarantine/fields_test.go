@@ -13,7 +13,7 @@ func TestFields(t *testing.T) {
 		s    *SpamInfo
 		want string
 	}{
-		{"EICAR, no spam check (SPEC §11.1)", Alerts{Viruses: []string{"Eicar-Test-Signature"}}, nil,
+		{"EICAR, no spam check", Alerts{Viruses: []string{"Eicar-Test-Signature"}}, nil,
 			"X-Amavis-Alert: INFECTED, message contains virus: Eicar-Test-Signature\nX-Spam-Flag: NO\nX-Spam-Score: 0\nX-Spam-Level:\n" +
 				"X-Spam-Status: No, score=x tag=x tag2=x kill=x tests=[] autolearn=unavailable"},
 		{"spam", Alerts{}, &SpamInfo{MinLevel: 7.5, MaxLevel: 7.5, Tag: &two, Tag2: &six, Kill: &six, Tag2Reached: true, KillReached: true,

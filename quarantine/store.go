@@ -58,7 +58,8 @@ type Message struct {
 	// order: X-Amavis-Alert, the quarantine X-Spam-* fields, Authentication-Results. Each is
 	// "Name: value", folded with "\n ", without the final newline.
 	Fields []string
-	// ReceivedField is our own "Received: from ..." field as for forwarding (SPEC §10).
+	// ReceivedField is our own "Received: from ..." field as for forwarding
+	// (make_received_header_field in Amavis::rfc2821_2822_Tools).
 	ReceivedField string
 	// Original is the spooled message (email.txt), copied unchanged after our fields.
 	Original string
@@ -70,8 +71,8 @@ type Location struct {
 	Type byte   // amavis's quar_type: 'F' file, 'Z' gzip file, 'M' mailbox at an MTA
 }
 
-// Error is a failed quarantine. The daemon must answer the MTA with Reply: the mail stays
-// queued there (SPEC §2.3); Detail is for the log.
+// Error is a failed quarantine. The daemon must answer the MTA with Reply: the mail stays queued
+// there (a failed quarantine aborts Amavis.pm's check_mail with a 451); Detail is for the log.
 type Error struct {
 	Temporary bool
 	Detail    string

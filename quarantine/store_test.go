@@ -20,7 +20,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// eicarMessage is the SPEC §11.1 example; its original is written with CRLF line ends, as a
+// eicarMessage is an EICAR message blocked for x@example.com, with the fields amavis (Amavis.pm's
+// do_quarantine) gives its quarantined copy; its original is written with CRLF line ends, as a
 // spool may hold it, to show that the stored copy has LF ends as amavis's.
 func eicarMessage(t *testing.T) *Message {
 	t.Helper()

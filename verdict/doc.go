@@ -1,7 +1,7 @@
-// Package verdict turns what decoding and scanning found into what amavis decides per
-// recipient (SPEC §5, §7, §8, §10): content categories, the blocking category and destiny, the
-// SMTP reply of a blocked recipient, the header edits of a passed one, and the parts of the
-// main log line that depend on the verdict.
+// Package verdict turns what decoding and scanning found into what amavis decides per recipient
+// (Amavis.pm's check_mail and add_forwarding_header_edits_per_recip): content categories, the
+// blocking category and destiny, the SMTP reply of a blocked recipient, the header edits of a
+// passed one, and the parts of the main log line that depend on the verdict.
 //
 // How the daemon uses it, step by step:
 //

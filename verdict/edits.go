@@ -72,12 +72,12 @@ func (h HeaderEdits) Key() string {
 	return b.String()
 }
 
-// HeaderEdits returns the edits for recipient r's copy (SPEC §10): X-Amavis-Hold,
-// X-Quarantine-ID (local recipients, when the message was quarantined; mailID is
-// amavis's mail_id), X-Virus-Scanned (X_HEADER_TAG: X_HEADER_LINE, unless r bypasses virus
-// checks), X-Amavis-Alert for a virus, banned part or bad header that r lets pass, and the
-// subject tag (***INFECTED***, ***UNCHECKED***) for local recipients. Fields that
-// allowed_added_header_fields disables are left out.
+// HeaderEdits returns the edits for recipient r's copy (as Amavis.pm's
+// add_forwarding_header_edits_per_recip makes them): X-Amavis-Hold, X-Quarantine-ID (local
+// recipients, when the message was quarantined; mailID is amavis's mail_id), X-Virus-Scanned
+// (X_HEADER_TAG: X_HEADER_LINE, unless r bypasses virus checks), X-Amavis-Alert for a virus, banned
+// part or bad header that r lets pass, and the subject tag (***INFECTED***, ***UNCHECKED***) for
+// local recipients. Fields that allowed_added_header_fields disables are left out.
 func (v *Verdict) HeaderEdits(r *Recipient, mailID string, quarantined bool) HeaderEdits {
 	p := v.policy
 	var h HeaderEdits

@@ -8,9 +8,9 @@ import (
 	"amavisgo/conf"
 )
 
-// LogCategory is the category word of the main log line (SPEC §5.4), the same in its Passed
-// and Blocked lines: from the blocking category when a recipient is blocked, else from the
-// message's main category. E.g. "CLEAN", "INFECTED (Eicar-Test-Signature)",
+// LogCategory is the category word of the main log line ($log_short_templ), the same in its
+// Passed and Blocked lines: from the blocking category when a recipient is blocked, else from
+// the message's main category. E.g. "CLEAN", "INFECTED (Eicar-Test-Signature)",
 // "BANNED (.exe,.exe-ms,run.exe)", "BAD-HEADER-7", "UNCHECKED-ENCRYPTED".
 func (v *Verdict) LogCategory() string {
 	c := v.CCats.Main()
@@ -81,10 +81,10 @@ func ActionWord(r *Recipient, originating bool) string {
 	return status + "OpenRelay"
 }
 
-// Actions joins the recipients' action words (sorted, each once) and then the message's
-// other actions in the order performed ("Quarantined", "Archived"), as "{...}". amavis
-// sorts before it shortens RelayedUntagged to Relayed, so RelayedTaggedInbound comes
-// before RelayedOpenRelay (SPEC §5.4's "{RelayedTaggedInbound,RelayedOpenRelay,...}").
+// Actions joins the recipients' action words (sorted, each once) and then the message's other
+// actions in the order performed ("Quarantined", "Archived"), as "{...}". amavis sorts before it
+// shortens RelayedUntagged to Relayed (check_mail in Amavis.pm), so RelayedTaggedInbound comes
+// before RelayedOpenRelay.
 func Actions(words []string, performed ...string) string {
 	seen := map[string]bool{}
 	var uniq []string

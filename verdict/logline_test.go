@@ -36,7 +36,7 @@ func TestActionWord(t *testing.T) {
 			t.Errorf("ActionWord(%+v, %v) = %q, want %q", *r, tc.originating, got, tc.want)
 		}
 	}
-	// amavis sorts RelayedUntagged* (logged as Relayed*) after RelayedTagged* (SPEC §5.4).
+	// amavis's check_mail sorts RelayedUntagged* (logged as Relayed*) after RelayedTagged*.
 	for _, tc := range []struct {
 		words []string
 		want  string

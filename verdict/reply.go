@@ -48,9 +48,9 @@ var smtpReasonByCCat = byCCat[string]{
 // maxReason is where amavis chops the reason before wrapping the reply.
 const maxReason = 450
 
-// blockedResponse builds a blocked recipient's reply (SPEC §2.3): the base status of its
-// blocking category, rewritten by destiny (discard 250, tempfail or soft_bounce 450), then
-// "Ok, discarded" | "Reject" | "Bounce" | "Temporary failure" and the reason.
+// blockedResponse builds a blocked recipient's reply (as Amavis.pm's check_mail does): the base
+// status of its blocking category, rewritten by destiny (discard 250, tempfail or soft_bounce 450),
+// then "Ok, discarded" | "Reject" | "Bounce" | "Temporary failure" and the reason.
 func blockedResponse(v *Verdict, r *Recipient, softBounce bool) smtp.Reply {
 	rep, _, _ := statusByCCat.lookup(r.Blocking)
 	var soft string

@@ -1,6 +1,6 @@
-// Package ampdp speaks amavis's AM.PDP protocol (SPEC §11.2, README.protocol): requests and
-// responses made of name=value lines ended by an empty line, with %XX encoding; and a server
-// for a connection on a listener whose policy bank says protocol = "AM.PDP", answering
+// Package ampdp speaks amavis's AM.PDP protocol (Amavis::In::AMPDP, amavis's README.protocol):
+// requests and responses made of name=value lines ended by an empty line, with %XX encoding; and a
+// server for a connection on a listener whose policy bank says protocol = "AM.PDP", answering
 // request=release and request=requeue from the quarantine (amavisd-release, amavisd-requeue).
 package ampdp
 
