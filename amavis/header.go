@@ -7,7 +7,7 @@ import (
 )
 
 // receivedFields returns the parts of amavis's Received field body, each an unbreakable
-// chunk for folding (SPEC §10):
+// chunk for folding (as make_received_header_field in Amavis::rfc2821_2822_Tools):
 //
 //	from <helo|unknown> ([<client ip>]) by <localhost_name> (<myhostname> [<socket ip>])
 //	(amavis, port <n>|unix socket) with <proto> id <mail_id> for <rcpt>; <date>

@@ -138,8 +138,8 @@ func SplitHeader(raw []byte) []string {
 	return fields
 }
 
-// CheckHeader runs amavis's bad-header tests (SPEC §8) on the original header section and
-// returns the findings (%X, e.g. `Missing required header field: "Date"`) and the minor
+// CheckHeader runs amavis's bad-header tests (check_header_validity in
+// Amavis::Unpackers::Validity) on the original header section and returns the findings (%X, e.g. `Missing required header field: "Date"`) and the minor
 // category of CC_BADH (the highest found; 0 when the header is fine). smtputf8 accepts UTF-8
 // in field bodies even when the utf8 test is enabled. MIME errors are not examined here.
 func CheckHeader(raw []byte, tests HeaderTests, smtputf8 bool) (findings []string, minor int) {
