@@ -139,9 +139,10 @@ func SplitHeader(raw []byte) []string {
 }
 
 // CheckHeader runs amavis's bad-header tests (check_header_validity in
-// Amavis::Unpackers::Validity) on the original header section and returns the findings (%X, e.g. `Missing required header field: "Date"`) and the minor
-// category of CC_BADH (the highest found; 0 when the header is fine). smtputf8 accepts UTF-8
-// in field bodies even when the utf8 test is enabled. MIME errors are not examined here.
+// Amavis::Unpackers::Validity) on the original header section and returns the findings (%X,
+// e.g. `Missing required header field: "Date"`) and the minor category of CC_BADH (the highest
+// found; 0 when the header is fine). smtputf8 accepts UTF-8 in field bodies even when the utf8
+// test is enabled. MIME errors are not examined here.
 func CheckHeader(raw []byte, tests HeaderTests, smtputf8 bool) (findings []string, minor int) {
 	counts := map[string]int{}
 	for _, f := range SplitHeader(raw) {
