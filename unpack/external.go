@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // external describes a format decoded by a program. Stream programs turn stdin into stdout;
@@ -76,11 +79,40 @@ var externalTimeout = 30 * time.Second
 // command prepares a decoder program run in its own process group: at the time limit the
 // whole group is killed, so that no child it started keeps our pipe open (or writes on).
 func command(ctx context.Context, prog string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, prog, args...)
+	var cmd *exec.Cmd
+	if prlimit != "" {
+		// prlimit sets the limit on itself and then executes prog: no moment without it
+		cmd = exec.CommandContext(ctx, prlimit, append([]string{"--as=" + strconv.Itoa(externalMemoryLimit), "--", prog}, args...)...)
+	} else {
+		cmd = exec.CommandContext(ctx, prog, args...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	return cmd
+}
+
+// externalMemoryLimit is the address space each external decoder may use: a hostile archive
+// can ask a decompressor for gigabytes (dictionary sizes), and what it cannot get makes it fail
+// on that member, not the machine. 512 MiB is far more than the dictionaries of mail-sized
+// archives need (7-Zip's largest preset uses 64 MiB).
+const externalMemoryLimit = 512 << 20
+
+// prlimit is util-linux's prlimit(1), which runs an external decoder under
+// externalMemoryLimit; without it the limit is set on the started process (startLimited).
+var prlimit, _ = exec.LookPath("prlimit")
+
+// startLimited starts cmd; when prlimit(1) is missing it sets the memory limit on the process
+// as soon as it runs.
+func startLimited(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if prlimit == "" {
+		lim := unix.Rlimit{Cur: externalMemoryLimit, Max: externalMemoryLimit}
+		unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &lim, nil)
+	}
+	return nil
 }
 
 func externalDecoder(format string) decodeFunc {
@@ -108,7 +140,7 @@ func (j *job) runExternal(e external, p *Part) (bool, error) {
 		if err != nil {
 			return true, internalError{err}
 		}
-		if err := cmd.Start(); err != nil {
+		if err := startLimited(cmd); err != nil {
 			return true, decodeError{err}
 		}
 		_, xerr := j.extract(p, "", out, filepath.Base(prog))
@@ -133,7 +165,7 @@ func (j *job) runExternal(e external, p *Part) (bool, error) {
 	defer os.RemoveAll(dir)
 	cmd := command(ctx, prog, e.args(filepath.Base(prog), p.Path, dir)...)
 	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
+	if err := startLimited(cmd); err != nil {
 		return true, decodeError{err}
 	}
 	// the program's output is outside our writes: watch its size and stop it at the quota

@@ -133,3 +133,33 @@ func TestExternalTimeLimit(t *testing.T) {
 		})
 	}
 }
+
+// An external decoder runs with its address space limited to externalMemoryLimit, from its
+// first instruction on: a decompressor that a hostile archive asks for gigabytes fails on that
+// member instead of taking the machine's memory. The "cabextract" here reports the limit it got
+// as the member it extracts.
+func TestExternalMemoryLimit(t *testing.T) {
+	bin := t.TempDir()
+	script := "#!/bin/sh\nulimit -v > limit.txt\n"
+	if err := os.WriteFile(filepath.Join(bin, "cabextract"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	u := New(debianLimits, []string{bin}, nil)
+	dir := t.TempDir()
+	email := filepath.Join(dir, "email.txt")
+	os.WriteFile(email, withAttachment("x.cab", "application/vnd.ms-cab-compressed", makeCAB("eicar.com", []byte(eicar))), 0o600)
+	r, err := u.Unpack(context.Background(), email, filepath.Join(dir, "parts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d\n", externalMemoryLimit>>10)
+	for _, p := range r.Parts {
+		if slices.Contains(p.Names, "limit.txt") {
+			if b, _ := os.ReadFile(p.Path); string(b) != want {
+				t.Errorf("the decoder ran with ulimit -v %q, want %q", b, want)
+			}
+			return
+		}
+	}
+	t.Fatalf("no member limit.txt\n%s", describe(r))
+}

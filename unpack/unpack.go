@@ -145,6 +145,9 @@ func New(lim Limits, path []string, logf func(format string, args ...any)) *Unpa
 		path = filepath.SplitList(os.Getenv("PATH"))
 	}
 	u := &Unpacker{lim: lim, progs: map[string]string{}, logf: logf}
+	if prlimit == "" {
+		logf("prlimit (util-linux) not found: external decoders get their memory limit only once started")
+	}
 	for _, e := range externals {
 		prog := ""
 		for _, name := range e.programs {
