@@ -15,8 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// external describes a format decoded by a program. Stream programs turn stdin into stdout;
-// the others extract into a scratch directory of ours, cwd included.
+// external describes a format decoded by a program. Stream programs turn stdin (or the file
+// their arguments name) into stdout; the others extract into a scratch directory of ours, cwd
+// included.
 type external struct {
 	format   string
 	programs []string // tried in order, the first found is used
@@ -37,7 +38,9 @@ var externals = []external{
 		}
 		return []string{"-c"}
 	}},
-	{"lrz", []string{"lrzcat"}, true, func(string, string, string) []string { return []string{"-q"} }},
+	// lrzcat is given the file, not stdin: reading a pipe it buffers it in memory sized from
+	// the machine's RAM (gigabytes), over externalMemoryLimit.
+	{"lrz", []string{"lrzcat"}, true, func(_, file, _ string) []string { return []string{"-q", file} }},
 	{"lzo", []string{"lzop"}, true, func(string, string, string) []string { return []string{"-dc"} }},
 	{"arj", []string{"arj", "7z"}, false, func(prog, file, dir string) []string {
 		if prog == "7z" {
@@ -134,7 +137,7 @@ func (j *job) runExternal(e external, p *Part) (bool, error) {
 			return true, err
 		}
 		defer in.Close()
-		cmd := command(ctx, prog, e.args(filepath.Base(prog), "", "")...)
+		cmd := command(ctx, prog, e.args(filepath.Base(prog), p.Path, "")...)
 		cmd.Stdin = in
 		out, err := cmd.StdoutPipe()
 		if err != nil {
