@@ -94,7 +94,7 @@ func splitHeader(data []byte, errs *[]string) (header, []byte) {
 			}
 			// no header at all: everything is body
 			return nil, data[pos:]
-		default:
+		case len(*errs) < maxHeaderErrors:
 			*errs = append(*errs, "couldn't parse head; error near: "+clip(string(line), 60))
 		}
 		pos = next
@@ -105,6 +105,10 @@ func splitHeader(data []byte, errs *[]string) (header, []byte) {
 	}
 	return h, nil
 }
+
+// maxHeaderErrors bounds the lines reported of one header: a million bad lines must not become
+// a million messages.
+const maxHeaderErrors = 20
 
 func clip(s string, n int) string {
 	if len(s) > n {

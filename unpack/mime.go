@@ -102,6 +102,9 @@ func (w *walker) errorf(s string) {
 // entity walks one MIME entity. With merge, the entity is parent itself (the message);
 // otherwise it becomes a new part under parent. defType is the default content type.
 func (w *walker) entity(parent *Part, data []byte, merge bool, nesting int, defType string) error {
+	if err := w.j.ctx.Err(); err != nil {
+		return err // child_timeout: a message of many parts stops between two of them
+	}
 	h, body := splitHeader(data, &w.errs)
 	ctRaw, _ := h.get("content-type")
 	ct, params := parseStructured(ctRaw)

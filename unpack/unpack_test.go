@@ -2,10 +2,13 @@ package unpack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -48,8 +51,44 @@ func TestCancel(t *testing.T) {
 	os.WriteFile(email, withAttachment("a.zip", "application/zip", zipOf(t, map[string][]byte{"x": make([]byte, 1<<20)})), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := New(debianLimits, nil, nil).Unpack(ctx, email, filepath.Join(dir, "parts")); err == nil {
-		t.Fatal("no error from a cancelled unpack")
+	if _, err := New(debianLimits, nil, nil).Unpack(ctx, email, filepath.Join(dir, "parts")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled unpack returned %v", err)
+	}
+}
+
+// expiring is a context that expires after its Err has been asked n times: child_timeout
+// running out at a known point of the work.
+type expiring struct {
+	context.Context
+	n atomic.Int32
+}
+
+func (e *expiring) Err() error {
+	if e.n.Add(-1) < 0 {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// child_timeout is observed inside the MIME walk too: a message of a thousand parts stops
+// between two of them, not after writing them all.
+func TestCancelDuringMIMEWalk(t *testing.T) {
+	var msg strings.Builder
+	msg.WriteString(hdr + "Content-Type: multipart/mixed; boundary=m\n\n")
+	for range 1000 {
+		msg.WriteString("--m\nContent-Type: text/plain\n\npart\n")
+	}
+	dir := t.TempDir()
+	email := filepath.Join(dir, "email.txt")
+	os.WriteFile(email, []byte(msg.String()), 0o600)
+	ctx := &expiring{Context: context.Background()}
+	ctx.n.Store(10)
+	parts := filepath.Join(dir, "parts")
+	if _, err := New(debianLimits, nil, nil).Unpack(ctx, email, parts); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unpack past its deadline returned %v", err)
+	}
+	if written, _ := os.ReadDir(parts); len(written) > 20 {
+		t.Errorf("%d parts written after the deadline passed", len(written))
 	}
 }
 
