@@ -184,7 +184,12 @@ func sevenZip(name string, coder sevenZipCoder, packed []byte, size uint64, crc 
 	add(0x00)
 	add(n...)
 	add(0x00, 0x00)
+	return sevenZipRaw(packed, h)
+}
 
+// sevenZipRaw writes a 7z archive of packed streams and header h, with the signature header
+// that points to h and checks it.
+func sevenZipRaw(packed, h []byte) []byte {
 	start := make([]byte, 20) // next header offset, size, CRC
 	binary.LittleEndian.PutUint64(start[0:], uint64(len(packed)))
 	binary.LittleEndian.PutUint64(start[8:], uint64(len(h)))
@@ -194,6 +199,26 @@ func sevenZip(name string, coder sevenZipCoder, packed []byte, size uint64, crc 
 	out = append(out, start...)
 	out = append(out, packed...)
 	return append(out, h...)
+}
+
+// sevenZipCountSeeds are 7z headers of a few bytes whose counts and sizes the library
+// allocates for before reading what they count: a folder without coders (its bind pairs
+// are then 0-1), 3 GiB of coder properties, 2^28 coders, folders and pack sizes, 2^24 files.
+func sevenZipCountSeeds() [][]byte {
+	n := func(b []byte, v uint64) []byte { return append(b, szNumber(v)...) }
+	streams := func(folder []byte) []byte { // Header, MainStreamsInfo, one pack stream of 1 byte
+		h := []byte{0x01, 0x04, 0x06, 0x00, 0x01, 0x09, 0x01, 0x00, 0x07, 0x0b, 0x01, 0x00}
+		return append(h, folder...)
+	}
+	const many = 1 << 28
+	return [][]byte{
+		sevenZipRaw([]byte{0}, streams([]byte{0x00, 0x0c, 0x01, 0x00, 0x00, 0x00, 0x00})),
+		sevenZipRaw([]byte{0}, streams(n([]byte{0x01, 0x21, 0x21}, hugeDict))),
+		sevenZipRaw([]byte{0}, streams(n(nil, many))),
+		sevenZipRaw([]byte{0}, append(n([]byte{0x01, 0x04, 0x06, 0x00, 0x01, 0x09, 0x01, 0x00, 0x07, 0x0b}, many), 0x00)),
+		sevenZipRaw([]byte{0}, append(n([]byte{0x01, 0x04, 0x06, 0x00}, many), 0x09)),
+		sevenZipRaw(nil, n([]byte{0x01, 0x05}, many/16)), // 120 bytes each: 2^28 is a fatal "out of memory"
+	}
 }
 
 // xzStream writes an xz stream (CRC32 check) with one block per element of dicts, each
@@ -402,7 +427,7 @@ func zipInZip(t testing.TB, depth int) []byte {
 // archiveSeeds are FuzzArchive's hostile seeds.
 func archiveSeeds(t testing.TB) [][]byte {
 	c := []byte(eicar)
-	s := hugeDictSeeds()
+	s := append(hugeDictSeeds(), sevenZipCountSeeds()...)
 	s = append(s, nestedSeed(t, 14), zipInZip(t, 20), hostileNamesZip())
 	for _, n := range hostileNames[:8] {
 		s = append(s,
