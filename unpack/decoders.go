@@ -386,6 +386,10 @@ func decode7z(j *job, p *Part) (bool, error) {
 		return true, err
 	}
 	defer f.Close()
+	if err := check7zHeader(f, p.Size); err != nil {
+		p.addAttr("U")
+		return true, decodeError{err}
+	}
 	zr, err := sevenzip.NewReader(f, p.Size)
 	if err != nil {
 		var re *sevenzip.ReadError

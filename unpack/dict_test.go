@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"os"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -54,5 +55,25 @@ func TestHugeDictionaries(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A 7z header's counts are checked before the library sees them: it allocates for each count
+// before reading what it counts, and 2^28 declared files were a fatal "out of memory" that ended
+// the process. Each of these is refused, and unpacking it leaves the archive as it is.
+func TestSevenZipHeaderCounts(t *testing.T) {
+	seeds := append(sevenZipCountSeeds(), sevenZipRaw(nil, append([]byte{0x01, 0x05}, szNumber(1<<28)...)))
+	for i, a := range seeds {
+		if err := check7zHeader(bytes.NewReader(a), int64(len(a))); err == nil {
+			t.Errorf("seed %d: header accepted", i)
+		}
+		r, _ := unpackMsg(t, debianLimits, withAttachment("x.7z", "application/x-7z-compressed", a))
+		refused := false
+		for _, p := range r.Parts {
+			refused = refused || slices.Contains(p.ShortTypes, "7z") && p.HasAttr('U')
+		}
+		if !refused {
+			t.Errorf("seed %d: the archive is not marked U\n%s", i, describe(r))
+		}
 	}
 }

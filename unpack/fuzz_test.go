@@ -275,3 +275,14 @@ func FuzzDetect(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheck7zHeader: the 7z header check reads any bytes without panicking or allocating more
+// than the file could justify.
+func FuzzCheck7zHeader(f *testing.F) {
+	for _, s := range append(hugeDictSeeds()[:3], sevenZipCountSeeds()...) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		check7zHeader(bytes.NewReader(b), int64(len(b)))
+	})
+}
