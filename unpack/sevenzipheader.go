@@ -369,9 +369,8 @@ func (p *szHeader) subStreamsInfo(si *szStreams) error {
 	if err != nil {
 		return err
 	}
-	total := uint64(len(streams))
 	if id == 0x0d {
-		total = 0
+		var total uint64
 		for i := range streams {
 			if streams[i], err = p.number(); err != nil {
 				return err
