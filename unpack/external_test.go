@@ -14,6 +14,19 @@ import (
 
 // TestMissingProgram: a format whose program is missing is logged once at start-up, and its
 // parts are left as they are for the scanners.
+// unpackCAB unpacks, with u, a message with a cabinet holding EICAR.
+func unpackCAB(t *testing.T, u *Unpacker) *Result {
+	t.Helper()
+	dir := t.TempDir()
+	email := filepath.Join(dir, "email.txt")
+	os.WriteFile(email, withAttachment("x.cab", "application/vnd.ms-cab-compressed", makeCAB("eicar.com", []byte(eicar))), 0o600)
+	r, err := u.Unpack(context.Background(), email, filepath.Join(dir, "parts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func TestMissingProgram(t *testing.T) {
 	var logged []string
 	u := New(debianLimits, []string{t.TempDir()}, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) })
@@ -24,13 +37,7 @@ func TestMissingProgram(t *testing.T) {
 		t.Errorf("Programs() = %v", u.Programs())
 	}
 	n := len(logged)
-	dir := t.TempDir()
-	email := filepath.Join(dir, "email.txt")
-	os.WriteFile(email, withAttachment("x.cab", "application/vnd.ms-cab-compressed", makeCAB("eicar.com", []byte(eicar))), 0o600)
-	r, err := u.Unpack(context.Background(), email, filepath.Join(dir, "parts"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := unpackCAB(t, u)
 	if len(logged) != n {
 		t.Errorf("logged again per message: %q", logged[n:])
 	}
@@ -145,13 +152,7 @@ func TestExternalMemoryLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := New(debianLimits, []string{bin}, nil)
-	dir := t.TempDir()
-	email := filepath.Join(dir, "email.txt")
-	os.WriteFile(email, withAttachment("x.cab", "application/vnd.ms-cab-compressed", makeCAB("eicar.com", []byte(eicar))), 0o600)
-	r, err := u.Unpack(context.Background(), email, filepath.Join(dir, "parts"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := unpackCAB(t, u)
 	want := fmt.Sprintf("%d\n", externalMemoryLimit>>10)
 	for _, p := range r.Parts {
 		if slices.Contains(p.Names, "limit.txt") {

@@ -1,7 +1,6 @@
 package ampdp
 
 import (
-	"bufio"
 	"context"
 	"log/slog"
 	"net"
@@ -27,24 +26,7 @@ func TestPanicInRequestIsTempfail(t *testing.T) {
 	client, server := net.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeConn(context.Background(), server, &c.Policy) }()
-	br := bufio.NewReader(client)
-	ask := func(req string) string {
-		t.Helper()
-		if _, err := client.Write([]byte(req + "\r\n\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		var resp []string
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatal(err)
-			}
-			if l == "\r\n" {
-				return strings.Join(resp, "\n")
-			}
-			resp = append(resp, strings.TrimSuffix(l, "\r\n"))
-		}
-	}
+	ask := asker(t, client)
 	want := "setreply=450 4.5.0 Failure:%20panic:%20runtime%20error:%20slice%20bounds%20out%20of%20range%20[7:0]\nreturn_value=tempfail\nexit_code=75"
 	if got := ask("request=AM.PDP"); got != want {
 		t.Errorf("panicking request:\n got %q\nwant %q", got, want)

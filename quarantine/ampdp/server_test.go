@@ -222,19 +222,14 @@ func TestAmavisdRequeueWithoutSecret(t *testing.T) {
 	}
 }
 
-// A transcript over a raw connection: several requests on one connection, the encoding of
-// the response, errors.
-func TestTranscript(t *testing.T) {
-	r := newRig(t, true)
-	conn, err := net.Dial("unix", r.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+// asker sends requests (their attribute lines) on conn and returns each response's lines.
+func asker(t *testing.T, conn net.Conn) func(lines ...string) string {
 	br := bufio.NewReader(conn)
-	ask := func(lines ...string) string {
+	return func(lines ...string) string {
 		t.Helper()
-		conn.Write([]byte(strings.Join(lines, "\r\n") + "\r\n\r\n"))
+		if _, err := conn.Write([]byte(strings.Join(lines, "\r\n") + "\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
 		var resp []string
 		for {
 			l, err := br.ReadString('\n')
@@ -247,6 +242,18 @@ func TestTranscript(t *testing.T) {
 			resp = append(resp, strings.TrimSuffix(l, "\r\n"))
 		}
 	}
+}
+
+// A transcript over a raw connection: several requests on one connection, the encoding of
+// the response, errors.
+func TestTranscript(t *testing.T) {
+	r := newRig(t, true)
+	conn, err := net.Dial("unix", r.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ask := asker(t, conn)
 	for _, tc := range []struct{ req, want string }{
 		{"request=smtpd_access_policy\nprotocol_state=RCPT", "action=DUNNO"},
 		{"request=release\nmail_id=../../etc", "setreply=450 4.5.0 Failure:%20Invalid%20mail_id%20'../../etc'\nreturn_value=tempfail\nexit_code=75"},
