@@ -158,12 +158,13 @@ func decodeXZ(j *job, p *Part) (bool, error) {
 		return true, err
 	}
 	defer f.Close()
-	if d, err := xzMaxDict(f, p.Size); err != nil || d > maxDict {
+	d, err := xzMaxDict(f, p.Size)
+	if err != nil {
+		return true, decodeError{err} // a damaged file: left as it is, as the decoder would
+	}
+	if d > maxDict {
 		p.addAttr("U")
-		if err == nil {
-			err = errDictTooLarge
-		}
-		return true, decodeError{err}
+		return true, decodeError{errDictTooLarge}
 	}
 	r, err := xz.ReaderConfig{DictCap: 1 << 20}.NewReader(bufio.NewReaderSize(f, 32<<10))
 	if err != nil {
@@ -387,8 +388,7 @@ func decode7z(j *job, p *Part) (bool, error) {
 	}
 	defer f.Close()
 	if err := check7zHeader(f, p.Size); err != nil {
-		p.addAttr("U")
-		return true, decodeError{err}
+		return true, decodeError{err} // as when the library refuses an archive
 	}
 	zr, err := sevenzip.NewReader(f, p.Size)
 	if err != nil {
