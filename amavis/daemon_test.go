@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -379,4 +380,11 @@ func TestRequotedAddresses(t *testing.T) {
 	if l, want := mainLogLines(td.log.String())[0], ` <"alice"@sender.example.org> -> <x@example.com>,<y@example.com>,<"z z"@example.com>, `; !strings.Contains(l, want) {
 		t.Errorf("log line %q lacks %q", l, want)
 	}
+}
+
+// NewWriterLog logs in the LOGFILE format to w (the tests' log).
+func NewWriterLog(w io.Writer, hostname string, level int) *Log {
+	l := &Log{w: w, hostname: hostname, progname: os.Args[0], pid: os.Getpid()}
+	l.override.Store(int32(level))
+	return l
 }

@@ -83,13 +83,6 @@ func NewLog(g *conf.Global, debugLevel int, debug bool) (*Log, error) {
 	return l, nil
 }
 
-// NewWriterLog logs in the LOGFILE format to w (tests, and callers that manage the file).
-func NewWriterLog(w io.Writer, hostname string, level int) *Log {
-	l := &Log{w: w, hostname: hostname, progname: os.Args[0], pid: os.Getpid()}
-	l.override.Store(int32(level))
-	return l
-}
-
 // Close closes the log file or the syslog connection.
 func (l *Log) Close() error {
 	switch {

@@ -256,30 +256,6 @@ func tomlValue(v any) string {
 	return out
 }
 
-// MigrationTable is the documentation table "amavis variable → TOML key", generated from the
-// struct tags so that it cannot drift from what Load accepts.
-func MigrationTable() string {
-	var b strings.Builder
-	b.WriteString("| amavis variable | amavisgo TOML key | policy bank | default | notes |\n")
-	b.WriteString("|---|---|---|---|---|\n")
-	for _, k := range Keys() {
-		amavis := "—"
-		if k.Amavis != "" {
-			amavis = "`" + k.Amavis + "`"
-		}
-		bank := ""
-		if k.Bank {
-			bank = "yes"
-		}
-		def := ""
-		if k.Default != "" {
-			def = "`" + strings.ReplaceAll(k.Default, "|", `\|`) + "`"
-		}
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", amavis, k.Key, bank, def, k.Note)
-	}
-	return b.String()
-}
-
 // CheckStartable finds the mistakes that the file's syntax does not show but a start would
 // (`amavisd configtest`): nothing to listen on, a daemon_user or daemon_group that does not
 // exist. The error names the file, line and key.

@@ -3,6 +3,7 @@ package conf
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -244,4 +245,28 @@ func TestDebianConfdCovered(t *testing.T) {
 			}
 		}
 	}
+}
+
+// MigrationTable is the documentation table "amavis variable → TOML key", generated from the
+// struct tags so that it cannot drift from what Load accepts.
+func MigrationTable() string {
+	var b strings.Builder
+	b.WriteString("| amavis variable | amavisgo TOML key | policy bank | default | notes |\n")
+	b.WriteString("|---|---|---|---|---|\n")
+	for _, k := range Keys() {
+		amavis := "—"
+		if k.Amavis != "" {
+			amavis = "`" + k.Amavis + "`"
+		}
+		bank := ""
+		if k.Bank {
+			bank = "yes"
+		}
+		def := ""
+		if k.Default != "" {
+			def = "`" + strings.ReplaceAll(k.Default, "|", `\|`) + "`"
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", amavis, k.Key, bank, def, k.Note)
+	}
+	return b.String()
 }

@@ -69,15 +69,6 @@ func Compile(expr, defaultFlags string) (*Regexp, error) {
 	return &Regexp{src: expr, re: re}, nil
 }
 
-// MustCompile is Compile for patterns written in our own code.
-func MustCompile(expr, defaultFlags string) *Regexp {
-	re, err := Compile(expr, defaultFlags)
-	if err != nil {
-		panic(err)
-	}
-	return re
-}
-
 // String returns the expression as written.
 func (r *Regexp) String() string { return r.src }
 

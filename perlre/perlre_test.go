@@ -116,3 +116,12 @@ func FuzzCompile(f *testing.F) {
 		re.Captures(s)
 	})
 }
+
+// MustCompile is Compile for the tests' own patterns.
+func MustCompile(expr, defaultFlags string) *Regexp {
+	re, err := Compile(expr, defaultFlags)
+	if err != nil {
+		panic(err)
+	}
+	return re
+}

@@ -12,18 +12,6 @@ import (
 	"amavisgo/conf"
 )
 
-// Select returns the policy for a message received on the listening socket port from client
-// (XFORWARD ADDR when the MTA sent one, else the peer's address; the zero Addr when unknown).
-// port is the listening port ("10026"), an "addr:port" pair, or a Unix socket path. The result
-// is cached by cfg and must not be modified.
-func Select(cfg *conf.Config, port string, client netip.Addr) (*conf.Policy, error) {
-	p, err := ForSocket(cfg, port)
-	if err != nil {
-		return nil, err
-	}
-	return ForClient(cfg, p, client)
-}
-
 // ForSocket loads the interface_policy bank of a listening socket over the base policy; amavis
 // does this when the connection is accepted. Keys are tried as amavis does: the port, then
 // "addr:port"; for Unix sockets "SOCK", then the socket path.

@@ -146,3 +146,15 @@ banks = "LAB"
 		t.Errorf("a bank changed the base list: %+v", cfg.ClientIPAddrPolicy)
 	}
 }
+
+// Select returns the policy for a message received on the listening socket port from client
+// (XFORWARD ADDR when the MTA sent one, else the peer's address; the zero Addr when unknown).
+// port is the listening port ("10026"), an "addr:port" pair, or a Unix socket path. The result
+// is cached by cfg and must not be modified.
+func Select(cfg *conf.Config, port string, client netip.Addr) (*conf.Policy, error) {
+	p, err := ForSocket(cfg, port)
+	if err != nil {
+		return nil, err
+	}
+	return ForClient(cfg, p, client)
+}

@@ -13,7 +13,7 @@ import (
 // Input is what the daemon knows about a message when it decides.
 type Input struct {
 	Config *conf.Config
-	Policy *conf.Policy // the message's policy bank (policybank.Select)
+	Policy *conf.Policy // the message's policy bank (policybank.ForSocket, ForClient)
 	LogID  string       // %n, e.g. "12345-03"
 	Sender string       // envelope sender, "" for <>
 	// Recipients are the envelope recipients in RCPT order, as RCPT gave them; Decide fills

@@ -430,7 +430,10 @@ X_HEADER_LINE = "amavis at example.com (outgoing)"
 		{"10026", "198.51.100.7", "ORIGINATING", "554 5.7.0 Reject, id=12345-03 - INFECTED: Eicar-Test-Signature",
 			"amavis at example.com (outgoing)", "RejectedInternal"},
 	} {
-		p, err := policybank.Select(cfg, tc.port, netip.MustParseAddr(tc.client))
+		p, err := policybank.ForSocket(cfg, tc.port)
+		if err == nil {
+			p, err = policybank.ForClient(cfg, p, netip.MustParseAddr(tc.client))
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,7 @@
 //
 //  1. Policy: policybank.ForSocket(cfg, localPort) when the connection is accepted, then
 //     policybank.ForClient(cfg, p, client) per transaction, client = XFORWARD ADDR, else the
-//     peer (policybank.Select does both).
+//     peer.
 //  2. One Recipient per RCPT, its smtp.Recipient filled in; checks := Plan(p, recipients).
 //     Decode (unpack) when checks.Decode; scan for viruses when checks.Virus and the
 //     decoding put nothing on hold (Result.Hold == "").

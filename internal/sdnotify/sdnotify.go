@@ -65,12 +65,6 @@ func (n *Notifier) Stopping() error {
 	return n.Send("STOPPING=1", "STATUS=stopping")
 }
 
-// Status sets the free-form status line systemctl status shows.
-func (n *Notifier) Status(status string) error { return n.Send("STATUS=" + status) }
-
-// MainPID names the process systemd should watch, for a daemon that forks.
-func (n *Notifier) MainPID(pid int) error { return n.Send(fmt.Sprintf("MAINPID=%d", pid)) }
-
 func monotonicUsec() int64 {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {

@@ -206,9 +206,6 @@ func (t *Template) Expand(m Macros) (string, error) {
 	return e.run()
 }
 
-// Expand is Parse followed by Template.Expand.
-func Expand(src string, m Macros) (string, error) { return Parse(src).Expand(m) }
-
 // frame is a macro call whose arguments are being collected.
 type frame struct {
 	k       kind

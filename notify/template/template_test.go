@@ -145,3 +145,6 @@ func FuzzExpand(f *testing.F) {
 		}
 	})
 }
+
+// Expand is Parse followed by Template.Expand.
+func Expand(src string, m Macros) (string, error) { return Parse(src).Expand(m) }
