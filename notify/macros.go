@@ -1,12 +1,14 @@
 package notify
 
 import (
+	"bytes"
 	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
 
 	"amavisgo/delivery"
+	"amavisgo/hdr"
 	"amavisgo/notify/template"
 	"amavisgo/smtp"
 )
@@ -173,18 +175,11 @@ func boolStr(b bool) string {
 // headerLines is %H: each field of the original header, folded lines joined.
 func headerLines(b []byte) []string {
 	var out []string
-	for _, line := range strings.SplitAfter(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n") {
-		if line == "\n" || line == "" {
-			break
+	for f := range hdr.Fields(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))) {
+		if f[0] == '\n' {
+			break // the empty line ending the header section
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
-			out[len(out)-1] += line
-			continue
-		}
-		out = append(out, line)
-	}
-	for i := range out {
-		out[i] = strings.TrimRight(out[i], "\n")
+		out = append(out, strings.TrimRight(string(f), "\n"))
 	}
 	return out
 }
