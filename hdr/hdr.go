@@ -78,7 +78,8 @@ func Unfold(body []byte) string {
 // end starts no line. Blanks at the start or end of the result (from an empty first or last
 // line) are kept; callers wanting the bare value trim it.
 func JoinLines(body []byte) string {
-	out := make([]byte, 0, len(body))
+	var out strings.Builder // one allocation: the result is never longer than body
+	out.Grow(len(body))
 	for first := true; len(body) > 0; first = false {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -87,11 +88,11 @@ func JoinLines(body []byte) string {
 			body = nil
 		}
 		if !first {
-			out = append(out, ' ')
+			out.WriteByte(' ')
 		}
-		out = append(out, bytes.TrimSpace(line)...)
+		out.Write(bytes.TrimSpace(line))
 	}
-	return string(out)
+	return out.String()
 }
 
 // Get returns the body of the first field called name (any case), lines joined and trimmed,
