@@ -23,20 +23,42 @@ type field struct{ name, value string } // value unfolded, without the leading s
 
 func parseHeader(b []byte) header {
 	var h header
-	for _, line := range strings.SplitAfter(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n") {
-		if line == "\n" || line == "" {
-			break
+	// Continuation lines after a line without a colon go on the field before it; its value
+	// then grows here, as appending to the string would copy it once per such line.
+	var more []byte
+	done := func() {
+		if more != nil {
+			h[len(h)-1].value = string(more)
+			more = nil
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(h) > 0 {
-			h[len(h)-1].value += " " + strings.TrimSpace(line)
-			continue
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		h = append(h, field{name: textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name)), value: strings.TrimSpace(value)})
 	}
+	rest := bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	for len(rest) > 0 {
+		f, after := hdr.Next(rest)
+		if f[0] == '\n' {
+			break // the empty line ending the header section
+		}
+		if name, body, ok := hdr.Cut(f); ok {
+			done()
+			h = append(h, field{name: textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(string(name))), value: hdr.JoinLines(body)})
+			rest = after
+			continue
+		}
+		line, cont, _ := bytes.Cut(f, []byte("\n"))
+		if len(h) == 0 {
+			// before the first field each line may start one, a continuation line too
+			rest = rest[min(len(line)+1, len(rest)):]
+			continue
+		}
+		if len(cont) > 0 {
+			if more == nil {
+				more = []byte(h[len(h)-1].value)
+			}
+			more = append(append(more, ' '), hdr.JoinLines(cont)...)
+		}
+		rest = after
+	}
+	done()
 	return h
 }
 
