@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"amavisgo/hdr"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
@@ -51,21 +52,27 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 // collect_some_info): such mail gets no DSN for a non-clean category.
 func isBulk(header []byte, sender string) bool {
 	bulk := false
-	eachField(header, func(name, body []byte) bool {
+	for f := range hdr.Fields(header) {
+		name, body, ok := hdr.Cut(f)
+		if !ok {
+			continue
+		}
 		switch strings.ToLower(string(name)) {
 		case "list-id", "list-post", "list-unsubscribe", "mailing-list":
 			bulk = true
 		case "precedence":
-			switch strings.ToLower(unfold(body)) {
+			switch strings.ToLower(strings.TrimSpace(hdr.JoinLines(body))) {
 			case "bulk", "junk", "list", "auto_reply":
 				bulk = true
 			}
 		case "auto-submitted":
-			as := strings.ToLower(unfold(body))
+			as := strings.ToLower(strings.TrimSpace(hdr.JoinLines(body)))
 			bulk = as != "" && as != "no"
 		}
-		return !bulk
-	})
+		if bulk {
+			break
+		}
+	}
 	if bulk {
 		return true
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"amavisgo/conf"
+	"amavisgo/hdr"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
@@ -30,7 +31,7 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 	mtaID := method.String()
 	cfg := m.cfg
 	// RFC 5321 §6.3 loop detection, as amavis does while writing the header.
-	if n := countFields(m.Header, "Received"); n > 100 {
+	if n := hdr.Count(m.Header, "Received"); n > 100 {
 		for _, r := range rs {
 			r.ByMTA = true
 			r.Reply = smtp.Reply{Code: 554, Enh: "5.4.6",
@@ -237,7 +238,8 @@ func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 // which then replaces the first skip bytes of the spool file.
 func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip int64) {
 	header = edits.Prepend()
-	header = foldHeader(header, "Received", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname))
+	header = hdr.Fold(header, "Received:", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname), receivedStyle)
+	header = append(header, "\r\n"...)
 	if edited := edits.EditHeader(m.Header); m.HeaderComplete && !bytes.Equal(edited, m.Header) {
 		header = append(header, edited...)
 		skip = int64(len(m.Header))

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"strings"
 	"time"
+
+	"amavisgo/hdr"
 )
 
-// receivedFields returns the parts of amavis's Received field body, each an unbreakable
-// chunk for folding (as make_received_header_field in Amavis::rfc2821_2822_Tools):
+// receivedFields returns the parts of amavis's Received field body (as
+// make_received_header_field in Amavis::rfc2821_2822_Tools), each an unbreakable chunk for
+// hdr.Fold that starts with its blank:
 //
 //	from <helo|unknown> ([<client ip>]) by <localhost_name> (<myhostname> [<socket ip>])
 //	(amavis, port <n>|unix socket) with <proto> id <mail_id> for <rcpt>; <date>
@@ -16,7 +19,7 @@ func receivedFields(m *Message, localhostName, myhostname string) []string {
 	if helo == "" {
 		helo = "unknown"
 	}
-	from := "from " + helo
+	from := " from " + helo
 	if m.Conn.PeerIP != "" {
 		from += " ([" + ipv6Tag(m.Conn.PeerIP) + "])"
 	}
@@ -47,6 +50,10 @@ func receivedFields(m *Message, localhostName, myhostname string) []string {
 	return append(chunks, " "+rfc2822Date(m.RxTime))
 }
 
+// receivedStyle folds the Received field as amavis does: at 78 columns, the first chunk on the
+// name's line.
+var receivedStyle = hdr.Style{Width: 78, EOL: "\r\n"}
+
 func ipv6Tag(ip string) string {
 	if strings.Count(ip, ":") >= 2 {
 		return "IPv6:" + ip
@@ -58,27 +65,6 @@ func ipv6Tag(ip string) string {
 // space-padded as strftime's %e.
 func rfc2822Date(t time.Time) string {
 	return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)")
-}
-
-// foldHeader appends "Name: chunk chunk..." to b, folded to lines of at most 78 characters
-// where possible, breaking only between chunks (each chunk but the first starts with a
-// space, which becomes the folding white space), CRLF-terminated.
-func foldHeader(b []byte, name string, chunks []string) []byte {
-	line := len(name) + 1
-	b = append(b, name...)
-	b = append(b, ':')
-	for i, c := range chunks {
-		if i == 0 && !strings.HasPrefix(c, " ") {
-			c = " " + c
-		}
-		if line+len(c) > 78 && line > 0 && i > 0 {
-			b = append(b, '\r', '\n')
-			line = 0
-		}
-		b = append(b, c...)
-		line += len(c)
-	}
-	return append(b, '\r', '\n')
 }
 
 // headerCapture keeps the start of the message (its header section, up to a limit) while
@@ -126,62 +112,4 @@ func headerEnd(b []byte, from int) int {
 		i = bytes.IndexByte(b[from:], '\n')
 	}
 	return -1
-}
-
-// eachField calls fn with the name and the raw body (after the colon, folded lines and line
-// ends included) of each field of a header section, in order, until fn returns false.
-func eachField(header []byte, fn func(name, body []byte) bool) {
-	for len(header) > 0 {
-		end := 0 // one field: its first line and its continuation lines
-		for {
-			i := bytes.IndexByte(header[end:], '\n')
-			if i < 0 {
-				end = len(header)
-				break
-			}
-			end += i + 1
-			if end >= len(header) || (header[end] != ' ' && header[end] != '\t') {
-				break
-			}
-		}
-		f := header[:end]
-		header = header[end:]
-		if colon := bytes.IndexByte(f, ':'); colon >= 0 && !fn(bytes.TrimRight(f[:colon], " \t"), f[colon+1:]) {
-			return
-		}
-	}
-}
-
-// unfold joins a field body's lines with single spaces and trims it.
-func unfold(body []byte) string {
-	lines := strings.Split(string(body), "\n")
-	for i := range lines {
-		lines[i] = strings.TrimSpace(lines[i])
-	}
-	return strings.TrimSpace(strings.Join(lines, " "))
-}
-
-// headerField returns the unfolded body of the first header field called name, trimmed.
-func headerField(header []byte, name string) string {
-	v := ""
-	eachField(header, func(n, body []byte) bool {
-		if !strings.EqualFold(string(n), name) {
-			return true
-		}
-		v = unfold(body)
-		return false
-	})
-	return v
-}
-
-// countFields counts the header fields called name.
-func countFields(header []byte, name string) int {
-	n := 0
-	eachField(header, func(f, _ []byte) bool {
-		if strings.EqualFold(string(f), name) {
-			n++
-		}
-		return true
-	})
-	return n
 }

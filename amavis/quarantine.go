@@ -1,11 +1,10 @@
 package amavis
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"strings"
 
+	"amavisgo/hdr"
 	"amavisgo/quarantine"
 	"amavisgo/verdict"
 )
@@ -68,12 +67,14 @@ func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 	if v.CCats.Has(verdict.CC_BADH, 0) && len(v.BadHeaders) > 0 {
 		alerts.BadHeader = v.BadHeaders[0]
 	}
-	received := string(bytes.ReplaceAll(foldHeader(nil, "Received",
-		receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname)), []byte("\r\n"), []byte("\n")))
+	// the quarantine's format has LF line ends
+	lf := receivedStyle
+	lf.EOL = "\n"
+	received := hdr.Fold(nil, "Received:", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname), lf)
 	qm := &quarantine.Message{
 		MailID: m.MailID, LogID: m.LogID, Received: m.RxTime, Sender: m.Sender,
 		Recipients: all, Blocked: blocked, Fields: quarantine.Fields(alerts, nil),
-		ReceivedField: strings.TrimRight(received, "\n"), Original: m.File,
+		ReceivedField: string(received), Original: m.File,
 	}
 	for _, k := range kinds {
 		locs, err := m.eng.store.Quarantine(ctx, m.Policy, k, qm, byKind[k])

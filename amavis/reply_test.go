@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"amavisgo/conf"
+	"amavisgo/hdr"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
@@ -84,7 +85,7 @@ func TestReceivedFolding(t *testing.T) {
 		Conn:   ConnInfo{PeerIP: "127.0.0.1", LocalIP: "127.0.0.1", LocalPort: "10024", Helo: "mta.example.com"},
 		Recips: []*verdict.Recipient{{Recipient: smtp.Recipient{AddrSMTP: "<a@x>"}},
 			{Recipient: smtp.Recipient{AddrSMTP: "<b@x>"}}}}
-	got := string(foldHeader(nil, "Received", receivedFields(m, "localhost", "mx.example.com")))
+	got := string(hdr.Fold(nil, "Received:", receivedFields(m, "localhost", "mx.example.com"), receivedStyle)) + "\r\n"
 	want := "Received: from mta.example.com ([127.0.0.1])\r\n" +
 		" by localhost (mx.example.com [127.0.0.1]) (amavis, port 10024) with ESMTP\r\n" +
 		" id CnZaXJZ2eOZf; Sun, 22 Nov 2026 09:45:23 +0000 (UTC)\r\n"
@@ -94,7 +95,7 @@ func TestReceivedFolding(t *testing.T) {
 	m.Recips = m.Recips[:1]
 	m.Conn = ConnInfo{Helo: ""} // a Unix socket, no HELO
 	m.RxTime = time.Date(2026, 11, 2, 9, 45, 23, 0, time.UTC)
-	got = string(foldHeader(nil, "Received", receivedFields(m, "localhost", "mx.example.com")))
+	got = string(hdr.Fold(nil, "Received:", receivedFields(m, "localhost", "mx.example.com"), receivedStyle)) + "\r\n"
 	want = "Received: from unknown by localhost (amavis, unix socket) with ESMTP\r\n" +
 		" id CnZaXJZ2eOZf for <a@x>; Mon,  2 Nov 2026 09:45:23 +0000 (UTC)\r\n"
 	if got != want {
@@ -109,7 +110,7 @@ func TestHeaderCapture(t *testing.T) {
 		for i := 0; i < len(msg); i += step {
 			hc.Write([]byte(msg[i:min(i+step, len(msg))]))
 		}
-		if got := headerField(hc.buf, "message-id"); got != "<id@example>" || !strings.HasSuffix(string(hc.buf), "<id@example>\r\n") {
+		if got, _ := hdr.Get(hc.buf, "message-id"); got != "<id@example>" || !strings.HasSuffix(string(hc.buf), "<id@example>\r\n") {
 			t.Fatalf("step %d: %q in %q", step, got, hc.buf)
 		}
 	}
@@ -173,13 +174,13 @@ func TestIsBulk(t *testing.T) {
 
 func TestHeaderField(t *testing.T) {
 	h := []byte("Received: a\r\nMessage-ID:\r\n <m1@x>\r\nreceived : b\r\nSubject: one\r\n two\r\n")
-	if got := headerField(h, "message-id"); got != "<m1@x>" {
+	if got, _ := hdr.Get(h, "message-id"); got != "<m1@x>" {
 		t.Errorf("Message-ID %q", got)
 	}
-	if got := headerField(h, "Subject"); got != "one two" {
+	if got, _ := hdr.Get(h, "Subject"); got != "one two" {
 		t.Errorf("Subject %q", got)
 	}
-	if n := countFields(h, "Received"); n != 2 {
+	if n := hdr.Count(h, "Received"); n != 2 {
 		t.Errorf("%d Received fields", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"amavisgo/hdr"
 	"amavisgo/smtp"
 )
 
@@ -33,7 +34,7 @@ func (d *Daemon) spool(m *Message, data *smtp.DataReader) error {
 	m.Has8bit = w.has8bit
 	m.Header = hc.buf
 	m.HeaderComplete = hc.complete
-	m.MessageID = headerField(m.Header, "Message-ID")
+	m.MessageID, _ = hdr.Get(m.Header, "Message-ID")
 	// RFC 6152: an all-ASCII message is labeled 7BIT; 8-bit mail keeps its label.
 	if !m.Has8bit {
 		m.Body = "7BIT"

@@ -1,11 +1,11 @@
 package amavis
 
 import (
-	"bytes"
 	"net/netip"
 	"regexp"
 	"strings"
 
+	"amavisgo/hdr"
 	"amavisgo/lookup"
 )
 
@@ -43,7 +43,13 @@ func oldestPublicIP(m *Message) string {
 // field names none.
 func receivedIPs(header []byte) []string {
 	var out []string
-	for _, f := range headerFields(header, "Received") {
+	for fl := range hdr.Fields(header) {
+		// "Received" right before the colon: "Received :" is not taken
+		const name = "Received"
+		if len(fl) <= len(name) || fl[len(name)] != ':' || !strings.EqualFold(string(fl[:len(name)]), name) {
+			continue
+		}
+		f := strings.TrimSpace(hdr.Unfold(fl[len(name)+1:]))
 		from, lower := "", strings.ToLower(f)
 		if strings.HasPrefix(lower, "from") {
 			from = f
@@ -58,25 +64,6 @@ func receivedIPs(header []byte) []string {
 			ip = m[1]
 		}
 		out = append(out, ip)
-	}
-	return out
-}
-
-// headerFields returns the unfolded bodies of every header field called name, in order.
-func headerFields(header []byte, name string) []string {
-	var out []string
-	lines := bytes.Split(header, []byte("\n"))
-	for i := 0; i < len(lines); i++ {
-		l := bytes.TrimRight(lines[i], "\r")
-		if len(l) <= len(name) || l[len(name)] != ':' || !strings.EqualFold(string(l[:len(name)]), name) {
-			continue
-		}
-		v := []byte(l[len(name)+1:])
-		for i+1 < len(lines) && len(lines[i+1]) > 0 && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
-			i++
-			v = append(v, bytes.TrimRight(lines[i], "\r")...)
-		}
-		out = append(out, strings.TrimSpace(string(v)))
 	}
 	return out
 }

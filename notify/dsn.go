@@ -8,7 +8,6 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
-	"amavisgo/notify/template"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
@@ -153,7 +152,7 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 			ds.WriteString("Remote-MTA: dns; " + m.RemoteMTA + "\n")
 			diag = r.Remote
 		}
-		ds.WriteString(template.Wrap("Diagnostic-Code: smtp; "+diag.String(), 78, "", " ") + "\n")
+		ds.WriteString(foldWords("Diagnostic-Code: smtp; "+diag.String()) + "\n")
 		ds.WriteString("Last-Attempt-Date: " + date + "\n")
 		ds.WriteString("Final-Log-ID: " + m.LogID + "/" + m.MailID + "\n")
 	}

@@ -1,12 +1,14 @@
 package notify
 
 import (
+	"bytes"
 	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
 
 	"amavisgo/delivery"
+	"amavisgo/hdr"
 	"amavisgo/notify/template"
 	"amavisgo/smtp"
 )
@@ -21,20 +23,42 @@ type field struct{ name, value string } // value unfolded, without the leading s
 
 func parseHeader(b []byte) header {
 	var h header
-	for _, line := range strings.SplitAfter(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n") {
-		if line == "\n" || line == "" {
-			break
+	// Continuation lines after a line without a colon go on the field before it; its value
+	// then grows here, as appending to the string would copy it once per such line.
+	var more []byte
+	done := func() {
+		if more != nil {
+			h[len(h)-1].value = string(more)
+			more = nil
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(h) > 0 {
-			h[len(h)-1].value += " " + strings.TrimSpace(line)
-			continue
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		h = append(h, field{name: textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name)), value: strings.TrimSpace(value)})
 	}
+	rest := bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	for len(rest) > 0 {
+		f, after := hdr.Next(rest)
+		if f[0] == '\n' {
+			break // the empty line ending the header section
+		}
+		if name, body, ok := hdr.Cut(f); ok {
+			done()
+			h = append(h, field{name: textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(string(name))), value: hdr.JoinLines(body)})
+			rest = after
+			continue
+		}
+		line, cont, _ := bytes.Cut(f, []byte("\n"))
+		if len(h) == 0 {
+			// before the first field each line may start one, a continuation line too
+			rest = rest[min(len(line)+1, len(rest)):]
+			continue
+		}
+		if len(cont) > 0 {
+			if more == nil {
+				more = []byte(h[len(h)-1].value)
+			}
+			more = append(append(more, ' '), hdr.JoinLines(cont)...)
+		}
+		rest = after
+	}
+	done()
 	return h
 }
 
@@ -173,18 +197,11 @@ func boolStr(b bool) string {
 // headerLines is %H: each field of the original header, folded lines joined.
 func headerLines(b []byte) []string {
 	var out []string
-	for _, line := range strings.SplitAfter(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n") {
-		if line == "\n" || line == "" {
-			break
+	for f := range hdr.Fields(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))) {
+		if f[0] == '\n' {
+			break // the empty line ending the header section
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
-			out[len(out)-1] += line
-			continue
-		}
-		out = append(out, line)
-	}
-	for i := range out {
-		out[i] = strings.TrimRight(out[i], "\n")
+		out = append(out, strings.TrimRight(string(f), "\n"))
 	}
 	return out
 }

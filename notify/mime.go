@@ -6,7 +6,7 @@ import (
 	"mime"
 	"strings"
 
-	"amavisgo/notify/template"
+	"amavisgo/hdr"
 )
 
 // part is one MIME body part after the template's text.
@@ -96,7 +96,20 @@ func fold(name, value string) string {
 	if !isASCII(value) {
 		value = mime.QEncoding.Encode("utf-8", value)
 	}
-	return template.Wrap(name+": "+value, 78, "", " ")
+	return foldWords(name + ": " + value)
+}
+
+// foldWords folds a field ("Name: value") at its blanks with LF, as amavis's template wrap
+// does: runs of blanks become one, the value's first word may go to a continuation line.
+func foldWords(field string) string {
+	words := strings.Fields(field)
+	if len(words) == 0 {
+		return ""
+	}
+	for i := 1; i < len(words); i++ {
+		words[i] = " " + words[i]
+	}
+	return string(hdr.Fold(nil, words[0], words[1:], hdr.Style{Width: 78, EOL: "\n", FirstMoves: true}))
 }
 
 // fieldName reports an RFC 5322 field name: printable ASCII without colon.

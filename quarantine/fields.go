@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"amavisgo/hdr"
 )
 
 // Alerts are what the X-Amavis-Alert fields of a quarantined copy report.
@@ -83,33 +85,38 @@ func Fields(a Alerts, s *SpamInfo) []string {
 		}
 		return num(*v)
 	}
-	pieces := []string{yes + ",", "score=" + sl, "tag=" + opt(s.Tag), "tag2=" + opt(s.Tag2), "kill=" + opt(s.Kill)}
+	// the pieces of X-Spam-Status, each with the blank that separates it or starts its line
+	pieces := []string{" " + yes + ",", " score=" + sl, " tag=" + opt(s.Tag), " tag2=" + opt(s.Tag2), " kill=" + opt(s.Kill)}
 	if s.Blacklisted {
-		pieces = append(pieces, "BLACKLISTED")
+		pieces = append(pieces, " BLACKLISTED")
 	}
 	if s.Whitelisted {
-		pieces = append(pieces, "WHITELISTED")
+		pieces = append(pieces, " WHITELISTED")
 	}
 	tests := append([]string(nil), s.Tests...)
 	sort.Strings(tests)
 	for i := range tests {
-		tests[i] += ","
+		tests[i] = " " + tests[i] + ","
 	}
 	if len(tests) > 0 {
-		tests[0] = "tests=[" + tests[0]
+		tests[0] = " tests=[" + tests[0][1:]
 		tests[len(tests)-1] = strings.TrimSuffix(tests[len(tests)-1], ",") + "]"
 	} else {
-		tests = []string{"tests=[]"}
+		tests = []string{" tests=[]"}
 	}
 	pieces = append(pieces, tests...)
 	autolearn := s.Autolearn
 	if autolearn == "" {
 		autolearn = "unavailable"
 	}
-	pieces = append(pieces, "autolearn="+autolearn)
+	pieces = append(pieces, " autolearn="+autolearn)
 	return append(out, "X-Spam-Flag: "+flag, "X-Spam-Score: "+num(score),
-		strings.TrimSuffix("X-Spam-Level: "+level, " "), foldAt("X-Spam-Status:", pieces))
+		strings.TrimSuffix("X-Spam-Level: "+level, " "), string(hdr.Fold(nil, "X-Spam-Status:", pieces, spamStatusStyle)))
 }
+
+// spamStatusStyle folds X-Spam-Status at 78 columns with LF, the quarantine's line end, the
+// first piece on the name's line.
+var spamStatusStyle = hdr.Style{Width: 78, EOL: "\n"}
 
 // num is a level as amavis prints it: at most three decimals, no trailing zeros.
 func num(v float64) string {
@@ -118,20 +125,4 @@ func num(v float64) string {
 		s = "0"
 	}
 	return s
-}
-
-// foldAt joins pieces with spaces, starting a continuation line before a piece that would go
-// past 78 columns.
-func foldAt(name string, pieces []string) string {
-	var b strings.Builder
-	line := name
-	for _, p := range pieces {
-		if len(line)+1+len(p) > 78 && line != name {
-			b.WriteString(line + "\n")
-			line = ""
-		}
-		line += " " + p
-	}
-	b.WriteString(line)
-	return b.String()
 }

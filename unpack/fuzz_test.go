@@ -114,9 +114,9 @@ func fuzzUnpack(t *testing.T, d fuzzDir, u *Unpacker, msg []byte) {
 func FuzzMIME(f *testing.F) {
 	f.Add(plain2K())
 	f.Add(withAttachment("a.zip", "application/zip", zipOf(f, map[string][]byte{"e.com": []byte(eicar)})))
-	f.Add([]byte(hdr + "Content-Type: multipart/mixed; boundary=a=b\n\n--a=b\n\n" + uuencode("x", []byte("hi")) + "\n--a=b--\n"))
-	f.Add([]byte(hdr + "Content-Type: multipart/digest; boundary=\"d\"; boundary=e\n\n--d\n\nSubject: x\nContent-Type: message/rfc822\n\nFrom: y\n\nz\n--d\n"))
-	f.Add([]byte(hdr + "Content-Type: text/plain; name*0*=utf-8''%E2; name*1=\"x\"\nContent-Transfer-Encoding: quoted-printable\n\n=E2=82=AC=\n"))
+	f.Add([]byte(topHeader + "Content-Type: multipart/mixed; boundary=a=b\n\n--a=b\n\n" + uuencode("x", []byte("hi")) + "\n--a=b--\n"))
+	f.Add([]byte(topHeader + "Content-Type: multipart/digest; boundary=\"d\"; boundary=e\n\n--d\n\nSubject: x\nContent-Type: message/rfc822\n\nFrom: y\n\nz\n--d\n"))
+	f.Add([]byte(topHeader + "Content-Type: text/plain; name*0*=utf-8''%E2; name*1=\"x\"\nContent-Transfer-Encoding: quoted-printable\n\n=E2=82=AC=\n"))
 	for _, s := range mimeSeeds() {
 		f.Add(s)
 	}

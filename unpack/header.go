@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
+
+	"amavisgo/hdr"
 )
 
 // field is one unfolded header field; name is lower-case.
@@ -56,48 +58,52 @@ func isFieldStart(line []byte) bool {
 // that does not start with a header has none, and a missing blank line leaves an empty body.
 func splitHeader(data []byte, errs *[]string) (header, []byte) {
 	var h header
-	// The value of the last field grows here while its continuation lines come; appending to
-	// a string instead copied the value once per line, quadratic in a long folded field.
-	var value []byte
+	// Continuation lines after a line that is no field go on the field before it; its value
+	// then grows here, as appending to the string would copy it once per such line.
+	var more []byte
 	done := func() {
-		if len(h) > 0 {
-			h[len(h)-1].value = string(value)
+		if more != nil {
+			h[len(h)-1].value = string(more)
+			more = nil
 		}
 	}
-	pos := 0
-	for pos < len(data) {
-		end := bytes.IndexByte(data[pos:], '\n')
-		next := len(data)
-		if end >= 0 {
-			next = pos + end + 1
-		} else {
-			end = len(data) - pos
+	for pos := 0; pos < len(data); {
+		f, _ := hdr.Next(data[pos:]) // a line and its continuation lines
+		line, cont := f, []byte(nil)
+		next := len(data) // after the first line
+		if i := bytes.IndexByte(f, '\n'); i >= 0 {
+			line, cont, next = f[:i], f[i+1:], pos+i+1
 		}
-		line := data[pos : pos+end]
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		switch {
 		case len(line) == 0:
 			done()
 			return h, data[next:]
 		case line[0] == ' ' || line[0] == '\t':
-			if len(h) > 0 {
-				value = append(append(value, ' '), bytes.TrimSpace(line)...)
-			}
+			// continuation lines before the first field: nothing to continue
 		case isFieldStart(line):
 			done()
 			i := bytes.IndexByte(line, ':')
-			h = append(h, field{name: strings.ToLower(string(bytes.TrimRight(line[:i], " \t")))})
-			value = append(value[:0], bytes.TrimSpace(line[i+1:])...)
+			h = append(h, field{name: strings.ToLower(string(bytes.TrimRight(line[:i], " \t"))),
+				value: hdr.JoinLines(f[i+1:])})
 		case len(h) == 0:
 			if pos == 0 && bytes.HasPrefix(line, []byte("From ")) {
 				break // an mbox separator line
 			}
 			// no header at all: everything is body
 			return nil, data[pos:]
-		case len(*errs) < maxHeaderErrors:
-			*errs = append(*errs, "couldn't parse head; error near: "+clip(string(line), 60))
+		default:
+			if len(*errs) < maxHeaderErrors {
+				*errs = append(*errs, "couldn't parse head; error near: "+clip(string(line), 60))
+			}
+			if len(cont) > 0 {
+				if more == nil {
+					more = []byte(h[len(h)-1].value)
+				}
+				more = append(append(more, ' '), hdr.JoinLines(cont)...)
+			}
 		}
-		pos = next
+		pos += len(f)
 	}
 	done()
 	if len(h) > 0 {

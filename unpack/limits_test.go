@@ -59,7 +59,7 @@ func TestLimits(t *testing.T) {
 		nested = zipOf(t, map[string][]byte{fmt.Sprintf("l%d", i): nested})
 	}
 	var many bytes.Buffer
-	many.WriteString(hdr + "Content-Type: multipart/mixed; boundary=m\n\n")
+	many.WriteString(topHeader + "Content-Type: multipart/mixed; boundary=m\n\n")
 	for i := 0; i < 5; i++ {
 		fmt.Fprintf(&many, "--m\n\npart %d\n", i)
 	}
@@ -301,24 +301,24 @@ func TestMIMEWorstCases(t *testing.T) {
 		t.Skip("timed: checked in a build without -race (make test runs it so)")
 	}
 	var dashes bytes.Buffer
-	dashes.WriteString(hdr + "Content-Type: multipart/mixed\n\n")
+	dashes.WriteString(topHeader + "Content-Type: multipart/mixed\n\n")
 	for i := 0; dashes.Len() < 4<<20; i++ {
 		fmt.Fprintf(&dashes, "--x%d\n", i)
 	}
 	var nested bytes.Buffer
-	nested.WriteString(hdr)
+	nested.WriteString(topHeader)
 	for i := 0; i < 2000; i++ {
 		fmt.Fprintf(&nested, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i)
 	}
 	nested.WriteString("\n" + strings.Repeat("deep body\n", 100000))
 	var many bytes.Buffer
-	many.WriteString(hdr + "Content-Type: multipart/mixed; boundary=m\n\n")
+	many.WriteString(topHeader + "Content-Type: multipart/mixed; boundary=m\n\n")
 	for many.Len() < 4<<20 {
 		many.WriteString("--m\n\nx\n--not-it\n")
 	}
 	// 95 parts each with a 100 kB folded field: as costly as a plain message of that size
 	var foldedParts bytes.Buffer
-	foldedParts.WriteString(hdr + "Content-Type: multipart/mixed; boundary=f\n\n")
+	foldedParts.WriteString(topHeader + "Content-Type: multipart/mixed; boundary=f\n\n")
 	for i := 0; i < 95; i++ {
 		foldedParts.WriteString("--f\nContent-Type: text/plain\nX-Folded: x" + strings.Repeat("\n y", 100<<10/3) + "\n\npart\n")
 	}

@@ -74,7 +74,7 @@ func (e *expiring) Err() error {
 // between two of them, not after writing them all.
 func TestCancelDuringMIMEWalk(t *testing.T) {
 	var msg strings.Builder
-	msg.WriteString(hdr + "Content-Type: multipart/mixed; boundary=m\n\n")
+	msg.WriteString(topHeader + "Content-Type: multipart/mixed; boundary=m\n\n")
 	for range 1000 {
 		msg.WriteString("--m\nContent-Type: text/plain\n\npart\n")
 	}

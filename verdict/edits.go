@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"mime"
 	"strings"
+
+	"amavisgo/hdr"
 )
 
 // Field is a header field to add.
@@ -16,30 +18,17 @@ func (f Field) String() string {
 	if nonASCII(v) >= 0 {
 		v = mime.QEncoding.Encode("UTF-8", v)
 	}
-	return fold(f.Name+": "+v, 78) + "\r\n"
-}
-
-// fold breaks a field before blanks so that lines stay within width where it can.
-func fold(s string, width int) string {
-	if len(s) <= width {
-		return s
+	line := f.Name + ": " + v
+	if len(line) <= 78 {
+		return line + "\r\n"
 	}
-	var b strings.Builder
-	line := 0
-	for i, w := range strings.Split(s, " ") {
-		if i > 0 {
-			if line+1+len(w) > width && line > 0 {
-				b.WriteString("\r\n ")
-				line = 1
-			} else {
-				b.WriteByte(' ')
-				line++
-			}
-		}
-		b.WriteString(w)
-		line += len(w)
+	// broken before blanks, a run of blanks kept as empty words; the first word of the value
+	// may go to a continuation line
+	words := strings.Split(line, " ")
+	for i := 1; i < len(words); i++ {
+		words[i] = " " + words[i]
 	}
-	return b.String()
+	return string(hdr.Fold(nil, words[0], words[1:], hdr.Style{Width: 78, EOL: "\r\n", FirstMoves: true})) + "\r\n"
 }
 
 // HeaderEdits are the edits of the header of a passed recipient's copy, as data. The daemon
@@ -198,21 +187,8 @@ func (h HeaderEdits) EditHeader(orig []byte) []byte {
 	}
 	out := make([]byte, 0, len(orig)+len(h.SubjectTag)+8)
 	for len(orig) > 0 {
-		// one field: its first line and the continuation lines, with their line ends
-		end := 0
-		for {
-			i := bytes.IndexByte(orig[end:], '\n')
-			if i < 0 {
-				end = len(orig)
-				break
-			}
-			end += i + 1
-			if end >= len(orig) || (orig[end] != ' ' && orig[end] != '\t') {
-				break
-			}
-		}
-		f := orig[:end]
-		orig = orig[end:]
+		var f []byte
+		f, orig = hdr.Next(orig) // with its continuation lines and line ends
 		name := fieldName(string(f))
 		switch {
 		case name != "" && h.deletes(name):

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"amavisgo/hdr"
 )
 
 // HeaderTests selects the bad-header tests (allowed_header_tests).
@@ -117,23 +119,8 @@ func SplitHeader(raw []byte) []string {
 	}
 	raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
 	var fields []string
-	// A field is cut whole from raw at its last continuation line: appending line by line
-	// copied it once per line, quadratic in a long folded field.
-	for len(raw) > 0 {
-		end := 0
-		for {
-			i := bytes.IndexByte(raw[end:], '\n')
-			if i < 0 {
-				end = len(raw)
-				break
-			}
-			end += i + 1
-			if end == len(raw) || (raw[end] != ' ' && raw[end] != '\t') {
-				break
-			}
-		}
-		fields = append(fields, string(raw[:end]))
-		raw = raw[end:]
+	for f := range hdr.Fields(raw) {
+		fields = append(fields, string(f))
 	}
 	return fields
 }
