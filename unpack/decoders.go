@@ -388,6 +388,9 @@ func decode7z(j *job, p *Part) (bool, error) {
 	}
 	defer f.Close()
 	if err := check7zHeader(f, p.Size); err != nil {
+		if errors.Is(err, errKeyDerivation) {
+			p.addAttr("C") // encrypted, and its key too costly to even try
+		}
 		return true, decodeError{err} // as when the library refuses an archive
 	}
 	zr, err := sevenzip.NewReader(f, p.Size)

@@ -2,6 +2,7 @@ package unpack
 
 import (
 	"bytes"
+	"errors"
 	"hash/crc32"
 	"os"
 	"runtime"
@@ -75,6 +76,70 @@ func TestSevenZipHeaderCounts(t *testing.T) {
 		}
 		if !kept {
 			t.Errorf("seed %d: the archive is not left as it is\n%s", i, describe(r))
+		}
+	}
+}
+
+// An AES coder declaring 2^40 rounds of key derivation had the library hash for hours, past
+// child_timeout: over 7-Zip's own 2^24 the archive is refused, and marked encrypted.
+func TestSevenZipKeyDerivationBounded(t *testing.T) {
+	c := []byte(eicar)
+	aes := sevenZipCoder{id: []byte{0x06, 0xf1, 0x07, 0x01}, props: []byte{40}}
+	a := sevenZip("e.com", aes, c, uint64(len(c)), crc32.ChecksumIEEE(c))
+	if err := check7zHeader(bytes.NewReader(a), int64(len(a))); !errors.Is(err, errKeyDerivation) {
+		t.Fatalf("check7zHeader = %v", err)
+	}
+	start := time.Now()
+	r, _ := unpackMsg(t, debianLimits, withAttachment("x.7z", "application/x-7z-compressed", a))
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("took %v", el)
+	}
+	encrypted := false
+	for _, p := range r.Parts {
+		encrypted = encrypted || slices.Contains(p.ShortTypes, "7z") && p.HasAttr('C')
+	}
+	if !encrypted {
+		t.Errorf("the archive is not marked C\n%s", describe(r))
+	}
+}
+
+// The library keeps a decoder open per folder: eight solid blocks of 64 MiB each held 512 MiB.
+// The dictionaries of all folders together are bounded, each counted up to its folder's size.
+func TestSevenZipSolidBlocksBounded(t *testing.T) {
+	folders := func(n int, dict int64, size uint64) []byte {
+		h := []byte{0x01, 0x04, 0x06, 0x00}
+		h = append(h, szNumber(uint64(n))...)
+		h = append(h, 0x09)
+		for range n {
+			h = append(h, 0x01)
+		}
+		h = append(h, 0x00, 0x07, 0x0b)
+		h = append(h, szNumber(uint64(n))...)
+		h = append(h, 0x00)
+		for range n {
+			h = append(h, 0x01, 0x21, 0x21, 0x01, lzma2DictByte(dict)) // one LZMA2 coder with props
+		}
+		h = append(h, 0x0c)
+		for range n {
+			h = append(h, szNumber(size)...)
+		}
+		return sevenZipRaw(make([]byte, n), append(h, 0x00, 0x00, 0x00))
+	}
+	for _, tc := range []struct {
+		n    int
+		dict int64
+		size uint64
+		ok   bool
+	}{
+		{2, 64 << 20, 64 << 20, true},   // 128 MiB: the bound
+		{3, 64 << 20, 64 << 20, false},  // 192 MiB
+		{8, 64 << 20, 1 << 20, true},    // small folders need small dictionaries
+		{8, 64 << 20, 100 << 20, false}, // 512 MiB, the finding
+	} {
+		a := folders(tc.n, tc.dict, tc.size)
+		err := check7zHeader(bytes.NewReader(a), int64(len(a)))
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, errDictionariesSum) {
+			t.Errorf("%d folders of %d MiB over %d bytes: %v", tc.n, tc.dict>>20, tc.size, err)
 		}
 	}
 }

@@ -18,9 +18,19 @@ const (
 	max7zHeader  = 16 << 20 // bytes of header, encoded or not
 	max7zMembers = 1 << 16  // files, and unpacked streams
 	max7zCoders  = 32       // coders of a folder, streams of a coder
+	// max7zDicts bounds the dictionaries of all folders together: the library keeps a decoder
+	// open per folder (solid block), so eight folders of 64 MiB each held 512 MiB.
+	max7zDicts = 2 * maxDict
+	// max7zKeyRounds is 7-Zip's own bound on AES key derivation (2^24 SHA-256 rounds): an
+	// archive declaring 2^40 had the library hash for hours, past any child_timeout.
+	max7zKeyRounds = 24
 )
 
-var err7zHeader = errors.New("7z header out of bounds")
+var (
+	err7zHeader        = errors.New("7z header out of bounds")
+	errKeyDerivation   = errors.New("7z AES key derivation over 2^24 rounds")
+	errDictionariesSum = errors.New("7z dictionaries of all folders over 128 MiB")
+)
 
 // check7zHeader validates the header of the 7z archive in r (size bytes). An encoded header is
 // decoded, when one LZMA, LZMA2 or Copy coder made it, and checked in turn; one encrypted (its
@@ -266,6 +276,7 @@ func (p *szHeader) unpackInfo(si *szStreams) error {
 	if err := p.expect(0x0c); err != nil {
 		return err
 	}
+	var dicts uint64
 	for i := range si.folders {
 		f := &si.folders[i]
 		f.unpacked = make([]uint64, f.outStreams)
@@ -273,6 +284,9 @@ func (p *szHeader) unpackInfo(si *szStreams) error {
 			if f.unpacked[k], err = p.number(); err != nil {
 				return err
 			}
+		}
+		if dicts += f.dictionary(); dicts > max7zDicts {
+			return errDictionariesSum
 		}
 	}
 	for {
@@ -339,6 +353,11 @@ func (p *szHeader) folder(f *szFolder) error {
 			props = props[:size]
 		}
 		f.props = append(f.props, props)
+		if string(f.coders[len(f.coders)-1]) == "\x06\xf1\x07\x01" && len(props) > 0 {
+			if rounds := props[0] & 0x3f; rounds > max7zKeyRounds && rounds != 0x3f { // 0x3f: no hashing
+				return errKeyDerivation
+			}
+		}
 	}
 	bindPairs := f.outStreams - 1
 	for range 2 * bindPairs {
@@ -358,6 +377,31 @@ func (p *szHeader) folder(f *szFolder) error {
 		}
 	}
 	return nil
+}
+
+// dictionary is what the folder's LZMA and LZMA2 coders declare, each no more than the
+// folder's largest output (a decoder needs no more).
+func (f *szFolder) dictionary() uint64 {
+	var out uint64
+	for _, n := range f.unpacked {
+		out = max(out, n)
+	}
+	var sum uint64
+	for i, id := range f.coders {
+		var d int64
+		switch string(id) {
+		case "\x21":
+			if len(f.props[i]) == 1 {
+				d, _ = lzma2Dict(f.props[i][0])
+			}
+		case "\x03\x01\x01":
+			if len(f.props[i]) == 5 {
+				d = int64(binary.LittleEndian.Uint32(f.props[i][1:]))
+			}
+		}
+		sum += min(uint64(d), out)
+	}
+	return sum
 }
 
 func (p *szHeader) subStreamsInfo(si *szStreams) error {
