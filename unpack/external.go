@@ -85,7 +85,7 @@ func command(ctx context.Context, prog string, args ...string) *exec.Cmd {
 	var cmd *exec.Cmd
 	if prlimit != "" {
 		// prlimit sets the limit on itself and then executes prog: no moment without it
-		cmd = exec.CommandContext(ctx, prlimit, append([]string{"--as=" + strconv.Itoa(externalMemoryLimit), "--", prog}, args...)...)
+		cmd = exec.CommandContext(ctx, prlimit, append([]string{"--data=" + strconv.Itoa(externalMemoryLimit), "--", prog}, args...)...)
 	} else {
 		cmd = exec.CommandContext(ctx, prog, args...)
 	}
@@ -95,10 +95,12 @@ func command(ctx context.Context, prog string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// externalMemoryLimit is the address space each external decoder may use: a hostile archive
-// can ask a decompressor for gigabytes (dictionary sizes), and what it cannot get makes it fail
-// on that member, not the machine. 512 MiB is far more than the dictionaries of mail-sized
-// archives need (7-Zip's largest preset uses 64 MiB).
+// externalMemoryLimit is the data (heap and anonymous mappings, RLIMIT_DATA) each external
+// decoder may use: a hostile archive can ask a decompressor for gigabytes (dictionary sizes),
+// and what it cannot get makes it fail on that member, not the machine. 512 MiB is far more
+// than the dictionaries of mail-sized archives need (7-Zip's largest preset uses 64 MiB). The
+// address space would be the wrong measure: glibc reserves 64 MiB of it per thread arena, so a
+// limit on it would depend on the machine's core count.
 const externalMemoryLimit = 512 << 20
 
 // prlimit is util-linux's prlimit(1), which runs an external decoder under
@@ -113,7 +115,7 @@ func startLimited(cmd *exec.Cmd) error {
 	}
 	if prlimit == "" {
 		lim := unix.Rlimit{Cur: externalMemoryLimit, Max: externalMemoryLimit}
-		unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &lim, nil)
+		unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_DATA, &lim, nil)
 	}
 	return nil
 }

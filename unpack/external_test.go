@@ -141,13 +141,13 @@ func TestExternalTimeLimit(t *testing.T) {
 	}
 }
 
-// An external decoder runs with its address space limited to externalMemoryLimit, from its
+// An external decoder runs with its data limited to externalMemoryLimit, from its
 // first instruction on: a decompressor that a hostile archive asks for gigabytes fails on that
 // member instead of taking the machine's memory. The "cabextract" here reports the limit it got
 // as the member it extracts.
 func TestExternalMemoryLimit(t *testing.T) {
 	bin := t.TempDir()
-	script := "#!/bin/sh\nulimit -v > limit.txt\n"
+	script := "#!/bin/sh\nulimit -d > limit.txt\n"
 	if err := os.WriteFile(filepath.Join(bin, "cabextract"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestExternalMemoryLimit(t *testing.T) {
 	for _, p := range r.Parts {
 		if slices.Contains(p.Names, "limit.txt") {
 			if b, _ := os.ReadFile(p.Path); string(b) != want {
-				t.Errorf("the decoder ran with ulimit -v %q, want %q", b, want)
+				t.Errorf("the decoder ran with ulimit -d %q, want %q", b, want)
 			}
 			return
 		}
