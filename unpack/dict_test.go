@@ -103,10 +103,11 @@ func TestSevenZipKeyDerivationBounded(t *testing.T) {
 	}
 }
 
-// The library keeps a decoder open per folder: eight solid blocks of 64 MiB each held 512 MiB.
-// The dictionaries of all folders together are bounded, each counted up to its folder's size.
+// The library keeps the decoder of each solid folder open: eight solid blocks of 64 MiB each
+// held 512 MiB. The dictionaries of the solid folders together are bounded, each counted up to
+// its folder's size; folders of one member each close their decoder before the next opens.
 func TestSevenZipSolidBlocksBounded(t *testing.T) {
-	folders := func(n int, dict int64, size uint64) []byte {
+	folders := func(n int, dict int64, size uint64, solid bool) []byte {
 		h := []byte{0x01, 0x04, 0x06, 0x00}
 		h = append(h, szNumber(uint64(n))...)
 		h = append(h, 0x09)
@@ -123,23 +124,37 @@ func TestSevenZipSolidBlocksBounded(t *testing.T) {
 		for range n {
 			h = append(h, szNumber(size)...)
 		}
-		return sevenZipRaw(make([]byte, n), append(h, 0x00, 0x00, 0x00))
+		h = append(h, 0x00) // end of UnpackInfo
+		if solid {          // SubStreamsInfo: two members per folder, the first of 1 byte
+			h = append(h, 0x08, 0x0d)
+			for range n {
+				h = append(h, 0x02)
+			}
+			h = append(h, 0x09)
+			for range n {
+				h = append(h, 0x01)
+			}
+			h = append(h, 0x00)
+		}
+		return sevenZipRaw(make([]byte, n), append(h, 0x00, 0x00))
 	}
 	for _, tc := range []struct {
-		n    int
-		dict int64
-		size uint64
-		ok   bool
+		n     int
+		dict  int64
+		size  uint64
+		solid bool
+		ok    bool
 	}{
-		{2, 64 << 20, 64 << 20, true},   // 128 MiB: the bound
-		{3, 64 << 20, 64 << 20, false},  // 192 MiB
-		{8, 64 << 20, 1 << 20, true},    // small folders need small dictionaries
-		{8, 64 << 20, 100 << 20, false}, // 512 MiB, the finding
+		{2, 64 << 20, 64 << 20, true, true},   // 128 MiB: the bound
+		{3, 64 << 20, 64 << 20, true, false},  // 192 MiB
+		{8, 64 << 20, 1 << 20, true, true},    // small folders need small dictionaries
+		{8, 64 << 20, 100 << 20, true, false}, // 512 MiB, the finding
+		{8, 64 << 20, 100 << 20, false, true}, // one member a folder: one decoder at a time
 	} {
-		a := folders(tc.n, tc.dict, tc.size)
+		a := folders(tc.n, tc.dict, tc.size, tc.solid)
 		err := check7zHeader(bytes.NewReader(a), int64(len(a)))
 		if tc.ok && err != nil || !tc.ok && !errors.Is(err, errDictionariesSum) {
-			t.Errorf("%d folders of %d MiB over %d bytes: %v", tc.n, tc.dict>>20, tc.size, err)
+			t.Errorf("%d folders (solid %v) of %d MiB over %d bytes: %v", tc.n, tc.solid, tc.dict>>20, tc.size, err)
 		}
 	}
 }

@@ -35,7 +35,7 @@ func lzma2Dict(p byte) (int64, error) {
 	return int64(2|p&1) << (p/2 + 11), nil
 }
 
-func decode7zLZMA2(props []byte, _ uint64, readers []io.ReadCloser) (io.ReadCloser, error) {
+func decode7zLZMA2(props []byte, size uint64, readers []io.ReadCloser) (io.ReadCloser, error) {
 	if len(readers) != 1 || len(props) != 1 {
 		return nil, errors.New("lzma2: malformed coder")
 	}
@@ -45,6 +45,9 @@ func decode7zLZMA2(props []byte, _ uint64, readers []io.ReadCloser) (io.ReadClos
 	}
 	if dict > maxDict {
 		return nil, errDictTooLarge
+	}
+	if size > 0 { // a decoder needs no more dictionary than it has output to make
+		dict = min(dict, int64(min(size, maxDict)))
 	}
 	r, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(readers[0])
 	if err != nil {

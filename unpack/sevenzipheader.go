@@ -18,8 +18,8 @@ const (
 	max7zHeader  = 16 << 20 // bytes of header, encoded or not
 	max7zMembers = 1 << 16  // files, and unpacked streams
 	max7zCoders  = 32       // coders of a folder, streams of a coder
-	// max7zDicts bounds the dictionaries of all folders together: the library keeps a decoder
-	// open per folder (solid block), so eight folders of 64 MiB each held 512 MiB.
+	// max7zDicts bounds the dictionaries of the solid folders together: the library keeps a
+	// decoder open per solid folder, so eight of 64 MiB each held 512 MiB.
 	max7zDicts = 2 * maxDict
 	// max7zKeyRounds is 7-Zip's own bound on AES key derivation (2^24 SHA-256 rounds): an
 	// archive declaring 2^40 had the library hash for hours, past any child_timeout.
@@ -29,7 +29,7 @@ const (
 var (
 	err7zHeader        = errors.New("7z header out of bounds")
 	errKeyDerivation   = errors.New("7z AES key derivation over 2^24 rounds")
-	errDictionariesSum = errors.New("7z dictionaries of all folders over 128 MiB")
+	errDictionariesSum = errors.New("7z dictionaries of the solid folders over 128 MiB")
 )
 
 // check7zHeader validates the header of the 7z archive in r (size bytes). An encoded header is
@@ -195,6 +195,7 @@ type szFolder struct {
 	outStreams int
 	unpacked   []uint64
 	crc        bool
+	streams    uint64 // unpacked streams (members) in the folder; more than one: solid
 }
 
 func (p *szHeader) streamsInfo() (*szStreams, error) {
@@ -206,7 +207,7 @@ func (p *szHeader) streamsInfo() (*szStreams, error) {
 		}
 		switch id {
 		case 0x00:
-			return si, nil
+			return si, si.solidDictionaries()
 		case 0x06:
 			err = p.packInfo(si)
 		case 0x07:
@@ -228,8 +229,8 @@ func (p *szHeader) packInfo(si *szStreams) error {
 		return err
 	}
 	n, err := p.count()
-	if err != nil {
-		return err
+	if err != nil || n > max7zMembers {
+		return err7zHeader
 	}
 	for {
 		id, err := p.byte()
@@ -261,8 +262,8 @@ func (p *szHeader) unpackInfo(si *szStreams) error {
 		return err
 	}
 	n, err := p.count()
-	if err != nil {
-		return err
+	if err != nil || n > max7zMembers {
+		return err7zHeader
 	}
 	if err := p.expect(0x00); err != nil { // folders inline, not external
 		return err
@@ -276,17 +277,14 @@ func (p *szHeader) unpackInfo(si *szStreams) error {
 	if err := p.expect(0x0c); err != nil {
 		return err
 	}
-	var dicts uint64
 	for i := range si.folders {
 		f := &si.folders[i]
+		f.streams = 1
 		f.unpacked = make([]uint64, f.outStreams)
 		for k := range f.unpacked {
 			if f.unpacked[k], err = p.number(); err != nil {
 				return err
 			}
-		}
-		if dicts += f.dictionary(); dicts > max7zDicts {
-			return errDictionariesSum
 		}
 	}
 	for {
@@ -379,6 +377,21 @@ func (p *szHeader) folder(f *szFolder) error {
 	return nil
 }
 
+// solidDictionaries bounds the dictionaries of the solid folders together: the library keeps
+// the decoder of each open while it reads the folder's members (the others close after their
+// one member).
+func (si *szStreams) solidDictionaries() error {
+	var sum uint64
+	for i := range si.folders {
+		if si.folders[i].streams > 1 {
+			if sum += si.folders[i].dictionary(); sum > max7zDicts {
+				return errDictionariesSum
+			}
+		}
+	}
+	return nil
+}
+
 // dictionary is what the folder's LZMA and LZMA2 coders declare, each no more than the
 // folder's largest output (a decoder needs no more).
 func (f *szFolder) dictionary() uint64 {
@@ -421,6 +434,9 @@ func (p *szHeader) subStreamsInfo(si *szStreams) error {
 			}
 			if total += streams[i]; streams[i] > max7zMembers || total > max7zMembers {
 				return err7zHeader
+			}
+			if i < len(si.folders) {
+				si.folders[i].streams = streams[i]
 			}
 		}
 		if id, err = p.byte(); err != nil {
