@@ -123,3 +123,110 @@ func BenchmarkFoldedHeader(b *testing.B) {
 		b.Run(fmt.Sprintf("%dkB", size>>10), func(b *testing.B) { benchUnpack(b, foldedHeader(size)) })
 	}
 }
+
+// headerSizes are the sizes of the hostile headers of issue 22: the cost must grow linearly
+// from the first to the last.
+var headerSizes = []struct {
+	name string
+	n    int
+}{{"100k", 100 << 10}, {"1M", 1 << 20}, {"4M", 4 << 20}}
+
+// foldedField is a field called name of about n bytes: a first line, then continuation lines
+// of 40 bytes (CRLF included), the shape of a hostile folded header.
+func foldedField(name string, n int) string {
+	var b strings.Builder
+	b.Grow(n + 80)
+	b.WriteString(name + ": start\r\n")
+	for b.Len() < n {
+		b.WriteString("\tfolded words of a long header 0123456\r\n")
+	}
+	return b.String()
+}
+
+// benchHeaderSizes runs fn on an input of each size built by mk.
+func benchHeaderSizes(b *testing.B, mk func(n int) []byte, fn func(b *testing.B, in []byte)) {
+	for _, s := range headerSizes {
+		b.Run(s.name, func(b *testing.B) {
+			in := mk(s.n)
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				fn(b, in)
+			}
+		})
+	}
+}
+
+// BenchmarkNames takes the names of a part whose header is a third each: a Content-Disposition
+// filename in RFC 2231 continuations (filename*0*, filename*1*, ...), a Content-Type name that
+// is one long run of RFC 2047 encoded words, and that name repeated with a different value
+// thousands of times (BenchmarkFoldedHeader covers a plain folded field).
+func BenchmarkNames(b *testing.B) {
+	benchHeaderSizes(b, func(n int) []byte {
+		var cd, ct strings.Builder
+		cd.WriteString("Content-Disposition: attachment;\r\n filename*0*=utf-8''%E2%82%AC")
+		for k := 1; cd.Len() < n/3; k++ {
+			fmt.Fprintf(&cd, ";\r\n filename*%d*=%s", k%1000, strings.Repeat("%41b", 8))
+		}
+		ct.WriteString("Content-Type: application/octet-stream; name=\"")
+		for ct.Len() < n/3 {
+			ct.WriteString("=?utf-8?q?caf=C3=A9_?=\r\n =?utf-8?b?w6k=?=\r\n ")
+		}
+		ct.WriteString("x.exe\"")
+		for k := 0; ct.Len() < 2*n/3; k++ {
+			fmt.Fprintf(&ct, ";\r\n name=f%d.exe", k)
+		}
+		return []byte(cd.String() + "\r\n" + ct.String() + "\r\n\r\nbody\r\n")
+	}, func(b *testing.B, in []byte) {
+		w := &walker{}
+		h, _ := splitHeader(in, &w.errs)
+		_, params := parseStructured(h[1].value)
+		p := &Part{}
+		w.names(p, h, params)
+		if len(p.Names) < 4 {
+			b.Fatalf("names %.100q", p.Names)
+		}
+	})
+}
+
+// BenchmarkDecodeWordsHostile decodes a field of unterminated encoded words that all end at
+// the one "?=" at its end: a decoder that rescans to it from every "=?" is quadratic.
+func BenchmarkDecodeWordsHostile(b *testing.B) {
+	benchHeaderSizes(b, func(n int) []byte {
+		return []byte(strings.Repeat("=?a?q?x ", n/8) + "?=")
+	}, func(b *testing.B, in []byte) {
+		if decodeWords(string(in)) == "" {
+			b.Fatal("empty")
+		}
+	})
+}
+
+// BenchmarkUnpack95Folded100K unpacks 95 parts each with a 100 kB folded header, about 10 MB
+// (issue 22: ten times the cost of a plain 10 MB message), and BenchmarkUnpackPlain10MB
+// that plain message.
+func BenchmarkUnpack95Folded100K(b *testing.B) { benchUnpack(b, partsWithHeaders(95, 100<<10)) }
+
+func BenchmarkUnpackPlain10MB(b *testing.B) { benchUnpack(b, partsWithHeaders(95, 0)) }
+
+// partsWithHeaders is a multipart message of n text parts, each with a folded field of size
+// hdr (none when 0) and a body that brings the part to about 100 kB.
+func partsWithHeaders(n, hdr int) []byte {
+	var b strings.Builder
+	b.WriteString("From: a@example.com\r\nTo: b@example.net\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n")
+	line := "body text of the part, plain and boring, for the size of it\r\n"
+	for i := 0; i < n; i++ {
+		b.WriteString("--BB\r\nContent-Type: text/plain\r\n")
+		if hdr > 0 {
+			b.WriteString(foldedField("X-Folded", hdr))
+		}
+		b.WriteString("\r\n")
+		for k := hdr; k < 100<<10; k += len(line) {
+			b.WriteString(line)
+		}
+		b.WriteString("part " + fmt.Sprint(i) + "\r\n")
+	}
+	b.WriteString("--BB--\r\n")
+	return []byte(b.String())
+}

@@ -132,19 +132,28 @@ func (w *walker) entity(parent *Part, data []byte, merge bool, nesting int, defT
 }
 
 // names collects the declared names of a part: Content-Disposition filename and
-// Content-Type name, each decoded (RFC 2047/2231) and raw.
+// Content-Type name, each decoded (RFC 2047/2231) and raw. A hostile header can repeat a
+// parameter a hundred thousand times: duplicates are dropped through a set, as the linear
+// search of addName made that quadratic (100,000 names took 28 s).
 func (w *walker) names(p *Part, h header, ctParams []param) {
 	cd, _ := h.get("content-disposition")
 	_, cdParams := parseStructured(cd)
-	addNames(p, cdParams, "filename")
-	addNames(p, ctParams, "name")
-}
-
-func addNames(p *Part, ps []param, key string) {
-	raw, dec := paramValues(ps, key)
-	for i := range raw {
-		p.addName(dec[i])
-		p.addName(raw[i])
+	seen := map[string]bool{}
+	add := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			p.Names = append(p.Names, n)
+		}
+	}
+	for _, k := range []struct {
+		ps  []param
+		key string
+	}{{cdParams, "filename"}, {ctParams, "name"}} {
+		raw, dec := paramValues(k.ps, k.key)
+		for i := range raw {
+			add(dec[i])
+			add(raw[i])
+		}
 	}
 }
 
