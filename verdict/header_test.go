@@ -2,8 +2,10 @@ package verdict
 
 import (
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 var defaultTests = HeaderTests{"other": true, "mime": true, "syntax": true, "empty": true, "long": true,
@@ -177,4 +179,37 @@ func FuzzEditHeader(f *testing.F) {
 			t.Fatalf("changed without cause: %q -> %q", orig, out)
 		}
 	})
+}
+
+// TestCheckHeaderHugeFolded: a field folded into a megabyte of continuation lines is split and
+// tested in linear time and memory (issue 22: 4 s and 13 GB allocated for 1 MB), and its
+// finding is still reported. The guard is the bytes allocated, which do not depend on the
+// machine's load; the time bound is a generous guard against a hang.
+func TestCheckHeaderHugeFolded(t *testing.T) {
+	var f strings.Builder
+	f.WriteString(dateFrom + "Subject: start\r\n")
+	for f.Len() < 1<<20 {
+		f.WriteString("\tfolded words of a long header 0123456\r\n")
+	}
+	f.WriteString("\tcaf\xe9\r\n")
+	h := []byte(f.String())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	findings, minor := CheckHeader(h, defaultTests, false)
+	el := time.Since(start)
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d bytes: %v, %.1f MB allocated", len(h), el, float64(alloc)/(1<<20))
+	if len(findings) != 1 || minor != 2 ||
+		!strings.HasPrefix(findings[0], "Non-encoded non-ASCII data (and not UTF-8) (char E9 hex): Subject: ...") ||
+		!strings.HasSuffix(findings[0], `0123456\x{0A}\x{09}caf\x{E9}`) {
+		t.Errorf("findings %q, minor %d", findings, minor)
+	}
+	if limit := uint64(16 * len(h)); alloc > limit {
+		t.Errorf("allocated %d bytes for a %d-byte header, more than %d", alloc, len(h), limit)
+	}
+	if el > 5*time.Second {
+		t.Errorf("took %v", el)
+	}
 }
