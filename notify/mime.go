@@ -25,20 +25,32 @@ func compose(expanded string, set [][2]string, mainType string, parts []part, ma
 		headText, body = expanded, ""
 	}
 	var fields [][2]string
+	// the last field's value and continuation lines, joined when the field ends: appending
+	// them one by one to a string copies the value once per line
+	var pieces []string
+	end := func() {
+		if len(pieces) > 1 {
+			fields[len(fields)-1][1] = strings.Join(pieces, " ")
+		}
+		pieces = pieces[:0]
+	}
 	for _, line := range strings.Split(headText, "\n") {
 		switch {
 		case line == "":
 		case (line[0] == ' ' || line[0] == '\t') && len(fields) > 0:
-			fields[len(fields)-1][1] += " " + strings.TrimSpace(line)
+			pieces = append(pieces, strings.TrimSpace(line))
 		default:
 			name, value, ok := strings.Cut(line, ":")
 			if !ok || !fieldName(strings.TrimSpace(name)) {
 				body = line + "\n" + body // not a header field: the text starts here
 				continue
 			}
+			end()
 			fields = append(fields, [2]string{strings.TrimSpace(name), strings.TrimSpace(value)})
+			pieces = append(pieces, fields[len(fields)-1][1])
 		}
 	}
+	end()
 	var out []string
 	replaced := map[string]bool{}
 	for _, f := range fields {
