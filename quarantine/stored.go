@@ -130,7 +130,9 @@ func (st *Stored) readLeading(br *bufio.Reader) (string, error) {
 		}
 	}()
 	read := 0
-	field := "" // the field being collected, with its line ends
+	// the field being collected, with its line ends; appended to, as concatenating strings
+	// copies it once per continuation line (thousands for a long X-Envelope-To)
+	var field []byte
 	for {
 		line, err := br.ReadString('\n')
 		read += len(line)
@@ -140,26 +142,26 @@ func (st *Stored) readLeading(br *bufio.Reader) (string, error) {
 		if err != nil && err != io.EOF {
 			return "", err
 		}
-		if field != "" && line != "" && (line[0] == ' ' || line[0] == '\t') {
-			field += line
+		if len(field) > 0 && line != "" && (line[0] == ' ' || line[0] == '\t') {
+			field = append(field, line...)
 			if err == nil {
 				continue
 			}
 			line = ""
 		}
-		if field != "" && !st.known(field, &haveBlocked) {
-			return field + line, nil
+		if len(field) > 0 && !st.known(string(field), &haveBlocked) {
+			return string(field) + line, nil
 		}
-		field = ""
+		field = field[:0]
 		if line == "" || line == "\n" || line == "\r\n" {
 			return line, nil // the end of the header section, or of the file
 		}
-		field = line
+		field = append(field, line...)
 		if err == io.EOF {
-			if st.known(field, &haveBlocked) {
+			if st.known(string(field), &haveBlocked) {
 				return "", nil
 			}
-			return field, nil
+			return string(field), nil
 		}
 	}
 }
