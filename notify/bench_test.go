@@ -52,3 +52,28 @@ func BenchmarkDSNFoldedHeader(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkComposeFolded composes a notice whose template header has a field folded over
+// 100 kB to 4 MB: the cost must grow linearly.
+func BenchmarkComposeFolded(b *testing.B) {
+	for _, s := range []struct {
+		name string
+		n    int
+	}{{"100k", 100 << 10}, {"1M", 1 << 20}, {"4M", 4 << 20}} {
+		b.Run(s.name, func(b *testing.B) {
+			var e strings.Builder
+			e.WriteString("Subject: start\n")
+			for e.Len() < s.n {
+				e.WriteString(" folded words\n")
+			}
+			e.WriteString("\nthe text\n")
+			text := e.String()
+			b.SetBytes(int64(len(text)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				compose(text, [][2]string{{"From", "<a@b>"}, {"To", "<c@d>"}}, "", nil, "n8rZJ2zBYamo")
+			}
+		})
+	}
+}
