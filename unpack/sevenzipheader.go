@@ -106,6 +106,21 @@ func (p *szHeader) number() (uint64, error) {
 	return v, nil
 }
 
+// numbers reads n numbers.
+func (p *szHeader) numbers(n int) ([]uint64, error) {
+	if n > len(p.b) { // each takes a byte at least
+		return nil, err7zHeader
+	}
+	v := make([]uint64, n)
+	for i := range v {
+		var err error
+		if v[i], err = p.number(); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
 // count is a number of things that take at least a byte each of what follows.
 func (p *szHeader) count() (int, error) {
 	v, err := p.number()
@@ -241,11 +256,8 @@ func (p *szHeader) packInfo(si *szStreams) error {
 		case 0x00:
 			return nil
 		case 0x09:
-			si.packSizes = make([]uint64, n)
-			for i := range si.packSizes {
-				if si.packSizes[i], err = p.number(); err != nil {
-					return err
-				}
+			if si.packSizes, err = p.numbers(n); err != nil {
+				return err
 			}
 		case 0x0a:
 			if _, err := p.digests(n); err != nil {
@@ -280,11 +292,8 @@ func (p *szHeader) unpackInfo(si *szStreams) error {
 	for i := range si.folders {
 		f := &si.folders[i]
 		f.streams = 1
-		f.unpacked = make([]uint64, f.outStreams)
-		for k := range f.unpacked {
-			if f.unpacked[k], err = p.number(); err != nil {
-				return err
-			}
+		if f.unpacked, err = p.numbers(f.outStreams); err != nil {
+			return err
 		}
 	}
 	for {
@@ -358,20 +367,16 @@ func (p *szHeader) folder(f *szFolder) error {
 		}
 	}
 	bindPairs := f.outStreams - 1
-	for range 2 * bindPairs {
-		if _, err := p.number(); err != nil {
-			return err
-		}
+	if _, err := p.numbers(2 * bindPairs); err != nil {
+		return err
 	}
 	packed := in - bindPairs
 	if packed < 1 {
 		return err7zHeader
 	}
-	if packed > 1 {
-		for range packed {
-			if _, err := p.number(); err != nil {
-				return err
-			}
+	if packed > 1 { // the indices of the packed streams; one is implied
+		if _, err := p.numbers(packed); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -445,10 +450,8 @@ func (p *szHeader) subStreamsInfo(si *szStreams) error {
 	}
 	if id == 0x09 {
 		for _, n := range streams {
-			for range max(n, 1) - 1 {
-				if _, err := p.number(); err != nil {
-					return err
-				}
+			if _, err := p.numbers(int(max(n, 1) - 1)); err != nil {
+				return err
 			}
 		}
 		if id, err = p.byte(); err != nil {
