@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"amavisgo/hdr"
+	"amavisgo/metrics"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
@@ -30,6 +31,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 	checks := verdict.Plan(m.Policy, m.Recips)
 	m.Bulk = isBulk(m.Header, m.Sender)
 	if checks.Decode {
+		m.enter(metrics.StateDecode, m.LogID)
 		res, err := e.unpacker.Unpack(ctx, m.File, filepath.Join(m.Dir, "parts"))
 		if err != nil {
 			return &stageError{section: "mime_decode", err: err}
@@ -40,6 +42,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 		}
 	}
 	if checks.Virus && e.av.Configured() && (m.Unpacked == nil || m.Unpacked.Hold == "") {
+		m.enter(metrics.StateVirus, m.LogID)
 		m.AV = e.av.Scan(ctx, m.Dir)
 		for _, en := range m.AV.Engines {
 			m.tl.Logf(2, "virus_scan: %s took %d ms", en.Name, en.Duration.Milliseconds())

@@ -15,12 +15,14 @@ package amavis
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"amavisgo/conf"
+	"amavisgo/metrics"
 	"amavisgo/smtp"
 )
 
@@ -36,6 +38,9 @@ type Daemon struct {
 	connNo  atomic.Int64
 	closing atomic.Bool
 	done    chan struct{}
+
+	metrics       *metrics.Set // metrics.go
+	metricsServer *http.Server
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -55,6 +60,8 @@ func New(cfg *conf.Config, log *Log) *Daemon {
 		done:     make(chan struct{}),
 	}
 	d.cfg.Store(cfg)
+	d.metrics = metrics.New(Version, d.slots.getLimit)
+	log.countLines(d.metrics.Logged)
 	return d
 }
 
@@ -66,6 +73,7 @@ func (d *Daemon) Config() *conf.Config { return d.cfg.Load() }
 // takes effect at once.
 func (d *Daemon) Reload(cfg *conf.Config) error {
 	e, err := d.newEngines(cfg)
+	d.metrics.Reloaded(err == nil)
 	if err != nil {
 		d.log.logf("", -1, "Rejecting reload: %v", err)
 		return err
@@ -111,6 +119,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.mu.Unlock()
 	}
 	d.pool.Close()
+	d.closeMetrics(ctx)
 	for _, l := range d.listeners {
 		if l.spec.Network == "unix" {
 			os.Remove(l.spec.Address)

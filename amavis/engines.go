@@ -51,13 +51,13 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 		path = nil // unpack searches $PATH then, as scanners do
 	}
 	sender := &amavissmtp.Sender{LocalhostName: cfg.LocalhostName, Timeout: 2 * time.Minute, Pool: d.pool}
-	store := quarantine.NewStore(cfg, sender)
+	store := quarantine.NewStore(cfg, countingSender{Sender: sender, metrics: d.metrics, kind: "SubmitQuar"})
 	e := &engines{
 		cfg:      cfg,
 		unpacker: unpack.New(lim, path, func(format string, args ...any) { process.Logf(1, format, args...) }),
 		av:       av,
 		store:    store,
-		notifier: notify.New(cfg, sender),
+		notifier: notify.New(cfg, countingSender{Sender: sender, metrics: d.metrics}),
 	}
 	e.notifier.Log = d.slog("")
 	e.release = &ampdp.Server{Config: cfg, Store: store, Sender: sender, Log: d.slog("")}

@@ -15,6 +15,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/lookup"
+	"amavisgo/metrics"
 	"amavisgo/policybank"
 )
 
@@ -63,6 +64,10 @@ func (d *Daemon) Listen() error {
 	if len(d.listeners) == 0 {
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return errors.New("No listen sockets or ports could be bound")
+	}
+	if err := d.listenMetrics(cfg); err != nil {
+		d.closeListeners()
+		return err
 	}
 	return nil
 }
@@ -220,6 +225,8 @@ type connState struct {
 
 	// current message, for Finish
 	msg *Message
+
+	proc *metrics.Proc // the session's state for amavisd nanny
 }
 
 // admit loads the interface policy bank and checks inet_acl (Amavis.pm's access_is_allowed): a
@@ -312,6 +319,12 @@ func (s *semaphore) release() {
 	s.used--
 	s.mu.Unlock()
 	s.cond.Broadcast()
+}
+
+func (s *semaphore) getLimit() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limit
 }
 
 func (s *semaphore) setLimit(n int) {

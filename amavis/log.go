@@ -30,7 +30,12 @@ type Log struct {
 
 	// override is the -d level (or -1000 when not given); it beats log_level of any bank.
 	override atomic.Int32
+	// counted is told the level of every line written (the metrics' log_entries_total).
+	counted atomic.Pointer[func(level int)]
 }
+
+// countLines has f told the level of every line written from now on.
+func (l *Log) countLines(f func(level int)) { l.counted.Store(&f) }
 
 // sysWriter is the part of *syslog.Writer the log uses (one method per priority).
 type sysWriter interface {
@@ -117,6 +122,9 @@ func (l *Log) logf(id string, level int, format string, args ...any) {
 		msg = fmt.Sprintf(format, args...)
 	}
 	msg = sanitize(msg)
+	if f := l.counted.Load(); f != nil {
+		(*f)(level)
+	}
 	mark := ""
 	switch {
 	case level <= -2:

@@ -9,6 +9,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/mailid"
+	"amavisgo/metrics"
 	"amavisgo/policybank"
 	"amavisgo/scanners"
 	"amavisgo/smtp"
@@ -75,6 +76,8 @@ type Message struct {
 
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
+
+	progress // the session's state and the time spent per section, for metrics (metrics.go)
 }
 
 // processMessage runs one message through all stages and returns the replies for the
@@ -88,6 +91,7 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.failed(m, tl, "spool", err)
 	}
 	m.Dir, m.File = dir, filepath.Join(dir, "email.txt")
+	m.enter(metrics.StateData, m.LogID)
 	if tl.Enabled(1) {
 		tl.Logf(1, "%s [%s]:%s %s: %s -> %s%s", m.Proto, m.Conn.LocalIP, m.Conn.LocalPort, m.Dir,
 			m.SenderSMTP, rcptList(m.Recips), envelopeOpts(tx))
@@ -99,6 +103,8 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.failed(m, tl, "spool", err)
 	}
 	m.tl = tl
+	defer d.countMessage(m, start)
+	m.enter(metrics.StateCheck, m.LogID)
 	// child_timeout runs from the last input received (Amavis::Util's get_deadline): the end of
 	// DATA, however long the transfer took (smtpd_timeout bounds each line of it).
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.ChildTimeout)*time.Second)
@@ -106,6 +112,7 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 	if err := d.check(ctx, m); err != nil {
 		return d.stageFailed(m, tl, err)
 	}
+	m.enter(metrics.StateResults, m.LogID)
 	if err := d.decide(m); err != nil {
 		return d.stageFailed(m, tl, err)
 	}
@@ -144,6 +151,7 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 		m.Policy = p
 	}
 	m.eng = cs.eng
+	m.proc = cs.proc
 	m.Recips = make([]*verdict.Recipient, len(tx.Rcpts))
 	for i, rc := range tx.Rcpts {
 		m.Recips[i] = &verdict.Recipient{Recipient: rc, Destiny: conf.D_PASS}
@@ -179,10 +187,13 @@ func validPort(p string) bool {
 // that they can tell whether the sender gets a DSN. A notification that fails temporarily is
 // a 451 too, as in amavis.
 func (d *Daemon) act(ctx context.Context, m *Message) error {
+	m.enter(metrics.StateQuarantine, m.LogID)
 	if err := d.quarantine(ctx, m); err != nil {
 		return err
 	}
+	m.enter(metrics.StateForward, m.LogID)
 	d.forwardPassed(ctx, m)
+	m.enter(metrics.StateQuarantine, m.LogID)
 	return d.notify(ctx, m)
 }
 

@@ -79,6 +79,7 @@ func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 	for _, k := range kinds {
 		locs, err := m.eng.store.Quarantine(ctx, m.Policy, k, qm, byKind[k])
 		if err != nil {
+			d.metrics.QuarantineFailed()
 			var qe *quarantine.Error
 			if errors.As(err, &qe) {
 				return &stageError{section: "quar+notif", err: err, reply: qe.Reply(m.LogID)}
@@ -87,6 +88,9 @@ func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 		}
 		// The quarantine-to name as amavis logs it ("virus-quarantine"); a copy mailed to an
 		// address is named by its address.
+		if len(locs) > 0 {
+			d.metrics.Quarantined(quarantineCategory(k), m.Size)
+		}
 		local := k.To(m.Policy).Lookup(byKind[k][0], m.Policy.LookupOptions())
 		for _, l := range locs {
 			m.Quarantined = append(m.Quarantined, l.Name)

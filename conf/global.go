@@ -11,6 +11,7 @@ import (
 type Global struct {
 	QuarantineGlobal // QUARANTINEDIR, quarantine_subdir_levels (conf/global_quarantine.go)
 	ScannersGlobal   // av_scanners, av_scanners_backup (conf/global_scanners.go)
+	MetricsGlobal    // metrics_listen (conf/metrics.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -111,6 +112,9 @@ func (g *Global) validate() error {
 	}
 	if err := g.ScannersGlobal.validate(); err != nil {
 		return err
+	}
+	if err := g.MetricsGlobal.validate(); err != nil {
+		return invalid("metrics_listen", "%v", err)
 	}
 	for _, s := range g.InetSocketPort {
 		if err := checkSocket(s); err != nil {

@@ -139,6 +139,7 @@ type KeyInfo struct {
 
 // ourOwnKeys are settings amavis does not have; each says why it exists.
 var ourOwnKeys = map[string]string{
+	"metrics_listen":    "amavisgo only: the Prometheus /metrics listener, off by default (amavis keeps its counters in BerkeleyDB for amavisd-agent)",
 	"allow_run_as_root": "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
 }
 

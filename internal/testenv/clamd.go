@@ -219,6 +219,9 @@ func (c *Clamd) Stop() {
 	})
 }
 
+// Process is the running clamd, for tests that pause it (SIGSTOP) to hold a scan.
+func (c *Clamd) Process() *os.Process { return c.cmd.Process }
+
 // Log returns clamd's log file, for failure messages.
 func (c *Clamd) Log() string { return readTail(filepath.Join(c.Dir, "clamd.log")) }
 
