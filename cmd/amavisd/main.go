@@ -4,7 +4,7 @@
 //	amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]
 //
 // VERB is start (the default: in the background, with a pid file), foreground, debug, stop,
-// reload, restart, showconfig, configtest or selftest; verbs.go, serve.go and selftest.go carry them
+// reload, restart, showconfig, configtest, selftest, agent or nanny; verbs.go, serve.go and selftest.go carry them
 // out. SIGTERM or SIGINT shuts the daemon down gracefully: idle SMTP sessions get 421,
 // messages in progress finish; SIGHUP reloads the configuration.
 package main
@@ -40,7 +40,7 @@ func run() int {
 	version := fs.Bool("V", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V]\n"+
-			"               [start|foreground|debug|stop|reload|restart|showconfig|configtest|selftest]")
+			"               [start|foreground|debug|stop|reload|restart|showconfig|configtest|selftest|agent|nanny]")
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -69,6 +69,12 @@ func runVerb(o *options) int {
 		return verbStart(o)
 	case "selftest":
 		return verbSelftest(o, os.Stdout)
+	case "agent", "nanny":
+		if err := verbMonitor(o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "amavisd:", err)
+			return 1
+		}
+		return 0
 	case "configtest", "test-config":
 		if err := verbConfigtest(o, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "amavisd:", err)
