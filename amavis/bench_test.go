@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"amavisgo/internal/testenv"
 	"amavisgo/verdict"
 
 	"amavisgo/smtp"
@@ -38,9 +39,17 @@ func cpuTime() time.Duration {
 // BenchmarkEndToEnd2K sends 2 KB messages through one SMTP session: spool, header splice,
 // forward over the cached next-hop connection, reply. The CPU figure covers the whole test
 // process: the client, the daemon and the go-smtp next hop.
-func BenchmarkEndToEnd2K(b *testing.B) {
+func BenchmarkEndToEnd2K(b *testing.B) { benchmarkEndToEnd2K(b, "") }
+
+// BenchmarkEndToEnd2KMetrics is BenchmarkEndToEnd2K with metrics on (metrics_listen set): the
+// difference is what counting costs per message.
+func BenchmarkEndToEnd2KMetrics(b *testing.B) {
+	benchmarkEndToEnd2K(b, fmt.Sprintf("metrics_listen = \"%d\"", testenv.FreePort(b)))
+}
+
+func benchmarkEndToEnd2K(b *testing.B, extra string) {
 	h := smtptest.Start(b, smtptest.Options{KeepData: 1})
-	td := startDaemon(b, h.Addr, "log_level = -1")
+	td := startDaemon(b, h.Addr, "log_level = -1\n"+extra)
 	c, r := dial(b, td.addr)
 	c.SetDeadline(time.Time{})
 	expectPrefix(b, r, "220 ")

@@ -60,8 +60,10 @@ func New(cfg *conf.Config, log *Log) *Daemon {
 		done:     make(chan struct{}),
 	}
 	d.cfg.Store(cfg)
-	d.metrics = metrics.New(Version, d.slots.getLimit)
-	log.countLines(d.metrics.Logged)
+	if cfg.MetricsAddr() != "" { // metrics are counted only where they are served
+		d.metrics = metrics.New(Version, d.slots.getLimit)
+		log.countLines(d.metrics.Logged)
+	}
 	return d
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,11 +15,9 @@ import (
 	"amavisgo/delivery"
 	"amavisgo/metrics"
 	"amavisgo/quarantine"
+	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
-
-// Metrics are the daemon's counters (package metrics), served on metrics_listen.
-func (d *Daemon) Metrics() *metrics.Set { return d.metrics }
 
 // listenMetrics binds metrics_listen (with the other sockets, before privileges are dropped).
 func (d *Daemon) listenMetrics(cfg *conf.Config) error {
@@ -54,7 +53,7 @@ func (d *Daemon) closeMetrics(ctx context.Context) {
 func (d *Daemon) serveNanny(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	now := time.Now()
-	for _, p := range d.metrics.Procs.Snapshot() {
+	for _, p := range d.metrics.Sessions() {
 		task := p.Task
 		if task == "" {
 			task = "-"
@@ -76,6 +75,9 @@ var stateSections = map[rune]int{
 // enter moves the message's session to state and charges the time since the last change to
 // the section of the state it leaves.
 func (m *progress) enter(state rune, logID string) {
+	if m.proc == nil {
+		return // metrics are off
+	}
 	now := time.Now()
 	if sec, ok := stateSections[m.state]; ok && !m.stateSince.IsZero() {
 		m.sections[sec] += now.Sub(m.stateSince)
@@ -88,18 +90,21 @@ func (m *progress) enter(state rune, logID string) {
 // SNMP counters at the end of a message.
 func (d *Daemon) countMessage(m *Message, start time.Time) {
 	m.enter(metrics.StateDone, m.LogID)
+	if d.metrics == nil {
+		return
+	}
 	mm := &metrics.Message{
 		Originating: m.Policy.Originating,
 		NullSender:  m.Sender == "",
 		Size:        m.Size,
-		Recipients:  make([]metrics.Recipient, len(m.Recips)),
+		Recipients:  make([]metrics.Recipient, 0, 8),
 		Decoded:     m.Unpacked != nil,
 		VirusCheck:  len(m.AV.Engines) > 0,
 		Sections:    m.sections,
 	}
 	mm.Sections[6] = time.Since(start)
-	for i, r := range m.Recips {
-		mm.Recipients[i] = metrics.Recipient{Local: r.Local, Status: recipientStatus(r)}
+	for _, r := range m.Recips {
+		mm.Recipients = append(mm.Recipients, metrics.Recipient{Local: r.Local, Status: recipientStatus(r)})
 	}
 	if v := m.Verdict; v != nil {
 		mm.Category = v.CCats.Main().Name()
@@ -119,13 +124,14 @@ func (d *Daemon) countMessage(m *Message, start time.Time) {
 		}
 		d.metrics.Scanned(e.Name, result, e.Duration)
 	}
-	relayed := map[string]bool{}
+	// One forwarded copy per distinct reply of the next hop (each transaction has its queue id).
+	var copies []smtp.Reply
 	for _, r := range m.Recips {
-		if r.Relayed() {
-			relayed[queuedAs(r.Remote.String())] = true
+		if r.Relayed() && !slices.Contains(copies, r.Remote) {
+			copies = append(copies, r.Remote)
 		}
 	}
-	d.metrics.Sent("Relay", len(relayed))
+	d.metrics.Sent("Relay", len(copies))
 }
 
 // recipientStatus is the recipient's outcome without its direction, as amavis's InMsgsStatus

@@ -31,8 +31,8 @@ func (d *Daemon) serveConnRecovered(ac acceptedConn) {
 
 func (d *Daemon) serveConn(ac acceptedConn) {
 	cs := ac.cs
-	cs.proc = d.metrics.Procs.Enter()
-	defer d.metrics.Procs.Leave(cs.proc)
+	cs.proc = d.metrics.Enter()
+	defer d.metrics.Leave(cs.proc)
 	p := cs.policy
 	lmtp := p.Protocol == "LMTP"
 	if p.Protocol == "AM.PDP" {

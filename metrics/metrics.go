@@ -51,7 +51,7 @@ var LogLevels = []string{"Crit", "Err", "Warning", "Notice", "Info", "Debug"}
 // count as "other", so a flood of distinct names cannot grow the registry without bound.
 const maxVirusNames = 200
 
-// Set is the daemon's metrics.
+// Set is the daemon's metrics. A nil *Set counts nothing: metrics are off.
 type Set struct {
 	reg *prometheus.Registry
 
@@ -82,8 +82,8 @@ type Set struct {
 	reloads          map[bool]prometheus.Counter
 	reloadOK, reload prometheus.Gauge
 
-	// Procs are the sessions in progress, for the sessions gauge and `amavisd nanny`.
-	Procs *Procs
+	// procs are the sessions in progress, for the sessions gauge and `amavisd nanny`.
+	procs *sessionTable
 }
 
 type scannerCounters struct {
@@ -94,7 +94,7 @@ type scannerCounters struct {
 // New builds the metrics of a daemon of this version; maxSessions reports max_servers as it
 // is now (it changes on reload).
 func New(version string, maxSessions func() int) *Set {
-	s := &Set{reg: prometheus.NewRegistry(), Procs: &Procs{}}
+	s := &Set{reg: prometheus.NewRegistry(), procs: &sessionTable{}}
 	r := s.reg
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "amavis", Name: name, Help: help})
@@ -194,7 +194,7 @@ func New(version string, maxSessions func() int) *Set {
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "amavis", Name: "max_sessions",
 		Help: "Sessions the daemon runs at once: max_servers (amavis ProcAll)."},
 		func() float64 { return float64(maxSessions()) }))
-	r.MustRegister(&sessionCollector{procs: s.Procs, desc: prometheus.NewDesc("amavis_sessions",
+	r.MustRegister(&sessionCollector{procs: s.procs, desc: prometheus.NewDesc("amavis_sessions",
 		"Sessions in progress by state, with amavisd-nanny's state letter in the state label (amavis ProcBusy*).",
 		[]string{"state"}, nil)})
 	bi := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "amavis", Name: "build_info",
@@ -237,6 +237,9 @@ type Message struct {
 // Message counts one message as Amavis.pm's check_mail counts it: once received, once per
 // direction it travels, once per distinct outcome, once under its category.
 func (s *Set) Message(m *Message) {
+	if s == nil {
+		return
+	}
 	local, remote := 0, 0
 	for _, r := range m.Recipients {
 		if r.Local {
@@ -310,15 +313,20 @@ func (s *Set) Message(m *Message) {
 // countStatuses counts each distinct outcome once, with and without its direction, as amavis's
 // %which_counts does; RelayedTagged and RelayedUntagged also count as Relayed.
 func (s *Set) countStatuses(m *Message) {
-	seen := make(map[[2]string]bool, 8)
+	var seenBuf [24][2]string
+	seen := seenBuf[:0]
 	count := func(st, dir string) {
-		if k := [2]string{st, dir}; !seen[k] {
-			seen[k] = true
-			if dir == "" {
-				s.status[st].Inc()
-			} else {
-				s.statusDir[k].Inc()
+		k := [2]string{st, dir}
+		for _, x := range seen {
+			if x == k {
+				return
 			}
+		}
+		seen = append(seen, k)
+		if dir == "" {
+			s.status[st].Inc()
+		} else {
+			s.statusDir[k].Inc()
 		}
 	}
 	for _, r := range m.Recipients {
@@ -335,7 +343,7 @@ func (s *Set) countStatuses(m *Message) {
 		case m.Originating:
 			dir = "Outbound"
 		}
-		for _, st := range []string{st, relayed(st)} {
+		for _, st := range [2]string{st, relayed(st)} {
 			if st == "" {
 				continue
 			}
@@ -374,6 +382,9 @@ func (s *Set) virus(name string) prometheus.Counter {
 
 // Quarantined counts a copy kept for category ccat (one of Categories, or "Arch").
 func (s *Set) Quarantined(ccat string, size int64) {
+	if s == nil {
+		return
+	}
 	if c, ok := s.quarantined[ccat]; ok {
 		c.Inc()
 		s.quarantinedSize[ccat].Add(float64(size))
@@ -381,10 +392,17 @@ func (s *Set) Quarantined(ccat string, size int64) {
 }
 
 // QuarantineFailed counts a quarantine attempt that failed.
-func (s *Set) QuarantineFailed() { s.quarantineFailures.Inc() }
+func (s *Set) QuarantineFailed() {
+	if s != nil {
+		s.quarantineFailures.Inc()
+	}
+}
 
 // Sent counts n messages of kind (one of OutKinds) that the next hop accepted.
 func (s *Set) Sent(kind string, n int) {
+	if s == nil {
+		return
+	}
 	if c, ok := s.out[kind]; ok && n > 0 {
 		c.Add(float64(n))
 	}
@@ -392,6 +410,9 @@ func (s *Set) Sent(kind string, n int) {
 
 // Scanned counts one engine's request: result is "clean", "infected" or "failed".
 func (s *Set) Scanned(scanner, result string, took time.Duration) {
+	if s == nil {
+		return
+	}
 	s.scannersMu.Lock()
 	c, ok := s.scanners[scanner]
 	if !ok {
@@ -417,6 +438,9 @@ func (s *Set) Scanned(scanner, result string, took time.Duration) {
 
 // Logged counts a log line of amavis level level.
 func (s *Set) Logged(level int) {
+	if s == nil {
+		return
+	}
 	var name string
 	switch {
 	case level <= -3:
@@ -437,6 +461,9 @@ func (s *Set) Logged(level int) {
 
 // Reloaded counts a configuration reload.
 func (s *Set) Reloaded(ok bool) {
+	if s == nil {
+		return
+	}
 	s.reloads[ok].Inc()
 	if ok {
 		s.reloadOK.Set(1)
@@ -446,8 +473,8 @@ func (s *Set) Reloaded(ok bool) {
 	}
 }
 
-// Procs are the sessions in progress with their state, as amavisd-nanny shows amavis's children.
-type Procs struct {
+// sessionTable holds the sessions in progress with their state, as amavisd-nanny shows amavis's children.
+type sessionTable struct {
 	mu    sync.Mutex
 	procs map[*Proc]struct{}
 	next  int64
@@ -461,7 +488,7 @@ type Proc struct {
 	state atomic.Uint32 // the letter
 	since atomic.Int64  // unix nanoseconds of the last change
 	id    atomic.Pointer[string]
-	bar   atomic.Pointer[string] // the letters this task went through, as amavisd-nanny's bar
+	bar   atomic.Uint64 // the last 8 letters this task went through, oldest in the high byte
 }
 
 // State letters of amavis's register_proc calls (Amavis.pm, Amavis::In::SMTP), shown by
@@ -487,8 +514,25 @@ var stateNames = map[rune]string{
 	StateForward: "forward", StateDone: "done",
 }
 
-// Enter registers a new session in state A.
-func (p *Procs) Enter() *Proc {
+// Enter registers a new session in state A (nil when metrics are off).
+func (s *Set) Enter() *Proc {
+	if s == nil {
+		return nil
+	}
+	return s.procs.enter()
+}
+
+// Leave removes a session.
+func (s *Set) Leave(pr *Proc) {
+	if s != nil {
+		s.procs.leave(pr)
+	}
+}
+
+// Sessions lists the sessions in progress, oldest first.
+func (s *Set) Sessions() []ProcState { return s.procs.snapshot() }
+
+func (p *sessionTable) enter() *Proc {
 	pr := &Proc{Start: time.Now()}
 	pr.Set(StateAccept, "")
 	p.mu.Lock()
@@ -502,8 +546,7 @@ func (p *Procs) Enter() *Proc {
 	return pr
 }
 
-// Leave removes a session.
-func (p *Procs) Leave(pr *Proc) {
+func (p *sessionTable) leave(pr *Proc) {
 	p.mu.Lock()
 	delete(p.procs, pr)
 	p.mu.Unlock()
@@ -516,21 +559,14 @@ func (pr *Proc) Set(state rune, id string) {
 	}
 	pr.state.Store(uint32(state))
 	pr.since.Store(time.Now().UnixNano())
+	bar := pr.bar.Load()
 	if id != "" {
 		if old := pr.id.Load(); old == nil || *old != id {
 			pr.id.Store(&id)
-			empty := ""
-			pr.bar.Store(&empty)
+			bar = 0
 		}
 	}
-	bar := ""
-	if b := pr.bar.Load(); b != nil {
-		bar = *b
-	}
-	if len(bar) < 64 {
-		bar += string(state)
-		pr.bar.Store(&bar)
-	}
+	pr.bar.Store(bar<<8 | uint64(byte(state)))
 }
 
 // ProcState is a snapshot of one session for `amavisd nanny`.
@@ -542,8 +578,7 @@ type ProcState struct {
 	Bar   string
 }
 
-// Snapshot lists the sessions in progress, oldest first.
-func (p *Procs) Snapshot() []ProcState {
+func (p *sessionTable) snapshot() []ProcState {
 	p.mu.Lock()
 	out := make([]ProcState, 0, len(p.procs))
 	for pr := range p.procs {
@@ -551,8 +586,10 @@ func (p *Procs) Snapshot() []ProcState {
 		if id := pr.id.Load(); id != nil {
 			st.Task = *id
 		}
-		if b := pr.bar.Load(); b != nil {
-			st.Bar = *b
+		for b := pr.bar.Load(); b != 0; b <<= 8 {
+			if c := byte(b >> 56); c != 0 {
+				st.Bar += string(c)
+			}
 		}
 		out = append(out, st)
 	}
@@ -562,7 +599,7 @@ func (p *Procs) Snapshot() []ProcState {
 }
 
 type sessionCollector struct {
-	procs *Procs
+	procs *sessionTable
 	desc  *prometheus.Desc
 }
 
@@ -573,7 +610,7 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range stateNames {
 		counts[name] = 0
 	}
-	for _, st := range c.procs.Snapshot() {
+	for _, st := range c.procs.snapshot() {
 		if name, ok := stateNames[[]rune(st.State)[0]]; ok {
 			counts[name]++
 		}
