@@ -3,6 +3,7 @@ package amavis
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -138,6 +139,32 @@ func TestMetricsCountMessages(t *testing.T) {
 			v, ok := prom.Query(t, q)
 			return ok && v == want
 		})
+	}
+
+	// Every query of the Grafana dashboard in contrib/ runs and, but for the failures, finds data.
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	raw, err := os.ReadFile("../contrib/grafana/amavisgo-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	expand := strings.NewReplacer("$__rate_interval", "30s", "$__range", "5m", "$instance", ".*")
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			q := expand.Replace(tg.Expr)
+			if strings.Contains(q, "failure") || strings.Contains(q, `result="failed"`) || strings.Contains(q, `level=~"Crit`) {
+				prom.QueryAll(t, q) // valid, but nothing failed in this test
+				continue
+			}
+			waitFor(t, fmt.Sprintf("panel %q: %s", p.Title, q), func() bool { return len(prom.QueryAll(t, q)) > 0 })
+		}
 	}
 
 	promtool := testenv.RequireProgram(t, "promtool", "/usr/bin/promtool")

@@ -72,6 +72,17 @@ func StartPrometheus(t testing.TB, target string) *Prometheus {
 // ok false when the result has no sample (yet).
 func (p *Prometheus) Query(t testing.TB, q string) (v float64, ok bool) {
 	t.Helper()
+	values := p.QueryAll(t, q)
+	if len(values) != 1 {
+		return 0, false
+	}
+	return values[0], true
+}
+
+// QueryAll evaluates an instant PromQL query and returns the values of all its samples; a query
+// Prometheus refuses fails the test.
+func (p *Prometheus) QueryAll(t testing.TB, q string) []float64 {
+	t.Helper()
 	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
 	if err != nil {
 		t.Fatal(err)
@@ -92,10 +103,12 @@ func (p *Prometheus) Query(t testing.TB, q string) (v float64, ok bool) {
 	if r.Status != "success" {
 		t.Fatalf("query %s: %s", q, r.Error)
 	}
-	if len(r.Data.Result) != 1 {
-		return 0, false
+	var out []float64
+	for _, s := range r.Data.Result {
+		str, _ := s.Value[1].(string)
+		if v, err := strconv.ParseFloat(strings.TrimSpace(str), 64); err == nil {
+			out = append(out, v)
+		}
 	}
-	s, _ := r.Data.Result[0].Value[1].(string)
-	v, err = strconv.ParseFloat(strings.TrimSpace(s), 64)
-	return v, err == nil
+	return out
 }
