@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"amavisgo/conf"
 	"amavisgo/policybank"
 )
@@ -14,5 +16,8 @@ func startupDiagnostics(cfg *conf.Config, logf func(format string, args ...any))
 			bank = p.PolicyBankPath
 		}
 		logf("listening on %s:%s, policy bank %s", l.Network, l.Address, bank)
+	}
+	for _, w := range postfixMaxproc(context.Background(), cfg, "") {
+		logf("%s", w)
 	}
 }
