@@ -5,7 +5,7 @@ CONFIG  ?= etc/amavisd.toml
 FUZZTIME ?= 60s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run selftest test deps bench fuzz clean
+.PHONY: build run selftest test deps bench fuzz deb clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/amavisd
@@ -49,6 +49,10 @@ bench: build
 # one finds, then a summary per target (not part of make test). scripts/fuzz tells more.
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz
+
+# The Debian package bin/amavisgo_<version>_<arch>.deb (scripts/mkdeb; needs dpkg-deb).
+deb:
+	scripts/mkdeb
 
 clean:
 	rm -rf bin
