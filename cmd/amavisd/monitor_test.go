@@ -6,7 +6,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"amavisgo/delivery/deliverytest"
 	"amavisgo/internal/testenv"
@@ -18,17 +20,33 @@ import (
 func TestAgentAndNanny(t *testing.T) {
 	next := deliverytest.Start(t)
 	port := testenv.FreePort(t)
-	e := newEnv(t, next.Method.String(), "allow_run_as_root = true", fmt.Sprintf("metrics_listen = \"%d\"", port))
+	clamd := testenv.StartClamd(t)
+	e := newEnv(t, next.Method.String(), "allow_run_as_root = true", fmt.Sprintf("metrics_listen = \"%d\"", port),
+		"[[av_scanners]]", `name = "ClamAV-clamd"`, `type = "clamd"`, fmt.Sprintf("sockets = [%q]", clamd.TCPAddr), `query = "INSTREAM"`)
 	d := e.foreground()
+	pid := fmt.Sprintf("%05d", d.cmd.Process.Pid)
 
+	// In DATA: state d. With clamd stopped, the message waits in its virus check: state V.
 	c, _ := dial(t, e.addr)
 	c.startData("nanny@test")
 	out, errOut, code := e.amavisd("nanny")
-	pid := fmt.Sprintf("%05d", d.cmd.Process.Pid)
 	if code != 0 || !regexp.MustCompile(`(?m)^session 1: `+pid+`-01 +d +0:00:\d\d d$`).MatchString(out) {
-		t.Errorf("nanny: exit %d, stdout %q, stderr %q", code, out, errOut)
+		t.Errorf("nanny in DATA: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
+	clamd.Process().Signal(syscall.SIGSTOP)
+	replied := make(chan string, 1)
+	go func() { replied <- c.finishData() }()
+	inVirusCheck := regexp.MustCompile(`(?m)^session 1: ` + pid + `-01 +V +0:00:\d\d d=DV$`)
+	for deadline := time.Now().Add(10 * time.Second); !inVirusCheck.MatchString(out); {
+		if time.Now().After(deadline) {
+			t.Errorf("nanny while clamd is stopped: %q, want a line matching %s", out, inVirusCheck)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+		out, _, _ = e.amavisd("nanny")
+	}
+	clamd.Process().Signal(syscall.SIGCONT)
+	if r := <-replied; !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
 		t.Fatalf("reply %s", r)
 	}
 	c.cmd("QUIT")
@@ -59,7 +77,7 @@ func TestAgentAndNanny(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"InMsgs", "InMsgsOpenRelay", "InMsgsRecips", "ContentBadHdrMsgs", // no local_domains; no Date field
-		"InMsgsStatusRelayedUntagged", "OutMsgsRelay", "OpsDec"} {
+		"InMsgsStatusRelayedUntagged", "OutMsgsRelay", "OpsDec", "OpsVirusCheck"} {
 		if printed[k] != 1 || scraped[k] != 1 {
 			t.Errorf("%s: agent printed %v, the scrape has %v, want 1", k, printed[k], scraped[k])
 		}
