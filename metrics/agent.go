@@ -44,6 +44,8 @@ func ReadCounters(r io.Reader) (Counters, time.Time, error) {
 				add("InMsgsRecips", v)
 			case "amavis_in_bytes_total":
 				add("InMsgsSize", v)
+			case "amavis_in_recipients_local_total":
+				add("InMsgsRecipsLocal", v)
 			case "amavis_in_null_sender_total":
 				add("InMsgsBounceNullRPath", v)
 			case "amavis_in_messages_direction_total":

@@ -56,6 +56,7 @@ type Set struct {
 	reg *prometheus.Registry
 
 	inMsgs, inRecips, inSize, inNullSender prometheus.Counter
+	inRecipsLocal                          prometheus.Counter
 	inMsgsDir, inRecipsDir, inSizeDir      map[string]prometheus.Counter
 	status                                 map[string]prometheus.Counter
 	statusDir                              map[[2]string]prometheus.Counter
@@ -124,6 +125,7 @@ func New(version string, maxSessions func() int) *Set {
 	s.inMsgs = counter("in_messages_total", "Messages received (amavis InMsgs).")
 	s.inRecips = counter("in_recipients_total", "Recipients of the messages received (amavis InMsgsRecips).")
 	s.inSize = counter("in_bytes_total", "Size of the messages received (amavis InMsgsSize).")
+	s.inRecipsLocal = counter("in_recipients_local_total", "Local recipients of the messages received (amavis InMsgsRecipsLocal).")
 	s.inNullSender = counter("in_null_sender_total", "Messages received with a null sender (amavis InMsgsBounceNullRPath).")
 	s.inMsgsDir = byLabel("in_messages_direction_total",
 		"Messages received, by direction (amavis InMsgs<Direction>); a message with local and remote recipients counts in two directions.",
@@ -270,6 +272,7 @@ func (s *Set) Message(m *Message) {
 		n++
 		s.inMsgsDir[localDir].Inc()
 		s.inRecipsDir[localDir].Add(float64(local))
+		s.inRecipsLocal.Add(float64(local))
 		s.inSizeDir[localDir].Add(size)
 	}
 	if remote > 0 {
