@@ -140,6 +140,7 @@ type KeyInfo struct {
 // ourOwnKeys are settings amavis does not have; each says why it exists.
 var ourOwnKeys = map[string]string{
 	"allow_run_as_root": "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
+	"dkim_key":          "amavis's dkim_key('example.com', 'sel', '/path/key.pem', tag => value) calls: one [[dkim_key]] each, with domain, selector, key_file, options",
 }
 
 // amavisSigils are the variables whose sigil does not follow from the Go type.
