@@ -101,8 +101,8 @@ func dkimResultsEdit(m *Message, r *verdict.Recipient, edits *verdict.HeaderEdit
 	if !m.Policy.EnableDKIMVerification || !r.Local || !m.Policy.HeaderFieldAllowed("Authentication-Results") {
 		return
 	}
-	if chunks := dkim.AuthResults(authServID(m.cfg), m.DKIM.sigs, m.RxTime); chunks != nil {
-		edits.Add = append(edits.Add, verdict.Field{Name: "Authentication-Results", Value: strings.Join(chunks, "\n")})
+	if f := dkim.AuthResultsField(authServID(m.cfg), m.DKIM.sigs, m.RxTime); f != "" {
+		edits.Add = append(edits.Add, verdict.Field{Name: "Authentication-Results", Value: f})
 	}
 }
 
@@ -141,11 +141,7 @@ func (d *Daemon) dkimHeader(m *Message, edits verdict.HeaderEdits) (header []byt
 			skip = int64(len(m.Header))
 		}
 		if len(ar) > 0 {
-			var b []byte
-			for _, v := range ar {
-				b = hdr.Fold(b, "Authentication-Results:", strings.Split(v, "\n"), receivedStyle)
-				b = append(b, "\r\n"...)
-			}
+			b := []byte(strings.Join(ar, ""))
 			header = append(append(append([]byte{}, header[:added]...), b...), header[added:]...)
 		}
 	}

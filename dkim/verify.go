@@ -276,6 +276,16 @@ func parseSig(body string) *Sig {
 	return s
 }
 
+// AuthResultsField is our Authentication-Results field, folded as amavis folds it (at its
+// items, within 78 columns) with its CRLF; "" when there are no signatures.
+func AuthResultsField(authservid string, sigs []*Sig, rx time.Time) string {
+	chunks := AuthResults(authservid, sigs, rx)
+	if chunks == nil {
+		return ""
+	}
+	return string(hdr.Fold(nil, "Authentication-Results:", chunks, hdr.Style{Width: 78, EOL: "\r\n"})) + "\r\n"
+}
+
 // AuthResults is the body of our Authentication-Results field for the signatures (Amavis::DKIM's
 // generate_authentication_results), as chunks for hdr.Fold: "<authservid> (amavis);" then one
 // result per signature with its key size, reason, header.d and, when the message has more than
