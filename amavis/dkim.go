@@ -3,6 +3,7 @@ package amavis
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -26,8 +27,9 @@ type dkimInfo struct {
 // dkimResolver is where keys are looked up: the system resolver, each query bounded.
 var dkimResolver dkim.Resolver = dkim.NewResolver("", 10*time.Second)
 
-// dkimKeys loads the signing keys of a configuration once (dkim_key entries).
-var dkimKeys sync.Map // *conf.Config -> dkimKeySet
+// dkimKeys holds the signing keys loaded, by the dkim_key entries that declared them: the files
+// are read once, before privileges are dropped, and a reload with the same entries keeps them.
+var dkimKeys sync.Map // fmt.Sprint(cfg.DKIMKeys) -> dkimKeySet
 
 type dkimKeySet struct {
 	keys dkim.Keys
@@ -36,7 +38,8 @@ type dkimKeySet struct {
 
 // DKIMKeys returns the configuration's signing keys, read from their files on first use.
 func DKIMKeys(cfg *conf.Config) (dkim.Keys, error) {
-	if v, ok := dkimKeys.Load(cfg); ok {
+	id := fmt.Sprint(cfg.DKIMKeys)
+	if v, ok := dkimKeys.Load(id); ok {
 		s := v.(dkimKeySet)
 		return s.keys, s.err
 	}
@@ -49,7 +52,9 @@ func DKIMKeys(cfg *conf.Config) (dkim.Keys, error) {
 		}
 		s.keys = append(s.keys, key)
 	}
-	dkimKeys.Store(cfg, s)
+	if s.err == nil {
+		dkimKeys.Store(id, s)
+	}
 	return s.keys, s.err
 }
 
