@@ -140,7 +140,10 @@ func badSignature(pub any, s *Sig) string {
 		return "bad signature"
 	}
 	b, err := base64.StdEncoding.DecodeString(s.B)
-	if err != nil || len(b) != k.Size() {
+	switch {
+	case err == nil && len(b) < k.Size():
+		return "OpenSSL error: data too small for key size" // a signature by a shorter key
+	case err != nil || len(b) != k.Size():
 		return "bad RSA signature"
 	}
 	em := new(big.Int).Exp(new(big.Int).SetBytes(b), big.NewInt(int64(k.E)), k.N).FillBytes(make([]byte, k.Size()))
