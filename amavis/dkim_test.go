@@ -2,14 +2,17 @@ package amavis
 
 import (
 	"bufio"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"amavisgo/conf"
 	"amavisgo/dkim"
 	"amavisgo/internal/testenv"
 	"amavisgo/smtp/smtptest"
+	"amavisgo/verdict"
 )
 
 // signedMessage is a message signed for example.org with key, as its header section and the
@@ -85,5 +88,43 @@ func TestDKIMVerification(t *testing.T) {
 	want = "Authentication-Results: mx.example.com (amavis); dkim=temperror\r\n reason=\"temperror (public key: DNS error: query timed out)\"\r\n header.d=example.org\r\n"
 	if !strings.Contains(got, want) {
 		t.Errorf("no %q in:\n%s", want, got)
+	}
+}
+
+// TestDKIMNotSigningSpamOrVirus: originating mail in CC_VIRUS, CC_SPAM or CC_SPAMMY is not
+// signed (a signed spam could be replayed), with amavis's log line; clean mail is.
+func TestDKIMNotSigningSpamOrVirus(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "k.pem")
+	if err := dkim.GenRSA(file, 1024); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := conf.Parse("t.toml", []byte("enable_dkim_signing = true\noriginating = true\nlog_level = 2\n"+
+		"[[dkim_key]]\ndomain = \"example.org\"\nselector = \"s\"\nkey_file = \""+file+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := "From: Alice <alice@example.org>\r\nSubject: s\r\n"
+	spool := filepath.Join(dir, "email.txt")
+	os.WriteFile(spool, []byte(header+"\r\nbody\r\n"), 0o600)
+	for _, tc := range []struct {
+		ccat int
+		log  string
+	}{
+		{verdict.CC_VIRUS, "dkim: not signing infected mail (from inside), From: alice@example.org"},
+		{verdict.CC_SPAM, "dkim: not signing spam (from inside), From: alice@example.org"},
+		{verdict.CC_SPAMMY, "dkim: not signing suspected spam (from inside), From: alice@example.org"},
+		{verdict.CC_CLEAN, "dkim: signing (author), From: alice@example.org (From:alice@example.org), a=>rsa-sha256, c=>relaxed/simple, d=>example.org, s=>s"},
+	} {
+		var log syncBuffer
+		v := &verdict.Verdict{}
+		v.CCats.Add(tc.ccat, 0)
+		m := &Message{cfg: cfg, Policy: &cfg.Policy, Header: []byte(header), HeaderComplete: true, File: spool,
+			Sender: "alice@example.org", RxTime: time.Now(), Verdict: v,
+			tl: &taskLog{l: NewWriterLog(&log, "mx.example.com", NoOverride), id: "1-01", level: 2}}
+		sig := (&Daemon{}).dkimSign(m, nil, 0)
+		if (sig != "") != (tc.ccat == verdict.CC_CLEAN) || !strings.Contains(log.String(), tc.log) {
+			t.Errorf("ccat %d: signature %q, log %q", tc.ccat, sig, log.String())
+		}
 	}
 }
