@@ -122,7 +122,7 @@ func authServID(cfg *conf.Config) string {
 // amavis folds it (at its items, 78 columns), incoming ones claiming our authserv-id (or none
 // that parses) removed (RFC 8601 section 5), and, for originating mail, the DKIM signature over
 // the header as forwarded and the untouched body, prepended as the first field.
-func (d *Daemon) dkimHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip int64) {
+func (d *Daemon) dkimHeader(m *Message, edits verdict.HeaderEdits, rs []*verdict.Recipient) (header []byte, skip int64) {
 	var ar []string
 	kept := edits.Add[:0:0]
 	for _, f := range edits.Add {
@@ -150,8 +150,16 @@ func (d *Daemon) dkimHeader(m *Message, edits verdict.HeaderEdits) (header []byt
 			header = append(append(append([]byte{}, header[:added]...), b...), header[added:]...)
 		}
 	}
-	if sig := d.dkimSign(m, header, skip); sig != "" {
-		header = append([]byte(sig), header...)
+	sig, made := d.dkimSign(m, header, skip)
+	if sig == "" {
+		return header, skip
+	}
+	header = append([]byte(sig), header...)
+	// with verification on, a local recipient's copy also gets the result for our own
+	// signature, on top (Amavis::Out's mail_dispatch); the key's size is our key's
+	if m.Policy.EnableDKIMVerification && m.Policy.HeaderFieldAllowed("Authentication-Results") && anyLocal(rs) {
+		made.Result, made.Details = "pass", "just generated, assumed good"
+		header = append([]byte(dkim.AuthResultsField(authServID(m.cfg), []*dkim.Sig{made}, m.RxTime)), header...)
 	}
 	return header, skip
 }
@@ -176,31 +184,32 @@ func withoutForgedAR(h []byte, ours string) ([]byte, bool) {
 
 // dkimSign signs an originating message that is not virus-infected or spam with the key its
 // originator's address chooses (Amavis::DKIM's dkim_make_signatures), and returns the
-// DKIM-Signature field, or "" when the message is not signed (amavis's reason is logged).
-func (d *Daemon) dkimSign(m *Message, header []byte, skip int64) string {
+// DKIM-Signature field and what it is, or "" when the message is not signed (amavis's reason is
+// logged).
+func (d *Daemon) dkimSign(m *Message, header []byte, skip int64) (string, *dkim.Sig) {
 	p := m.Policy
 	if !p.EnableDKIMSigning || !p.HeaderFieldAllowed("DKIM-Signature") || !p.Originating {
-		return ""
+		return "", nil
 	}
 	from := strings.Join(fromAddrs(m.Header), ", ")
 	switch cc := m.Verdict.CCats; {
 	case cc.Has(verdict.CC_VIRUS, 0):
 		m.tl.Logf(2, "dkim: not signing infected mail (from inside), From: %s", from)
-		return ""
+		return "", nil
 	case cc.Has(verdict.CC_SPAM, 0):
 		m.tl.Logf(2, "dkim: not signing spam (from inside), From: %s", from)
-		return ""
+		return "", nil
 	case cc.Has(verdict.CC_SPAMMY, 0):
 		m.tl.Logf(2, "dkim: not signing suspected spam (from inside), From: %s", from)
-		return ""
+		return "", nil
 	case !m.HeaderComplete:
 		m.tl.Logf(2, "dkim: not signing, header section too large, From: %s", from)
-		return ""
+		return "", nil
 	}
 	keys, err := DKIMKeys(m.cfg)
 	if err != nil {
 		m.tl.Logf(-1, "dkim: signing error: %v", err)
-		return ""
+		return "", nil
 	}
 	cands := dkim.Candidates(m.Header, m.Sender)
 	o := m.cfg.LookupOptions()
@@ -231,7 +240,7 @@ func (d *Daemon) dkimSign(m *Message, header []byte, skip int64) string {
 	c := dkim.Choose(cands, keys, optionsFor, signedBy, m.RxTime)
 	if c.Key == nil {
 		m.tl.Logf(2, "dkim: not signing, %s, From: %s", c.Reason, from)
-		return ""
+		return "", nil
 	}
 	// the header as it goes out: our prefix, then the original (or edited) header section
 	full := header
@@ -241,31 +250,41 @@ func (d *Daemon) dkimSign(m *Message, header []byte, skip int64) string {
 	f, err := os.Open(m.File)
 	if err != nil {
 		m.tl.Logf(-1, "dkim: signing error: %v", err)
-		return ""
+		return "", nil
 	}
 	defer f.Close()
 	if _, err := f.Seek(skip, io.SeekStart); err != nil {
 		m.tl.Logf(-1, "dkim: signing error: %v", err)
-		return ""
+		return "", nil
 	}
 	sig, err := c.Sign(full, io.MultiReader(bytes.NewReader(header), f), p.SignedHeaderFields)
 	if err != nil {
 		m.tl.Logf(-1, "dkim: signing error: %v", err)
-		return ""
+		return "", nil
 	}
 	kind := "3rd-party"
 	if c.Author {
 		kind = "author"
 	}
 	m.tl.Logf(2, "dkim: signing (%s), From: %s (%s:%s), %s", kind, from, c.Src, c.Addr, c.LogOptions())
+	made := &dkim.Sig{Domain: c.Domain, Selector: c.Key.Selector, KeyBits: c.Key.Bits}
 	sd := c.Key.Selector + ":" + c.Domain
 	for _, x := range m.DKIM.newSD {
 		if x == sd {
-			return sig
+			return sig, made
 		}
 	}
 	m.DKIM.newSD = append(m.DKIM.newSD, sd)
-	return sig
+	return sig, made
+}
+
+func anyLocal(rs []*verdict.Recipient) bool {
+	for _, r := range rs {
+		if r.Local {
+			return true
+		}
+	}
+	return false
 }
 
 func fromAddrs(h []byte) []string {

@@ -2,6 +2,7 @@ package amavis
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,9 +123,44 @@ func TestDKIMNotSigningSpamOrVirus(t *testing.T) {
 		m := &Message{cfg: cfg, Policy: &cfg.Policy, Header: []byte(header), HeaderComplete: true, File: spool,
 			Sender: "alice@example.org", RxTime: time.Now(), Verdict: v,
 			tl: &taskLog{l: NewWriterLog(&log, "mx.example.com", NoOverride), id: "1-01", level: 2}}
-		sig := (&Daemon{}).dkimSign(m, nil, 0)
+		sig, _ := (&Daemon{}).dkimSign(m, nil, 0)
 		if (sig != "") != (tc.ccat == verdict.CC_CLEAN) || !strings.Contains(log.String(), tc.log) {
 			t.Errorf("ccat %d: signature %q, log %q", tc.ccat, sig, log.String())
 		}
+	}
+}
+
+// TestDKIMSignedInDaemon: originating mail leaves signed, the signature first, over the header
+// as forwarded (our Received included) and the body; with verification on, a local recipient's
+// copy also gets amavis's result for our own signature on top, and the copy verifies.
+func TestDKIMSignedInDaemon(t *testing.T) {
+	dns := testenv.StartDNS(t)
+	file := filepath.Join(t.TempDir(), "k.pem")
+	if err := dkim.GenRSA(file, 1024); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := dkim.LoadKey("example.org", "s", file, nil)
+	dns.SetTXT("s._domainkey.example.org", key.Record())
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, "enable_dkim_signing = true\nenable_dkim_verification = true\noriginating = true\n"+
+		"[[dkim_key]]\ndomain = \"example.org\"\nselector = \"s\"\nkey_file = \""+file+"\"\n")
+	c, r := openData(t, td.addr)
+	c.Write([]byte("From: Alice <alice@example.org>\r\nTo: x@example.com\r\nSubject: out\r\nMessage-ID: <out@example.org>\r\n\r\nbody\r\n.\r\n"))
+	expectPrefix(t, r, "250 2.0.0 from MTA(smtp:[127.0.0.1]:")
+	waitFor(t, "the next hop to get the message", func() bool { return len(h.Msgs()) == 1 })
+	got := string(h.Msgs()[0].Data)
+	top := "Authentication-Results: mx.example.com (amavis); dkim=pass (1024-bit key)\r\n" +
+		" reason=\"pass (just generated, assumed good)\" header.d=example.org\r\nDKIM-Signature: "
+	if !strings.HasPrefix(got, top) {
+		t.Fatalf("the copy does not start with %q:\n%s", top, got)
+	}
+	header, _, _ := strings.Cut(got, "\r\n\r\n")
+	sigs, err := dkim.Verify(context.Background(), []byte(header+"\r\n"), strings.NewReader(got), dkim.NewResolver(dns.Addr, time.Second))
+	if err != nil || len(sigs) != 1 || sigs[0].Result != "pass" || !strings.Contains(got, "(amavis, port "+td.port+")") {
+		t.Errorf("verification of the copy: %v %+v\n%s", err, sigs, got)
+	}
+	waitFor(t, "the log line", func() bool { return strings.Contains(td.log.String(), "Message-ID: <out@example.org>") })
+	if line := mainLogLines(td.log.String()); !strings.Contains(line[len(line)-1], ", dkim_new=s:example.org, ") {
+		t.Errorf("log line lacks dkim_new=s:example.org: %q", line)
 	}
 }

@@ -228,7 +228,7 @@ func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 		c.rs = append(c.rs, r)
 	}
 	for _, c := range clusters {
-		header, skip := d.dkimHeader(m, c.edits)
+		header, skip := d.dkimHeader(m, c.edits, c.rs)
 		d.forward(ctx, m, m.Policy.Forward(), header, skip, c.rs)
 	}
 }
