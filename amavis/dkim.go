@@ -134,7 +134,7 @@ func (d *Daemon) dkimHeader(m *Message, edits verdict.HeaderEdits, rs []*verdict
 	}
 	edits.Add = kept
 	header, skip = forwardHeader(m, edits)
-	if m.Policy.EnableDKIMVerification && m.HeaderComplete {
+	if m.Policy.EnableDKIMVerification && m.Policy.HeaderFieldAllowed("Authentication-Results") && m.HeaderComplete {
 		added := len(edits.Prepend())
 		prefix, orig := header, m.Header // the edited header section follows prefix, or is the spool's
 		if skip > 0 {

@@ -94,10 +94,10 @@ func ParsePrivateKey(b []byte) (crypto.Signer, error) {
 // does; the file must not exist yet and is readable by its owner only.
 func GenRSA(file string, bits int) error {
 	if bits < 512 {
-		return errors.New("Number of bits is below 512 (suggested 1024..2048)")
+		return errors.New("number of bits is below 512 (suggested 1024..2048)")
 	}
 	if bits > 4096 {
-		return errors.New("Number of bits too large (suggested 1024..2048)")
+		return errors.New("number of bits too large (suggested 1024..2048)")
 	}
 	k, err := rsa.GenerateKey(rand.Reader, bits)
 	if err != nil {
@@ -105,7 +105,7 @@ func GenRSA(file string, bits int) error {
 	}
 	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("Can't create file %q: %w", file, err)
+		return fmt.Errorf("can't create file %q: %w", file, err)
 	}
 	err = pem.Encode(f, &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
 	if cerr := f.Close(); err == nil {

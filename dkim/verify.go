@@ -146,7 +146,11 @@ func badSignature(pub any, s *Sig) string {
 	case err != nil || len(b) != k.Size():
 		return "bad RSA signature"
 	}
-	em := new(big.Int).Exp(new(big.Int).SetBytes(b), big.NewInt(int64(k.E)), k.N).FillBytes(make([]byte, k.Size()))
+	sig := new(big.Int).SetBytes(b)
+	if sig.Cmp(k.N) >= 0 {
+		return "OpenSSL error: data too large for modulus" // a signature by another key of this size
+	}
+	em := new(big.Int).Exp(sig, big.NewInt(int64(k.E)), k.N).FillBytes(make([]byte, k.Size()))
 	// EMSA-PKCS1-v1_5: 00 01 FF.. 00, then the DigestInfo of SHA-256 and the 32-byte digest
 	prefix := append([]byte{0, 1}, bytes.Repeat([]byte{0xff}, k.Size()-3-len(sha256DigestInfo)-32)...)
 	prefix = append(append(prefix, 0), sha256DigestInfo...)

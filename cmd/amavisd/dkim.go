@@ -49,13 +49,13 @@ func runDKIMVerb(o *options, args []string) int {
 // verbGenrsa: genrsa FILE [BITS], 1024 bits by default as in amavis.
 func verbGenrsa(args []string, w io.Writer) error {
 	if len(args) < 1 || args[0] == "" {
-		return fmt.Errorf("File name for a key not provided")
+		return fmt.Errorf("file name for a key not provided")
 	}
 	bits := 1024
 	if len(args) > 1 {
 		n, err := strconv.Atoi(args[1])
 		if err != nil {
-			return fmt.Errorf("Number of bits in a key must be numeric")
+			return fmt.Errorf("number of bits in a key must be numeric")
 		}
 		bits = n
 	}

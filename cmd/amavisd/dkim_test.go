@@ -28,7 +28,7 @@ func TestDKIMKeyVerbs(t *testing.T) {
 	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", fi.Mode(), err)
 	}
-	if out, err := exec.Command(amavisdBin, "genrsa", keyFile).CombinedOutput(); err == nil || !strings.Contains(string(out), "Can't create file") {
+	if out, err := exec.Command(amavisdBin, "genrsa", keyFile).CombinedOutput(); err == nil || !strings.Contains(string(out), "can't create file") {
 		t.Errorf("genrsa over an existing file: %v: %s", err, out)
 	}
 
