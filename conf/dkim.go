@@ -32,8 +32,9 @@ type DKIMPolicy struct {
 	// DKIMMinimumKeyBits: valid signatures by shorter keys are logged as such.
 	DKIMMinimumKeyBits int `toml:"dkim_minimum_key_bits"`
 	// DKIMSignatureOptionsBysenderMaps: tables of address keys (amavis's hash lookup keys:
-	// "user@example.com", "example.com", ".example.com", ".") to signature options (a c d h i
-	// q s ttl x); for each option the most specific key of the first table that has it wins.
+	// "user@example.com", "example.com", ".example.com", ".") to signature options (a c d i q
+	// s ttl x, and h: the fields to sign, colon-separated, which amavis does not take); for each
+	// option the most specific key of the first table that has it wins.
 	//
 	//	[[dkim_signature_options_bysender_maps]]
 	//	"example.com" = { d = "example.com", ttl = 864000 }
@@ -126,7 +127,7 @@ func (p *DKIMPolicy) validate() error {
 		for key, o := range t {
 			for k, v := range o {
 				switch k {
-				case "a", "c", "d", "i", "q", "s":
+				case "a", "c", "d", "h", "i", "q", "s":
 					if _, ok := v.(string); !ok {
 						return invalid("dkim_signature_options_bysender_maps", "table %d, %q: %s must be a string", i+1, key, k)
 					}
@@ -134,7 +135,6 @@ func (p *DKIMPolicy) validate() error {
 					if _, ok := v.(int64); !ok {
 						return invalid("dkim_signature_options_bysender_maps", "table %d, %q: %s must be a number of seconds", i+1, key, k)
 					}
-				case "h":
 				default:
 					return invalid("dkim_signature_options_bysender_maps", "table %d, %q: unknown signature option %q (a c d h i q s ttl x)", i+1, key, k)
 				}

@@ -192,6 +192,20 @@ func TestSignedFields(t *testing.T) {
 	}
 }
 
+// An h option names the fields to sign, a name twice to over-sign it (an amavisgo extension:
+// amavis takes them from signed_header_fields only).
+func TestSignedFieldsOption(t *testing.T) {
+	k := newKey(t, 1024, "example.com", "sel")
+	c := Choose(Candidates([]byte(testHeader), ""), Keys{k}, func(string) []Options { return []Options{{"h": "From:From:Subject"}} }, nil, time.Now())
+	sig, err := c.Sign([]byte(testHeader), strings.NewReader(testHeader+"\r\n"+testBody), defaultSigned())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(sig), ""), "h=subject:from:from;") {
+		t.Errorf("signature %s", sig)
+	}
+}
+
 func TestCandidates(t *testing.T) {
 	h := "From: a@example.com, b@example.org\r\nSender: s@example.net\r\n" +
 		"Resent-Date: x\r\nResent-From: r1@one.example\r\nResent-Sender: rs1@one.example\r\n" +

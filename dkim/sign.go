@@ -268,7 +268,16 @@ func SignedFields(header []byte, signed map[string]int) []string {
 // Sign makes the DKIM-Signature field (with its CRLF) for a message: header is its complete
 // header section as it will be sent (the fields only, to list h=), msg the whole message, header
 // included. The signature is to be prepended as the first field.
+// An h option (colon-separated names, a name twice to over-sign it) replaces signed.
 func (c *Choice) Sign(header []byte, msg io.Reader, signed map[string]int) (string, error) {
+	if hs := c.Opts["h"]; hs != "" {
+		signed = map[string]int{}
+		for _, n := range strings.Split(hs, ":") {
+			if n = strings.ToLower(strings.TrimSpace(n)); n != "" {
+				signed[n]++
+			}
+		}
+	}
 	h := SignedFields(header, signed)
 	if !containsFold(h, "from") {
 		return "", fmt.Errorf("no From header field to sign")
