@@ -178,8 +178,15 @@ func TestEd25519(t *testing.T) {
 	if out := pythonVerify(t, msg, k.Record()); out != "True" {
 		t.Errorf("python3-dkim: %s (record %s)", out, k.Record())
 	}
+	// opendkim 2.11 reports no size for an Ed25519 key
+	if out := opendkimVerify(t, msg, map[string]string{"ed._domainkey.example.com": k.Record()}); !strings.Contains(out, "verification (s=ed, d=example.com, 0-bit key) succeeded") {
+		t.Errorf("opendkim: %s", out)
+	}
 	if out := pythonVerify(t, tamper(msg), k.Record()); out != "False" {
 		t.Errorf("python3-dkim on a changed body: %s", out)
+	}
+	if out := opendkimVerify(t, tamper(msg), map[string]string{"ed._domainkey.example.com": k.Record()}); strings.Contains(out, "succeeded") || !strings.Contains(out, "failed") {
+		t.Errorf("opendkim on a changed body: %s", out)
 	}
 }
 
