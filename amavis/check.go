@@ -30,6 +30,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 	e := m.eng
 	checks := verdict.Plan(m.Policy, m.Recips)
 	m.Bulk = isBulk(m.Header, m.Sender)
+	d.dkimVerify(ctx, m)
 	if checks.Decode {
 		m.enter(metrics.StateDecode, m.LogID)
 		res, err := e.unpacker.Unpack(ctx, m.File, filepath.Join(m.Dir, "parts"))

@@ -216,6 +216,7 @@ func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 			continue // its reply is final
 		}
 		edits := m.Verdict.HeaderEdits(r, m.MailID, quarantined)
+		dkimResultsEdit(m, r, &edits)
 		r.Tagged = edits.Tagged
 		key := edits.Key()
 		c, ok := byKey[key]
@@ -227,7 +228,7 @@ func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 		c.rs = append(c.rs, r)
 	}
 	for _, c := range clusters {
-		header, skip := forwardHeader(m, c.edits)
+		header, skip := d.dkimHeader(m, c.edits, c.rs)
 		d.forward(ctx, m, m.Policy.Forward(), header, skip, c.rs)
 	}
 }

@@ -111,6 +111,7 @@ func mainLine(m *Message, passed string, rs []*verdict.Recipient, elapsed time.D
 			b.WriteString(strings.Join(qs, "/"))
 		}
 	}
+	b.WriteString(dkimLogFields(m))
 	b.WriteString(", ")
 	b.WriteString(itoa(elapsed.Milliseconds()))
 	b.WriteString(" ms")

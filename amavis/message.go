@@ -74,6 +74,7 @@ type Message struct {
 	Quarantined []string // quarantine locations, relative to QUARANTINEDIR
 	Bulk        bool     // mailing-list, bulk or automatic mail (no DSN for it)
 
+	DKIM          dkimInfo // signatures verified and made (dkim.go)
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
 

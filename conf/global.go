@@ -12,6 +12,7 @@ type Global struct {
 	QuarantineGlobal // QUARANTINEDIR, quarantine_subdir_levels (conf/global_quarantine.go)
 	ScannersGlobal   // av_scanners, av_scanners_backup (conf/global_scanners.go)
 	MetricsGlobal    // metrics_listen (conf/metrics.go)
+	DKIMGlobal       // dkim_key, myauthservid (conf/dkim.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -109,6 +110,9 @@ func (g *Global) validate() error {
 		return invalid("MAXFILES", "must not be negative")
 	case g.MIN_EXPANSION_FACTOR < 0 || g.MAX_EXPANSION_FACTOR < 0:
 		return invalid("MAX_EXPANSION_FACTOR", "expansion factors must not be negative")
+	}
+	if err := g.DKIMGlobal.validate(); err != nil {
+		return err
 	}
 	if err := g.ScannersGlobal.validate(); err != nil {
 		return err

@@ -12,6 +12,7 @@ type Policy struct {
 	ProtocolPolicy
 	VerdictPolicy
 	QuarantinePolicy
+	DKIMPolicy // enable_dkim_signing, enable_dkim_verification... (conf/dkim.go)
 
 	// PolicyBankPath records the banks loaded, "ORIGINATING/MYNETS" (amavis's %p); "" for the base.
 	PolicyBankPath string `toml:"-"`
@@ -99,6 +100,7 @@ func (p *Policy) setDefaults() {
 	p.ProtocolPolicy.setDefaults()
 	p.VerdictPolicy.setDefaults()
 	p.QuarantinePolicy.setDefaults()
+	p.DKIMPolicy.setDefaults()
 }
 
 func (p *Policy) validate() error {
@@ -106,6 +108,9 @@ func (p *Policy) validate() error {
 		return err
 	}
 	if err := p.VerdictPolicy.validate(); err != nil {
+		return err
+	}
+	if err := p.DKIMPolicy.validate(); err != nil {
 		return err
 	}
 	return p.QuarantinePolicy.validate()

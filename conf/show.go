@@ -141,6 +141,7 @@ type KeyInfo struct {
 var ourOwnKeys = map[string]string{
 	"metrics_listen":    "amavisgo only: the Prometheus /metrics listener, off by default (amavis keeps its counters in BerkeleyDB for amavisd-agent)",
 	"allow_run_as_root": "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
+	"dkim_key":          "amavis's dkim_key('example.com', 'sel', '/path/key.pem', tag => value) calls: one [[dkim_key]] each, with domain, selector, key_file, options",
 }
 
 // amavisSigils are the variables whose sigil does not follow from the Go type.
@@ -157,16 +158,18 @@ var machineDefaults = map[string]string{
 
 // keyNotes explain the keys whose TOML form differs from the Perl one.
 var keyNotes = map[string]string{
-	"path":             "a list of directories, not a colon-separated string",
-	"inet_socket_port": "a port number, a socket string, or a list of them",
-	"inet_socket_bind": "always a list",
-	"interface_policy": `a table: "10026" = "ORIGINATING"`,
-	"daemon_group":     "@daemon_groups is not taken: the user's own groups are added",
-	"TEMPBASE":         "empty: MYHOME",
-	"pid_file":         "empty: MYHOME/amavisd.pid",
-	"notify_method":    "empty: forward_method",
-	"release_method":   "empty: notify_method",
-	"X_HEADER_LINE":    `empty: "amavis at " + mydomain`,
+	"dkim_signature_options_bysender_maps": `tables of address = { option = value }: "example.com" = { d = "example.com", ttl = 864000 }`,
+	"signed_header_fields":                 "lower-case names; keys given merge over amavis's defaults",
+	"path":                                 "a list of directories, not a colon-separated string",
+	"inet_socket_port":                     "a port number, a socket string, or a list of them",
+	"inet_socket_bind":                     "always a list",
+	"interface_policy":                     `a table: "10026" = "ORIGINATING"`,
+	"daemon_group":                         "@daemon_groups is not taken: the user's own groups are added",
+	"TEMPBASE":                             "empty: MYHOME",
+	"pid_file":                             "empty: MYHOME/amavisd.pid",
+	"notify_method":                        "empty: forward_method",
+	"release_method":                       "empty: notify_method",
+	"X_HEADER_LINE":                        `empty: "amavis at " + mydomain`,
 }
 
 // Keys lists every key the configuration knows, globals first, in struct order.

@@ -40,7 +40,8 @@ func run() int {
 	version := fs.Bool("V", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V]\n"+
-			"               [start|foreground|debug|stop|reload|restart|showconfig|configtest|selftest|agent|nanny]")
+			"               [start|foreground|debug|stop|reload|restart|showconfig|configtest|selftest|agent|nanny]\n"+
+			"       amavisd genrsa FILE [BITS] | showkeys [DOMAIN...] | testkeys [DOMAIN...]")
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -53,9 +54,11 @@ func run() int {
 		return 0
 	}
 	verb := "start"
-	switch fs.NArg() {
-	case 0:
-	case 1:
+	switch {
+	case fs.NArg() == 0:
+	case dkimVerbs[fs.Arg(0)]:
+		return runDKIMVerb(&options{confFile: *confFile, level: amavis.NoOverride, over: over, verb: fs.Arg(0)}, fs.Args()[1:])
+	case fs.NArg() == 1:
 		verb = fs.Arg(0)
 	default:
 		fs.Usage()

@@ -164,6 +164,10 @@ func serve(o *options, background bool, serving func()) error {
 		return fmt.Errorf("log: %v", err)
 	}
 	defer log.Close()
+	// the signing keys are read with the privileges we start with, as amavis reads them
+	if _, err := amavis.DKIMKeys(cfg); err != nil {
+		return fmt.Errorf("dkim_key: %v", err)
+	}
 	d := amavis.New(cfg, log)
 	if err := listenAndDrop(d, id, cfg.AllowRunAsRoot); err != nil {
 		return err
@@ -223,6 +227,9 @@ func (r *daemonRun) reload() {
 	cfg, err := r.o.loadConfig()
 	if err == nil {
 		err = cfg.CheckStartable()
+	}
+	if err == nil {
+		_, err = amavis.DKIMKeys(cfg)
 	}
 	if err == nil {
 		// New messages go to the new directories: they must be usable by us, as we are now.

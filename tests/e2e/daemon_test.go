@@ -73,6 +73,7 @@ type daemonConfig struct {
 	Port        int      // inet_socket_port
 	ForwardPort int      // forward_method = smtp:[127.0.0.1]:ForwardPort
 	MaxServers  int      // max_servers; 0 keeps the default
+	MorePorts   []int    // further inet_socket_port entries
 	Extra       []string // more TOML (top-level keys first, then tables)
 }
 
@@ -117,7 +118,11 @@ func newDaemon(t testing.TB, c daemonConfig) *daemon {
 		Addr:    fmt.Sprintf("127.0.0.1:%d", c.Port),
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `inet_socket_port = %d
+	ports := fmt.Sprint(c.Port)
+	for _, p := range c.MorePorts {
+		ports += fmt.Sprintf(", %d", p)
+	}
+	fmt.Fprintf(&b, `inet_socket_port = [%s]
 inet_socket_bind = ["127.0.0.1"]
 MYHOME = %q
 TEMPBASE = %q
@@ -128,7 +133,7 @@ mydomain = "example.com"
 forward_method = "smtp:[127.0.0.1]:%d"
 daemon_user = "nobody"
 daemon_group = "nogroup"
-`, c.Port, home, filepath.Join(home, "tmp"), d.LogFile, daemonHostname, c.ForwardPort)
+`, ports, home, filepath.Join(home, "tmp"), d.LogFile, daemonHostname, c.ForwardPort)
 	if c.MaxServers != 0 {
 		fmt.Fprintf(&b, "max_servers = %d\n", c.MaxServers)
 	}
