@@ -61,6 +61,7 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 	}
 	e.notifier.Log = d.slog("")
 	e.release = &ampdp.Server{Config: cfg, Store: store, Sender: sender, Log: d.slog("")}
+	e.release.Check = d.ampdpChecker(e) // request=AM.PDP: amavis/ampdp.go
 	return e, nil
 }
 

@@ -12,6 +12,7 @@ type Policy struct {
 	ProtocolPolicy
 	VerdictPolicy
 	QuarantinePolicy
+	AMPDPPolicy // prepend_header_fields_hdridx (conf/ampdp.go)
 
 	// PolicyBankPath records the banks loaded, "ORIGINATING/MYNETS" (amavis's %p); "" for the base.
 	PolicyBankPath string `toml:"-"`
