@@ -220,6 +220,10 @@ func makePidDir(pidFile string, id *privdrop.Identity) {
 func (r *daemonRun) reload() {
 	r.notify.Reloading()
 	defer r.notify.Ready(statusLine(r.d.Config()))
+	// logrotate moved LOGFILE away before it sent the signal.
+	if err := r.d.ReopenLog(); err != nil {
+		r.log("(!)reload: can't reopen LOGFILE: %v", err)
+	}
 	cfg, err := r.o.loadConfig()
 	if err == nil {
 		err = cfg.CheckStartable()
