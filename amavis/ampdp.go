@@ -97,18 +97,14 @@ func (d *Daemon) checkAMPDP(ctx context.Context, e *engines, p *conf.Policy, req
 		return ampdpResponse(m, rep, exTempfail, nil)
 	}
 	m.Dir = dir
-	defer func() {
-		if err := os.RemoveAll(dir); err != nil {
-			tl.Logf(-1, "Can't remove %s: %v", dir, err)
-		}
-	}()
+	defer d.dropSpoolDir(tl, m)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.ChildTimeout)*time.Second)
 	defer cancel()
 	rep, code, edits, preserve := d.ampdpFlow(ctx, m, r.serverDelivers)
 	if m.Verdict != nil {
 		d.logMain(tl, m, time.Since(start))
 	}
-	d.ampdpCleanup(tl, r, preserve)
+	d.ampdpCleanup(tl, r, preserve && cfg.AllowPreservingEvidence)
 	return ampdpResponse(m, rep, code, edits)
 }
 

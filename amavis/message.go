@@ -75,6 +75,8 @@ type Message struct {
 
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
+
+	preserve string // why Dir is kept as evidence (tempdirs.go); "" removes it
 }
 
 // processMessage runs one message through all stages and returns the replies for the

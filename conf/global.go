@@ -11,6 +11,7 @@ import (
 type Global struct {
 	QuarantineGlobal // QUARANTINEDIR, quarantine_subdir_levels (conf/global_quarantine.go)
 	ScannersGlobal   // av_scanners, av_scanners_backup (conf/global_scanners.go)
+	TempdirGlobal    // allow_preserving_evidence (conf/tempdir.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -63,6 +64,7 @@ type Global struct {
 
 func (g *Global) setDefaults() {
 	g.MYHOME = "/var/amavis"
+	g.TempdirGlobal.setDefaults()
 	g.MaxServers = 2
 	g.MaxRequests = 20
 	g.ChildTimeout = 480
