@@ -14,6 +14,11 @@ func (l *Log) reopen() error {
 	if l.path == "" {
 		return nil
 	}
+	if cur, err := os.Stat(l.path); err == nil {
+		if open, err := l.file.Stat(); err == nil && os.SameFile(cur, open) {
+			return nil // not rotated: keep the file we have (root may own it)
+		}
+	}
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return err

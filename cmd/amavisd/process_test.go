@@ -920,7 +920,7 @@ func TestDebugLevelOption(t *testing.T) {
 			c.cmd("QUIT")
 			d.cmd.Process.Signal(syscall.SIGTERM)
 			d.wait(t, 10*time.Second)
-			e.waitLog("Server closing!")
+			e.waitLog("Net::Server: Server closing!")
 			log, _ := os.ReadFile(filepath.Join(e.dir, "amavisd.log"))
 			line := fmt.Sprintf("(%05d-01) SMTP< EHLO client.test\n", d.cmd.Process.Pid)
 			if got := bytes.Contains(log, []byte(line)); got != tc.dialog {

@@ -186,7 +186,8 @@ func serve(o *options, background bool, serving func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.Serve() }()
 
-	startupDiagnostics(cfg, run.log)
+	// amavis logs its sockets at level 1 (Net::Server's "Binding to ..." lines).
+	startupDiagnostics(cfg, func(format string, args ...any) { d.Logf(1, format, args...) })
 	run.notify.Ready(statusLine(cfg))
 	serving()
 	for {
@@ -272,7 +273,7 @@ func (r *daemonRun) shutdown(s os.Signal, errc <-chan error) error {
 	cfg := r.d.Config()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ChildTimeout)*time.Second)
 	defer cancel()
-	r.log("Daemon received %s, shutting down", signalName(s))
+	r.d.Logf(1, "Daemon received %s, shutting down", signalName(s))
 	err := r.d.Shutdown(ctx)
 	<-errc
 	if err != nil {
