@@ -83,7 +83,7 @@ func (d *Daemon) Reload(cfg *conf.Config) error {
 	d.eng.Store(e)
 	d.cfg.Store(cfg)
 	d.slots.setLimit(cfg.MaxServers)
-	d.log.logf("", 0, "reloaded configuration %s", cfg.File)
+	d.log.logf("", 0, "warm restart on HUP [%d]: reloaded configuration %s", d.pid, cfg.File)
 	return nil
 }
 
@@ -127,7 +127,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 			os.Remove(l.spec.Address)
 		}
 	}
-	d.log.logf("", 0, "Server closing!")
+	d.log.logf("", 0, "Net::Server: Server closing!") // amavis's line, which Net::Server logs
 	return err
 }
 

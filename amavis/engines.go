@@ -2,10 +2,12 @@ package amavis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"amavisgo/conf"
@@ -61,11 +63,14 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 	}
 	e.notifier.Log = d.slog("")
 	e.release = &ampdp.Server{Config: cfg, Store: store, Sender: sender, Log: d.slog("")}
+	e.release.Check = d.ampdpChecker(e) // request=AM.PDP: amavis/ampdp.go
 	return e, nil
 }
 
-// diagnose logs what start-up found: each AV engine reachable or not (clamd's VERSION), each
-// external decoder found or not, as Amavis.pm's find_external_programs logs them.
+// diagnose logs what start-up found, in amavis's words so that log parsers (logwatch's amavis
+// service) know the lines: each AV engine reachable (clamd's VERSION) or not, as Amavis::AV and
+// Amavis.pm's find_external_programs log them, and one line per decoder: missing ones at level
+// 0, found and internal ones at level 1.
 func (e *engines) diagnose(ctx context.Context, tl *taskLog) {
 	if !e.av.Configured() {
 		tl.Logf(0, "No virus scanners configured (av_scanners is empty): mail is not scanned for viruses")
@@ -77,36 +82,53 @@ func (e *engines) diagnose(ctx context.Context, tl *taskLog) {
 		}
 		switch {
 		case st.Err != nil:
-			tl.Logf(-1, "Using %s av scanner %s: NOT AVAILABLE: %v", kind, st.Name, st.Err)
+			tl.Logf(1, "Using %s av scanner %s: NOT AVAILABLE: %v", kind, st.Name, st.Err)
 		case st.Program != "":
 			tl.Logf(0, "Found %s av scanner %s at %s", kind, st.Name, st.Program)
 		}
 		for _, a := range st.Addrs {
 			if a.Err != nil {
-				first, _, _ := strings.Cut(a.Err.Error(), "\n")
-				tl.Logf(-1, "av scanner %s at %s: %s", st.Name, a.Addr, first)
+				tl.Logf(-1, "%s: Can't connect to %s: %s", st.Name, socketName(a.Addr), reason(a.Err))
 			} else {
 				tl.Logf(0, "Found %s av scanner %s at %s: %s", kind, st.Name, a.Addr, a.Version)
 			}
 		}
 	}
 	progs := e.unpacker.Programs()
-	var found, missing []string
-	for format, path := range progs {
-		if path == "" {
-			missing = append(missing, format)
-		} else {
-			found = append(found, format+"="+path)
+	formats := make([]string, 0, len(progs))
+	for f := range progs {
+		formats = append(formats, f)
+	}
+	slices.Sort(formats)
+	for _, f := range formats {
+		switch path := progs[f]; path {
+		case "":
+			tl.Logf(0, "No decoder for       .%-4s", f)
+		case "internal":
+			tl.Logf(1, "Internal decoder for .%-4s", f)
+		default:
+			tl.Logf(1, "Found decoder for    .%-4s at %s", f, path)
 		}
 	}
-	if len(found) > 0 {
-		slices.Sort(found)
-		tl.Logf(0, "Found decoders: %s", strings.Join(found, ", "))
+}
+
+// socketName names a scanner's socket as amavis's connection errors do.
+func socketName(addr string) string {
+	if strings.HasPrefix(addr, "/") {
+		return "UNIX socket " + addr
 	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		tl.Logf(0, "No decoder programs for: %s (their parts are scanned as they are)", strings.Join(missing, ", "))
+	return "INET socket " + addr
+}
+
+// reason is the system's error text of err ("Connection refused"), else its first line.
+func reason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		msg := errno.Error()
+		return strings.ToUpper(msg[:1]) + msg[1:]
 	}
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	return first
 }
 
 // slog gives the packages that log through log/slog (notify, ampdp) our log, under log id id.

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,6 +35,7 @@ func (d *Daemon) Listen() error {
 	if st, err := os.Stat(cfg.TEMPBASE); err != nil || !st.IsDir() {
 		return fmt.Errorf("TEMPBASE directory %s does not exist or is not a directory", cfg.TEMPBASE)
 	}
+	d.removeStaleTempdirs(cfg.TEMPBASE) // tempdirs.go
 	e, err := d.newEngines(cfg)
 	if err != nil {
 		return err
@@ -120,7 +120,7 @@ func (d *Daemon) Serve() error {
 		return nil // Shutdown came first
 	}
 	cfg := d.cfg.Load()
-	d.log.logf("", 0, "starting. %s at %s amavis-go, listening on %s", os.Args[0], cfg.Myhostname, d.listenNames())
+	d.log.logf("", 0, "%s", startingLine(cfg))
 	diagCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	d.eng.Load().diagnose(diagCtx, &taskLog{l: d.log, level: cfg.LogLevel})
 	cancel()
@@ -165,14 +165,6 @@ func (d *Daemon) enter(wg *sync.WaitGroup, n int) bool {
 	}
 	wg.Add(n)
 	return true
-}
-
-func (d *Daemon) listenNames() string {
-	var names []string
-	for _, l := range d.listeners {
-		names = append(names, l.spec.Network+":"+l.spec.Address)
-	}
-	return strings.Join(names, ", ")
 }
 
 type acceptedConn struct {

@@ -21,6 +21,7 @@ type Log struct {
 	sys      sysWriter
 	w        io.Writer // LOGFILE or stderr
 	file     *os.File
+	path     string // LOGFILE, reopened on reload (logrotate.go)
 	stderr   bool
 	debug    bool
 	hostname string
@@ -81,7 +82,7 @@ func NewLog(g *conf.Global, debugLevel int, debug bool) (*Log, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.w, l.file = f, f
+		l.w, l.file, l.path = f, f, g.LOGFILE
 	default:
 		l.w, l.stderr = os.Stderr, true
 	}

@@ -78,7 +78,8 @@ type Message struct {
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
 
-	progress // the session's state and the time spent per section, for metrics (metrics.go)
+	progress        // the session's state and the time spent per section, for metrics (metrics.go)
+	preserve string // why Dir is kept as evidence (tempdirs.go); "" removes it
 }
 
 // processMessage runs one message through all stages and returns the replies for the

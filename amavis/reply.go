@@ -35,6 +35,7 @@ func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
 		return d.failed(m, tl, section, err)
 	}
 	tl.Logf(-2, "TROUBLE in check_mail: %v", err)
+	m.preserve = err.Error()
 	rep := se.reply
 	out := []smtp.Reply{rep}
 	if m.LMTP {
@@ -50,6 +51,7 @@ func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
 // <section> FAILED: <error>" for the message (or each LMTP recipient).
 func (d *Daemon) failed(m *Message, tl *taskLog, section string, err error) []smtp.Reply {
 	rep := smtp.ProcessingFailed(m.LogID, section, err.Error())
+	m.preserve = rep.Text
 	tl.Logf(-2, "TROUBLE in check_mail: %s FAILED: %v", section, err)
 	if !m.LMTP {
 		return []smtp.Reply{rep}

@@ -1,6 +1,7 @@
 package amavis
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,18 @@ func TestOldestPublicIP(t *testing.T) {
 	m := &Message{Conn: ConnInfo{PeerIP: "127.0.0.1"}, Client: ClientInfo{Addr: "203.0.113.5"}, Header: header}
 	if got := oldestPublicIP(m); got != "2001:db8::7" {
 		t.Errorf("oldest: %q", got)
+	}
+	// The address the receiving MTA saw, in parentheses, beats the client's HELO literal; a
+	// comment without an address literal is no TCP-info, and the HELO literal is taken then.
+	forged := []byte("Received: from [203.0.113.9] (helo.example.net [198.51.100.23])\r\n\tby mx.example.com (Postfix) with ESMTP id 2\r\n" +
+		"Received: from [203.0.113.10] (may be forged) by relay.example.net\r\n" +
+		"Received: from [IPv6:2001:db8::5] (unknown [192.0.2.25.2525]) by relay.example.net\r\n")
+	if got := receivedIPs(forged); strings.Join(got, ",") != "198.51.100.23,203.0.113.10,192.0.2.25" {
+		t.Errorf("receivedIPs of HELO literals: %q", got)
+	}
+	m = &Message{Conn: ConnInfo{PeerIP: "127.0.0.1"}, Client: ClientInfo{Addr: "127.0.0.1"}, Header: forged[:bytes.Index(forged, []byte("Received: from [203.0.113.10]"))]}
+	if got := oldestPublicIP(m); got != "198.51.100.23" {
+		t.Errorf("oldest with a HELO literal: %q, want the connecting address 198.51.100.23", got)
 	}
 	m = &Message{Conn: ConnInfo{PeerIP: "127.0.0.1"}, Client: ClientInfo{Addr: "127.0.0.1"}}
 	if got := oldestPublicIP(m); got != "" {

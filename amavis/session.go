@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -125,9 +124,7 @@ func logPanic(tl *taskLog, err error) {
 // Finish implements smtp.Finisher: the spool directory goes after the reply was sent.
 func (cs *connState) Finish(*smtp.Transaction) {
 	if m := cs.msg; m != nil && m.Dir != "" {
-		if err := os.RemoveAll(m.Dir); err != nil {
-			cs.tl.Logf(-1, "Can't remove %s: %v", m.Dir, err)
-		}
+		cs.d.dropSpoolDir(cs.tl, m) // tempdirs.go
 	}
 	cs.msg = nil
 }

@@ -58,10 +58,8 @@ func receivedIPs(header []byte) []string {
 			}
 		}
 		ip := ""
-		if m := receivedBracketIP.FindStringSubmatch(from); m != nil {
-			ip = m[1]
-		} else if m := receivedBareIPv4.FindStringSubmatch(from); m != nil {
-			ip = m[1]
+		if from != "" {
+			ip = fromIP(from) // received.go
 		}
 		out = append(out, ip)
 	}

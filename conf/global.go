@@ -13,6 +13,7 @@ type Global struct {
 	ScannersGlobal   // av_scanners, av_scanners_backup (conf/global_scanners.go)
 	MetricsGlobal    // metrics_listen (conf/metrics.go)
 	DKIMGlobal       // dkim_key, myauthservid (conf/dkim.go)
+	TempdirGlobal    // allow_preserving_evidence (conf/tempdir.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -65,6 +66,7 @@ type Global struct {
 
 func (g *Global) setDefaults() {
 	g.MYHOME = "/var/amavis"
+	g.TempdirGlobal.setDefaults()
 	g.MaxServers = 2
 	g.MaxRequests = 20
 	g.ChildTimeout = 480

@@ -12,7 +12,8 @@ type Policy struct {
 	ProtocolPolicy
 	VerdictPolicy
 	QuarantinePolicy
-	DKIMPolicy // enable_dkim_signing, enable_dkim_verification... (conf/dkim.go)
+	DKIMPolicy  // enable_dkim_signing, enable_dkim_verification... (conf/dkim.go)
+	AMPDPPolicy // prepend_header_fields_hdridx (conf/ampdp.go)
 
 	// PolicyBankPath records the banks loaded, "ORIGINATING/MYNETS" (amavis's %p); "" for the base.
 	PolicyBankPath string `toml:"-"`

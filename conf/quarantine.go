@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
-
-	"github.com/dlclark/regexp2"
 
 	"amavisgo/lookup"
 )
@@ -277,72 +274,4 @@ func tomlString(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
-}
-
-// FakeSenderRules is @viruses_that_fake_sender_maps as an ordered list of [pattern, bool]
-// pairs, first match wins (a Perl-compatible regular expression against the virus name):
-// viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ['.', true]]
-type FakeSenderRules []FakeSenderRule
-
-// FakeSenderRule is one pair of FakeSenderRules.
-type FakeSenderRule struct {
-	Pattern string
-	Fakes   bool
-	re      *regexp2.Regexp
-}
-
-// MarshalTOML writes the list of pairs back (showconfig).
-func (r FakeSenderRules) MarshalTOML() ([]byte, error) {
-	parts := make([]string, len(r))
-	for i, rule := range r {
-		parts[i] = fmt.Sprintf("[%s, %t]", tomlString(rule.Pattern), rule.Fakes)
-	}
-	return []byte("[" + strings.Join(parts, ", ") + "]"), nil
-}
-
-// UnmarshalTOML takes an array of two-element arrays.
-func (r *FakeSenderRules) UnmarshalTOML(v any) error {
-	list, ok := v.([]any)
-	if !ok {
-		return fmt.Errorf("want a list of [pattern, true|false] pairs")
-	}
-	out := FakeSenderRules{}
-	for _, it := range list {
-		pair, ok := it.([]any)
-		if !ok || len(pair) != 2 {
-			return fmt.Errorf("want a list of [pattern, true|false] pairs")
-		}
-		pat, ok1 := pair[0].(string)
-		fakes, ok2 := pair[1].(bool)
-		if !ok1 || !ok2 {
-			return fmt.Errorf("want a list of [pattern, true|false] pairs")
-		}
-		re, err := regexp2.Compile(pat, regexp2.None)
-		if err != nil {
-			return fmt.Errorf("pattern %q: %v", pat, err)
-		}
-		re.MatchTimeout = 100 * time.Millisecond
-		out = append(out, FakeSenderRule{Pattern: pat, Fakes: fakes, re: re})
-	}
-	*r = out
-	return nil
-}
-
-// Fakes reports whether any of the virus names is one that fakes its sender; with no rules
-// every virus does (amavis's default).
-func (r FakeSenderRules) Fakes(virusNames []string) bool {
-	if len(r) == 0 {
-		return len(virusNames) > 0
-	}
-	for _, name := range virusNames {
-		for _, rule := range r {
-			if ok, err := rule.re.MatchString(name); err == nil && ok {
-				if rule.Fakes {
-					return true
-				}
-				break
-			}
-		}
-	}
-	return false
 }

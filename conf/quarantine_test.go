@@ -104,8 +104,37 @@ virus_admin = "a'b@example.com"
 	c2, shown := reparseShown(t, c)
 	o := c.LookupOptions()
 	if c2.VirusAdmin.Lookup("x@y", o) != "a'b@example.com" || c2.SpamAdmin.Lookup("u@example.com", o) != `spam"master@example.com` ||
-		len(c2.VirusesThatFakeSenderMaps) != 2 || c2.VirusesThatFakeSenderMaps[1].Pattern != "it's" ||
+		!c2.VirusesThatFakeSenderMaps.Fakes([]string{"it's a worm"}) || c2.VirusesThatFakeSenderMaps.Fakes([]string{"Other"}) ||
 		c2.VirusesThatFakeSenderMaps.Fakes([]string{"Eicar-Test-Signature"}) {
 		t.Errorf("after showconfig:\n%s", shown)
+	}
+}
+
+// viruses_that_fake_sender_maps is written like every other *_maps: tables asked in order with
+// the virus name, the first that knows it answers.
+func TestFakeSenderMapsTables(t *testing.T) {
+	c, err := Parse("a.toml", []byte(`
+[[viruses_that_fake_sender_maps]]
+hash = { "eicar-test-signature@" = false }
+[[viruses_that_fake_sender_maps]]
+regexp = [['(?i)^Win\.Worm\.', true], ['(?i)phish', false]]
+[[viruses_that_fake_sender_maps]]
+constant = true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := c.VirusesThatFakeSenderMaps
+	for name, want := range map[string]bool{"Eicar-Test-Signature": false, "Win.Worm.Mydoom": true, "Email.Phishing.X": false, "Other.Trojan": true} {
+		if got := fs.Fakes([]string{name}); got != want {
+			t.Errorf("%s: fakes %v, want %v", name, got, want)
+		}
+	}
+	c2, shown := reparseShown(t, c)
+	if c2.VirusesThatFakeSenderMaps.Fakes([]string{"Email.Phishing.X"}) || !c2.VirusesThatFakeSenderMaps.Fakes([]string{"Win.Worm.Mydoom"}) {
+		t.Errorf("after showconfig:\n%s", shown)
+	}
+	if _, err := Parse("a.toml", []byte("viruses_that_fake_sender_maps = [false]\n")); err != nil {
+		t.Errorf("a constant: %v", err)
 	}
 }

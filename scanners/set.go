@@ -242,6 +242,8 @@ func (s *Set) runTier(ctx context.Context, engines []*engine, dir string, files 
 				return
 			}
 			switch {
+			case err != nil && connectFailure(en.name, err) != "":
+				s.logf(-1, "%s", connectFailure(en.name, err))
 			case err != nil:
 				s.logf(-1, "%s av-scanner FAILED: %v", en.name, err)
 			case o.infected:

@@ -29,20 +29,16 @@ func main() {
 
 func run() int {
 	fs := flag.NewFlagSet("amavisd", flag.ContinueOnError)
-	confFile := fs.String("c", defaultConfFile, "configuration file (TOML); -c '' for the built-in defaults")
-	debugLevel := fs.String("d", "", "log level (overrides log_level)")
+	confFile := fs.String("c", defaultConfFile, optionText("c"))
+	debugLevel := fs.String("d", "", optionText("d"))
 	var over overrides
-	fs.IntVar(&over.maxServers, "m", 0, "max_servers")
-	fs.Func("p", "listen socket: port, host:port or unix:/path (repeatable; replaces inet_socket_port)", func(s string) error {
+	fs.IntVar(&over.maxServers, "m", 0, optionText("m"))
+	fs.Func("p", optionText("p"), func(s string) error {
 		over.ports = append(over.ports, s)
 		return nil
 	})
-	version := fs.Bool("V", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V]\n"+
-			"               [start|foreground|debug|stop|reload|restart|showconfig|configtest|selftest|agent|nanny]\n"+
-			"       amavisd genrsa FILE [BITS] | showkeys [DOMAIN...] | testkeys [DOMAIN...]")
-	}
+	version := fs.Bool("V", false, optionText("V"))
+	fs.Usage = func() { usage(os.Stderr) } // usage.go, also the man page's source
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0 // -h asked for the usage: not an error

@@ -721,6 +721,26 @@ func TestRefusesWritableConfig(t *testing.T) {
 	}
 }
 
+// A configuration in a directory the daemon user can write could be replaced by a rename: the
+// start is refused as amavis refuses it; in a sticky directory (/tmp) a root-owned file cannot
+// be renamed by the daemon user, and the start goes on.
+func TestRefusesConfigInWritableDir(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t, "smtp:[127.0.0.1]:10025", `daemon_user = "nobody"`)
+	os.Chown(e.dir, 65534, 65534)
+	_, errOut, code := e.amavisd("foreground")
+	if want := fmt.Sprintf("amavisd: Directory of a config file %q is writable, UID 65534, EUID 65534, EGID 65534\nSECURITY PROBLEM, ABORTING\n", e.file); code != 1 || !strings.HasSuffix(errOut, want) {
+		t.Errorf("exit %d, %q, want %q", code, errOut, want)
+	}
+
+	os.Chown(e.dir, 0, 0)
+	os.Chmod(e.dir, os.ModeSticky|0o777)
+	d := e.foreground()
+	if g := greetingOf(t, e.addr); !strings.HasPrefix(g, "220 ") {
+		t.Errorf("config in a sticky directory: greeting %q; stderr:\n%s", g, d.Stderr())
+	}
+}
+
 func TestPortOption(t *testing.T) {
 	e := newEnv(t, "smtp:[127.0.0.1]:10025", "allow_run_as_root = true")
 	other := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -920,7 +940,7 @@ func TestDebugLevelOption(t *testing.T) {
 			c.cmd("QUIT")
 			d.cmd.Process.Signal(syscall.SIGTERM)
 			d.wait(t, 10*time.Second)
-			e.waitLog("Server closing!")
+			e.waitLog("Net::Server: Server closing!")
 			log, _ := os.ReadFile(filepath.Join(e.dir, "amavisd.log"))
 			line := fmt.Sprintf("(%05d-01) SMTP< EHLO client.test\n", d.cmd.Process.Pid)
 			if got := bytes.Contains(log, []byte(line)); got != tc.dialog {

@@ -172,11 +172,11 @@ func serve(o *options, background bool, serving func()) error {
 	if err := listenAndDrop(d, id, cfg.AllowRunAsRoot); err != nil {
 		return err
 	}
-	if id != nil && cfg.File != "" && unix.Access(cfg.File, unix.W_OK) == nil {
+	if id != nil {
 		// Whoever takes over the daemon user must not be able to rewrite its configuration.
-		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-		return fmt.Errorf("Config file %q is writable, UID %d, EUID %d, EGID %d\nSECURITY PROBLEM, ABORTING",
-			cfg.File, os.Getuid(), os.Geteuid(), os.Getegid())
+		if err := checkConfigWritable(cfg.File); err != nil { // security.go
+			return err
+		}
 	}
 
 	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: func(format string, args ...any) {
@@ -190,7 +190,8 @@ func serve(o *options, background bool, serving func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.Serve() }()
 
-	startupDiagnostics(cfg, run.log)
+	// amavis logs its sockets at level 1 (Net::Server's "Binding to ..." lines).
+	startupDiagnostics(cfg, func(format string, args ...any) { d.Logf(1, format, args...) })
 	run.notify.Ready(statusLine(cfg))
 	serving()
 	for {
@@ -224,6 +225,10 @@ func makePidDir(pidFile string, id *privdrop.Identity) {
 func (r *daemonRun) reload() {
 	r.notify.Reloading()
 	defer r.notify.Ready(statusLine(r.d.Config()))
+	// logrotate moved LOGFILE away before it sent the signal.
+	if err := r.d.ReopenLog(); err != nil {
+		r.log("(!)reload: can't reopen LOGFILE: %v", err)
+	}
 	cfg, err := r.o.loadConfig()
 	if err == nil {
 		err = cfg.CheckStartable()
@@ -275,7 +280,7 @@ func (r *daemonRun) shutdown(s os.Signal, errc <-chan error) error {
 	cfg := r.d.Config()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ChildTimeout)*time.Second)
 	defer cancel()
-	r.log("Daemon received %s, shutting down", signalName(s))
+	r.d.Logf(1, "Daemon received %s, shutting down", signalName(s))
 	err := r.d.Shutdown(ctx)
 	<-errc
 	if err != nil {

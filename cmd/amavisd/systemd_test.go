@@ -121,7 +121,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	e.waitNotify("RELOADING=1")
 	e.waitNotify("READY=1")
-	e.waitLog("reloaded configuration " + e.file)
+	e.waitLog(fmt.Sprintf("warm restart on HUP [%d]: reloaded configuration %s", pid, e.file))
 
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	e.waitNotify("STOPPING=1")

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
@@ -17,7 +19,7 @@ import (
 func TestMakeRun(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("make run sets up the amavis user and /var/lib/amavisgo: run as root")
+			t.Fatal("make run sets up the amavis user and /var/lib/amavis: run as root")
 		}
 		t.Skip("make run needs root")
 	}
@@ -57,6 +59,7 @@ func TestMakeRun(t *testing.T) {
 			if want := "220 [127.0.0.1] ESMTP amavis service ready\r\n"; banner != want {
 				t.Fatalf("banner %q, want %q", banner, want)
 			}
+			releaseWithDefaults(t)
 			return
 		}
 		select {
@@ -68,5 +71,23 @@ func TestMakeRun(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("nothing listens on 127.0.0.1:10024 after 3 minutes")
 		}
+	}
+}
+
+// releaseWithDefaults: Debian's amavisd-release, as installed (its socket path compiled in),
+// reaches the daemon of the bundled configuration, whose AM.PDP-SOCK bank takes a release
+// without secret_id: asked for a mail_id that is not in the quarantine, it prints our answer.
+func releaseWithDefaults(t *testing.T) {
+	t.Helper()
+	prog := testenv.RequireProgram(t, "amavisd-release", "/usr/sbin/amavisd-release")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, prog, "virus-Nq0uiT5Dw7Xz").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", prog, err, out)
+	}
+	want := regexp.MustCompile(`^450 4\.5\.0 Failure: .*virus-Nq0uiT5Dw7Xz`)
+	if !want.Match(out) {
+		t.Errorf("amavisd-release printed %q, want our answer matching %s", out, want)
 	}
 }

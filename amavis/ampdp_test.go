@@ -1,0 +1,183 @@
+package amavis
+
+import (
+	"bufio"
+	"encoding/base64"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"amavisgo/conf"
+	"amavisgo/quarantine/ampdp"
+)
+
+// ampdpDaemon is a daemon whose Unix socket speaks AM.PDP (Debian's AM.PDP-SOCK bank) with
+// Debian's banned rules, and a client connection to it.
+func ampdpDaemon(t *testing.T, extra string) (*testDaemon, *bufio.Reader, net.Conn) {
+	t.Helper()
+	rules, err := os.ReadFile("../etc/banned_rules_debian.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "amavisd.sock")
+	td := startDaemon(t, "", `unix_socketname = "`+sock+`"
+interface_policy = { SOCK = "AM.PDP-SOCK" }
+`+extra+`
+`+string(rules)+`
+[policy_bank."AM.PDP-SOCK"]
+protocol = "AM.PDP"
+banned_files_lovers_maps = [["acl", ["lover@example.com"]]]
+`)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return td, bufio.NewReader(c), c
+}
+
+// ask sends one request and returns the response lines, decoded.
+func ask(t *testing.T, r *bufio.Reader, c net.Conn, lines ...string) []string {
+	t.Helper()
+	if _, err := c.Write([]byte(strings.Join(lines, "\r\n") + "\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	req, _, err := ampdp.ReadRequest(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range req {
+		out = append(out, a.Name+"="+a.Value)
+	}
+	return out
+}
+
+// spoolFor writes msg as a client would: TEMPBASE/<name>/email.txt.
+func spoolFor(t *testing.T, td *testDaemon, name, msg string) string {
+	t.Helper()
+	dir := filepath.Join(td.tempbase, name)
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "email.txt"), []byte(msg), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func hasLine(lines []string, want string) bool { return slices.Contains(lines, want) }
+
+// A banned program for two recipients, one of whom loves banned files: the response removes
+// the other one (delrcpt) and inserts the alert and X-Virus-Scanned for the copy the client
+// delivers, topmost last; the client's directory is removed (tempdir_removed_by defaults to
+// server), or kept when the client says it removes it.
+func TestAMPDPCheckSplitsRecipients(t *testing.T) {
+	td, r, c := ampdpDaemon(t, "")
+	pe := append([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"), make([]byte, 112)...)
+	msg := mimeMessage(`multipart/mixed; boundary="b1"`, "--b1\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n"+
+		"--b1\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+		wrap76(base64.StdEncoding.EncodeToString(pe))+"--b1--\r\n")
+	dir := spoolFor(t, td, "amavis-milter-AbCd1234", msg)
+	resp := ask(t, r, c, "request=AM.PDP", "sender=<bob@sender.example.org>", "recipient=<x@example.com>",
+		"recipient=<lover@example.com>", "tempdir="+dir, "client_address=192.0.2.7")
+	want := []string{
+		"version_server=2",
+		"log_id=AbCd1234-NN",
+		"setreply=250 2.5.0 Ok, id=AbCd1234-NN, continue delivery, but 1 DISCARD",
+		"delrcpt=<x@example.com>",
+		// folded as amavis folds it
+		"insheader=0 X-Amavis-Alert BANNED, message contains\n application/octet-stream,.exe,.exe-ms,setup.exe",
+		"insheader=0 X-Virus-Scanned amavis at example.com",
+		"return_value=continue",
+		"exit_code=0",
+	}
+	// the log id counts requests: its number is the daemon's
+	for i := range resp {
+		resp[i] = regexp.MustCompile(`AbCd1234-\d\d`).ReplaceAllString(resp[i], "AbCd1234-NN")
+	}
+	if !slices.Equal(resp, want) {
+		t.Errorf("response:\n%s\nwant:\n%s", strings.Join(resp, "\n"), strings.Join(want, "\n"))
+	}
+	if !regexp.MustCompile(`\(AbCd1234-\d\d\) Blocked BANNED \(application/octet-stream,\.exe,\.exe-ms,setup\.exe\) \{DiscardedInbound,RelayedTaggedInbound\}, AM\.PDP-SOCK \[192\.0\.2\.7\] \[192\.0\.2\.7\] <bob@sender\.example\.org> -> <x@example\.com>,`).MatchString(td.log.String()) {
+		t.Errorf("no Blocked line for x@example.com in the log")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the client's directory %s is still there (%v); the server was to remove it", dir, err)
+	}
+
+	kept := spoolFor(t, td, "af0123456789", mimeMessage("text/plain", "hello\r\n"))
+	resp = ask(t, r, c, "request=AM.PDP", "sender=<bob@sender.example.org>", "recipient=<x@example.com>",
+		"tempdir="+kept, "tempdir_removed_by=client")
+	if !hasLine(resp, "return_value=continue") || !hasLine(resp, "exit_code=0") {
+		t.Errorf("clean message: %q", resp)
+	}
+	if _, err := os.Stat(filepath.Join(kept, "email.txt")); err != nil {
+		t.Errorf("tempdir_removed_by=client, but the file is gone: %v", err)
+	}
+}
+
+// The file rules: the directory and the file must be below TEMPBASE or MYHOME, without "..",
+// the file a plain one (not a link) that exists, and a directory that holds QUARANTINEDIR is
+// refused (the server would remove it). Each refusal is a 450 the client retries, and the log
+// says why.
+func TestAMPDPFileRules(t *testing.T) {
+	td, r, c := ampdpDaemon(t, "")
+	good := spoolFor(t, td, "amavis-good", mimeMessage("text/plain", "hello\r\n"))
+	link := filepath.Join(td.tempbase, "amavis-link")
+	os.Mkdir(link, 0o750)
+	if err := os.Symlink("/etc/passwd", filepath.Join(link, "email.txt")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		attrs []string
+		why   string
+	}{
+		{[]string{"tempdir=/etc"}, "Failure: Suspicious temporary directory name '/etc'"},
+		{[]string{"tempdir=" + td.tempbase + "/../etc"}, "Failure: Suspicious temporary directory name '" + td.tempbase + "/../etc'"},
+		{[]string{"tempdir=" + td.tempbase}, "Failure: Suspicious temporary directory name '" + td.tempbase + "'"},
+		{[]string{"tempdir=" + good, "mail_file=/etc/passwd"}, "Failure: suspicious mail_file name '/etc/passwd': not below TEMPBASE or MYHOME"},
+		{[]string{"tempdir=" + link}, "Failure: File " + link + "/email.txt is not a plain file"},
+		{[]string{"tempdir=" + td.tempbase + "/amavis-missing"}, "Failure: File " + td.tempbase + "/amavis-missing/email.txt does not exist"},
+		{[]string{}, "Failure: missing 'tempdir' field"},
+	} {
+		resp := ask(t, r, c, append([]string{"request=AM.PDP", "sender=<a@example.org>", "recipient=<x@example.com>"}, tc.attrs...)...)
+		want := "setreply=450 4.5.0 " + tc.why
+		if !hasLine(resp, want) || !hasLine(resp, "return_value=tempfail") || !hasLine(resp, "exit_code=75") {
+			t.Errorf("%v: response %q, want %q, tempfail, 75", tc.attrs, resp, want)
+		}
+	}
+	resp := ask(t, r, c, "request=AM.PDP", "sender=<a@example.org>", "tempdir="+good)
+	if !hasLine(resp, "setreply=450 4.5.0 Failure: Incomplete request") {
+		t.Errorf("no recipient: %q", resp)
+	}
+	if _, err := os.Stat(filepath.Join(good, "email.txt")); err != nil {
+		t.Errorf("a refused request removed the client's file: %v", err)
+	}
+	if !strings.Contains(td.log.String(), "(!)AM.PDP: File "+link+"/email.txt is not a plain file") {
+		t.Errorf("the log does not say why the link was refused")
+	}
+}
+
+// A directory holding QUARANTINEDIR is never taken (Debian's is below MYHOME), so that the
+// server cannot be asked to remove the quarantine with it.
+func TestAMPDPRefusesQuarantineDir(t *testing.T) {
+	cfg := conf.Default()
+	cfg.MYHOME, cfg.TEMPBASE, cfg.QUARANTINEDIR = "/var/lib/amavis", "/var/lib/amavis/tmp", "/var/lib/amavis/virusmails"
+	for dir, ok := range map[string]bool{
+		"/var/lib/amavis/virusmails":   false,
+		"/var/lib/amavis/tmp/amavis-1": true,
+		"/var/lib/amavis/af123":        true,
+	} {
+		_, err := parseAMPDP(cfg, ampdp.Request{{Name: "recipient", Value: "<x@example.com>"}, {Name: "tempdir", Value: dir}})
+		if (err == nil) != ok {
+			t.Errorf("tempdir %s: %v, want accepted %v", dir, err, ok)
+		}
+	}
+}

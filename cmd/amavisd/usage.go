@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"amavisgo/amavis"
+)
+
+// The command line's one description: `amavisd -h` prints it (usage), and the man page
+// docs/amavisd.8 is generated from it (manPage; go test ./cmd/amavisd -run TestManPage -update).
+
+const synopsis = "amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]"
+
+// option is one command-line option: its flag, its argument's name ("" for none) and what it does.
+type option struct{ flag, arg, text string }
+
+var cmdOptions = []option{
+	{"c", "FILE", "the configuration file (TOML), default " + defaultConfFile + "; -c '' for the built-in defaults"},
+	{"d", "LEVEL", "the log level, beating log_level of every policy bank (amavis's \"-d 5,all\" is taken as 5)"},
+	{"m", "MAX_SERVERS", "max_servers"},
+	{"p", "PORT", "a listen socket: port, host:port or unix:/path; repeatable; replaces inet_socket_port and unix_socketname"},
+	{"V", "", "print the version and exit"},
+}
+
+// verb is one command (amavis's are listed after its usage in Amavis.pm).
+type verb struct{ name, text string }
+
+var verbs = []verb{
+	{"start", "the default: runs in the background, writes pid_file, and returns once the daemon accepts connections (exit status 0), or says why it could not start (exit status 1)"},
+	{"foreground", "runs in the foreground (systemd's Type=notify)"},
+	{"debug", "runs in the foreground and logs every level to stderr"},
+	{"stop", "sends SIGTERM to the pid in pid_file and waits: messages in flight finish, new commands get 421"},
+	{"reload", "sends SIGHUP: the configuration is read again for new connections and LOGFILE is reopened; a broken configuration is refused and the old one keeps running"},
+	{"restart", "stop (when a daemon runs), then start"},
+	{"showconfig", "prints the effective configuration as TOML that loads again"},
+	{"configtest", "loads the configuration and checks the daemon user, group and listen sockets; exit status 0 when it would start"},
+	{"selftest", "sends a clean message, EICAR, EICAR in a zip and a banned .exe through a temporary daemon built from the configuration"},
+	{"agent", "prints the running daemon's counters in amavisd-agent's layout, read from metrics_listen (docs/metrics.md)"},
+	{"nanny", "prints the running daemon's sessions with amavisd-nanny's state letters, read from metrics_listen"},
+	{"genrsa", "genrsa FILE [BITS]: writes a new RSA key for DKIM signing (1024 bits by default, as amavis), mode 0600, refusing an existing file"},
+	{"showkeys", "showkeys [DOMAIN...]: prints the DNS TXT records of the dkim_key entries, in amavis's layout"},
+	{"testkeys", "testkeys [DOMAIN...]: looks each dkim_key's record up in DNS and compares it with the key"},
+}
+
+// usage is what -h and a usage error print.
+func usage(w io.Writer) {
+	var names []string
+	for _, v := range verbs {
+		names = append(names, v.name)
+	}
+	fmt.Fprintf(w, "usage: %s\n  VERB: %s\n\noptions:\n", synopsis, strings.Join(names, "|"))
+	for _, o := range cmdOptions {
+		fmt.Fprintf(w, "  -%s %-12s %s\n", o.flag, o.arg, o.text)
+	}
+	fmt.Fprintln(w, "\nverbs:")
+	for _, v := range verbs {
+		fmt.Fprintf(w, "  %-11s %s\n", v.name, v.text)
+	}
+}
+
+// optionText is the flag package's help text of option name.
+func optionText(name string) string {
+	for _, o := range cmdOptions {
+		if o.flag == name {
+			return o.text
+		}
+	}
+	panic("undocumented option -" + name)
+}
+
+// manPage is amavisd(8) in roff, from the same tables as usage.
+func manPage() string {
+	var b strings.Builder
+	esc := func(s string) string {
+		s = strings.ReplaceAll(s, `\`, `\e`)
+		s = strings.ReplaceAll(s, "-", `\-`)
+		if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
+			s = `\&` + s
+		}
+		return s
+	}
+	fmt.Fprintf(&b, ".\\\" Generated from cmd/amavisd/usage.go: go test ./cmd/amavisd -run TestManPage -update\n")
+	fmt.Fprintf(&b, ".TH AMAVISD 8 %q amavisgo \"System Manager's Manual\"\n", amavis.VersionDate)
+	b.WriteString(".nh\n.ad l\n") // no hyphenation: paths and setting names stay whole
+	b.WriteString(".SH NAME\namavisd \\- amavisgo, an amavisd\\-new compatible content filter for Postfix\n")
+	b.WriteString(".SH SYNOPSIS\n.B amavisd\n")
+	for _, o := range cmdOptions {
+		if o.arg == "" {
+			fmt.Fprintf(&b, "[\\fB\\-%s\\fR]\n", o.flag)
+		} else {
+			fmt.Fprintf(&b, "[\\fB\\-%s\\fR \\fI%s\\fR]\n", o.flag, o.arg)
+		}
+	}
+	b.WriteString("[\\fIVERB\\fR]\n")
+	b.WriteString(".SH DESCRIPTION\n" + esc("amavisd checks mail for Postfix as amavisd-new does: Postfix hands each "+
+		"message over SMTP or LMTP (content_filter), or amavisd-milter and amavisd-submit ask over AM.PDP; "+
+		"the message is decoded, scanned by clamd or command-line virus scanners, checked for banned files "+
+		"and bad headers, quarantined and reported as the policy says, and passed back to Postfix through "+
+		"forward_method. The configuration is one TOML file whose keys are amavis's variable names.") + "\n")
+	b.WriteString(".SH OPTIONS\n")
+	for _, o := range cmdOptions {
+		if o.arg == "" {
+			fmt.Fprintf(&b, ".TP\n.B \\-%s\n", o.flag)
+		} else {
+			fmt.Fprintf(&b, ".TP\n.BI \\-%s \" %s\"\n", o.flag, o.arg)
+		}
+		b.WriteString(esc(o.text) + "\n")
+	}
+	b.WriteString(".SH VERBS\n")
+	for _, v := range verbs {
+		fmt.Fprintf(&b, ".TP\n.B %s\n%s\n", v.name, esc(v.text))
+	}
+	b.WriteString(".SH SIGNALS\n.TP\n.B SIGHUP\n" + esc("reload: the configuration file is read again and LOGFILE reopened (logrotate).") + "\n" +
+		".TP\n.BR SIGTERM \", \" SIGINT\n" + esc("shut down: listeners close, idle sessions get 421, messages in flight finish within child_timeout.") + "\n")
+	b.WriteString(".SH FILES\n.TP\n.I " + esc(defaultConfFile) + "\n" + esc("the configuration.") + "\n" +
+		".TP\n.I " + esc("/var/lib/amavis/amavisd.sock") + "\n" +
+		esc("the AM.PDP socket of the bundled configuration, where amavisd-release, amavisd-milter and amavisd-submit find the daemon.") + "\n" +
+		".TP\n.I " + esc("/var/lib/amavis/tmp") + "\n" + esc("TEMPBASE: one directory per message while it is checked.") + "\n")
+	b.WriteString(".SH SEE ALSO\n.BR amavisd\\-release (1),\n.BR amavisd\\-milter (8),\n.BR amavisd\\-submit (1),\n" +
+		".BR postfix (1),\n.BR clamd (8)\n")
+	return b.String()
+}
