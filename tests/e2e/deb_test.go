@@ -57,7 +57,7 @@ func TestDebianPackage(t *testing.T) {
 			exec.Command("apt-get", "-y", "purge", "amavisgo").Run()
 		}
 	})
-	for _, path := range []string{"/usr/sbin/amavisgo", "/etc/amavisgo/amavisd.toml", "/lib/systemd/system/amavisgo.service", "/var/lib/amavisgo"} {
+	for _, path := range []string{"/usr/sbin/amavisgo", "/etc/amavisgo/amavisd.toml", "/lib/systemd/system/amavisgo.service", "/var/lib/amavis/tmp"} {
 		if _, err := os.Stat(path); err != nil {
 			t.Errorf("after install: %v", err)
 		}
@@ -93,8 +93,10 @@ func TestDebianPackage(t *testing.T) {
 		"forward_method":   strconv.Quote(fmt.Sprintf("smtp:[127.0.0.1]:%d", fwd)),
 		"notify_method":    strconv.Quote(fmt.Sprintf("smtp:[127.0.0.1]:%d", fwd)),
 		"DO_SYSLOG":        "false",
+		"log_level":        "2", // daemon.start waits for the level-1 "listening on" line
 		"LOGFILE":          strconv.Quote(d.LogFile),
 		"pid_file":         strconv.Quote(filepath.Join(d.Dir, "amavisd.pid")),
+		"unix_socketname":  strconv.Quote(filepath.Join(d.Dir, "amavisd.sock")),
 	}
 	text := string(packaged)
 	var top strings.Builder
@@ -128,7 +130,7 @@ func TestDebianPackage(t *testing.T) {
 
 	apt("purge", "amavisgo")
 	purged = true
-	for _, path := range []string{"/usr/sbin/amavisgo", "/etc/amavisgo", "/lib/systemd/system/amavisgo.service", "/var/lib/amavisgo"} {
+	for _, path := range []string{"/usr/sbin/amavisgo", "/etc/amavisgo", "/lib/systemd/system/amavisgo.service"} {
 		if _, err := os.Stat(path); err == nil {
 			t.Errorf("after purge %s is still there", path)
 		}
