@@ -61,6 +61,7 @@ type Message struct {
 
 	Dir            string // the spool directory TEMPBASE/amavis-...
 	File           string // Dir/email.txt: the message as received, dot-unstuffed, CRLF kept
+	sizeLimit      int64  // DATA over this is refused (oversized.go); 0: no limit
 	Header         []byte // the header section as received (bounded), for header lookups
 	HeaderComplete bool   // Header is the whole header section (it was within the bound)
 	MessageID      string
@@ -98,6 +99,9 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		}
 		return d.failed(m, tl, "spool", err)
 	}
+	if m.sizeLimit > 0 && data.WireSize() > m.sizeLimit {
+		return d.refuseOversized(m, tl, tx, data.WireSize())
+	}
 	m.tl = tl
 	// child_timeout runs from the last input received (Amavis::Util's get_deadline): the end of
 	// DATA, however long the transfer took (smtpd_timeout bounds each line of it).
@@ -128,6 +132,7 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 		Proto: tx.Proto, LMTP: s.LMTP(),
 		Sender: tx.From, SenderSMTP: tx.FromSMTP, DeclaredSize: tx.Size, Body: tx.Body,
 		SMTPUTF8: tx.SMTPUTF8, RET: tx.RET, ENVID: tx.ENVID, QueueID: tx.XForward.Ident,
+		sizeLimit: cs.dataSizeLimit(tx),
 	}
 	m.MailID, m.SecretID = mailid.NewDefault()
 	xf := tx.XForward

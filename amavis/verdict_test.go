@@ -566,7 +566,8 @@ func TestBadHeaders(t *testing.T) {
 	}
 }
 
-// A declared SIZE over a recipient's message_size_limit_maps limit is refused at RCPT.
+// A declared SIZE over a recipient's message_size_limit_maps limit is refused at RCPT, logged
+// "SMTP REJECT 'RCPT TO': ..." (after HELO) and not as a client's error (Amavis::In::SMTP).
 func TestDeclaredSizeOverLimit(t *testing.T) {
 	td := startDaemon(t, "", "message_size_limit_maps = [70000]")
 	c, r := dial(t, td.addr)
@@ -580,4 +581,9 @@ func TestDeclaredSizeOverLimit(t *testing.T) {
 	expectPrefix(t, r, "250 2.0.0 Ok RSET")
 	expectPrefix(t, r, "250 2.1.0")
 	expect(t, r, "250 2.1.5 Recipient <x@example.com> OK")
+	want := "(PID-NN) SMTP REJECT 'RCPT TO': 552 5.3.4 Declared message size (100000 B) exceeds size limit for recipient <x@example.com>"
+	waitFor(t, "the REJECT line", func() bool { return slices.Contains(logLines(td), want) })
+	if strings.Contains(td.log.String(), "smtp_resp:") {
+		t.Errorf("the refusal was logged as a client error:\n%s", td.log.String())
+	}
 }

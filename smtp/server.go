@@ -33,6 +33,8 @@ type Config struct {
 	// per-recipient checks, such as a declared SIZE over message_size_limit_maps). A nil
 	// reply accepts it with the usual 250; a 2xx reply accepts it with that reply; any other
 	// reply refuses it.
+	// A refusal from RcptCheck is not penalized (no "smtp_resp:" line): RcptCheck logs it
+	// itself, as amavis does for a declared size over a recipient's limit.
 	RcptCheck func(tx *Transaction, rc *Recipient) *Reply
 }
 
@@ -99,6 +101,9 @@ type Transaction struct {
 	ENVID    string // xtext as received
 	Rcpts    []Recipient
 	XForward XForward // the XFORWARD attributes that apply to this transaction
+	// Refused, set by the Handler, makes its first reply the only answer to DATA, in LMTP
+	// too: the message was refused as a whole (over a size limit, as Amavis::In::SMTP does).
+	Refused bool
 }
 
 // Session is one SMTP/LMTP connection from a client.
@@ -588,17 +593,18 @@ func (s *Session) rcpt(args, line string) {
 		fail = &Reply{452, "4.5.3", "Too many recipients"}
 	}
 	ok250 := r(250, "2.1.5", "Recipient "+path+" OK")
+	checked := false
 	if fail == nil && s.cfg.RcptCheck != nil {
 		if rep := s.cfg.RcptCheck(s.tx, &rc); rep != nil {
 			if rep.Class() == 2 {
 				ok250 = *rep
 			} else {
-				fail = rep
+				fail, checked = rep, true
 			}
 		}
 	}
 	if fail != nil {
-		if fail.Code >= 500 {
+		if fail.Code >= 500 && !checked {
 			s.penalize(*fail, line)
 		} else {
 			s.reply(*fail)
@@ -659,7 +665,7 @@ func (s *Session) data(args, line string) error {
 	// Never leave the client without an answer, nor acknowledge what was not handled: a
 	// handler that gave no reply (or, in LMTP, too few) tempfails what is missing.
 	want := 1
-	if s.lmtp {
+	if s.lmtp && !tx.Refused {
 		want = len(tx.Rcpts)
 	}
 	for i := len(replies); i < want; i++ {
