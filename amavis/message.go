@@ -29,7 +29,8 @@ type ConnInfo struct {
 }
 
 // ClientInfo is the original SMTP client as the MTA reported it by XFORWARD; Addr falls back
-// to the peer's address when XFORWARD gave none.
+// to the peer's address when XFORWARD gave none (as Amavis.pm takes it from the Received trace,
+// whose first entry is amavis's own), except for the choice of the policy bank.
 type ClientInfo struct {
 	Addr, Port, Name, Helo, Proto, Source, Login string
 }
@@ -144,7 +145,9 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 	if !validPort(m.Client.Port) {
 		m.Client.Port = ""
 	}
-	ip, _ := netip.ParseAddr(trimIPv6Tag(m.Client.Addr))
+	// client_ipaddr_policy looks at XFORWARD ADDR only: without it the client is 0.0.0.0
+	// (Amavis::In::SMTP), so a local MTA that does not forward the client is not MYNETS.
+	ip, _ := netip.ParseAddr(trimIPv6Tag(xf.Addr))
 	if p, err := policybank.ForClient(cs.cfg, m.Policy, ip); err == nil {
 		m.Policy = p
 	}
