@@ -64,7 +64,13 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 		}
 		env.Rcpts = append(env.Rcpts, smtp.Recipient{Addr: r.Addr, Notify: notify, ORCPT: r.ORCPT})
 	}
-	body := func(w io.Writer) error {
+	body := func(out io.Writer) error {
+		w := &nulSanitizer{w: out}
+		defer func() {
+			if w.n > 0 {
+				m.tl.Logf(0, "smtp forwarding: SANITIZED %d NULL byte(s)", w.n)
+			}
+		}()
 		if _, err := w.Write(header); err != nil {
 			return err
 		}
@@ -240,7 +246,12 @@ func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip i
 	header = edits.Prepend()
 	header = hdr.Fold(header, "Received:", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname), receivedStyle)
 	header = append(header, "\r\n"...)
-	if edited := edits.EditHeader(m.Header); m.HeaderComplete && !bytes.Equal(edited, m.Header) {
+	if !m.HeaderComplete {
+		return header, 0
+	}
+	edited, rep := repairHeader(m.Policy, edits.EditHeader(m.Header))
+	logRepairs(m.tl, rep)
+	if !bytes.Equal(edited, m.Header) {
 		header = append(header, edited...)
 		skip = int64(len(m.Header))
 	}

@@ -12,6 +12,7 @@ type Policy struct {
 	ProtocolPolicy
 	VerdictPolicy
 	QuarantinePolicy
+	HeaderFixPolicy
 
 	// PolicyBankPath records the banks loaded, "ORIGINATING/MYNETS" (amavis's %p); "" for the base.
 	PolicyBankPath string `toml:"-"`
@@ -99,6 +100,7 @@ func (p *Policy) setDefaults() {
 	p.ProtocolPolicy.setDefaults()
 	p.VerdictPolicy.setDefaults()
 	p.QuarantinePolicy.setDefaults()
+	p.HeaderFixPolicy.setDefaults()
 }
 
 func (p *Policy) validate() error {
