@@ -18,7 +18,7 @@ import (
 
 // The per-message flow, top-down (docs/architecture.md): accept (newMessage, here) -> spool
 // (spool.go) -> check (check.go) -> decide per recipient (decide.go) -> act: quarantine
-// (quarantine.go), forward (forward.go), notify (notify.go) -> reply (reply.go) -> log
+// (quarantine.go), notify (notify.go), forward (forward.go), DSN (notify.go) -> reply (reply.go) -> log
 // (logline.go). processMessage is the whole of it; each stage has its own file.
 
 // ConnInfo describes the connection a message came in on.
@@ -181,17 +181,19 @@ func validPort(p string) bool {
 	return n <= 65535
 }
 
-// act quarantines, forwards the passed recipients and sends the notifications. Quarantine
-// comes first, as in Amavis.pm's check_mail: a failure there is a 451 before anything was
-// delivered. The admin notices follow forwarding (amavis sends them with the quarantine) so
-// that they can tell whether the sender gets a DSN. A notification that fails temporarily is
-// a 451 too, as in amavis.
+// act quarantines, notifies, forwards the passed recipients and sends the DSN, in the order of
+// Amavis.pm's check_mail: quarantine and the admin notices and recipient warnings come first,
+// so that a failure there is a 451 before anything was delivered; the DSN follows forwarding,
+// which may add failed recipients. A notification that fails temporarily is a 451 too.
 func (d *Daemon) act(ctx context.Context, m *Message) error {
 	if err := d.quarantine(ctx, m); err != nil {
 		return err
 	}
+	if err := d.notifyBefore(ctx, m); err != nil {
+		return err
+	}
 	d.forwardPassed(ctx, m)
-	return d.notify(ctx, m)
+	return d.notifyDSN(ctx, m)
 }
 
 // logID is amavis's log id: 5-digit pid, connection counter, and for the second and later
