@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +23,11 @@ type Client struct {
 	key     string    // the Pool key
 	used    time.Time // end of the last transaction, for the Pool's idle limit
 	lines   []string
+	replies int // replies read so far
+
+	// redial, set by the Pool on a connection it reuses, makes a new connection for the next
+	// transaction when the cached one turns out to be closed before it answered anything.
+	redial func(context.Context) (*Client, error)
 }
 
 // ConnectTimeout bounds the making of a connection to a next hop (amavis's
@@ -150,6 +156,7 @@ func (c *Client) readReply() (Reply, error) {
 		}
 		c.lines = append(c.lines, line[min(4, len(line)):])
 		if !more {
+			c.replies++
 			return rep, nil
 		}
 	}
@@ -165,13 +172,32 @@ func (c *Client) cmd(ctx context.Context, line string) (Reply, error) {
 	return c.readReply()
 }
 
-// Reset sends RSET; a cached connection that fails it is not usable.
+// Reset sends RSET, ending a transaction the next hop took part of.
 func (c *Client) Reset(ctx context.Context) error {
 	rep, err := c.cmd(ctx, "RSET")
 	if err == nil && rep.Code != 250 {
 		err = fmt.Errorf("RSET: %s", rep)
 	}
 	return err
+}
+
+// connClosed: the error says the next hop closed the connection (or reset it).
+func connClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// quiet reports whether an idle connection is still open and has nothing unread: reading
+// it must not return at once.
+func (c *Client) quiet() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	c.conn.SetReadDeadline(time.Now())
+	_, err := c.br.Peek(1)
+	c.conn.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Close sends QUIT (without waiting long for its reply) and closes the connection.
@@ -260,7 +286,22 @@ func (n *rcptCount) add(accepted, tempfailed bool) {
 // Result; an error means the conversation broke (the connection must not be reused) and the
 // recipients not Done have no answer.
 func (c *Client) Send(ctx context.Context, env *Envelope, body func(w io.Writer) error) (*Result, error) {
+	before := c.replies
 	res, err := c.sendOnce(ctx, env, body)
+	if redial := c.redial; redial != nil {
+		c.redial = nil
+		// A cached connection the next hop closed just before we used it (it cannot have
+		// taken anything: it answered nothing): the transaction goes again on a new one.
+		if err != nil && c.replies == before && connClosed(err) {
+			if nc, derr := redial(ctx); derr == nil {
+				c.conn.Close()
+				key := c.key
+				*c = *nc
+				c.key = key
+				res, err = c.sendOnce(ctx, env, body)
+			}
+		}
+	}
 	pending := env
 	idx := make([]int, len(env.Rcpts)) // position of pending's recipients in env
 	for i := range idx {
