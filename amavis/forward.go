@@ -127,6 +127,7 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 		r.Reply = fwdFailure(err, mtaID, m.LogID)
 		r.Remote = smtp.Reply{}
 	}
+	logForwarding(m.tl, m, method, rs, res, err)
 	d.mtaTrouble(m, rs)
 }
 
@@ -157,6 +158,9 @@ func stripSuccess(n []string) []string {
 // "<code> <enh> from MTA(<mta>): <the reply>", synthesizing the enhanced code from the
 // command's default when the next hop gave none.
 func enhanceReply(rep smtp.Reply, mtaID, cmd string) smtp.Reply {
+	if rep.Code == 0 { // the next hop closed the connection instead of answering
+		return smtp.Reply{Code: 451, Enh: "4.5.0", Text: "from MTA(" + mtaID + "): No resp. to " + cmd}
+	}
 	enh := rep.Enh
 	if enh == "" {
 		dflt := map[string]string{"MAIL FROM": ".1.0", "RCPT TO": ".1.0", "DATA": ".5.0", "data-dot": ".6.0"}[cmd]

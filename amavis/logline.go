@@ -36,6 +36,13 @@ func mainLine(m *Message, passed string, rs []*verdict.Recipient, elapsed time.D
 	b.WriteString(m.Verdict.LogCategory())
 	words := make([]string, len(m.Recips))
 	for i, r := range m.Recips {
+		if !m.LMTP {
+			// SMTP: a recipient's status is the message's one reply (a 550 of the next hop
+			// for one recipient under a 250 for the message was bounced, not rejected).
+			rc := *r
+			rc.Reply = m.Response
+			r = &rc
+		}
 		words[i] = verdict.ActionWord(r, m.Policy.Originating)
 	}
 	var performed []string

@@ -77,6 +77,10 @@ type Message struct {
 
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
+
+	// Response is the one reply to an SMTP client (not LMTP), which the log's action words
+	// go by, as in Amavis.pm.
+	Response smtp.Reply
 }
 
 // processMessage runs one message through all stages and returns the replies for the

@@ -20,7 +20,8 @@ func (d *Daemon) reply(m *Message) []smtp.Reply {
 	for _, r := range m.Recips {
 		suppressed = suppressed || r.DSN == verdict.DSNSuppressed
 	}
-	return []smtp.Reply{aggregateReply(m.Recips, m.LogID, suppressed)}
+	m.Response = aggregateReply(m.Recips, m.LogID, suppressed)
+	return []smtp.Reply{m.Response}
 }
 
 // stageFailed is the reply when a stage failed: its own reply when it has one (a quarantine

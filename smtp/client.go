@@ -40,6 +40,9 @@ var ConnectTimeout = 35 * time.Second
 type Error struct {
 	Stage string
 	Err   error
+	// InData: the message was being written when it broke (the next hop accepted DATA but
+	// never got the final dot).
+	InData bool
 }
 
 func (e *Error) Error() string { return e.Stage + ": " + e.Err.Error() }
@@ -59,7 +62,7 @@ func Dial(ctx context.Context, network, addr string, lmtp bool, helo string, tim
 	d := net.Dialer{Timeout: ConnectTimeout}
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, &Error{"fwd-connect", err}
+		return nil, &Error{Stage: "fwd-connect", Err: err}
 	}
 	c := &Client{conn: conn, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 64<<10),
 		lmtp: lmtp, timeout: timeout}
@@ -74,10 +77,10 @@ func (c *Client) hello(ctx context.Context, helo string) error {
 	c.deadline(ctx)
 	greet, err := c.readReply()
 	if err != nil {
-		return &Error{"fwd-connect", err}
+		return &Error{Stage: "fwd-connect", Err: err}
 	}
 	if greet.Code != 220 {
-		return &Error{"fwd-connect", fmt.Errorf("bad greeting: %s", greet)}
+		return &Error{Stage: "fwd-connect", Err: fmt.Errorf("bad greeting: %s", greet)}
 	}
 	verb := "EHLO"
 	if c.lmtp {
@@ -85,16 +88,16 @@ func (c *Client) hello(ctx context.Context, helo string) error {
 	}
 	rep, err := c.cmd(ctx, verb+" "+helo)
 	if err != nil {
-		return &Error{"fwd-connect", err}
+		return &Error{Stage: "fwd-connect", Err: err}
 	}
 	if rep.Code/100 != 2 && !c.lmtp {
 		rep, err = c.cmd(ctx, "HELO "+helo)
 		if err != nil {
-			return &Error{"fwd-connect", err}
+			return &Error{Stage: "fwd-connect", Err: err}
 		}
 	}
 	if rep.Code/100 != 2 {
-		return &Error{"fwd-connect", fmt.Errorf("%s rejected: %s", verb, rep)}
+		return &Error{Stage: "fwd-connect", Err: fmt.Errorf("%s rejected: %s", verb, rep)}
 	}
 	c.ext = map[string]string{}
 	for _, l := range c.lines[1:] {
@@ -105,7 +108,7 @@ func (c *Client) hello(ctx context.Context, helo string) error {
 		for _, need := range []string{"PIPELINING", "ENHANCEDSTATUSCODES"} {
 			if _, ok := c.ext[need]; !ok {
 				//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-				return &Error{"fwd-connect", fmt.Errorf("An LMTP server implementation MUST implement %s", need)}
+				return &Error{Stage: "fwd-connect", Err: fmt.Errorf("An LMTP server implementation MUST implement %s", need)}
 			}
 		}
 	}
@@ -238,6 +241,9 @@ type RcptResult struct {
 	Done  bool   // the next hop gave a final answer for this recipient
 	Reply Reply  // the answer, as received
 	Cmd   string // what it answered: "MAIL FROM", "RCPT TO", "DATA" or "data-dot"
+	// Elapsed is, for an answer to the final dot, the time from sending the dot to it; the
+	// answer is the zero Reply when the next hop closed the connection without one.
+	Elapsed time.Duration
 }
 
 // Result of Send, per recipient in the order of Envelope.Rcpts.
@@ -349,7 +355,7 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	if xf, ok := c.ext["XFORWARD"]; ok && env.XForward != nil {
 		if line := xforwardLine(env.XForward, xf); line != "" {
 			if _, err := c.cmd(ctx, line); err != nil {
-				return res, &Error{"fwd-xforward", err}
+				return res, &Error{Stage: "fwd-xforward", Err: err}
 			}
 		}
 	}
@@ -391,11 +397,11 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	}
 	c.bw.WriteString("DATA\r\n")
 	if err := c.bw.Flush(); err != nil {
-		return res, &Error{"fwd-mail-pip", err}
+		return res, &Error{Stage: "fwd-mail-pip", Err: err}
 	}
 	mail, err := c.readReply()
 	if err != nil {
-		return res, &Error{"fwd-mail-pip", err}
+		return res, &Error{Stage: "fwd-mail-pip", Err: err}
 	}
 	if mail.Code/100 != 2 {
 		res.failPending(mail, "MAIL FROM")
@@ -404,7 +410,7 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	for i := range env.Rcpts {
 		rep, err := c.readReply()
 		if err != nil {
-			return res, &Error{"fwd-rcpt-pip", err}
+			return res, &Error{Stage: "fwd-rcpt-pip", Err: err}
 		}
 		if !res.Rcpts[i].Done {
 			n.add(res.rcptReply(i, rep))
@@ -412,7 +418,7 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	}
 	data, err := c.readReply()
 	if err != nil {
-		return res, &Error{"fwd-data-chkpnt", err}
+		return res, &Error{Stage: "fwd-data-chkpnt", Err: err}
 	}
 	switch {
 	case data.Code != 354:
@@ -422,16 +428,16 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 		// RFC 2920: after an accepted DATA the client sends at least the terminator.
 		c.bw.WriteString(".\r\n")
 		if err := c.bw.Flush(); err != nil {
-			return res, &Error{"fwd-dummydata-end", err}
+			return res, &Error{Stage: "fwd-dummydata-end", Err: err}
 		}
 		if _, err := c.readReply(); err != nil {
-			return res, &Error{"fwd-dummydata-end", err}
+			return res, &Error{Stage: "fwd-dummydata-end", Err: err}
 		}
 		return res, nil
 	case n.tempfailed > 0 && env.AllOrNothing:
 		c.Abort()
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-		return res, &Error{"fwd-data-chkpnt", errors.New("Bail out, DATA accepted but tempfailed recips, not an LMTP input")}
+		return res, &Error{Stage: "fwd-data-chkpnt", Err: errors.New("Bail out, DATA accepted but tempfailed recips, not an LMTP input")}
 	}
 	return res, c.sendData(ctx, res, body)
 }
@@ -439,11 +445,11 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 // sendStepwise is Send for a server without PIPELINING: every command waits for its reply.
 func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res *Result, body func(io.Writer) error) (*Result, error) {
 	if err := c.bw.Flush(); err != nil {
-		return res, &Error{"fwd-mail-from", err}
+		return res, &Error{Stage: "fwd-mail-from", Err: err}
 	}
 	mail, err := c.readReply()
 	if err != nil {
-		return res, &Error{"fwd-mail-from", err}
+		return res, &Error{Stage: "fwd-mail-from", Err: err}
 	}
 	if mail.Code/100 != 2 {
 		res.failPending(mail, "MAIL FROM")
@@ -453,7 +459,7 @@ func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res 
 	for i, rc := range env.Rcpts {
 		rep, err := c.cmd(ctx, strings.TrimSuffix(rcptLine(rc, dsn), "\r\n"))
 		if err != nil {
-			return res, &Error{"fwd-rcpt-to", err}
+			return res, &Error{Stage: "fwd-rcpt-to", Err: err}
 		}
 		n.add(res.rcptReply(i, rep))
 	}
@@ -465,7 +471,7 @@ func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res 
 	}
 	data, err := c.cmd(ctx, "DATA")
 	if err != nil {
-		return res, &Error{"fwd-data-cmd", err}
+		return res, &Error{Stage: "fwd-data-cmd", Err: err}
 	}
 	if data.Code != 354 {
 		res.failPending(data, "DATA")
@@ -481,17 +487,19 @@ func (c *Client) sendData(ctx context.Context, res *Result, body func(io.Writer)
 	dw := &dotWriter{w: c.bw}
 	if err := body(&deadlineWriter{c: c, ctx: ctx, w: dw}); err != nil {
 		c.Abort()
-		return &Error{"fwd-data-contents", err}
+		return &Error{Stage: "fwd-data-contents", Err: err, InData: true}
 	}
 	if err := dw.close(); err != nil {
 		c.Abort()
-		return &Error{"fwd-data-end", err}
+		return &Error{Stage: "fwd-data-end", Err: err, InData: true}
 	}
 	if err := c.bw.Flush(); err != nil {
 		c.Abort()
-		return &Error{"fwd-data-end", err}
+		return &Error{Stage: "fwd-data-end", Err: err, InData: true}
 	}
+	sent := time.Now()
 	var rep Reply
+	var elapsed time.Duration
 	first := true
 	for i := range res.Rcpts {
 		if res.Rcpts[i].Done {
@@ -500,12 +508,24 @@ func (c *Client) sendData(ctx context.Context, res *Result, body func(io.Writer)
 		if c.lmtp || first {
 			c.deadline(ctx)
 			var err error
-			if rep, err = c.readReply(); err != nil {
-				return &Error{"fwd-data-end", err}
+			rep, err = c.readReply()
+			elapsed = time.Since(sent)
+			if err != nil && connClosed(err) {
+				// No answer at all (as Amavis::Out::SMTP sees it: "No resp. to data-dot"):
+				// the pending recipients are answered by the zero Reply.
+				for j := i; j < len(res.Rcpts); j++ {
+					if !res.Rcpts[j].Done {
+						res.Rcpts[j] = RcptResult{Done: true, Cmd: "data-dot", Elapsed: elapsed}
+					}
+				}
+				return &Error{Stage: "fwd-data-end", Err: err}
+			}
+			if err != nil {
+				return &Error{Stage: "fwd-data-end", Err: err}
 			}
 			first = false
 		}
-		res.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "data-dot"}
+		res.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "data-dot", Elapsed: elapsed}
 	}
 	return nil
 }
