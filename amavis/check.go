@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"amavisgo/hdr"
+	"amavisgo/scanners"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
@@ -40,7 +41,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 		}
 	}
 	if checks.Virus && e.av.Configured() && (m.Unpacked == nil || m.Unpacked.Hold == "") {
-		m.AV = e.av.Scan(ctx, m.Dir)
+		m.AV = e.av.Scan(scanners.WithLog(ctx, m.tl.Logf), m.Dir)
 		for _, en := range m.AV.Engines {
 			m.tl.Logf(2, "virus_scan: %s took %d ms", en.Name, en.Duration.Milliseconds())
 		}

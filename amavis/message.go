@@ -63,6 +63,7 @@ type Message struct {
 	Dir            string // the spool directory TEMPBASE/amavis-...
 	File           string // Dir/email.txt: the message as received, dot-unstuffed, CRLF kept
 	sizeLimit      int64  // DATA over this is refused (oversized.go); 0: no limit
+	preserve       bool   // keep Dir: processing failed (allow_preserving_evidence)
 	Header         []byte // the header section as received (bounded), for header lookups
 	HeaderComplete bool   // Header is the whole header section (it was within the bound)
 	MessageID      string

@@ -36,6 +36,7 @@ func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
 		return d.failed(m, tl, section, err)
 	}
 	tl.Logf(-2, "TROUBLE in check_mail: %v", err)
+	m.preserve = m.cfg.AllowPreservingEvidence
 	rep := se.reply
 	out := []smtp.Reply{rep}
 	if m.LMTP {
@@ -52,6 +53,7 @@ func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
 func (d *Daemon) failed(m *Message, tl *taskLog, section string, err error) []smtp.Reply {
 	rep := smtp.ProcessingFailed(m.LogID, section, err.Error())
 	tl.Logf(-2, "TROUBLE in check_mail: %s FAILED: %v", section, err)
+	m.preserve = m.cfg.AllowPreservingEvidence && section != "spool" // only once it is all there
 	if !m.LMTP {
 		return []smtp.Reply{rep}
 	}

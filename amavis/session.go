@@ -121,7 +121,10 @@ func logPanic(tl *taskLog, err error) {
 
 // Finish implements smtp.Finisher: the spool directory goes after the reply was sent.
 func (cs *connState) Finish(*smtp.Transaction) {
-	if m := cs.msg; m != nil && m.Dir != "" {
+	if m := cs.msg; m != nil && m.Dir != "" && m.preserve {
+		tl := &taskLog{l: cs.d.log, id: m.LogID, level: m.Policy.LogLevel}
+		tl.Logf(-1, "PRESERVING EVIDENCE in %s", m.Dir)
+	} else if m != nil && m.Dir != "" {
 		if err := os.RemoveAll(m.Dir); err != nil {
 			cs.tl.Logf(-1, "Can't remove %s: %v", m.Dir, err)
 		}

@@ -11,6 +11,7 @@ import (
 type Global struct {
 	QuarantineGlobal // QUARANTINEDIR, quarantine_subdir_levels (conf/global_quarantine.go)
 	ScannersGlobal   // av_scanners, av_scanners_backup (conf/global_scanners.go)
+	EvidenceGlobal   // allow_preserving_evidence (conf/global_evidence.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -62,6 +63,7 @@ type Global struct {
 }
 
 func (g *Global) setDefaults() {
+	g.EvidenceGlobal.setDefaults()
 	g.MYHOME = "/var/amavis"
 	g.MaxServers = 2
 	g.MaxRequests = 20
