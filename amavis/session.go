@@ -72,6 +72,8 @@ func (d *Daemon) serveConn(ac acceptedConn) {
 		DiscardEHLOKeywords: p.SmtpdDiscardEhloKeywords,
 		RcptCheck:           cs.rcptCheck,
 		Log:                 cs.tl,
+		// The session's lines carry the log id of the transaction begun last.
+		OnMail: func(seq int) { cs.tl.id = logID(d.pid, cs.connNo, seq) },
 	}
 	s := smtp.NewSession(ac.conn, sc, cs, lmtp)
 	d.mu.Lock()
