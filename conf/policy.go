@@ -13,6 +13,7 @@ type Policy struct {
 	VerdictPolicy
 	QuarantinePolicy
 	HeaderFixPolicy
+	LogPolicy
 
 	// PolicyBankPath records the banks loaded, "ORIGINATING/MYNETS" (amavis's %p); "" for the base.
 	PolicyBankPath string `toml:"-"`
@@ -108,6 +109,9 @@ func (p *Policy) validate() error {
 		return err
 	}
 	if err := p.VerdictPolicy.validate(); err != nil {
+		return err
+	}
+	if err := p.LogPolicy.validate(); err != nil {
 		return err
 	}
 	return p.QuarantinePolicy.validate()
