@@ -148,7 +148,10 @@ func (d *Daemon) ampdpFlow(ctx context.Context, m *Message, serverDelivers bool)
 		}
 		r.Reply = smtp.Reply{Code: 250, Enh: "2.5.0", Text: "Ok, id=" + m.LogID + ", continue delivery"}
 	}
-	if err := d.notify(ctx, m); err != nil {
+	if err := d.notifyBefore(ctx, m); err != nil {
+		return fail(err)
+	}
+	if err := d.notifyDSN(ctx, m); err != nil {
 		return fail(err)
 	}
 	rep := d.reply(m)[0]

@@ -17,7 +17,7 @@ import (
 	"amavisgo/smtp/smtptest"
 )
 
-// The MYNETS bank is loaded when the client (XFORWARD ADDR, else the peer) is in mynetworks:
+// The MYNETS bank is loaded when the client (XFORWARD ADDR) is in mynetworks:
 // the mail is originating (LOCAL, RelayedInternal), the bank path shows in the log, and the
 // bank's settings show in the passed header (here its own X_HEADER_LINE).
 func TestMynetsBank(t *testing.T) {
@@ -57,6 +57,25 @@ X_HEADER_LINE = "amavis (MYNETS) at example.com"
 		if !bytes.Contains(msgs[i].Data, []byte(want)) {
 			t.Errorf("message %d lacks %q:\n%s", i, want, msgs[i].Data)
 		}
+	}
+}
+
+// Without XFORWARD the client is 0.0.0.0 for client_ipaddr_policy (Amavis::In::SMTP): mail
+// from a local MTA in mynetworks does not load MYNETS and is not originating, though the log
+// shows the peer's address.
+func TestNoXforwardNotMynets(t *testing.T) {
+	h := hop(t, smtptest.Options{KeepData: 4096})
+	td := startDaemon(t, h.Addr, `[policy_bank.MYNETS]
+X_HEADER_LINE = "amavis (MYNETS) at example.com"
+`)
+	body := "From: a@example.com\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\nSubject: local\r\n\r\nx\r\n"
+	sendMessage(t, td, false, "a@example.com", []string{"x@example.com"}, body)
+	waitFor(t, "log lines", func() bool { return len(mainLogLines(td.log.String())) == 1 })
+	if l := mainLogLines(td.log.String())[0]; !strings.Contains(l, ") Passed CLEAN {RelayedInbound}, [127.0.0.1] <a@example.com> -> <x@example.com>, ") {
+		t.Errorf("log line %q", l)
+	}
+	if msgs := h.Msgs(); len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("X-Virus-Scanned: amavis at example.com\r\n")) {
+		t.Errorf("next hop got %d messages, want one with the base bank's X-Virus-Scanned", len(msgs))
 	}
 }
 

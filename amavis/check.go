@@ -7,6 +7,7 @@ import (
 
 	"amavisgo/hdr"
 	"amavisgo/metrics"
+	"amavisgo/scanners"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
@@ -44,7 +45,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 	}
 	if checks.Virus && e.av.Configured() && (m.Unpacked == nil || m.Unpacked.Hold == "") {
 		m.enter(metrics.StateVirus, m.LogID)
-		m.AV = e.av.Scan(ctx, m.Dir)
+		m.AV = e.av.Scan(scanners.WithLog(ctx, m.tl.Logf), m.Dir)
 		for _, en := range m.AV.Engines {
 			m.tl.Logf(2, "virus_scan: %s took %d ms", en.Name, en.Duration.Milliseconds())
 		}

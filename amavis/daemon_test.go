@@ -134,14 +134,15 @@ func (n *normalizer) line(s string) string {
 	return n.elapsed.ReplaceAllString(s, ", N ms")
 }
 
-// mainLogLines are the Passed/Blocked lines of the log, without the logfile prefix.
+// mainLogLines are the main Passed/Blocked lines of the log ($log_short_templ, not the
+// per-recipient ones of $log_recip_templ), without the logfile prefix.
 func mainLogLines(log string) []string {
 	var out []string
 	for _, l := range strings.Split(log, "\n") {
 		if i := strings.Index(l, "]: "); i >= 0 {
 			l = l[i+3:]
 		}
-		if strings.Contains(l, ") Passed ") || strings.Contains(l, ") Blocked ") {
+		if (strings.Contains(l, ") Passed ") || strings.Contains(l, ") Blocked ")) && !strings.Contains(l, ", tag=") {
 			out = append(out, l)
 		}
 	}

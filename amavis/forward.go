@@ -64,7 +64,13 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 		}
 		env.Rcpts = append(env.Rcpts, smtp.Recipient{Addr: r.Addr, Notify: notify, ORCPT: r.ORCPT})
 	}
-	body := func(w io.Writer) error {
+	body := func(out io.Writer) error {
+		w := &nulSanitizer{w: out}
+		defer func() {
+			if w.n > 0 {
+				m.tl.Logf(0, "smtp forwarding: SANITIZED %d NULL byte(s)", w.n)
+			}
+		}()
 		if _, err := w.Write(header); err != nil {
 			return err
 		}
@@ -121,6 +127,7 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 		r.Reply = fwdFailure(err, mtaID, m.LogID)
 		r.Remote = smtp.Reply{}
 	}
+	logForwarding(m.tl, m, method, rs, res, err)
 	d.mtaTrouble(m, rs)
 }
 
@@ -151,6 +158,9 @@ func stripSuccess(n []string) []string {
 // "<code> <enh> from MTA(<mta>): <the reply>", synthesizing the enhanced code from the
 // command's default when the next hop gave none.
 func enhanceReply(rep smtp.Reply, mtaID, cmd string) smtp.Reply {
+	if rep.Code == 0 { // the next hop closed the connection instead of answering
+		return smtp.Reply{Code: 451, Enh: "4.5.0", Text: "from MTA(" + mtaID + "): No resp. to " + cmd}
+	}
 	enh := rep.Enh
 	if enh == "" {
 		dflt := map[string]string{"MAIL FROM": ".1.0", "RCPT TO": ".1.0", "DATA": ".5.0", "data-dot": ".6.0"}[cmd]
@@ -241,7 +251,12 @@ func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip i
 	header = edits.Prepend()
 	header = hdr.Fold(header, "Received:", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname), receivedStyle)
 	header = append(header, "\r\n"...)
-	if edited := edits.EditHeader(m.Header); m.HeaderComplete && !bytes.Equal(edited, m.Header) {
+	if !m.HeaderComplete {
+		return header, 0
+	}
+	edited, rep := repairHeader(m.Policy, edits.EditHeader(m.Header))
+	logRepairs(m.tl, rep)
+	if !bytes.Equal(edited, m.Header) {
 		header = append(header, edited...)
 		skip = int64(len(m.Header))
 	}

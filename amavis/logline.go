@@ -1,10 +1,12 @@
 package amavis
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"amavisgo/conf"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
@@ -26,6 +28,59 @@ func (d *Daemon) logMain(tl *taskLog, m *Message, elapsed time.Duration) {
 	if len(blocked) > 0 {
 		tl.Logf(0, "%s", mainLine(m, "Blocked", blocked, elapsed))
 	}
+	if m.Policy.LogRecipLines() {
+		for _, r := range m.Recips {
+			tl.Logf(0, "%s", recipLine(m, r))
+		}
+	}
+}
+
+// recipCategory names a recipient's category as amavis's built-in $log_recip_templ does.
+var recipCategory = [...]string{"OTHER", "CLEAN", "MTA-BLOCKED", "OVERSIZED", "BAD-HEADER", "SPAMMY", "SPAM", "UNCHECKED", "BANNED", "INFECTED"}
+
+var queuedAsRE = regexp.MustCompile(`queued as ([0-9A-Za-z]+)`)
+
+// recipLine is one recipient's line of amavis's built-in $log_recip_templ (Amavis.pm), as it
+// comes out without spam checks: "Passed CLEAN, <s> -> <r>, Hits: -, tag=0, tag2=0, kill=0,
+// queued_as: 4Fq, L/0/0/0". A recipient not passed is "Blocked ..., <s> -> , ..." (the template
+// lists the passed recipients there, so none), without the next hop's answer.
+func recipLine(m *Message, r *verdict.Recipient) string {
+	var b strings.Builder
+	passed := r.Destiny == conf.D_PASS && (r.Reply.Class() == 2 || r.Reply == (smtp.Reply{}))
+	if passed {
+		b.WriteString("Passed ")
+	} else {
+		b.WriteString("Blocked ")
+	}
+	c := r.Category()
+	if c.Major >= 0 && c.Major < len(recipCategory) {
+		b.WriteString(recipCategory[c.Major])
+	}
+	switch c.Major {
+	case verdict.CC_BANNED:
+		b.WriteString(" (" + r.BannedReason + ")")
+	case verdict.CC_VIRUS:
+		b.WriteString(" (" + strings.Join(m.Verdict.Viruses, ", ") + ")")
+	}
+	b.WriteString(", " + m.SenderSMTP + " -> ")
+	if passed {
+		b.WriteString(smtp.Quote(r.Addr))
+	}
+	b.WriteString(", Hits: -, tag=0, tag2=0, kill=0")
+	if passed && r.Remote != (smtp.Reply{}) {
+		resp := r.Remote.String()
+		if id := queuedAsRE.FindStringSubmatch(resp); id != nil {
+			b.WriteString(", queued_as: " + id[1])
+		} else {
+			b.WriteString(", fwd: " + resp)
+		}
+	}
+	if r.Local {
+		b.WriteString(", L/0/0/0")
+	} else {
+		b.WriteString(", 0/0/0/0")
+	}
+	return b.String()
 }
 
 func mainLine(m *Message, passed string, rs []*verdict.Recipient, elapsed time.Duration) string {
@@ -36,6 +91,13 @@ func mainLine(m *Message, passed string, rs []*verdict.Recipient, elapsed time.D
 	b.WriteString(m.Verdict.LogCategory())
 	words := make([]string, len(m.Recips))
 	for i, r := range m.Recips {
+		if !m.LMTP {
+			// SMTP: a recipient's status is the message's one reply (a 550 of the next hop
+			// for one recipient under a 250 for the message was bounced, not rejected).
+			rc := *r
+			rc.Reply = m.Response
+			r = &rc
+		}
 		words[i] = verdict.ActionWord(r, m.Policy.Originating)
 	}
 	var performed []string

@@ -19,7 +19,7 @@ import (
 
 // The per-message flow, top-down (docs/architecture.md): accept (newMessage, here) -> spool
 // (spool.go) -> check (check.go) -> decide per recipient (decide.go) -> act: quarantine
-// (quarantine.go), forward (forward.go), notify (notify.go) -> reply (reply.go) -> log
+// (quarantine.go), notify (notify.go), forward (forward.go), DSN (notify.go) -> reply (reply.go) -> log
 // (logline.go). processMessage is the whole of it; each stage has its own file.
 
 // ConnInfo describes the connection a message came in on.
@@ -30,7 +30,8 @@ type ConnInfo struct {
 }
 
 // ClientInfo is the original SMTP client as the MTA reported it by XFORWARD; Addr falls back
-// to the peer's address when XFORWARD gave none.
+// to the peer's address when XFORWARD gave none (as Amavis.pm takes it from the Received trace,
+// whose first entry is amavis's own), except for the choice of the policy bank.
 type ClientInfo struct {
 	Addr, Port, Name, Helo, Proto, Source, Login string
 }
@@ -62,6 +63,7 @@ type Message struct {
 
 	Dir            string // the spool directory TEMPBASE/amavis-...
 	File           string // Dir/email.txt: the message as received, dot-unstuffed, CRLF kept
+	sizeLimit      int64  // DATA over this is refused (oversized.go); 0: no limit
 	Header         []byte // the header section as received (bounded), for header lookups
 	HeaderComplete bool   // Header is the whole header section (it was within the bound)
 	MessageID      string
@@ -80,6 +82,9 @@ type Message struct {
 
 	progress        // the session's state and the time spent per section, for metrics (metrics.go)
 	preserve string // why Dir is kept as evidence (tempdirs.go); "" removes it
+	// Response is the one reply to an SMTP client (not LMTP), which the log's action words
+	// go by, as in Amavis.pm.
+	Response smtp.Reply
 }
 
 // processMessage runs one message through all stages and returns the replies for the
@@ -103,6 +108,9 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 			return nil // the client went away: no one to answer
 		}
 		return d.failed(m, tl, "spool", err)
+	}
+	if m.sizeLimit > 0 && data.WireSize() > m.sizeLimit {
+		return d.refuseOversized(m, tl, tx, data.WireSize())
 	}
 	m.tl = tl
 	defer d.countMessage(m, start)
@@ -137,6 +145,7 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 		Proto: tx.Proto, LMTP: s.LMTP(),
 		Sender: tx.From, SenderSMTP: tx.FromSMTP, DeclaredSize: tx.Size, Body: tx.Body,
 		SMTPUTF8: tx.SMTPUTF8, RET: tx.RET, ENVID: tx.ENVID, QueueID: tx.XForward.Ident,
+		sizeLimit: cs.dataSizeLimit(tx),
 	}
 	m.MailID, m.SecretID = mailid.NewDefault()
 	xf := tx.XForward
@@ -148,7 +157,9 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 	if !validPort(m.Client.Port) {
 		m.Client.Port = ""
 	}
-	ip, _ := netip.ParseAddr(trimIPv6Tag(m.Client.Addr))
+	// client_ipaddr_policy looks at XFORWARD ADDR only: without it the client is 0.0.0.0
+	// (Amavis::In::SMTP), so a local MTA that does not forward the client is not MYNETS.
+	ip, _ := netip.ParseAddr(trimIPv6Tag(xf.Addr))
 	if p, err := policybank.ForClient(cs.cfg, m.Policy, ip); err == nil {
 		m.Policy = p
 	}
@@ -183,20 +194,22 @@ func validPort(p string) bool {
 	return n <= 65535
 }
 
-// act quarantines, forwards the passed recipients and sends the notifications. Quarantine
-// comes first, as in Amavis.pm's check_mail: a failure there is a 451 before anything was
-// delivered. The admin notices follow forwarding (amavis sends them with the quarantine) so
-// that they can tell whether the sender gets a DSN. A notification that fails temporarily is
-// a 451 too, as in amavis.
+// act quarantines, notifies, forwards the passed recipients and sends the DSN, in the order of
+// Amavis.pm's check_mail: quarantine and the admin notices and recipient warnings come first,
+// so that a failure there is a 451 before anything was delivered; the DSN follows forwarding,
+// which may add failed recipients. A notification that fails temporarily is a 451 too.
 func (d *Daemon) act(ctx context.Context, m *Message) error {
 	m.enter(metrics.StateQuarantine, m.LogID)
 	if err := d.quarantine(ctx, m); err != nil {
 		return err
 	}
+	if err := d.notifyBefore(ctx, m); err != nil {
+		return err
+	}
 	m.enter(metrics.StateForward, m.LogID)
 	d.forwardPassed(ctx, m)
 	m.enter(metrics.StateQuarantine, m.LogID)
-	return d.notify(ctx, m)
+	return d.notifyDSN(ctx, m)
 }
 
 // logID is amavis's log id: 5-digit pid, connection counter, and for the second and later

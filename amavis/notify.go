@@ -9,13 +9,53 @@ import (
 	"amavisgo/verdict"
 )
 
-// notify sends the admin notices and recipient warnings (as Amavis.pm's do_notify_and_quarantine
-// does) and the sender's DSN (Amavis::Notify), and records for each recipient whether a DSN went
-// out, for the reply and the log.
-func (d *Daemon) notify(ctx context.Context, m *Message) error {
+// notifyBefore sends the admin notices and recipient warnings before anything is forwarded, as
+// Amavis.pm's do_notify_and_quarantine does ahead of the delivery; a DSN for a recipient is
+// planned from the replies known by then (the blocked ones).
+func (d *Daemon) notifyBefore(ctx context.Context, m *Message) error {
+	nm := noticeMessage(m)
+	if nm == nil {
+		return nil
+	}
+	n := m.eng.notifier
+	plan := notify.PlanDSN(nm, m.LMTP)
+	if _, err := n.Admins(ctx, m.Policy, nm, plan); err != nil {
+		return notifyFailure(err, m)
+	}
+	if _, err := n.Warnings(ctx, m.Policy, nm); err != nil {
+		return notifyFailure(err, m)
+	}
+	return nil
+}
+
+// notifyDSN sends the sender's DSN once every recipient has its outcome (Amavis::Notify), and
+// records for each recipient whether a DSN went out, for the reply and the log.
+func (d *Daemon) notifyDSN(ctx context.Context, m *Message) error {
+	nm := noticeMessage(m)
+	if nm == nil {
+		return nil
+	}
+	states, err := m.eng.notifier.DSN(ctx, m.Policy, nm, m.LMTP)
+	if err != nil {
+		return notifyFailure(err, m)
+	}
+	for i, r := range m.Recips {
+		switch states[i] {
+		case notify.DSNReported:
+			r.DSN = verdict.DSNSent
+		case notify.DSNSuppressed:
+			r.DSN = verdict.DSNSuppressed
+		}
+	}
+	return nil
+}
+
+// noticeMessage is what the notifications are told about the message; nil when it is clean,
+// delivered and nobody asked for a DSN on success: nothing to tell anyone about.
+func noticeMessage(m *Message) *notify.Message {
 	v := m.Verdict
 	if !v.Blocked && v.CCats.Main().Major <= verdict.CC_CLEAN && !successRequested(m) {
-		return nil // clean and delivered: nothing to tell anyone about
+		return nil
 	}
 	fwd := m.Policy.Forward()
 	nm := &notify.Message{
@@ -41,27 +81,7 @@ func (d *Daemon) notify(ctx context.Context, m *Message) error {
 			break
 		}
 	}
-	n := m.eng.notifier
-	plan := notify.PlanDSN(nm, m.LMTP)
-	if _, err := n.Admins(ctx, m.Policy, nm, plan); err != nil {
-		return notifyFailure(err, m)
-	}
-	if _, err := n.Warnings(ctx, m.Policy, nm); err != nil {
-		return notifyFailure(err, m)
-	}
-	states, err := n.DSN(ctx, m.Policy, nm, m.LMTP)
-	if err != nil {
-		return notifyFailure(err, m)
-	}
-	for i, r := range m.Recips {
-		switch states[i] {
-		case notify.DSNReported:
-			r.DSN = verdict.DSNSent
-		case notify.DSNSuppressed:
-			r.DSN = verdict.DSNSuppressed
-		}
-	}
-	return nil
+	return nm
 }
 
 // successRequested: some recipient asked for a DSN on success (RCPT NOTIFY=SUCCESS).

@@ -20,7 +20,8 @@ func (d *Daemon) reply(m *Message) []smtp.Reply {
 	for _, r := range m.Recips {
 		suppressed = suppressed || r.DSN == verdict.DSNSuppressed
 	}
-	return []smtp.Reply{aggregateReply(m.Recips, m.LogID, suppressed)}
+	m.Response = aggregateReply(m.Recips, m.LogID, suppressed)
+	return []smtp.Reply{m.Response}
 }
 
 // stageFailed is the reply when a stage failed: its own reply when it has one (a quarantine
@@ -51,8 +52,10 @@ func (d *Daemon) stageFailed(m *Message, tl *taskLog, err error) []smtp.Reply {
 // <section> FAILED: <error>" for the message (or each LMTP recipient).
 func (d *Daemon) failed(m *Message, tl *taskLog, section string, err error) []smtp.Reply {
 	rep := smtp.ProcessingFailed(m.LogID, section, err.Error())
-	m.preserve = rep.Text
 	tl.Logf(-2, "TROUBLE in check_mail: %s FAILED: %v", section, err)
+	if section != "spool" { // only once it is all there
+		m.preserve = rep.Text
+	}
 	if !m.LMTP {
 		return []smtp.Reply{rep}
 	}

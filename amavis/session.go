@@ -3,7 +3,6 @@ package amavis
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +73,8 @@ func (d *Daemon) serveConn(ac acceptedConn) {
 		DiscardEHLOKeywords: p.SmtpdDiscardEhloKeywords,
 		RcptCheck:           cs.rcptCheck,
 		Log:                 cs.tl,
+		// The session's lines carry the log id of the transaction begun last.
+		OnMail: func(seq int) { cs.tl.id = logID(d.pid, cs.connNo, seq) },
 	}
 	s := smtp.NewSession(ac.conn, sc, cs, lmtp)
 	d.mu.Lock()
@@ -189,19 +190,6 @@ func expandBanner(tmpl string, vars map[string]string) string {
 		i = end - 1
 	}
 	return b.String()
-}
-
-// rcptCheck refuses a recipient whose message_size_limit_maps limit is below the size the
-// client declared with MAIL SIZE= (as Amavis::In::SMTP does); oversized mail would bounce anyway.
-func (cs *connState) rcptCheck(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.Reply {
-	if tx.Size <= 0 {
-		return nil
-	}
-	if limit := verdict.SizeLimit(cs.policy, rc.Addr); limit > 0 && tx.Size > limit {
-		return &smtp.Reply{Code: 552, Enh: "5.3.4", Text: fmt.Sprintf(
-			"Declared message size (%d B) exceeds size limit for recipient %s", tx.Size, smtp.Quote(rc.Addr))}
-	}
-	return nil
 }
 
 func isAlnumByte(c byte) bool {

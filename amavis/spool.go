@@ -23,7 +23,7 @@ func (d *Daemon) spool(m *Message, data *smtp.DataReader) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	hc := headerCapture{limit: 256 << 10}
-	w := spoolWriter{f: f, hc: &hc}
+	w := spoolWriter{f: f, hc: &hc, limit: m.sizeLimit}
 	if _, err := copyData(&w, data, *bp); err != nil {
 		return err
 	}
@@ -67,9 +67,15 @@ type spoolWriter struct {
 	f       *os.File
 	hc      *headerCapture
 	has8bit bool
+	// limit: past it the rest is only read, not stored (the message will be refused).
+	limit, n int64
 }
 
 func (w *spoolWriter) Write(p []byte) (int, error) {
+	if w.limit > 0 && w.n > w.limit {
+		return len(p), nil
+	}
+	w.n += int64(len(p))
 	if !w.hc.done {
 		w.hc.Write(p)
 	}

@@ -187,17 +187,19 @@ names_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'
 // A virus lover and an ordinary recipient of the same EICAR message: amavis splits them.
 // The lover gets the tagged copy, the other is discarded or rejected; SMTP gets one reply
 // that says "but 1 DISCARD|REJECT", LMTP one reply per recipient; the log has a Passed line
-// for the lover and a Blocked line for the other.
+// for the lover and a Blocked line for the other. The action words go by the reply the client
+// got (Amavis.pm): under SMTP's 250 the rejected recipient was not rejected but bounced, here
+// with the DSN suppressed (NoBounce); LMTP rejects it itself.
 func TestVirusLoverSplit(t *testing.T) {
 	clamd := testenv.StartClamd(t)
 	virus := clamd.VirusName
 	msg := eicarMessages(t)["zip"]
 	const fwd = "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as SINKQ0001"
 	for _, tc := range []struct {
-		destiny, smtp, lmtpX, blocked string
+		destiny, smtp, lmtpX, blockedSMTP, blockedLMTP string
 	}{
-		{"D_DISCARD", fwd + ", but 1 DISCARD", "250 2.7.0 Ok, discarded, id=PID-NN - INFECTED: " + virus, "DiscardedInbound"},
-		{"D_REJECT", fwd + ", but 1 REJECT", "554 5.7.0 Reject, id=PID-NN - INFECTED: " + virus, "RejectedInbound"},
+		{"D_DISCARD", fwd + ", but 1 DISCARD", "250 2.7.0 Ok, discarded, id=PID-NN - INFECTED: " + virus, "DiscardedInbound", "DiscardedInbound"},
+		{"D_REJECT", fwd + ", but 1 REJECT", "554 5.7.0 Reject, id=PID-NN - INFECTED: " + virus, "NoBounceInbound", "RejectedInbound"},
 	} {
 		for _, lmtp := range []bool{false, true} {
 			h := hop(t, smtptest.Options{})
@@ -231,7 +233,11 @@ sockets = [%q]
 			}
 			waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 2 })
 			lines := mainLogLines(td.log.String())
-			actions := "{" + tc.blocked + ",RelayedTaggedInbound}"
+			blocked := tc.blockedSMTP
+			if lmtp {
+				blocked = tc.blockedLMTP
+			}
+			actions := "{" + blocked + ",RelayedTaggedInbound}"
 			if !strings.Contains(lines[0], ") Passed INFECTED ("+virus+") "+actions+", [127.0.0.1] <bob@sender.example.org> -> <lover@example.com>, ") ||
 				!strings.Contains(lines[1], ") Blocked INFECTED ("+virus+") "+actions+", [127.0.0.1] <bob@sender.example.org> -> <x@example.com>, ") {
 				t.Errorf("%s lmtp=%v: log lines\n %s", tc.destiny, lmtp, strings.Join(lines, "\n "))
@@ -566,7 +572,8 @@ func TestBadHeaders(t *testing.T) {
 	}
 }
 
-// A declared SIZE over a recipient's message_size_limit_maps limit is refused at RCPT.
+// A declared SIZE over a recipient's message_size_limit_maps limit is refused at RCPT, logged
+// "SMTP REJECT 'RCPT TO': ..." (after HELO) and not as a client's error (Amavis::In::SMTP).
 func TestDeclaredSizeOverLimit(t *testing.T) {
 	td := startDaemon(t, "", "message_size_limit_maps = [70000]")
 	c, r := dial(t, td.addr)
@@ -580,4 +587,9 @@ func TestDeclaredSizeOverLimit(t *testing.T) {
 	expectPrefix(t, r, "250 2.0.0 Ok RSET")
 	expectPrefix(t, r, "250 2.1.0")
 	expect(t, r, "250 2.1.5 Recipient <x@example.com> OK")
+	want := "(PID-NN) SMTP REJECT 'RCPT TO': 552 5.3.4 Declared message size (100000 B) exceeds size limit for recipient <x@example.com>"
+	waitFor(t, "the REJECT line", func() bool { return slices.Contains(logLines(td), want) })
+	if strings.Contains(td.log.String(), "smtp_resp:") {
+		t.Errorf("the refusal was logged as a client error:\n%s", td.log.String())
+	}
 }

@@ -14,6 +14,8 @@ type Policy struct {
 	QuarantinePolicy
 	DKIMPolicy  // enable_dkim_signing, enable_dkim_verification... (conf/dkim.go)
 	AMPDPPolicy // prepend_header_fields_hdridx (conf/ampdp.go)
+	HeaderFixPolicy
+	LogPolicy
 
 	// PolicyBankPath records the banks loaded, "ORIGINATING/MYNETS" (amavis's %p); "" for the base.
 	PolicyBankPath string `toml:"-"`
@@ -102,6 +104,7 @@ func (p *Policy) setDefaults() {
 	p.VerdictPolicy.setDefaults()
 	p.QuarantinePolicy.setDefaults()
 	p.DKIMPolicy.setDefaults()
+	p.HeaderFixPolicy.setDefaults()
 }
 
 func (p *Policy) validate() error {
@@ -112,6 +115,9 @@ func (p *Policy) validate() error {
 		return err
 	}
 	if err := p.DKIMPolicy.validate(); err != nil {
+		return err
+	}
+	if err := p.LogPolicy.validate(); err != nil {
 		return err
 	}
 	return p.QuarantinePolicy.validate()

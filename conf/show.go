@@ -170,6 +170,7 @@ var keyNotes = map[string]string{
 	"notify_method":                        "empty: forward_method",
 	"release_method":                       "empty: notify_method",
 	"X_HEADER_LINE":                        `empty: "amavis at " + mydomain`,
+	"log_recip_templ":                      `left out: amavis's built-in template; "" for undef (no per-recipient lines); no other template`,
 }
 
 // Keys lists every key the configuration knows, globals first, in struct order.

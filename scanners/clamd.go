@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"amavisgo/internal/panics"
@@ -132,11 +133,88 @@ func (c *Clamd) do(ctx context.Context, fn func(ctx context.Context, sa socketAd
 	return errors.Join(errs...)
 }
 
+// ask runs fn for a scan as Amavis::AV's ask_daemon_internal talks to its daemon: the
+// addresses in turn, each failure logged and retried, 2n retries in all for n addresses, with
+// a pause after each round (1 s, then 6 s, growing by 5 s up to 20 s), so that a clamd being
+// restarted is ridden out. name is the scanner's, for the log (logTo's logger).
+func (c *Clamd) ask(ctx context.Context, name string, fn func(ctx context.Context, sa socketAddr) error) error {
+	logf := logTo(ctx, nil)
+	n := len(c.addrs)
+	order := c.order()
+	for retries := 0; ; {
+		i := order[retries%n]
+		sa := c.addrs[i]
+		// Within the first round, leave time for the untried addresses so that a hung clamd
+		// cannot eat the whole deadline.
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && retries < n-1 {
+			actx, cancel = context.WithTimeout(ctx, time.Until(dl)/time.Duration(n-retries))
+		}
+		err := fn(actx, sa)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		stat := err.Error()
+		var ce *connectError
+		if errors.As(err, &ce) {
+			logf(-1, "connect to %s failed, attempt #1: %s", sa, ce.amavisText(sa))
+			stat = "All attempts (1) failed connecting to " + sa.String()
+		}
+		// The caller's deadline or cancellation says nothing about the address; clamd's own
+		// error would be repeated by any other.
+		if ctx.Err() != nil || errors.Is(err, ErrClamdReply) {
+			return fmt.Errorf("%s: %w", sa, err)
+		}
+		c.markDown(i)
+		if retries++; retries > 2*n {
+			//lint:ignore ST1005 amavis's own text, which log parsers match
+			return fmt.Errorf("Too many retries to talk to %s (%s)", sa, stat)
+		}
+		level := 1
+		if retries > 1 {
+			level = -1
+		}
+		logf(level, "%s: %s, retrying (%d)", name, stat, retries)
+		if retries%n == 0 {
+			pause := time.Duration(min(20, 1+5*(retries/n-1))) * time.Second
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s: %w", sa, ctx.Err())
+			case <-time.After(pause):
+			}
+		}
+	}
+}
+
+// connectError is a failed connection to a clamd address.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// amavisText words the failure as Amavis::IO::RW does, the system error as the C library has it.
+func (e *connectError) amavisText(sa socketAddr) string {
+	what := "socket"
+	if sa.network == "unix" {
+		what = "a UNIX socket"
+	}
+	msg := e.err.Error()
+	var errno syscall.Errno
+	if errors.As(e.err, &errno) {
+		msg = errno.Error()
+		if msg != "" && msg[0] >= 'a' && msg[0] <= 'z' {
+			msg = string(msg[0]-'a'+'A') + msg[1:]
+		}
+	}
+	return fmt.Sprintf("Can't connect to %s %s: %s", what, sa, msg)
+}
+
 func dial(ctx context.Context, sa socketAddr) (net.Conn, error) {
 	d := net.Dialer{Timeout: connectTimeout}
 	conn, err := d.DialContext(ctx, sa.network, sa.addr)
 	if err != nil {
-		return nil, err
+		return nil, &connectError{err}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)

@@ -144,7 +144,7 @@ func (en *engine) judge(output string, code int) (outcome, error) {
 
 func (en *engine) scanClamd(ctx context.Context, dir string, files []string) (outcome, error) {
 	var lines []string
-	err := en.clamd.do(ctx, func(ctx context.Context, sa socketAddr) (err error) {
+	err := en.clamd.ask(ctx, en.name, func(ctx context.Context, sa socketAddr) (err error) {
 		mode := en.mode
 		if sa.stream {
 			mode = modeInstream
@@ -162,7 +162,7 @@ func (en *engine) scanClamd(ctx context.Context, dir string, files []string) (ou
 		return err
 	})
 	if err != nil {
-		return outcome{}, err
+		return outcome{}, fmt.Errorf("run_av error: %w", err)
 	}
 	return en.judge(joinLines(lines), -1)
 }

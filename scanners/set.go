@@ -100,6 +100,25 @@ func (s *Set) logf(level int, format string, args ...any) {
 	}
 }
 
+type logKey struct{}
+
+// WithLog gives the scans under ctx a log of their own (the message's, with its log id), in
+// place of Options.Logf.
+func WithLog(ctx context.Context, logf func(level int, format string, args ...any)) context.Context {
+	return context.WithValue(ctx, logKey{}, logf)
+}
+
+// logTo is the log of the scans under ctx: WithLog's, else dflt, else none.
+func logTo(ctx context.Context, dflt func(level int, format string, args ...any)) func(level int, format string, args ...any) {
+	if l, ok := ctx.Value(logKey{}).(func(level int, format string, args ...any)); ok {
+		return l
+	}
+	if dflt != nil {
+		return dflt
+	}
+	return func(int, string, ...any) {}
+}
+
 // findProgram returns the first alternative found: a name with a slash is
 // taken as a path, a bare name is searched in path.
 func findProgram(alternatives, path []string) string {
@@ -159,27 +178,31 @@ func (r Report) TempfailReply(amID string) smtp.Reply {
 // engines. Failures are in the Report.
 func (s *Set) Scan(ctx context.Context, dir string) Report {
 	var rep Report
+	logf := logTo(ctx, s.opt.Logf)
 	dir = filepath.Clean(dir)
 	if len(s.primary)+len(s.backup) == 0 {
 		rep.Failed, rep.FailReason = true, FailNoScanners
-		s.logf(-2, "%s", rep.FailReason)
+		logf(-2, "%s", rep.FailReason)
 		return rep
 	}
 	files, err := filesToScan(dir)
 	if err != nil {
-		s.logf(-1, "virus_scan: %v", err)
+		logf(-1, "virus_scan: %v", err)
 		rep.Failed, rep.FailReason = true, FailAllFailed
-		s.logf(-2, "%s", rep.FailReason)
+		logf(-2, "%s", rep.FailReason)
 		return rep
 	}
 	if len(files) == 0 {
-		s.logf(2, "Not calling virus scanners, no files to scan in %s", dir)
+		logf(2, "Not calling virus scanners, no files to scan in %s", dir)
 		return rep
 	}
 
 	results, done := s.runTier(ctx, s.primary, dir, files)
+	if !done && len(s.primary) > 0 {
+		// Said even without backups, as Amavis::AV does.
+		logf(-1, "WARN: all %s virus scanners failed, considering backups", tierPrimary)
+	}
 	if !done && len(s.backup) > 0 {
-		s.logf(-1, "WARN: all %s virus scanners failed, considering backups", tierPrimary)
 		var more []result
 		more, done = s.runTier(ctx, s.backup, dir, files)
 		results = append(results, more...)
@@ -202,12 +225,12 @@ func (s *Set) Scan(ctx context.Context, dir string) Report {
 		rep.Engines = append(rep.Engines, er)
 	}
 	if rep.Infected {
-		s.logf(2, "virus_scan: (%s), detected by %d scanners: %s",
+		logf(2, "virus_scan: (%s), detected by %d scanners: %s",
 			strings.Join(rep.Viruses, ", "), len(rep.Detectors), strings.Join(rep.Detectors, ", "))
 	}
 	if !done {
 		rep.Failed, rep.FailReason = true, FailAllFailed
-		s.logf(-2, "%s", rep.FailReason)
+		logf(-2, "%s", rep.FailReason)
 	}
 	return rep
 }
@@ -222,6 +245,7 @@ type result struct {
 // runTier runs engines concurrently and returns their results in
 // configuration order; done is true when at least one engine worked.
 func (s *Set) runTier(ctx context.Context, engines []*engine, dir string, files []string) ([]result, bool) {
+	logf := logTo(ctx, s.opt.Logf)
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	results := make([]result, len(engines))
@@ -245,15 +269,15 @@ func (s *Set) runTier(ctx context.Context, engines []*engine, dir string, files 
 			case err != nil && connectFailure(en.name, err) != "":
 				s.logf(-1, "%s", connectFailure(en.name, err))
 			case err != nil:
-				s.logf(-1, "%s av-scanner FAILED: %v", en.name, err)
+				logf(-1, "%s av-scanner FAILED: %v", en.name, err)
 			case o.infected:
-				s.logf(2, "%s av-scanner: INFECTED: %s, %d ms", en.name, strings.Join(unique(o.names), ", "), results[i].took.Milliseconds())
+				logf(2, "%s av-scanner: INFECTED: %s, %d ms", en.name, strings.Join(unique(o.names), ", "), results[i].took.Milliseconds())
 				if s.opt.FirstInfectedStopsScan && !stopped {
 					stopped = true
 					stop()
 				}
 			default:
-				s.logf(2, "%s av-scanner: CLEAN, %d ms", en.name, results[i].took.Milliseconds())
+				logf(2, "%s av-scanner: CLEAN, %d ms", en.name, results[i].took.Milliseconds())
 			}
 		}()
 	}

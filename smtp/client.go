@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +23,11 @@ type Client struct {
 	key     string    // the Pool key
 	used    time.Time // end of the last transaction, for the Pool's idle limit
 	lines   []string
+	replies int // replies read so far
+
+	// redial, set by the Pool on a connection it reuses, makes a new connection for the next
+	// transaction when the cached one turns out to be closed before it answered anything.
+	redial func(context.Context) (*Client, error)
 }
 
 // ConnectTimeout bounds the making of a connection to a next hop (amavis's
@@ -34,6 +40,9 @@ var ConnectTimeout = 35 * time.Second
 type Error struct {
 	Stage string
 	Err   error
+	// InData: the message was being written when it broke (the next hop accepted DATA but
+	// never got the final dot).
+	InData bool
 }
 
 func (e *Error) Error() string { return e.Stage + ": " + e.Err.Error() }
@@ -53,7 +62,7 @@ func Dial(ctx context.Context, network, addr string, lmtp bool, helo string, tim
 	d := net.Dialer{Timeout: ConnectTimeout}
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, &Error{"fwd-connect", err}
+		return nil, &Error{Stage: "fwd-connect", Err: err}
 	}
 	c := &Client{conn: conn, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 64<<10),
 		lmtp: lmtp, timeout: timeout}
@@ -68,10 +77,10 @@ func (c *Client) hello(ctx context.Context, helo string) error {
 	c.deadline(ctx)
 	greet, err := c.readReply()
 	if err != nil {
-		return &Error{"fwd-connect", err}
+		return &Error{Stage: "fwd-connect", Err: err}
 	}
 	if greet.Code != 220 {
-		return &Error{"fwd-connect", fmt.Errorf("bad greeting: %s", greet)}
+		return &Error{Stage: "fwd-connect", Err: fmt.Errorf("bad greeting: %s", greet)}
 	}
 	verb := "EHLO"
 	if c.lmtp {
@@ -79,16 +88,16 @@ func (c *Client) hello(ctx context.Context, helo string) error {
 	}
 	rep, err := c.cmd(ctx, verb+" "+helo)
 	if err != nil {
-		return &Error{"fwd-connect", err}
+		return &Error{Stage: "fwd-connect", Err: err}
 	}
 	if rep.Code/100 != 2 && !c.lmtp {
 		rep, err = c.cmd(ctx, "HELO "+helo)
 		if err != nil {
-			return &Error{"fwd-connect", err}
+			return &Error{Stage: "fwd-connect", Err: err}
 		}
 	}
 	if rep.Code/100 != 2 {
-		return &Error{"fwd-connect", fmt.Errorf("%s rejected: %s", verb, rep)}
+		return &Error{Stage: "fwd-connect", Err: fmt.Errorf("%s rejected: %s", verb, rep)}
 	}
 	c.ext = map[string]string{}
 	for _, l := range c.lines[1:] {
@@ -99,7 +108,7 @@ func (c *Client) hello(ctx context.Context, helo string) error {
 		for _, need := range []string{"PIPELINING", "ENHANCEDSTATUSCODES"} {
 			if _, ok := c.ext[need]; !ok {
 				//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-				return &Error{"fwd-connect", fmt.Errorf("An LMTP server implementation MUST implement %s", need)}
+				return &Error{Stage: "fwd-connect", Err: fmt.Errorf("An LMTP server implementation MUST implement %s", need)}
 			}
 		}
 	}
@@ -150,6 +159,7 @@ func (c *Client) readReply() (Reply, error) {
 		}
 		c.lines = append(c.lines, line[min(4, len(line)):])
 		if !more {
+			c.replies++
 			return rep, nil
 		}
 	}
@@ -165,13 +175,32 @@ func (c *Client) cmd(ctx context.Context, line string) (Reply, error) {
 	return c.readReply()
 }
 
-// Reset sends RSET; a cached connection that fails it is not usable.
+// Reset sends RSET, ending a transaction the next hop took part of.
 func (c *Client) Reset(ctx context.Context) error {
 	rep, err := c.cmd(ctx, "RSET")
 	if err == nil && rep.Code != 250 {
 		err = fmt.Errorf("RSET: %s", rep)
 	}
 	return err
+}
+
+// connClosed: the error says the next hop closed the connection (or reset it).
+func connClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// quiet reports whether an idle connection is still open and has nothing unread: reading
+// it must not return at once.
+func (c *Client) quiet() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	c.conn.SetReadDeadline(time.Now())
+	_, err := c.br.Peek(1)
+	c.conn.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Close sends QUIT (without waiting long for its reply) and closes the connection.
@@ -212,6 +241,9 @@ type RcptResult struct {
 	Done  bool   // the next hop gave a final answer for this recipient
 	Reply Reply  // the answer, as received
 	Cmd   string // what it answered: "MAIL FROM", "RCPT TO", "DATA" or "data-dot"
+	// Elapsed is, for an answer to the final dot, the time from sending the dot to it; the
+	// answer is the zero Reply when the next hop closed the connection without one.
+	Elapsed time.Duration
 }
 
 // Result of Send, per recipient in the order of Envelope.Rcpts.
@@ -260,7 +292,22 @@ func (n *rcptCount) add(accepted, tempfailed bool) {
 // Result; an error means the conversation broke (the connection must not be reused) and the
 // recipients not Done have no answer.
 func (c *Client) Send(ctx context.Context, env *Envelope, body func(w io.Writer) error) (*Result, error) {
+	before := c.replies
 	res, err := c.sendOnce(ctx, env, body)
+	if redial := c.redial; redial != nil {
+		c.redial = nil
+		// A cached connection the next hop closed just before we used it (it cannot have
+		// taken anything: it answered nothing): the transaction goes again on a new one.
+		if err != nil && c.replies == before && connClosed(err) {
+			if nc, derr := redial(ctx); derr == nil {
+				c.conn.Close()
+				key := c.key
+				*c = *nc
+				c.key = key
+				res, err = c.sendOnce(ctx, env, body)
+			}
+		}
+	}
 	pending := env
 	idx := make([]int, len(env.Rcpts)) // position of pending's recipients in env
 	for i := range idx {
@@ -308,7 +355,7 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	if xf, ok := c.ext["XFORWARD"]; ok && env.XForward != nil {
 		if line := xforwardLine(env.XForward, xf); line != "" {
 			if _, err := c.cmd(ctx, line); err != nil {
-				return res, &Error{"fwd-xforward", err}
+				return res, &Error{Stage: "fwd-xforward", Err: err}
 			}
 		}
 	}
@@ -350,11 +397,11 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	}
 	c.bw.WriteString("DATA\r\n")
 	if err := c.bw.Flush(); err != nil {
-		return res, &Error{"fwd-mail-pip", err}
+		return res, &Error{Stage: "fwd-mail-pip", Err: err}
 	}
 	mail, err := c.readReply()
 	if err != nil {
-		return res, &Error{"fwd-mail-pip", err}
+		return res, &Error{Stage: "fwd-mail-pip", Err: err}
 	}
 	if mail.Code/100 != 2 {
 		res.failPending(mail, "MAIL FROM")
@@ -363,7 +410,7 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	for i := range env.Rcpts {
 		rep, err := c.readReply()
 		if err != nil {
-			return res, &Error{"fwd-rcpt-pip", err}
+			return res, &Error{Stage: "fwd-rcpt-pip", Err: err}
 		}
 		if !res.Rcpts[i].Done {
 			n.add(res.rcptReply(i, rep))
@@ -371,7 +418,7 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	}
 	data, err := c.readReply()
 	if err != nil {
-		return res, &Error{"fwd-data-chkpnt", err}
+		return res, &Error{Stage: "fwd-data-chkpnt", Err: err}
 	}
 	switch {
 	case data.Code != 354:
@@ -381,16 +428,16 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 		// RFC 2920: after an accepted DATA the client sends at least the terminator.
 		c.bw.WriteString(".\r\n")
 		if err := c.bw.Flush(); err != nil {
-			return res, &Error{"fwd-dummydata-end", err}
+			return res, &Error{Stage: "fwd-dummydata-end", Err: err}
 		}
 		if _, err := c.readReply(); err != nil {
-			return res, &Error{"fwd-dummydata-end", err}
+			return res, &Error{Stage: "fwd-dummydata-end", Err: err}
 		}
 		return res, nil
 	case n.tempfailed > 0 && env.AllOrNothing:
 		c.Abort()
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-		return res, &Error{"fwd-data-chkpnt", errors.New("Bail out, DATA accepted but tempfailed recips, not an LMTP input")}
+		return res, &Error{Stage: "fwd-data-chkpnt", Err: errors.New("Bail out, DATA accepted but tempfailed recips, not an LMTP input")}
 	}
 	return res, c.sendData(ctx, res, body)
 }
@@ -398,11 +445,11 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 // sendStepwise is Send for a server without PIPELINING: every command waits for its reply.
 func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res *Result, body func(io.Writer) error) (*Result, error) {
 	if err := c.bw.Flush(); err != nil {
-		return res, &Error{"fwd-mail-from", err}
+		return res, &Error{Stage: "fwd-mail-from", Err: err}
 	}
 	mail, err := c.readReply()
 	if err != nil {
-		return res, &Error{"fwd-mail-from", err}
+		return res, &Error{Stage: "fwd-mail-from", Err: err}
 	}
 	if mail.Code/100 != 2 {
 		res.failPending(mail, "MAIL FROM")
@@ -412,7 +459,7 @@ func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res 
 	for i, rc := range env.Rcpts {
 		rep, err := c.cmd(ctx, strings.TrimSuffix(rcptLine(rc, dsn), "\r\n"))
 		if err != nil {
-			return res, &Error{"fwd-rcpt-to", err}
+			return res, &Error{Stage: "fwd-rcpt-to", Err: err}
 		}
 		n.add(res.rcptReply(i, rep))
 	}
@@ -424,7 +471,7 @@ func (c *Client) sendStepwise(ctx context.Context, env *Envelope, dsn bool, res 
 	}
 	data, err := c.cmd(ctx, "DATA")
 	if err != nil {
-		return res, &Error{"fwd-data-cmd", err}
+		return res, &Error{Stage: "fwd-data-cmd", Err: err}
 	}
 	if data.Code != 354 {
 		res.failPending(data, "DATA")
@@ -440,17 +487,19 @@ func (c *Client) sendData(ctx context.Context, res *Result, body func(io.Writer)
 	dw := &dotWriter{w: c.bw}
 	if err := body(&deadlineWriter{c: c, ctx: ctx, w: dw}); err != nil {
 		c.Abort()
-		return &Error{"fwd-data-contents", err}
+		return &Error{Stage: "fwd-data-contents", Err: err, InData: true}
 	}
 	if err := dw.close(); err != nil {
 		c.Abort()
-		return &Error{"fwd-data-end", err}
+		return &Error{Stage: "fwd-data-end", Err: err, InData: true}
 	}
 	if err := c.bw.Flush(); err != nil {
 		c.Abort()
-		return &Error{"fwd-data-end", err}
+		return &Error{Stage: "fwd-data-end", Err: err, InData: true}
 	}
+	sent := time.Now()
 	var rep Reply
+	var elapsed time.Duration
 	first := true
 	for i := range res.Rcpts {
 		if res.Rcpts[i].Done {
@@ -459,12 +508,24 @@ func (c *Client) sendData(ctx context.Context, res *Result, body func(io.Writer)
 		if c.lmtp || first {
 			c.deadline(ctx)
 			var err error
-			if rep, err = c.readReply(); err != nil {
-				return &Error{"fwd-data-end", err}
+			rep, err = c.readReply()
+			elapsed = time.Since(sent)
+			if err != nil && connClosed(err) {
+				// No answer at all (as Amavis::Out::SMTP sees it: "No resp. to data-dot"):
+				// the pending recipients are answered by the zero Reply.
+				for j := i; j < len(res.Rcpts); j++ {
+					if !res.Rcpts[j].Done {
+						res.Rcpts[j] = RcptResult{Done: true, Cmd: "data-dot", Elapsed: elapsed}
+					}
+				}
+				return &Error{Stage: "fwd-data-end", Err: err}
+			}
+			if err != nil {
+				return &Error{Stage: "fwd-data-end", Err: err}
 			}
 			first = false
 		}
-		res.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "data-dot"}
+		res.Rcpts[i] = RcptResult{Done: true, Reply: rep, Cmd: "data-dot", Elapsed: elapsed}
 	}
 	return nil
 }

@@ -259,3 +259,36 @@ func TestClientTooManyRecipients(t *testing.T) {
 		t.Errorf("next hop got %+v", msgs)
 	}
 }
+
+// A cached connection goes straight on with the next transaction (no RSET); after ProbeAfter
+// of idleness it is probed with NOOP first, as Amavis::Out::SMTP::Session does.
+func TestPoolReuseWithoutRSET(t *testing.T) {
+	for _, tc := range []struct {
+		probeAfter time.Duration
+		between    []string
+	}{{time.Minute, nil}, {0, []string{"NOOP"}}} {
+		h := smtptest.Start(t, smtptest.Options{})
+		p := smtp.NewPool(time.Minute)
+		p.ProbeAfter = tc.probeAfter
+		env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.Recipient{{Addr: "a@x"}}}
+		for i := 0; i < 2; i++ {
+			c, err := p.Get(context.Background(), "tcp", h.Addr, false, "localhost", 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Send(context.Background(), env, body("x\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			p.Put(c)
+		}
+		p.Close()
+		want := append([]string{"EHLO localhost", "MAIL FROM:<s@x>", "RCPT TO:<a@x>", "DATA", "x", "."}, tc.between...)
+		want = append(want, "MAIL FROM:<s@x>", "RCPT TO:<a@x>", "DATA", "x", ".", "QUIT")
+		if got := h.Lines(); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("ProbeAfter %v: next hop got\n %q\nwant\n %q", tc.probeAfter, got, want)
+		}
+		if n := h.Conns(); n != 1 {
+			t.Errorf("ProbeAfter %v: %d connections, want 1", tc.probeAfter, n)
+		}
+	}
+}

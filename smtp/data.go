@@ -17,6 +17,7 @@ type DataReader struct {
 	inLine bool // false at the start of a line
 	lastCR bool // the last byte delivered was CR
 	n      int64
+	dots   int64 // stuffing dots removed
 	err    error
 	// lineEnd, when set, becomes true at the end of each line (after its CRLF).
 	lineEnd *bool
@@ -29,6 +30,10 @@ func NewDataReader(r *bufio.Reader) *DataReader { return &DataReader{r: r} }
 // Size is the number of message bytes delivered so far (RFC 1870 size: CRLFs counted,
 // stuffing dots and the terminator not).
 func (d *DataReader) Size() int64 { return d.n }
+
+// WireSize is Size plus the stuffing dots: the bytes of the DATA section before its
+// terminator, the size amavis measures against a size limit (Amavis::In::SMTP copy_smtp_data).
+func (d *DataReader) WireSize() int64 { return d.n + d.dots }
 
 // Err is the error that ended the read: nil while reading or after a proper terminator,
 // otherwise the connection's error (io.ErrUnexpectedEOF for a closed connection).
@@ -73,6 +78,7 @@ func (d *DataReader) Read(p []byte) (int, error) {
 					break
 				}
 				d.r.Discard(1) // the stuffing dot
+				d.dots++
 			}
 			d.inLine = true
 		}

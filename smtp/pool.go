@@ -7,12 +7,16 @@ import (
 )
 
 // Pool caches idle next-hop connections so that consecutive messages reuse them, as amavis's
-// smtp_connection_cache does: a reused connection is checked with RSET, and one that has died
-// meanwhile is replaced by a new connection transparently.
+// smtp_connection_cache does (Amavis::Out::SMTP::Session): a connection used recently goes
+// straight on with the next transaction, one idle for longer is first probed with NOOP, and one
+// that has died meanwhile is replaced by a new connection transparently.
 type Pool struct {
 	// MaxIdle is how long a connection may sit unused before it is closed rather than reused
 	// (Postfix's smtpd closes idle clients after 300 s).
 	MaxIdle time.Duration
+	// ProbeAfter is the idle time after which a reused connection is probed with NOOP
+	// (amavis: 18 s; Postfix's default idle timeout is 60 s).
+	ProbeAfter time.Duration
 
 	mu     sync.Mutex
 	idle   map[string][]*Client
@@ -21,11 +25,13 @@ type Pool struct {
 
 // NewPool returns an empty pool.
 func NewPool(maxIdle time.Duration) *Pool {
-	return &Pool{MaxIdle: maxIdle, idle: map[string][]*Client{}}
+	return &Pool{MaxIdle: maxIdle, ProbeAfter: 18 * time.Second, idle: map[string][]*Client{}}
 }
 
-// Get returns a connection to the next hop, reused when one is cached and still answers RSET,
-// else newly dialed (see Dial).
+// Get returns a connection to the next hop, reused when one is cached and still alive, else
+// newly dialed (see Dial). A cached connection the next hop has closed is seen without a word
+// on the wire (its end of file is already there to read); one idle for more than ProbeAfter
+// must also answer NOOP.
 func (p *Pool) Get(ctx context.Context, network, addr string, lmtp bool, helo string, timeout time.Duration) (*Client, error) {
 	key := network + "|" + addr + "|" + helo
 	if lmtp {
@@ -36,15 +42,23 @@ func (p *Pool) Get(ctx context.Context, network, addr string, lmtp bool, helo st
 		if c == nil {
 			break
 		}
-		if time.Since(c.used) > p.MaxIdle {
+		idle := time.Since(c.used)
+		if idle > p.MaxIdle {
 			go c.Close()
 			continue
 		}
 		c.timeout = timeout
-		if err := c.Reset(ctx); err != nil {
-			c.Abort() // died while cached: try the next, or dial
+		if !c.quiet() {
+			c.Abort() // closed by the next hop, or it said something (a 421) unasked
 			continue
 		}
+		if idle > p.ProbeAfter {
+			if rep, err := c.cmd(ctx, "NOOP"); err != nil || rep.Class() != 2 {
+				c.Abort()
+				continue
+			}
+		}
+		c.redial = func(ctx context.Context) (*Client, error) { return Dial(ctx, network, addr, lmtp, helo, timeout) }
 		return c, nil
 	}
 	c, err := Dial(ctx, network, addr, lmtp, helo, timeout)

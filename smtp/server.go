@@ -33,7 +33,12 @@ type Config struct {
 	// per-recipient checks, such as a declared SIZE over message_size_limit_maps). A nil
 	// reply accepts it with the usual 250; a 2xx reply accepts it with that reply; any other
 	// reply refuses it.
+	// A refusal from RcptCheck is not penalized (no "smtp_resp:" line): RcptCheck logs it
+	// itself, as amavis does for a declared size over a recipient's limit.
 	RcptCheck func(tx *Transaction, rc *Recipient) *Reply
+	// OnMail, when set, is told the number of each transaction a MAIL command begins, refused
+	// or not (Amavis::In::SMTP gives it a new log id then, "12345-01-2").
+	OnMail func(seq int)
 }
 
 // Handler processes a message once the client has sent DATA and received 354.
@@ -99,6 +104,9 @@ type Transaction struct {
 	ENVID    string // xtext as received
 	Rcpts    []Recipient
 	XForward XForward // the XFORWARD attributes that apply to this transaction
+	// Refused, set by the Handler, makes its first reply the only answer to DATA, in LMTP
+	// too: the message was refused as a whole (over a size limit, as Amavis::In::SMTP does).
+	Refused bool
 }
 
 // Session is one SMTP/LMTP connection from a client.
@@ -231,7 +239,7 @@ func (s *Session) Serve() error {
 			return err
 		default:
 			if s.cfg.Log != nil && s.cfg.Log.Enabled(4) {
-				s.logf(4, "%s< %s", s.proto, line)
+				s.logf(4, `%s< %s\r\n`, s.proto, line)
 			}
 			quit, err := s.command(string(line))
 			if err != nil {
@@ -285,9 +293,9 @@ func (s *Session) reply(r Reply) {
 }
 
 // penalize sends an error reply and logs it with the offending command, as amavis does
-// for the client's mistakes.
+// for the client's mistakes (the command with its line end, as amavis's log shows it).
 func (s *Session) penalize(r Reply, cmd string) {
-	s.logf(0, "%s: %s; smtp_resp: %s", s.proto, r.String(), cmd)
+	s.logf(0, `%s: %s; smtp_resp: %s\r\n`, s.proto, r.String(), cmd)
 	s.reply(r)
 }
 
@@ -440,6 +448,12 @@ func (s *Session) mail(args, line string) {
 		s.penalize(r(503, "5.5.1", "Error: nested MAIL command"), line)
 		return
 	}
+	// A transaction begins with MAIL, even one then refused: its number (and log id) is
+	// used up, as in Amavis::In::SMTP.
+	s.seq++
+	if s.cfg.OnMail != nil {
+		s.cfg.OnMail(s.seq)
+	}
 	path, params, ok := parsePath(mailArgsRE, args)
 	if !ok {
 		s.penalize(r(501, "5.5.2", "Syntax: MAIL FROM:<address>"), line)
@@ -472,12 +486,15 @@ func (s *Session) mail(args, line string) {
 				break
 			}
 			tx.SMTPUTF8 = true
-			switch tx.Proto {
+			// The session's protocol name changes for good (until EHLO/LHLO), even when
+			// this MAIL fails: amavis labels what follows UTF8SMTP.
+			switch s.proto {
 			case "ESMTP":
-				tx.Proto = "UTF8SMTP"
+				s.proto = "UTF8SMTP"
 			case "LMTP":
-				tx.Proto = "UTF8LMTP"
+				s.proto = "UTF8LMTP"
 			}
+			tx.Proto = s.proto
 		case p.Name == "BODY":
 			v := strings.ToUpper(p.Value)
 			if v != "7BIT" && v != "8BITMIME" {
@@ -517,7 +534,6 @@ func (s *Session) mail(args, line string) {
 		s.penalize(*fail, line)
 		return
 	}
-	s.seq++
 	tx.Seq = s.seq
 	tx.XForward = s.xf
 	s.tx = tx
@@ -588,17 +604,18 @@ func (s *Session) rcpt(args, line string) {
 		fail = &Reply{452, "4.5.3", "Too many recipients"}
 	}
 	ok250 := r(250, "2.1.5", "Recipient "+path+" OK")
+	checked := false
 	if fail == nil && s.cfg.RcptCheck != nil {
 		if rep := s.cfg.RcptCheck(s.tx, &rc); rep != nil {
 			if rep.Class() == 2 {
 				ok250 = *rep
 			} else {
-				fail = rep
+				fail, checked = rep, true
 			}
 		}
 	}
 	if fail != nil {
-		if fail.Code >= 500 {
+		if fail.Code >= 500 && !checked {
 			s.penalize(*fail, line)
 		} else {
 			s.reply(*fail)
@@ -653,13 +670,19 @@ func (s *Session) data(args, line string) error {
 			s.logf(-1, "%s: NOTICE: ABORTING the session: timed out during waiting for input from client", s.proto)
 			return s.abort("timed out during data transfer")
 		}
-		s.logf(-1, "%s: NOTICE: Connection broken during data transfer (%v)", s.proto, err)
+		// As Amavis::In::SMTP: the transfer is aborted, then the session.
+		why := "Connection broken during DATA"
+		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			why += ": " + err.Error()
+		}
+		s.logf(-1, "%s ABORTING: %s", s.proto, why)
+		s.logf(-1, "%s: NOTICE: ABORTING the session: %s", s.proto, why)
 		return err
 	}
 	// Never leave the client without an answer, nor acknowledge what was not handled: a
 	// handler that gave no reply (or, in LMTP, too few) tempfails what is missing.
 	want := 1
-	if s.lmtp {
+	if s.lmtp && !tx.Refused {
 		want = len(tx.Rcpts)
 	}
 	for i := len(replies); i < want; i++ {
