@@ -100,6 +100,7 @@ func TestLogwatchReport(t *testing.T) {
 QUARANTINEDIR = %q
 DO_SYSLOG = true
 log_level = 0
+log_recip_templ = "" # Debian's undef, as on the sites whose logs logwatch reads
 myhostname = "mx.example.com"
 mydomain = "example.com"
 inet_socket_port = "127.0.0.1:0"
