@@ -2,6 +2,7 @@ package amavis
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"net"
 	"os"
@@ -13,7 +14,9 @@ import (
 	"time"
 
 	"amavisgo/conf"
+	"amavisgo/internal/testenv"
 	"amavisgo/quarantine/ampdp"
+	"amavisgo/smtp/smtptest"
 )
 
 // ampdpDaemon is a daemon whose Unix socket speaks AM.PDP (Debian's AM.PDP-SOCK bank) with
@@ -179,5 +182,65 @@ func TestAMPDPRefusesQuarantineDir(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("tempdir %s: %v, want accepted %v", dir, err, ok)
 		}
+	}
+}
+
+// EICAR for a local recipient who loves viruses: the response changes the Subject in place
+// (chgheader, the ***INFECTED*** tag), deletes the incoming X-Virus-Scanned
+// (remove_existing_x_scanned_headers) and inserts ours and the alert; the client delivers.
+// With delivery_care_of=server we forward it ourselves, and the client is told to discard
+// its copy (amavis's "already handled here").
+func TestAMPDPHeaderEditsAndServerDelivery(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	h := hop(t, smtptest.Options{})
+	sock := filepath.Join(t.TempDir(), "amavisd.sock")
+	td := startDaemon(t, h.Addr, `unix_socketname = "`+sock+`"
+interface_policy = { SOCK = "AM.PDP-SOCK" }
+remove_existing_x_scanned_headers = true
+virus_lovers_maps = [["acl", ["lover@example.com"]]]
+[[av_scanners]]
+name = "ClamAV-clamd"
+type = "clamd"
+sockets = ["`+clamd.Socket+`"]
+query = "INSTREAM"
+[policy_bank."AM.PDP-SOCK"]
+protocol = "AM.PDP"
+`)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	msg := "X-Virus-Scanned: by someone else\r\n" + mimeMessage("text/plain", testenv.EICAR+"\r\n")
+	dir := spoolFor(t, td, "amavis-milter-Virus001", msg)
+	resp := ask(t, r, c, "request=AM.PDP", "sender=<bob@sender.example.org>", "recipient=<lover@example.com>", "tempdir="+dir)
+	for _, want := range []string{
+		"delheader=1 X-Virus-Scanned",
+		"chgheader=1 Subject ***INFECTED*** test",
+		"insheader=0 X-Amavis-Alert INFECTED, message contains virus:\n " + clamd.VirusName, // folded at 78
+		"insheader=0 X-Virus-Scanned amavis at example.com",
+		"return_value=continue",
+		"exit_code=0",
+	} {
+		if !hasLine(resp, want) {
+			t.Errorf("response lacks %q:\n%s", want, strings.Join(resp, "\n"))
+		}
+	}
+	if len(h.Msgs()) != 0 {
+		t.Errorf("delivery_care_of=client, but we forwarded %d messages", len(h.Msgs()))
+	}
+
+	dir = spoolFor(t, td, "amavis-milter-Clean002", mimeMessage("text/plain", "clean\r\n"))
+	resp = ask(t, r, c, "request=AM.PDP", "sender=<bob@sender.example.org>", "recipient=<x@example.com>", "tempdir="+dir,
+		"delivery_care_of=server")
+	if !hasLine(resp, "return_value=discard") || !hasLine(resp, "exit_code=99") || !strings.HasPrefix(strings.Join(resp, "\n"), "version_server=2") {
+		t.Errorf("delivery_care_of=server: %q", resp)
+	}
+	msgs := h.Msgs()
+	if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("X-Virus-Scanned: amavis at example.com\r\n")) ||
+		!bytes.Contains(msgs[0].Data, []byte("(amavis, unix socket)")) {
+		t.Errorf("delivery_care_of=server: the next hop got %d messages: %+v", len(msgs), msgs)
 	}
 }
