@@ -217,8 +217,8 @@ protocol = "AM.PDP"
 	dir := spoolFor(t, td, "amavis-milter-Virus001", msg)
 	resp := ask(t, r, c, "request=AM.PDP", "sender=<bob@sender.example.org>", "recipient=<lover@example.com>", "tempdir="+dir)
 	for _, want := range []string{
-		"delheader=1 X-Virus-Scanned",
-		"chgheader=1 Subject ***INFECTED*** test",
+		"delheader=1 x-virus-scanned",
+		"chgheader=1 subject ***INFECTED*** test",
 		"insheader=0 X-Amavis-Alert INFECTED, message contains virus:\n " + clamd.VirusName, // folded at 78
 		"insheader=0 X-Virus-Scanned amavis at example.com",
 		"return_value=continue",
