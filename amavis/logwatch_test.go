@@ -201,7 +201,7 @@ auth_required_release = false
 	for _, section := range []string{
 		"Clean passed", "Malware blocked", "Banned name blocked", "Bad header passed",
 		"Virus scanner connection failure", "Released from quarantine", "Amavis Startup",
-		"ClamAV-clamd", ".zoo ",
+		"ClamAV-clamd", ".zoo ", "tried: zoo, unzoo",
 	} {
 		if !strings.Contains(report, section) {
 			t.Errorf("logwatch's report lacks %q:\n%s\nfor the log:\n%s", section, report, day)
