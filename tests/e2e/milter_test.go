@@ -272,121 +272,6 @@ func TestSubmitVerdicts(t *testing.T) {
 	}
 }
 
-// perlAMPDP is Debian's Perl amavisd with Debian's AM.PDP socket and bank, clamd and the
-// banned rules of etc/banned_rules_debian.toml, as the reference our replies are compared with.
-type perlAMPDP struct {
-	home, sock string
-}
-
-func startPerlAMPDP(t *testing.T, clamdAddr string) *perlAMPDP {
-	t.Helper()
-	bin := testenv.RequireProgram(t, "amavisd (Debian's amavisd-new)", "/usr/sbin/amavisd")
-	u, err := user.Lookup("amavis")
-	if err != nil {
-		t.Skipf("no amavis user (Debian's amavisd-new package creates it): %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	dir, err := os.MkdirTemp("", "perl-amavis")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &perlAMPDP{home: filepath.Join(dir, "home")}
-	p.sock = filepath.Join(p.home, "amavisd.sock")
-	for _, d := range []string{p.home, filepath.Join(p.home, "tmp"), filepath.Join(p.home, "db"), filepath.Join(p.home, "virusmails")} {
-		os.Mkdir(d, 0o750)
-		os.Chown(d, uid, gid)
-	}
-	conf := filepath.Join(dir, "amavisd.conf")
-	text := fmt.Sprintf(`use strict;
-$MYHOME = '%s';
-$TEMPBASE = "$MYHOME/tmp";
-$ENV{TMPDIR} = $TEMPBASE;
-$db_home = "$MYHOME/db";
-$QUARANTINEDIR = "$MYHOME/virusmails";
-$lock_file = "$MYHOME/amavisd.lock";
-$pid_file = "$MYHOME/amavisd.pid";
-$daemon_user = 'amavis';
-$daemon_group = 'amavis';
-$myhostname = '%s';
-$mydomain = 'example.com';
-@local_domains_acl = ( ".$mydomain" );
-$inet_socket_port = %d;
-$inet_socket_bind = '127.0.0.1';
-$unix_socketname = "$MYHOME/amavisd.sock";
-$interface_policy{'SOCK'} = 'AM.PDP-SOCK';
-$policy_bank{'AM.PDP-SOCK'} = { protocol => 'AM.PDP', auth_required_release => 0 };
-$max_servers = 2;
-$DO_SYSLOG = 0;
-$LOGFILE = "$MYHOME/amavisd.log";
-$log_level = 0;
-$enable_db = 0;
-$enable_dkim_verification = 0;
-@bypass_spam_checks_maps = (1);
-$final_virus_destiny = D_DISCARD;
-$final_banned_destiny = D_DISCARD;
-$ENV{PATH} = $path = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/usr/bin:/bin';
-$file = 'file';
-# clamd: streams the files (INSTREAM) over TCP: the test's clamd cannot read amavis's
-# directories, nor can amavis reach the clamd's private Unix socket
-@av_scanners = (['ClamAV-clamd', \&ask_daemon, ["*", "clamd:%s"],
-  qr/\bOK$/m, qr/\bFOUND$/m, qr/^.*?: (?!Infected Archive)(.*) FOUND$/m ]);
-@av_scanners_backup = ();
-$banned_filename_re = new_RE(
-  qr'\.[^./]*\.(exe|vbs|pif|scr|bat|cmd|com|cpl|dll)\.?$'i,
-  qr'\{[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\}?$'i,
-  qr'^application/x-msdownload$'i,
-  qr'^application/x-msdos-program$'i,
-  qr'^application/hta$'i,
-  qr'.\.(exe|vbs|pif|scr|bat|cmd|com|cpl)$'i,
-  qr'^\.(exe-ms)$',
-);
-1;
-`, p.home, daemonHostname, testenv.FreePort(t), clamdAddr)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf, "foreground")
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(p.home, "amavisd.log"))
-			t.Logf("Perl amavisd printed:\n%s\nits log:\n%s", out.String(), log)
-		}
-	})
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if c, err := net.Dial("unix", p.sock); err == nil {
-			c.Close()
-			return p
-		}
-		select {
-		case <-exited:
-			t.Fatalf("Perl amavisd exited: %s\n%s", cmd.ProcessState, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Perl amavisd does not listen on %s:\n%s", p.sock, out.String())
-		}
-	}
-}
-
 // responseOf runs amavisd-submit (script) as the given user and returns the response's
 // attributes it printed, sorted, with log ids and mail ids replaced by ID.
 func responseOf(t *testing.T, script string, cred *syscall.Credential, msg []byte) []string {
@@ -417,7 +302,8 @@ func responseOf(t *testing.T, script string, cred *syscall.Credential, msg []byt
 func TestSubmitSideBySidePerl(t *testing.T) {
 	t.Parallel()
 	r := startMilterRig(t)
-	perl := startPerlAMPDP(t, r.clamd.TCPAddr)
+	perl := testenv.StartPerlAmavisd(t, testenv.PerlOptions{ClamdAddr: r.clamd.TCPAddr, Hostname: daemonHostname,
+		Domain: "example.com", ForwardPort: atoi(t, portOf(r.pf.ForwardAddr))})
 	ours := submitClient(t, r.am.Dir, r.sock, filepath.Join(r.am.Dir, "home", "tmp"))
 	theirsDir, err := os.MkdirTemp("", "perl-submit")
 	if err != nil {
@@ -425,7 +311,7 @@ func TestSubmitSideBySidePerl(t *testing.T) {
 	}
 	os.Chmod(theirsDir, 0o755)
 	t.Cleanup(func() { os.RemoveAll(theirsDir) })
-	theirs := submitClient(t, theirsDir, perl.sock, filepath.Join(perl.home, "tmp"))
+	theirs := submitClient(t, theirsDir, perl.Socket, filepath.Join(perl.Home, "tmp"))
 	u, _ := user.Lookup("amavis")
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
