@@ -244,3 +244,34 @@ protocol = "AM.PDP"
 		t.Errorf("delivery_care_of=server: the next hop got %d messages: %+v", len(msgs), msgs)
 	}
 }
+
+// A Unix socket another daemon still answers on is not taken over (Debian's Perl amavisd
+// listens on the same path); one left by a daemon that is gone is replaced.
+func TestUnixSocketInUse(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "amavisd.sock")
+	other, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := conf.Parse("t.toml", []byte("MYHOME = \""+t.TempDir()+"\"\ninet_socket_port = \"127.0.0.1:0\"\nunix_socketname = \""+sock+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(cfg, NewWriterLog(&syncBuffer{}, "mx.example.com", NoOverride))
+	if err := d.Listen(); err == nil || !strings.Contains(err.Error(), "another daemon listens there") {
+		t.Errorf("Listen with the socket in use: %v", err)
+	}
+	if c, err := net.Dial("unix", sock); err != nil {
+		t.Errorf("the other daemon lost its socket: %v", err)
+	} else {
+		c.Close()
+	}
+	// gone without removing its socket file
+	other.(*net.UnixListener).SetUnlinkOnClose(false)
+	other.Close()
+	d = New(cfg, NewWriterLog(&syncBuffer{}, "mx.example.com", NoOverride))
+	if err := d.Listen(); err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	d.closeListeners()
+}
