@@ -73,7 +73,8 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 // 0 with the programs tried, found and internal ones at level 1.
 func (e *engines) diagnose(ctx context.Context, tl *taskLog) {
 	if !e.av.Configured() {
-		tl.Logf(0, "No virus scanners configured (av_scanners is empty): mail is not scanned for viruses")
+		// a warning, which log parsers list as such
+		tl.Logf(-1, "WARN: No virus scanners configured (av_scanners is empty): mail is not scanned for viruses")
 	}
 	for _, st := range e.av.Diagnose(ctx) {
 		kind := "primary"
