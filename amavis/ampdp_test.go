@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -274,4 +275,30 @@ func TestUnixSocketInUse(t *testing.T) {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
 	d.closeListeners()
+}
+
+// AM.PDP content checks on an inet socket whose policy bank says protocol = "AM.PDP", as on
+// the Unix socket.
+func TestAMPDPOnInetSocket(t *testing.T) {
+	port := testenv.FreePort(t)
+	td := startDaemon(t, "", fmt.Sprintf(`inet_socket_port = ["127.0.0.1:0", "127.0.0.1:%d"]
+interface_policy = { "%d" = "AMPDP-INET" }
+[policy_bank.AMPDP-INET]
+protocol = "AM.PDP"
+`, port, port))
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	dir := spoolFor(t, td, "amavis-inet1", mimeMessage("text/plain", "hello\r\n"))
+	resp := ask(t, bufio.NewReader(c), c, "request=AM.PDP", "sender=<a@example.org>", "recipient=<x@example.com>",
+		"tempdir="+dir, "client_address=198.51.100.7")
+	if !hasLine(resp, "return_value=continue") || !hasLine(resp, "exit_code=0") {
+		t.Errorf("response %q", resp)
+	}
+	if !strings.Contains(td.log.String(), "Passed CLEAN {RelayedInbound}, AMPDP-INET [198.51.100.7] [198.51.100.7] <a@example.org> -> <x@example.com>") {
+		t.Errorf("no Passed line of the AMPDP-INET bank:\n%s", td.log.String())
+	}
 }
