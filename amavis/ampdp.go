@@ -221,15 +221,16 @@ func ampdpResponse(m *Message, rep smtp.Reply, code int, edits *verdict.HeaderEd
 // time, the topmost last (as Amavis::In::AMPDP lists them).
 func milterEdits(m *Message, ed verdict.HeaderEdits) []string {
 	var out []string
+	// amavis names an edited field in lower case, as its edits are keyed
 	for _, name := range ed.Delete {
 		if _, ok := hdr.Get(m.Header, name); ok {
-			out = append(out, ampdp.Encode("delheader", "1", name))
+			out = append(out, ampdp.Encode("delheader", "1", strings.ToLower(name)))
 		}
 	}
 	if ed.SubjectTag != "" {
 		if body, ok := rawField(m.Header, "Subject"); ok {
 			tagged := strings.TrimLeft(verdict.TagSubject(body, ed.SubjectTag), " \t")
-			out = append(out, ampdp.Encode("chgheader", "1", "Subject", strings.TrimRight(tagged, "\r\n")))
+			out = append(out, ampdp.Encode("chgheader", "1", "subject", strings.TrimRight(tagged, "\r\n")))
 		}
 	}
 	idx := strconv.Itoa(max(m.Policy.PrependHeaderFieldsHdridx, 0))

@@ -2,7 +2,9 @@ package amavis
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +15,9 @@ import (
 	"time"
 
 	"amavisgo/conf"
+	"amavisgo/internal/testenv"
 	"amavisgo/quarantine/ampdp"
+	"amavisgo/smtp/smtptest"
 )
 
 // ampdpDaemon is a daemon whose Unix socket speaks AM.PDP (Debian's AM.PDP-SOCK bank) with
@@ -179,5 +183,122 @@ func TestAMPDPRefusesQuarantineDir(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("tempdir %s: %v, want accepted %v", dir, err, ok)
 		}
+	}
+}
+
+// EICAR for a local recipient who loves viruses: the response changes the Subject in place
+// (chgheader, the ***INFECTED*** tag), deletes the incoming X-Virus-Scanned
+// (remove_existing_x_scanned_headers) and inserts ours and the alert; the client delivers.
+// With delivery_care_of=server we forward it ourselves, and the client is told to discard
+// its copy (amavis's "already handled here").
+func TestAMPDPHeaderEditsAndServerDelivery(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	h := hop(t, smtptest.Options{})
+	sock := filepath.Join(t.TempDir(), "amavisd.sock")
+	td := startDaemon(t, h.Addr, `unix_socketname = "`+sock+`"
+interface_policy = { SOCK = "AM.PDP-SOCK" }
+remove_existing_x_scanned_headers = true
+virus_lovers_maps = [["acl", ["lover@example.com"]]]
+[[av_scanners]]
+name = "ClamAV-clamd"
+type = "clamd"
+sockets = ["`+clamd.Socket+`"]
+query = "INSTREAM"
+[policy_bank."AM.PDP-SOCK"]
+protocol = "AM.PDP"
+`)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	msg := "X-Virus-Scanned: by someone else\r\n" + mimeMessage("text/plain", testenv.EICAR+"\r\n")
+	dir := spoolFor(t, td, "amavis-milter-Virus001", msg)
+	resp := ask(t, r, c, "request=AM.PDP", "sender=<bob@sender.example.org>", "recipient=<lover@example.com>", "tempdir="+dir)
+	for _, want := range []string{
+		"delheader=1 x-virus-scanned",
+		"chgheader=1 subject ***INFECTED*** test",
+		"insheader=0 X-Amavis-Alert INFECTED, message contains virus:\n " + clamd.VirusName, // folded at 78
+		"insheader=0 X-Virus-Scanned amavis at example.com",
+		"return_value=continue",
+		"exit_code=0",
+	} {
+		if !hasLine(resp, want) {
+			t.Errorf("response lacks %q:\n%s", want, strings.Join(resp, "\n"))
+		}
+	}
+	if len(h.Msgs()) != 0 {
+		t.Errorf("delivery_care_of=client, but we forwarded %d messages", len(h.Msgs()))
+	}
+
+	dir = spoolFor(t, td, "amavis-milter-Clean002", mimeMessage("text/plain", "clean\r\n"))
+	resp = ask(t, r, c, "request=AM.PDP", "sender=<bob@sender.example.org>", "recipient=<x@example.com>", "tempdir="+dir,
+		"delivery_care_of=server")
+	if !hasLine(resp, "return_value=discard") || !hasLine(resp, "exit_code=99") || !strings.HasPrefix(strings.Join(resp, "\n"), "version_server=2") {
+		t.Errorf("delivery_care_of=server: %q", resp)
+	}
+	msgs := h.Msgs()
+	if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("X-Virus-Scanned: amavis at example.com\r\n")) ||
+		!bytes.Contains(msgs[0].Data, []byte("(amavis, unix socket)")) {
+		t.Errorf("delivery_care_of=server: the next hop got %d messages: %+v", len(msgs), msgs)
+	}
+}
+
+// A Unix socket another daemon still answers on is not taken over (Debian's Perl amavisd
+// listens on the same path); one left by a daemon that is gone is replaced.
+func TestUnixSocketInUse(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "amavisd.sock")
+	other, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := conf.Parse("t.toml", []byte("MYHOME = \""+t.TempDir()+"\"\ninet_socket_port = \"127.0.0.1:0\"\nunix_socketname = \""+sock+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(cfg, NewWriterLog(&syncBuffer{}, "mx.example.com", NoOverride))
+	if err := d.Listen(); err == nil || !strings.Contains(err.Error(), "another daemon listens there") {
+		t.Errorf("Listen with the socket in use: %v", err)
+	}
+	if c, err := net.Dial("unix", sock); err != nil {
+		t.Errorf("the other daemon lost its socket: %v", err)
+	} else {
+		c.Close()
+	}
+	// gone without removing its socket file
+	other.(*net.UnixListener).SetUnlinkOnClose(false)
+	other.Close()
+	d = New(cfg, NewWriterLog(&syncBuffer{}, "mx.example.com", NoOverride))
+	if err := d.Listen(); err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	d.closeListeners()
+}
+
+// AM.PDP content checks on an inet socket whose policy bank says protocol = "AM.PDP", as on
+// the Unix socket.
+func TestAMPDPOnInetSocket(t *testing.T) {
+	port := testenv.FreePort(t)
+	td := startDaemon(t, "", fmt.Sprintf(`inet_socket_port = ["127.0.0.1:0", "127.0.0.1:%d"]
+interface_policy = { "%d" = "AMPDP-INET" }
+[policy_bank.AMPDP-INET]
+protocol = "AM.PDP"
+`, port, port))
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	dir := spoolFor(t, td, "amavis-inet1", mimeMessage("text/plain", "hello\r\n"))
+	resp := ask(t, bufio.NewReader(c), c, "request=AM.PDP", "sender=<a@example.org>", "recipient=<x@example.com>",
+		"tempdir="+dir, "client_address=198.51.100.7")
+	if !hasLine(resp, "return_value=continue") || !hasLine(resp, "exit_code=0") {
+		t.Errorf("response %q", resp)
+	}
+	if !strings.Contains(td.log.String(), "Passed CLEAN {RelayedInbound}, AMPDP-INET [198.51.100.7] [198.51.100.7] <a@example.org> -> <x@example.com>") {
+		t.Errorf("no Passed line of the AMPDP-INET bank:\n%s", td.log.String())
 	}
 }

@@ -70,10 +70,11 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 // diagnose logs what start-up found, in amavis's words so that log parsers (logwatch's amavis
 // service) know the lines: each AV engine reachable (clamd's VERSION) or not, as Amavis::AV and
 // Amavis.pm's find_external_programs log them, and one line per decoder: missing ones at level
-// 0, found and internal ones at level 1.
+// 0 with the programs tried, found and internal ones at level 1.
 func (e *engines) diagnose(ctx context.Context, tl *taskLog) {
 	if !e.av.Configured() {
-		tl.Logf(0, "No virus scanners configured (av_scanners is empty): mail is not scanned for viruses")
+		// a warning, which log parsers list as such
+		tl.Logf(-1, "WARN: No virus scanners configured (av_scanners is empty): mail is not scanned for viruses")
 	}
 	for _, st := range e.av.Diagnose(ctx) {
 		kind := "primary"
@@ -100,15 +101,20 @@ func (e *engines) diagnose(ctx context.Context, tl *taskLog) {
 		formats = append(formats, f)
 	}
 	slices.Sort(formats)
+	var missing []string
 	for _, f := range formats {
 		switch path := progs[f]; path {
 		case "":
-			tl.Logf(0, "No decoder for       .%-4s", f)
+			missing = append(missing, f)
+			tl.Logf(0, "No ext program for   .%s, tried: %s", f, strings.Join(unpack.Candidates(f), ", "))
 		case "internal":
 			tl.Logf(1, "Internal decoder for .%-4s", f)
 		default:
 			tl.Logf(1, "Found decoder for    .%-4s at %s", f, path)
 		}
+	}
+	for _, f := range missing {
+		tl.Logf(0, "No decoder for       .%-4s", f)
 	}
 }
 

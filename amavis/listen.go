@@ -43,7 +43,10 @@ func (d *Daemon) Listen() error {
 	d.eng.Store(e)
 	for _, s := range specs {
 		if s.Network == "unix" {
-			os.Remove(s.Address)
+			if err := removeStaleSocket(s.Address); err != nil { // unixsocket.go
+				d.closeListeners()
+				return err
+			}
 		}
 		l, err := net.Listen(s.Network, s.Address)
 		if err != nil && familyMissing(err) {

@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +98,7 @@ func TestLogwatchReport(t *testing.T) {
 	home := t.TempDir()
 	sock := filepath.Join(home, "amavisd.sock")
 	_, hopPort, _ := net.SplitHostPort(h.Addr)
+	hopPortNum, _ := strconv.Atoi(hopPort)
 	text := fmt.Sprintf(`MYHOME = %q
 QUARANTINEDIR = %q
 DO_SYSLOG = true
@@ -141,6 +144,59 @@ auth_required_release = false
 		t.Fatal(err)
 	}
 
+	// The same events for Debian's Perl amavisd, up to clamd going down, for the reference report.
+	perl := testenv.StartPerlAmavisd(t, testenv.PerlOptions{ClamdAddr: clamd.TCPAddr, Hostname: "mx.example.com",
+		Domain: "example.com", ForwardPort: hopPortNum})
+	for _, target := range []struct {
+		addr, sock, qdir string
+	}{{td.addr, sock, filepath.Join(home, "virusmails")}, {perl.SMTPAddr, perl.Socket, filepath.Join(perl.Home, "virusmails")}} {
+		dayEvents(t, &testDaemon{addr: target.addr}, target.sock, target.qdir)
+	}
+	sl.waitFor(t, `Passed BAD-HEADER`)
+	clamd.Stop()
+	for _, addr := range []string{td.addr, perl.SMTPAddr} {
+		sendMessage(t, &testDaemon{addr: addr}, false, "bob@sender.example.org", []string{"x@example.com"},
+			mimeMessage("text/plain", "while clamd is down\r\n"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.Shutdown(ctx)
+	<-served
+	log.Close()
+	sl.waitFor(t, `Server closing!`)
+
+	day := sl.text()
+	report := logwatchReport(t, logwatch, day)
+	if strings.Contains(report, "Unmatched Entries") {
+		t.Errorf("logwatch reports Unmatched Entries:\n%s\nfor the log:\n%s", report, day)
+	}
+	for _, section := range []string{
+		"Clean passed", "Malware blocked", "Banned name blocked", "Bad header passed",
+		"Virus scanner connection failure", "Released from quarantine", "Amavis Startup",
+		"ClamAV-clamd", ".zoo ", "tried: zoo, unzoo",
+	} {
+		if !strings.Contains(report, section) {
+			t.Errorf("logwatch's report lacks %q:\n%s\nfor the log:\n%s", section, report, day)
+		}
+	}
+	// Perl's LOGFILE as syslog would have it (ident amavis, as its syslog_ident)
+	perlLog, err := os.ReadFile(perl.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perlDay := regexp.MustCompile(`(?m)^(\w{3} [ \d]\d \d\d:\d\d:\d\d) \S+ \S*amavisd\[`).ReplaceAllString(string(perlLog), "$1 mx amavis[")
+	perlReport := logwatchReport(t, logwatch, perlDay)
+	ours, theirs := sections(report), sections(perlReport)
+	if strings.Join(ours, "\n") != strings.Join(theirs, "\n") {
+		t.Errorf("logwatch's sections for our log:\n%s\nfor Perl amavisd's log of the same events:\n%s\n\nour report:\n%s\nPerl's:\n%s",
+			strings.Join(ours, "\n"), strings.Join(theirs, "\n"), report, perlReport)
+	}
+}
+
+// dayEvents sends a clean message, EICAR, a zip with a program, a bad header, and releases
+// the quarantined EICAR over AM.PDP (as amavisd-release asks).
+func dayEvents(t *testing.T, td *testDaemon, sock, qdir string) {
+	t.Helper()
 	send := func(body string) {
 		t.Helper()
 		sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, body)
@@ -157,36 +213,30 @@ auth_required_release = false
 		"--b1\r\nContent-Type: application/zip; name=\"files.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
 		wrap76(base64.StdEncoding.EncodeToString(zipped.Bytes()))+"--b1--\r\n"))
 	send(strings.Replace(mimeMessage("text/plain", "bad header\r\n"), "Subject: test", "Subject: caf\xe9", 1))
-	sl.waitFor(t, `Passed BAD-HEADER`)
 
-	// release the quarantined virus over AM.PDP, as amavisd-release asks
-	qfiles, _ := filepath.Glob(filepath.Join(home, "virusmails", "virus-*"))
-	if len(qfiles) != 1 {
-		t.Fatalf("quarantine holds %v, want one virus", qfiles)
+	qfiles, _ := filepath.Glob(filepath.Join(qdir, "virus-*"))
+	sub, _ := filepath.Glob(filepath.Join(qdir, "*", "virus-*")) // quarantine_subdir_levels 1
+	if qfiles = append(qfiles, sub...); len(qfiles) != 1 {
+		t.Fatalf("quarantine %s holds %v, want one virus", qdir, qfiles)
 	}
+	rel, _ := filepath.Rel(qdir, qfiles[0])
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	resp := ask(t, bufioReader(c), c, "request=release", "mail_id="+strings.TrimPrefix(filepath.Base(qfiles[0]), "virus-"),
-		"quar_type=F", "mail_file="+filepath.Base(qfiles[0]), "requested_by=<admin@example.com>")
-	c.Close()
+	resp := ask(t, bufio.NewReader(c), c, "request=release", "mail_id="+strings.TrimPrefix(filepath.Base(qfiles[0]), "virus-"),
+		"quar_type=F", "mail_file="+rel, "requested_by=<admin@example.com>")
 	if len(resp) == 0 || !strings.HasPrefix(resp[0], "setreply=250 ") {
 		t.Errorf("release: %q", resp)
 	}
+}
 
-	clamd.Stop()
-	send(mimeMessage("text/plain", "while clamd is down\r\n"))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d.Shutdown(ctx)
-	<-served
-	log.Close()
-	sl.waitFor(t, `Server closing!`)
-
+// logwatchReport runs logwatch's amavis service on day as the mail.log of a directory.
+func logwatchReport(t *testing.T, logwatch, day string) string {
+	t.Helper()
 	dir := t.TempDir()
-	day := sl.text()
 	if err := os.WriteFile(filepath.Join(dir, "mail.log"), []byte(day), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -195,19 +245,24 @@ auth_required_release = false
 	if err != nil {
 		t.Fatalf("logwatch: %v\n%s", err, out)
 	}
-	report := string(out)
-	if strings.Contains(report, "Unmatched Entries") {
-		t.Errorf("logwatch reports Unmatched Entries:\n%s\nfor the log:\n%s", report, day)
-	}
-	for _, section := range []string{
-		"Clean passed", "Malware blocked", "Banned name blocked", "Bad header passed",
-		"Virus scanner connection failure", "Released from quarantine", "Amavis Startup",
-		"ClamAV-clamd", ".zoo ",
-	} {
-		if !strings.Contains(report, section) {
-			t.Errorf("logwatch's report lacks %q:\n%s\nfor the log:\n%s", section, report, day)
-		}
-	}
+	return string(out)
 }
 
-func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+// sections are the titles of a logwatch amavis report's summary and detail lines, without the
+// counts; the unmatched lines (Perl amavisd's starting line is one of them) are not sections.
+func sections(report string) []string {
+	report, _, _ = strings.Cut(report, "**Unmatched Entries**")
+	// a title follows its count by 3 spaces, a summary's sub-title by 5; the details below a
+	// detail title are indented further
+	title := regexp.MustCompile(`^\s+[\d.,]+[KMGT]?(?: {3}| {5})(\S.*?)\s*(?:-{3,}|\s{2,}[\d.]+%|\s{2,}[\d,]+)?$`)
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range strings.Split(report, "\n") {
+		if m := title.FindStringSubmatch(l); m != nil && !seen[m[1]] {
+			seen[m[1]] = true
+			out = append(out, m[1])
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -39,6 +39,7 @@ func TestStartupDiagnosticsInLog(t *testing.T) {
 		`Internal decoder for \.zip $`,
 		`No decoder for       \.cab $`,
 		`No decoder for       \.zoo $`,
+		`No ext program for   \.cab, tried: cabextract$`,
 	}
 	// The engines are asked after the daemon serves (within 10 s): wait for every line.
 	var log []byte

@@ -8,8 +8,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -266,5 +269,67 @@ func TestSubmitVerdicts(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(home, "tmp", "*"))
 	if len(left) != 0 {
 		t.Errorf("left in TEMPBASE: %v", left)
+	}
+}
+
+// responseOf runs amavisd-submit (script) as the given user and returns the response's
+// attributes it printed, sorted, with log ids and mail ids replaced by ID.
+func responseOf(t *testing.T, script string, cred *syscall.Credential, msg []byte) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, sender, rcpt[0])
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Stdin = bytes.NewReader(msg)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("amavisd-submit: %v\n%s", err, out)
+	}
+	ids := regexp.MustCompile(`id=[^ ,]+`)
+	var attrs []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if a, ok := strings.CutPrefix(l, "< "); ok && !strings.HasPrefix(a, "log_id=") {
+			attrs = append(attrs, ids.ReplaceAllString(a, "id=ID"))
+		}
+	}
+	sort.Strings(attrs)
+	return attrs
+}
+
+// TestSubmitSideBySidePerl: amavisd-submit gets the same response attributes from us as from
+// Debian's Perl amavisd for a clean message, EICAR and a banned program (setreply,
+// return_value, exit_code and the header fields to insert), ids aside.
+func TestSubmitSideBySidePerl(t *testing.T) {
+	t.Parallel()
+	r := startMilterRig(t)
+	perl := testenv.StartPerlAmavisd(t, testenv.PerlOptions{ClamdAddr: r.clamd.TCPAddr, Hostname: daemonHostname,
+		Domain: "example.com", ForwardPort: atoi(t, portOf(r.pf.ForwardAddr))})
+	ours := submitClient(t, r.am.Dir, r.sock, filepath.Join(r.am.Dir, "home", "tmp"))
+	theirsDir, err := os.MkdirTemp("", "perl-submit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(theirsDir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(theirsDir) })
+	theirs := submitClient(t, theirsDir, perl.Socket, filepath.Join(perl.Home, "tmp"))
+	u, _ := user.Lookup("amavis")
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	amavisUser := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"clean", message("<side-clean@e2e>", "clean", "fine\n")},
+		{"eicar", message("<side-eicar@e2e>", "eicar", testenv.EICAR+"\n")},
+		{"banned", mimeAttachment("<side-banned@e2e>", "setup.exe", windowsProgram)},
+	} {
+		// a Unix mail file has LF line ends (CR in it would be a bad header to amavis)
+		msg := bytes.ReplaceAll(tc.msg, []byte("\r\n"), []byte("\n"))
+		got := responseOf(t, ours, nobody, msg)
+		want := responseOf(t, theirs, amavisUser, msg)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: our response\n%s\nPerl amavisd's\n%s", tc.name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
 	}
 }

@@ -21,7 +21,7 @@ func TestReadmeShowsContribSnippets(t *testing.T) {
 	if i := strings.Index(section, "\n## "); i >= 0 {
 		section = section[:i]
 	}
-	for _, name := range []string{"main.cf", "master.cf.lmtp", "master.cf.smtp", "master.cf.reinject"} {
+	for _, name := range []string{"main.cf", "master.cf.lmtp", "master.cf.smtp", "master.cf.reinject", "master.cf.proxy"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "contrib", "postfix", name))
 		if err != nil {
 			t.Fatal(err)
