@@ -1,0 +1,262 @@
+package sidebyside
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"mime/quotedprintable"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"amavisgo/internal/testenv"
+)
+
+const (
+	sender = "sender@example.org"
+	rcpt   = "rcpt@example.com"
+)
+
+// message is a small message with one text part and, when att is not "", one attachment.
+func message(subject, text, attName, attType, attCTE, att string) string {
+	h := "From: Sender <" + sender + ">\r\nTo: <" + rcpt + ">\r\nSubject: " + subject +
+		"\r\nMessage-ID: <" + strings.ReplaceAll(subject, " ", "-") + "@example.org>\r\nDate: Fri, 04 Dec 2026 05:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+	if attName == "" {
+		return h + "Content-Type: text/plain; charset=us-ascii\r\n\r\n" + crlf(text)
+	}
+	return h + "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n" + crlf(text) +
+		"\r\n--b1\r\nContent-Type: " + attType + "; name=\"" + attName + "\"\r\nContent-Disposition: attachment; filename=\"" + attName +
+		"\"\r\nContent-Transfer-Encoding: " + attCTE + "\r\n\r\n" + crlf(att) + "\r\n--b1--\r\n"
+}
+
+func crlf(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+}
+
+func b64(b []byte) string {
+	s := base64.StdEncoding.EncodeToString(b)
+	var out strings.Builder
+	for len(s) > 76 {
+		out.WriteString(s[:76] + "\n")
+		s = s[76:]
+	}
+	return out.String() + s + "\n"
+}
+
+func zipped(name string, data []byte) []byte {
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	f, _ := w.Create(name)
+	f.Write(data)
+	w.Close()
+	return b.Bytes()
+}
+
+func gzipped(data []byte) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write(data)
+	w.Close()
+	return b.Bytes()
+}
+
+func qp(data []byte) string {
+	var b bytes.Buffer
+	w := quotedprintable.NewWriter(&b)
+	w.Write(data)
+	w.Close()
+	return b.String()
+}
+
+// eicarWrappings are the five ways the EICAR string travels.
+func eicarWrappings() map[string]string {
+	e := []byte(testenv.EICAR)
+	return map[string]string{
+		"eicar-body": message("eicar body", testenv.EICAR+"\n", "", "", "", ""),
+		"eicar-b64":  message("eicar base64", "see attachment\n", "eicar.txt", "application/octet-stream", "base64", b64(e)),
+		"eicar-qp":   message("eicar qp", "see attachment\n", "eicar.txt", "text/plain", "quoted-printable", qp(e)),
+		"eicar-zip":  message("eicar zip", "see attachment\n", "eicar.zip", "application/zip", "base64", b64(zipped("eicar.txt", e))),
+		"eicar-gz":   message("eicar gzip", "see attachment\n", "eicar.txt.gz", "application/gzip", "base64", b64(gzipped(e))),
+	}
+}
+
+// outcome is what one side did with one message.
+type outcome struct {
+	transcript []string            // our client's commands and the replies
+	nexthop    []string            // what reached the next hop: commands and data
+	quarantine map[string]string   // new quarantine files by normalised name
+	log        []string            // new log lines
+	release    string              // amavisd-release's output, for the release case
+	ids        map[string]string   // mail_id / log id values to normalise
+	extra      map[string][]string // what the release sent on
+}
+
+// send runs one SMTP transaction with XFORWARD as Postfix would, recording the replies.
+func send(t *testing.T, addr, msg string) []string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(120 * time.Second))
+	r := bufio.NewReader(conn)
+	var tr []string
+	reply := func() {
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				tr = append(tr, "ERROR "+err.Error())
+				return
+			}
+			tr = append(tr, "S: "+strings.TrimRight(l, "\r\n"))
+			if len(l) < 4 || l[3] != '-' {
+				return
+			}
+		}
+	}
+	cmd := func(c string) {
+		tr = append(tr, "C: "+c)
+		fmt.Fprintf(conn, "%s\r\n", c)
+		reply()
+	}
+	reply()
+	cmd("EHLO localhost")
+	cmd("XFORWARD NAME=client.example.org ADDR=192.0.2.10 PORT=41234 PROTO=ESMTP HELO=client.example.org SOURCE=REMOTE")
+	cmd("XFORWARD IDENT=4QUEUEID1")
+	cmd("MAIL FROM:<" + sender + "> BODY=8BITMIME SIZE=" + fmt.Sprint(len(msg)) + " ENVID=env-1")
+	cmd("RCPT TO:<" + rcpt + "> NOTIFY=FAILURE ORCPT=rfc822;" + rcpt)
+	cmd("DATA")
+	conn.Write([]byte(msg + ".\r\n"))
+	tr = append(tr, "C: <message>")
+	reply()
+	cmd("QUIT")
+	return tr
+}
+
+// run sends msg to one side and collects the outcome.
+func (sd *side) run(t *testing.T, msg string) *outcome {
+	t.Helper()
+	linesBefore := len(sd.next.Lines())
+	logBefore := sd.logSize()
+	qBefore := quarantineFiles(sd.home)
+	o := &outcome{ids: map[string]string{}, quarantine: map[string]string{}}
+	o.transcript = send(t, sd.addr, msg)
+	o.log = sd.waitLogSettled(logBefore)
+	o.nexthop = sd.next.Lines()[linesBefore:]
+	for name, body := range quarantineFiles(sd.home) {
+		if _, ok := qBefore[name]; !ok {
+			o.quarantine[name] = body
+		}
+	}
+	o.collectIDs()
+	return o
+}
+
+// waitLogSettled waits until the log has the message's main line and grew no more for a
+// moment (notices and DSNs are logged around it).
+func (sd *side) waitLogSettled(from int) []string {
+	deadline := time.Now().Add(30 * time.Second)
+	last, since := -1, time.Now()
+	for time.Now().Before(deadline) {
+		n := sd.logSize()
+		if n != last {
+			last, since = n, time.Now()
+		}
+		l := strings.Join(sd.logLines(from), "\n")
+		if regexp.MustCompile(`(Passed|Blocked) `).MatchString(l) && time.Since(since) > 300*time.Millisecond {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return sd.logLines(from)
+}
+
+func quarantineFiles(home string) map[string]string {
+	out := map[string]string{}
+	filepath.Walk(filepath.Join(home, "virusmails"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			out[p] = string(b)
+		}
+		return nil
+	})
+	return out
+}
+
+var (
+	reMailID   = regexp.MustCompile(`mail_id: ([A-Za-z0-9_+-]{12})`)
+	reQuarName = regexp.MustCompile(`quarantine: \w/((?:virus|banned|badh)-[A-Za-z0-9_+-]{12})`)
+	reLogID    = regexp.MustCompile(`^\(([0-9a-z]+-[0-9a-z]+(?:-\d+)?)\) `)
+)
+
+func (o *outcome) collectIDs() {
+	for _, l := range o.log {
+		if m := reMailID.FindStringSubmatch(l); m != nil {
+			o.ids[m[1]] = "MAILID"
+		}
+		if m := reLogID.FindStringSubmatch(l); m != nil {
+			o.ids[m[1]] = "LOGID"
+		}
+	}
+}
+
+// release asks the side's AM.PDP server, through Debian's amavisd-release, to release the
+// quarantined file name (relative to QUARANTINEDIR).
+func (sd *side) release(t *testing.T, name string) string {
+	t.Helper()
+	prog := testenv.RequireProgram(t, "amavisd-release", "/usr/sbin/amavisd-release")
+	src, err := os.ReadFile(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = "$socketname = '/var/lib/amavis/amavisd.sock';"
+	script := filepath.Join(t.TempDir(), "amavisd-release")
+	os.WriteFile(script, bytes.Replace(src, []byte(line), []byte("$socketname = '"+sd.sock+"';"), 1), 0o755)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, script, name).CombinedOutput()
+	return string(out)
+}
+
+// normalise replaces what legitimately differs between two runs: ids, times, ports, MIME
+// boundaries, the process id in log ids.
+func normalise(s string, ids map[string]string, ports []string) string {
+	for _, m := range regexp.MustCompile(`boundary="([^"]+)"`).FindAllStringSubmatch(s, -1) {
+		s = strings.ReplaceAll(s, m[1], "BOUNDARY")
+	}
+	keys := make([]string, 0, len(ids))
+	for k := range ids {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
+	for _, k := range keys {
+		s = strings.ReplaceAll(s, k, ids[k])
+	}
+	for _, p := range ports {
+		s = regexp.MustCompile(`\b`+p+`\b`).ReplaceAllString(s, "PORT")
+	}
+	s = regexp.MustCompile(`\d\d:\d\d:\d\d`).ReplaceAllString(s, "HH:MM:SS")
+	s = regexp.MustCompile(`\b\d+ ms\b`).ReplaceAllString(s, "N ms")
+	s = regexp.MustCompile(`\b\d+-\d\d(-\d+)?\b`).ReplaceAllString(s, "LOGID")
+	s = regexp.MustCompile(`(^|[^A-Za-z0-9_+-])[A-Za-z0-9_+-]{12}([^A-Za-z0-9_+-]|$)`).ReplaceAllStringFunc(s, func(m string) string {
+		core := strings.Trim(m, "<>@ ;,.:/()[]\"'\t=")
+		if len(core) == 12 && strings.ContainsAny(core, "0123456789") && strings.ToLower(core) != core && strings.ToUpper(core) != core {
+			return strings.Replace(m, core, "MAILID", 1)
+		}
+		return m
+	})
+	// the quarantine subdirectory is the mail_id's first character (Amavis::Out::Local)
+	s = regexp.MustCompile(`\b[A-Za-z0-9]/(virus|banned|spam|badh)-MAILID`).ReplaceAllString(s, "S/$1-MAILID")
+	return s
+}

@@ -1,0 +1,273 @@
+package sidebyside
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"amavisgo/internal/testenv"
+)
+
+// pair is Debian's amavisd and ours, configured alike.
+type pair struct{ amavis, ours *side }
+
+func startPair(t *testing.T, clamd *testenv.Clamd, s settings) *pair {
+	t.Helper()
+	var p pair
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); p.ours = startSide(t, "ours", clamd, s) }()
+	p.amavis = startSide(t, "amavis", clamd, s)
+	wg.Wait()
+	if p.ours == nil {
+		t.FailNow()
+	}
+	return &p
+}
+
+// comparison is one aspect of one case on both sides, normalised.
+type comparison struct {
+	caseName, aspect string
+	amavis, ours     string
+}
+
+func (c comparison) same() bool { return c.amavis == c.ours }
+
+// compare normalises both outcomes of a case and lists their aspects.
+func compare(name string, p *pair, a, o *outcome) []comparison {
+	na := func(s string) string {
+		return normalise(s, a.ids, []string{p.amavis.port, p.amavis.next.Port()})
+	}
+	no := func(s string) string {
+		return normalise(s, o.ids, []string{p.ours.port, p.ours.next.Port()})
+	}
+	cs := []comparison{
+		{name, "reply", na(strings.Join(a.transcript, "\n")), no(strings.Join(o.transcript, "\n"))},
+		{name, "log", na(strings.Join(a.log, "\n")), no(strings.Join(o.log, "\n"))},
+	}
+	// Transactions pair up by their envelope: the order (notice before or after the
+	// message) is the reply's and the log's business.
+	ta, to := transactions(a.nexthop), transactions(o.nexthop)
+	used := make([]bool, len(to))
+	for _, x := range ta {
+		x = na(x)
+		y := ""
+		for j, c := range to {
+			if !used[j] && envelope(no(c)) == envelope(x) {
+				used[j], y = true, no(c)
+				break
+			}
+		}
+		cs = append(cs, comparison{name, "next hop " + envelope(x), x, y})
+	}
+	for j, c := range to {
+		if !used[j] {
+			y := no(c)
+			cs = append(cs, comparison{name, "next hop " + envelope(y), "", y})
+		}
+	}
+	qa, qo := sortedValues(a.quarantine), sortedValues(o.quarantine)
+	for i := 0; i < max(len(qa), len(qo)); i++ {
+		var x, y string
+		if i < len(qa) {
+			x = na(qa[i])
+		}
+		if i < len(qo) {
+			y = no(qo[i])
+		}
+		cs = append(cs, comparison{name, fmt.Sprintf("quarantine #%d", i+1), x, y})
+	}
+	if a.release != "" || o.release != "" {
+		cs = append(cs, comparison{name, "release reply", na(a.release), no(o.release)})
+	}
+	return cs
+}
+
+// envelope names a transaction at the next hop by its sender and recipients.
+func envelope(s string) string {
+	var env []string
+	for _, l := range strings.Split(s, "\n") {
+		if l == "DATA" {
+			break
+		}
+		f := strings.Fields(l)
+		if len(f) >= 2 {
+			env = append(env, f[1])
+		}
+	}
+	return strings.Join(env, " ")
+}
+
+func sortedValues(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out
+}
+
+// transactions cuts the next hop's line stream into transactions, MAIL FROM to the final dot,
+// leaving out session commands (EHLO, RSET, NOOP, QUIT), which the other fidelity work covers.
+func transactions(lines []string) []string {
+	var out []string
+	var cur []string
+	in, data := false, false
+	for _, l := range lines {
+		switch {
+		case data && l == ".":
+			cur = append(cur, l)
+			out = append(out, strings.Join(cur, "\n"))
+			cur, in, data = nil, false, false
+		case data:
+			cur = append(cur, l)
+		case strings.HasPrefix(strings.ToUpper(l), "MAIL FROM:"):
+			cur, in = []string{l}, true
+		case in && strings.ToUpper(l) == "DATA":
+			cur, data = append(cur, l), true
+		case in && strings.HasPrefix(strings.ToUpper(l), "RCPT TO:"):
+			cur = append(cur, l)
+		}
+	}
+	return out
+}
+
+// TestSideBySide sends the same messages to Debian's amavisd-new and to ours, under each
+// final destiny for viruses and banned contents, and reports what differs. Aspects listed
+// in mustMatch fail the test when they differ; the others are reported.
+func TestSideBySide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two daemons per destiny")
+	}
+	clamd := testenv.StartClamd(t)
+	type tcase struct {
+		name string
+		msg  string
+	}
+	var all []comparison
+	var mu sync.Mutex
+	for _, destiny := range []string{"D_PASS", "D_DISCARD", "D_BOUNCE", "D_REJECT"} {
+		t.Run(destiny, func(t *testing.T) {
+			p := startPair(t, clamd, settings{destiny: destiny})
+			var cases []tcase
+			if destiny == "D_DISCARD" {
+				cases = append(cases,
+					tcase{"clean", message("clean mail", "Hello.\n", "", "", "", "")},
+					tcase{"bad-header", message("caf\xc3\xa9 8-bit subject", "Hello.\n", "", "", "", "")},
+				)
+			}
+			w := eicarWrappings()
+			for _, k := range []string{"eicar-body", "eicar-b64", "eicar-qp", "eicar-zip", "eicar-gz"} {
+				cases = append(cases, tcase{k, w[k]})
+			}
+			cases = append(cases, tcase{"banned", message("banned exe", "see attachment\n", "invoice.pdf.exe", "application/octet-stream", "base64", b64([]byte("MZ not really a program\n")))})
+			for _, c := range cases {
+				name := destiny + "/" + c.name
+				a := p.amavis.run(t, c.msg)
+				o := p.ours.run(t, c.msg)
+				if destiny == "D_DISCARD" && c.name == "eicar-body" {
+					releaseBoth(t, p, a, o)
+				}
+				cs := compare(name, p, a, o)
+				mu.Lock()
+				all = append(all, cs...)
+				mu.Unlock()
+				for _, c := range cs {
+					if !c.same() && mustMatch(c) {
+						t.Errorf("%s, %s: amavis and ours differ:\n%s", c.caseName, c.aspect, diff(c.amavis, c.ours))
+					}
+				}
+			}
+		})
+	}
+	report(t, all)
+}
+
+// releaseBoth releases each side's quarantined copy of the message and records the client's
+// output, the log lines and what the release sent on.
+func releaseBoth(t *testing.T, p *pair, a, o *outcome) {
+	for _, x := range []struct {
+		sd *side
+		o  *outcome
+	}{{p.amavis, a}, {p.ours, o}} {
+		var name string
+		for path := range x.o.quarantine {
+			name = filepath.Base(path)
+		}
+		if name == "" {
+			x.o.release = "(nothing quarantined)"
+			continue
+		}
+		lines, logFrom := len(x.sd.next.Lines()), x.sd.logSize()
+		x.o.release = x.sd.release(t, name)
+		x.o.log = append(x.o.log, "--- release ---")
+		x.o.log = append(x.o.log, x.sd.logLines(logFrom)...)
+		x.o.nexthop = append(x.o.nexthop, x.sd.next.Lines()[lines:]...)
+	}
+}
+
+// mustMatch names the aspects this branch made equal: they stay equal.
+func mustMatch(c comparison) bool { return false }
+
+// report writes the summary to the test log and, when SIDEBYSIDE_REPORT names a file, the
+// differences in full there.
+func report(t *testing.T, all []comparison) {
+	same := 0
+	var b strings.Builder
+	for _, c := range all {
+		if c.same() {
+			same++
+			continue
+		}
+		fmt.Fprintf(&b, "=== %s: %s\n%s\n", c.caseName, c.aspect, diff(c.amavis, c.ours))
+	}
+	t.Logf("side by side: %d of %d aspects identical", same, len(all))
+	if f := os.Getenv("SIDEBYSIDE_REPORT"); f != "" {
+		os.WriteFile(f, []byte(fmt.Sprintf("%d of %d aspects identical\n\n%s", same, len(all), b.String())), 0o644)
+	}
+}
+
+// diff is a line diff: lines only amavis has start with "-", only ours with "+".
+func diff(a, b string) string {
+	x, y := strings.Split(a, "\n"), strings.Split(b, "\n")
+	// longest common subsequence, fine for a few hundred lines
+	n, m := len(x), len(y)
+	l := make([][]int, n+1)
+	for i := range l {
+		l[i] = make([]int, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if x[i] == y[j] {
+				l[i][j] = l[i+1][j+1] + 1
+			} else {
+				l[i][j] = max(l[i+1][j], l[i][j+1])
+			}
+		}
+	}
+	var out strings.Builder
+	i, j := 0, 0
+	for i < n || j < m {
+		switch {
+		case i < n && j < m && x[i] == y[j]:
+			out.WriteString("  " + x[i] + "\n")
+			i++
+			j++
+		case j < m && (i == n || l[i][j+1] >= l[i+1][j]):
+			out.WriteString("+ " + y[j] + "\n")
+			j++
+		default:
+			out.WriteString("- " + x[i] + "\n")
+			i++
+		}
+	}
+	return out.String()
+}
