@@ -60,6 +60,9 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 		notifier: notify.New(cfg, sender),
 	}
 	e.notifier.Log = d.slog("")
+	if err := e.notifier.Check(); err != nil {
+		return nil, err
+	}
 	e.release = &ampdp.Server{Config: cfg, Store: store, Sender: sender, Log: d.slog("")}
 	return e, nil
 }

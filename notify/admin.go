@@ -74,7 +74,7 @@ func (n *Notifier) Admins(ctx context.Context, p *conf.Policy, m *Message, dsn [
 	return sent, nil
 }
 
-// Warnings warns blocked recipients of their mail when warnvirusrecip, warnbannedrecip or
+// Warnings warns recipients of their mail, blocked or passed, when warnvirusrecip, warnbannedrecip or
 // warnbadhrecip say so, local recipients only unless warn_offsite; it returns who was warned.
 func (n *Notifier) Warnings(ctx context.Context, p *conf.Policy, m *Message) ([]string, error) {
 	addrs := n.Config.NotifyAddrs(p)
@@ -89,7 +89,8 @@ func (n *Notifier) Warnings(ctx context.Context, p *conf.Policy, m *Message) ([]
 		case CC_BADH:
 			warn = p.Warnbadhrecip
 		}
-		if !warn || !r.Blocked || !(r.Local || p.WarnOffsite) {
+		// amavis warns passed recipients too (its D_PASS exception is commented out)
+		if !warn || !(r.Local || p.WarnOffsite) {
 			continue
 		}
 		t, err := n.templ(p.NotifyVirusRecipsTempl, "virus-recipient.txt")

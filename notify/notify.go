@@ -65,14 +65,17 @@ type Message struct {
 	ClientAddr, ClientPort string   // the SMTP client (XFORWARD ADDR/PORT)
 	OriginatorIP           string   // %e: the oldest public IP address of the Received trace
 	ClientName, ClientHelo string
-	Originating            bool
-	Bulk                   bool // bulk, list or automatic mail (amavis's is_bulk)
-	Received               time.Time
-	ENVID                  string // MAIL ENVID=, xtext-decoded
-	PolicyBank             string
-	QueueID                string
-	Size                   int64
-	BodyDigest             string
+	// ConnAddr, ConnHelo and ConnProto are the MTA's own connection to us (its IP address,
+	// its EHLO name, SMTP/ESMTP/LMTP...), which amavis names in Received-From-MTA.
+	ConnAddr, ConnHelo, ConnProto string
+	Originating                   bool
+	Bulk                          bool // bulk, list or automatic mail (amavis's is_bulk)
+	Received                      time.Time
+	ENVID                         string // MAIL ENVID=, xtext-decoded
+	PolicyBank                    string
+	QueueID                       string
+	Size                          int64
+	BodyDigest                    string
 }
 
 // Error is a notification that could not be sent for now. The daemon must answer the MTA
@@ -102,6 +105,9 @@ type Notifier struct {
 
 	mu    sync.Mutex
 	cache map[string]*template.Template
+
+	namesOnce sync.Once
+	names     map[string]bool
 }
 
 // New makes a Notifier for a configuration.
@@ -128,12 +134,30 @@ func (n *Notifier) templ(path, builtin string) (*template.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := template.Parse(string(src))
+	name := path
+	if name == "" {
+		name = "templates/" + builtin
+	}
+	t, err := template.ParseFile(name, string(src), n.knownMacro)
+	if err != nil {
+		return nil, err
+	}
 	if n.cache == nil {
 		n.cache = map[string]*template.Template{}
 	}
 	n.cache[key] = t
 	return t, nil
+}
+
+// knownMacro reports whether the notifications provide a macro of that name.
+func (n *Notifier) knownMacro(name string) bool {
+	n.namesOnce.Do(func() {
+		n.names = map[string]bool{}
+		for k := range n.macros(&Message{}, "", nil, false) {
+			n.names[k] = true
+		}
+	})
+	return n.names[name]
 }
 
 func (n *Notifier) log() *slog.Logger {
@@ -175,4 +199,30 @@ func (n *Notifier) send(ctx context.Context, p *conf.Policy, m *Message, from st
 		}
 	}
 	return ok, nil
+}
+
+// Check reads the templates of the configuration and of each policy bank, so that a template
+// that cannot be read or calls an unknown macro stops the daemon at start with file:line
+// instead of failing the first notification.
+func (n *Notifier) Check() error {
+	policies := []*conf.Policy{&n.Config.Policy}
+	for name := range n.Config.PolicyBanks {
+		p, err := n.Config.Bank(&n.Config.Policy, name)
+		if err != nil {
+			return err
+		}
+		policies = append(policies, p)
+	}
+	for _, p := range policies {
+		for _, t := range [][2]string{
+			{p.NotifySenderTempl, "dsn.txt"}, {p.NotifyVirusSenderTempl, "virus-sender.txt"},
+			{p.NotifySpamSenderTempl, "spam-sender.txt"}, {p.NotifyVirusAdminTempl, "virus-admin.txt"},
+			{p.NotifySpamAdminTempl, "spam-admin.txt"}, {p.NotifyVirusRecipsTempl, "virus-recipient.txt"},
+		} {
+			if _, err := n.templ(t[0], t[1]); err != nil {
+				return fmt.Errorf("notification template: %w", err)
+			}
+		}
+	}
+	return nil
 }

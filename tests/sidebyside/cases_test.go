@@ -92,13 +92,12 @@ func eicarWrappings() map[string]string {
 
 // outcome is what one side did with one message.
 type outcome struct {
-	transcript []string            // our client's commands and the replies
-	nexthop    []string            // what reached the next hop: commands and data
-	quarantine map[string]string   // new quarantine files by normalised name
-	log        []string            // new log lines
-	release    string              // amavisd-release's output, for the release case
-	ids        map[string]string   // mail_id / log id values to normalise
-	extra      map[string][]string // what the release sent on
+	transcript []string          // our client's commands and the replies
+	nexthop    []string          // what reached the next hop: commands and data
+	quarantine map[string]string // new quarantine files by normalised name
+	log        []string          // new log lines
+	release    string            // amavisd-release's output, for the release case
+	ids        map[string]string // mail_id / log id values to normalise
 }
 
 // send runs one SMTP transaction with XFORWARD as Postfix would, recording the replies.
@@ -195,9 +194,8 @@ func quarantineFiles(home string) map[string]string {
 }
 
 var (
-	reMailID   = regexp.MustCompile(`mail_id: ([A-Za-z0-9_+-]{12})`)
-	reQuarName = regexp.MustCompile(`quarantine: \w/((?:virus|banned|badh)-[A-Za-z0-9_+-]{12})`)
-	reLogID    = regexp.MustCompile(`^\(([0-9a-z]+-[0-9a-z]+(?:-\d+)?)\) `)
+	reMailID = regexp.MustCompile(`mail_id: ([A-Za-z0-9_+-]{12})`)
+	reLogID  = regexp.MustCompile(`^\(([0-9a-z]+-[0-9a-z]+(?:-\d+)?)\) `)
 )
 
 func (o *outcome) collectIDs() {

@@ -75,7 +75,6 @@ type side struct {
 	logFile string
 	sock    string // the AM.PDP socket
 	cmd     *exec.Cmd
-	out     string // stdout and stderr
 }
 
 // settings are what the two configurations share.
