@@ -505,7 +505,8 @@ sockets = [%q]
 		}
 		for name, want := range map[string]string{
 			"Final-Recipient": "rfc822;x@example.com", "Action": "failed", "Status": "5.7.0",
-			"Diagnostic-Code": "smtp; 554 5.7.0 Bounce, id=" + logID + " - INFECTED: " + virus,
+			// amavis's multi-line reply, "554-5.7.0 ... INFECTED:" and "554 5.7.0 <virus>", unfolded
+			"Diagnostic-Code": "smtp; 554-5.7.0 Bounce, id=" + logID + " - INFECTED: 554 5.7.0 " + virus,
 			"Final-Log-Id":    logID + "/" + mailID[1],
 		} {
 			if got := r.PerRcpt[0].Get(name); got != want {

@@ -61,8 +61,8 @@ func (n *Notifier) Admins(ctx context.Context, p *conf.Policy, m *Message, dsn [
 		if err != nil {
 			return sent, &Error{Section: "quar+notif", What: "unable to notify admin", Detail: err.Error()}
 		}
-		msg := compose(text, [][2]string{{"From", hdrFrom}, {"To", to}, {"Date", RFC2822Date(n.now())}},
-			"multipart/mixed", []part{{"text/rfc822-headers", "Message headers", string(m.Header)}}, m.MailID)
+		// as amavis, the template's From, To and Date stay
+		msg := compose(text, nil, "multipart/mixed", []part{headersPart(delivery.Bracket(m.Sender), m.Header)})
 		ok, err := n.send(ctx, p, m, from, []string{a}, msg, "quar+notif", "notify admin")
 		if err != nil {
 			return sent, err
@@ -102,7 +102,7 @@ func (n *Notifier) Warnings(ctx context.Context, p *conf.Policy, m *Message) ([]
 		if err != nil {
 			return sent, &Error{Section: "quar+notif", What: "unable to notify recipient", Detail: err.Error()}
 		}
-		msg := compose(text, [][2]string{{"From", addrs.HdrfromRecip}, {"To", to}, {"Date", RFC2822Date(n.now())}}, "", nil, m.MailID)
+		msg := compose(text, nil, "", nil)
 		ok, err := n.send(ctx, p, m, addrs.MailfromRecip, []string{r.Addr}, msg, "quar+notif", "notify recipient")
 		if err != nil {
 			return sent, err
