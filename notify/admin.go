@@ -63,7 +63,7 @@ func (n *Notifier) Admins(ctx context.Context, p *conf.Policy, m *Message, dsn [
 		}
 		// as amavis, the template's From, To and Date stay
 		msg := compose(text, nil, "multipart/mixed", []part{headersPart(delivery.Bracket(m.Sender), m.Header)})
-		ok, err := n.send(ctx, p, m, from, []string{a}, msg, "quar+notif", "notify admin")
+		ok, err := n.send(ctx, p, m, from, []string{a}, msg, "quar+notif", "notify admin", delivery.Options{})
 		if err != nil {
 			return sent, err
 		}
@@ -103,7 +103,7 @@ func (n *Notifier) Warnings(ctx context.Context, p *conf.Policy, m *Message) ([]
 			return sent, &Error{Section: "quar+notif", What: "unable to notify recipient", Detail: err.Error()}
 		}
 		msg := compose(text, nil, "", nil)
-		ok, err := n.send(ctx, p, m, addrs.MailfromRecip, []string{r.Addr}, msg, "quar+notif", "notify recipient")
+		ok, err := n.send(ctx, p, m, addrs.MailfromRecip, []string{r.Addr}, msg, "quar+notif", "notify recipient", delivery.Options{})
 		if err != nil {
 			return sent, err
 		}

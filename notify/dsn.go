@@ -86,7 +86,7 @@ func (n *Notifier) DSN(ctx context.Context, p *conf.Policy, m *Message, perRecip
 	if !slices.Contains(plan, DSNReported) {
 		return plan, nil
 	}
-	msg, err := n.DSNMessage(p, m, plan)
+	msg, body, err := n.dsnMessage(p, m, plan)
 	if err != nil {
 		return plan, &Error{Section: "delivery-notification", What: "unable to make DSN", Detail: err.Error()}
 	}
@@ -94,12 +94,21 @@ func (n *Notifier) DSN(ctx context.Context, p *conf.Policy, m *Message, perRecip
 	if p.DsnBcc != "" {
 		rcpts = append(rcpts, p.DsnBcc)
 	}
-	_, err = n.send(ctx, p, m, "", rcpts, msg, "delivery-notification", "send DSN to "+delivery.Bracket(m.Sender))
+	// as amavis: BODY by the report's own text, ORCPT for each recipient
+	_, err = n.send(ctx, p, m, "", rcpts, msg, "delivery-notification", "send DSN to "+delivery.Bracket(m.Sender),
+		delivery.Options{Body: body, ORCPT: true})
 	return plan, err
 }
 
 // DSNMessage writes the DSN (RFC 3464 multipart/report) for the reported recipients of plan.
 func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (string, error) {
+	msg, _, err := n.dsnMessage(p, m, plan)
+	return msg, err
+}
+
+// dsnMessage is DSNMessage and the BODY type amavis declares for it: 8BITMIME when the
+// delivery-status part has 8-bit text, else 7BIT.
+func (n *Notifier) dsnMessage(p *conf.Policy, m *Message, plan []DSNState) (string, string, error) {
 	addrs := n.Config.NotifyAddrs(p)
 	path, builtin := p.NotifySenderTempl, "dsn.txt"
 	switch m.Category.Major {
@@ -110,14 +119,14 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 	}
 	t, err := n.templ(path, builtin)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	to := delivery.Bracket(m.Sender)
 	mv := n.macros(m, addrs.HdrfromSender, []string{to}, true)
 	mv["report_format"] = "dsn"
 	text, err := t.Expand(mv)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	date := RFC2822Date(m.Received)
 	var ds strings.Builder
@@ -165,7 +174,11 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 		ds.WriteString("Last-Attempt-Date: " + date + "\n")
 		ds.WriteString("Final-Log-ID: " + m.LogID + "/" + m.MailID + "\n")
 	}
+	bodyType := "7BIT"
 	status := part{"message/delivery-status", "dsn_status.dsn", "Delivery report", ds.String(), ""}
+	if !isASCII(status.body) {
+		bodyType = "8BITMIME"
+	}
 	if !isASCII(status.body) && utf8.ValidString(status.body) {
 		status.contentType, status.filename = `message/global-delivery-status; charset="UTF-8"`, "dsn_status.u8dsn"
 	}
@@ -175,7 +188,7 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 	reportType := strings.TrimPrefix(strings.Fields(status.contentType)[0], "message/")
 	return compose(text, [][2]string{{"From", addrs.HdrfromSender}, {"To", to}, {"Date", date}},
 		"multipart/report; report-type="+strings.TrimSuffix(reportType, ";"),
-		[]part{status, headersPart(to, m.Header)}), nil
+		[]part{status, headersPart(to, m.Header)}), bodyType, nil
 }
 
 // diagnosticReply is our own reply as amavis puts it in Diagnostic-Code: when longer than

@@ -13,8 +13,9 @@ import (
 	"amavisgo/smtp"
 )
 
-// RFC2822Date is amavis's date form, "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)".
-func RFC2822Date(t time.Time) string { return t.Format("Mon, 02 Jan 2006 15:04:05 -0700 (MST)") }
+// RFC2822Date is amavis's date form (rfc2822_timestamp), the day padded with a space:
+// "Fri,  4 Dec 2026 09:44:18 +0000 (UTC)".
+func RFC2822Date(t time.Time) string { return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)") }
 
 // header is the original header section taken apart, for %j, %m, [:header_field|X] ...
 type header []field

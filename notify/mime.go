@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"amavisgo/hdr"
+	"amavisgo/notify/template"
 )
 
 // part is one MIME body part after the template's text. filename names it in
@@ -175,26 +175,22 @@ func textPart(body string) (contentType, cte, encoded string) {
 	return `text/plain; charset="UTF-8"`, "base64", b.String()
 }
 
-// fold writes one header field, RFC 2047-encoding a non-ASCII value and folding at spaces
-// to keep lines within 78 columns where possible.
+// fold writes one header field as amavis's hdr (Amavis::Out::EditHeader) does:
+// RFC 2047-encoding a non-ASCII value, and when the field is longer than 78 columns,
+// wrapping it at blanks (kept as they are) with wrap_string.
 func fold(name, value string) string {
 	if !isASCII(value) {
 		value = mime.QEncoding.Encode("utf-8", value)
 	}
-	return foldWords(name + ": " + value)
-}
-
-// foldWords folds a field ("Name: value") at its blanks with LF, as amavis's template wrap
-// does: runs of blanks become one, the value's first word may go to a continuation line.
-func foldWords(field string) string {
-	words := strings.Fields(field)
-	if len(words) == 0 {
-		return ""
+	f := name + ":"
+	if value != "" && value[0] != ' ' && value[0] != '\t' {
+		f += " "
 	}
-	for i := 1; i < len(words); i++ {
-		words[i] = " " + words[i]
+	f += value
+	if len(f) > 78 {
+		f = template.WrapString(f, 78, "", " ", true)
 	}
-	return string(hdr.Fold(nil, words[0], words[1:], hdr.Style{Width: 78, EOL: "\n", FirstMoves: true}))
+	return f
 }
 
 // fieldName reports an RFC 5322 field name: printable ASCII without colon.

@@ -18,6 +18,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/mailid"
 	"amavisgo/notify/template"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
@@ -180,8 +181,12 @@ const LogIDKey = "log_id"
 // send hands one notification about m to notify_method. A 4xx answer or a failed transaction
 // is an *Error; a 5xx answer is logged and otherwise ignored, as amavis does.
 // what names the action for messages: "notify admin", "send DSN to <a@b>".
-func (n *Notifier) send(ctx context.Context, p *conf.Policy, m *Message, from string, rcpts []string, msg string, section, what string) (bool, error) {
-	res, err := n.Sender.Send(ctx, p.Notify(), from, rcpts, strings.NewReader(msg))
+// o are the MAIL and RCPT parameters; its ENVID is made here, as amavis makes one for each
+// message it originates (Amavis::Out::SMTP): "AM.<mail_id>.<UTC time>@<myhostname>".
+func (n *Notifier) send(ctx context.Context, p *conf.Policy, m *Message, from string, rcpts []string, msg string, section, what string, o delivery.Options) (bool, error) {
+	id, _ := mailid.NewDefault()
+	o.ENVID = delivery.XText("AM." + id + "." + n.now().UTC().Format("20060102T150405Z") + "@" + n.Config.Myhostname)
+	res, err := n.Sender.Send(delivery.WithOptions(ctx, o), p.Notify(), from, rcpts, strings.NewReader(msg))
 	if err != nil {
 		return false, &Error{Section: section, What: "temporarily unable to " + what, Detail: err.Error()}
 	}

@@ -34,37 +34,41 @@ func numStr(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 // and only an empty indent drops the blanks at the end of lines. Tabs count to the next
 // multiple of 8. Line breaks in s are unfolded first.
 func WrapString(s string, width int, prefix string, indent string, hasIndent bool) string {
-	s = unfold(s)
-	chunks := wrapChunks(s)
+	chunks := wrapChunks(unfold(s))
 	plain := hasIndent && indent == ""
-	trim := func(x string) string {
-		if plain {
-			return strings.TrimRight(x, " \t")
-		}
-		return x
-	}
-	var result strings.Builder
-	line := ""
+	var result, line strings.Builder
+	result.Grow(len(s) + len(s)/32 + len(prefix)) // a few line breaks more than s
+	lineWhite := true                             // line holds only blanks (or nothing)
 	col := displayedLength(prefix, 0)
 	contin := false
-	allWhite := func(x string) bool { return strings.Trim(x, " \t") == "" }
+	add := func(x string) {
+		line.WriteString(x)
+		lineWhite = lineWhite && strings.Trim(x, " \t") == ""
+	}
 	flush := func() {
 		if contin {
 			result.WriteByte('\n')
 		} else {
 			contin = true
 		}
-		result.WriteString(prefix + trim(line))
+		result.WriteString(prefix)
+		if plain {
+			result.WriteString(strings.TrimRight(line.String(), " \t"))
+		} else {
+			result.WriteString(line.String())
+		}
+		line.Reset()
+		lineWhite = true
 	}
-	for len(chunks) > 0 {
-		chunk := chunks[0]
-		chunks = chunks[1:]
-		if hasIndent && contin && line == "" && chunk != "" && (chunk[0] == ' ' || chunk[0] == '\t') {
+	for k := 0; k < len(chunks); k++ {
+		chunk := chunks[k]
+		last := k == len(chunks)-1
+		if hasIndent && contin && line.Len() == 0 && chunk != "" && (chunk[0] == ' ' || chunk[0] == '\t') {
 			chunk = indent + chunk[1:]
 		}
 		l := displayedLength(chunk, col)
-		if l <= width || len(chunks) == 0 && allWhite(line) {
-			line += chunk
+		if l <= width || last && lineWhite {
+			add(chunk)
 			col = l
 			continue
 		}
@@ -72,8 +76,8 @@ func WrapString(s string, width int, prefix string, indent string, hasIndent boo
 		whiteTail := chunk[len(solid):]
 		minLen := displayedLength(solid, col)
 		switch {
-		case len(chunks) > 0 && (minLen <= width || allWhite(line)):
-			line += solid
+		case !last && (minLen <= width || lineWhite):
+			add(solid)
 			col = minLen
 			if !plain {
 				for whiteTail != "" {
@@ -81,26 +85,25 @@ func WrapString(s string, width int, prefix string, indent string, hasIndent boo
 					if d > width {
 						break
 					}
-					line += whiteTail[:1]
+					add(whiteTail[:1])
 					col = d
 					whiteTail = whiteTail[1:]
 				}
 				if whiteTail != "" {
-					chunks[0] = whiteTail + chunks[0]
+					chunks[k+1] = whiteTail + chunks[k+1]
 				}
 			}
-		case allWhite(line):
+		case lineWhite:
 			// cannot happen: a chunk holds a non-blank character
-			line += chunk
+			add(chunk)
 			col = l
 		default:
 			flush()
-			line = ""
 			col = displayedLength(prefix, 0)
-			chunks = append([]string{chunk}, chunks...)
+			k-- // the chunk again, on the new line
 		}
 	}
-	if !allWhite(line) {
+	if !lineWhite {
 		flush()
 	}
 	return result.String()

@@ -240,9 +240,10 @@ func (s *Server) resentFields(p *conf.Policy, req Request, parent, newID string,
 	return b.String()
 }
 
-// RFC2822Date is the date form of amavis's fields: "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)".
+// RFC2822Date is the date form of amavis's fields (rfc2822_timestamp), the day padded with
+// a space: "Fri,  4 Dec 2026 09:44:18 +0000 (UTC)".
 func RFC2822Date(t time.Time) string {
-	return t.Format("Mon, 02 Jan 2006 15:04:05 -0700 (MST)")
+	return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)")
 }
 
 // setreply gives a reply's status, enhanced status and text each a field of the response

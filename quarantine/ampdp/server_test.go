@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +165,7 @@ func TestAmavisdReleaseReleasesEICAR(t *testing.T) {
 		!strings.HasSuffix(h.Get("Resent-Message-ID"), "@mx.example.com>") {
 		t.Errorf("Resent fields: %q", h)
 	}
-	if _, err := time.Parse("Mon, 02 Jan 2006 15:04:05 -0700 (MST)", h.Get("Resent-Date")); err != nil {
+	if _, err := time.Parse("Mon, _2 Jan 2006 15:04:05 -0700 (MST)", h.Get("Resent-Date")); err != nil || !regexp.MustCompile(`^[A-Z][a-z]{2}, [ 123][0-9] `).MatchString(h.Get("Resent-Date")) {
 		t.Errorf("Resent-Date: %v", err)
 	}
 	rcvd := h.Values("Received")
