@@ -196,6 +196,7 @@ func quarantineFiles(home string) map[string]string {
 var (
 	reMailID = regexp.MustCompile(`mail_id: ([A-Za-z0-9_+-]{12})`)
 	reLogID  = regexp.MustCompile(`^\(([0-9a-z]+-[0-9a-z]+(?:-\d+)?)\) `)
+	reRelID  = regexp.MustCompile(`\(rel-([A-Za-z0-9_+-]{12})\)`)
 )
 
 func (o *outcome) collectIDs() {
@@ -206,12 +207,17 @@ func (o *outcome) collectIDs() {
 		if m := reLogID.FindStringSubmatch(l); m != nil {
 			o.ids[m[1]] = "LOGID"
 		}
+		for i, m := range reRelID.FindAllStringSubmatch(l, -1) {
+			if _, ok := o.ids[m[1]]; !ok {
+				o.ids[m[1]] = fmt.Sprintf("RELID%d", len(o.ids)+i)
+			}
+		}
 	}
 }
 
 // release asks the side's AM.PDP server, through Debian's amavisd-release, to release the
 // quarantined file name (relative to QUARANTINEDIR).
-func (sd *side) release(t *testing.T, name string) string {
+func (sd *side) release(t *testing.T, args ...string) string {
 	t.Helper()
 	prog := testenv.RequireProgram(t, "amavisd-release", "/usr/sbin/amavisd-release")
 	src, err := os.ReadFile(prog)
@@ -223,8 +229,30 @@ func (sd *side) release(t *testing.T, name string) string {
 	os.WriteFile(script, bytes.Replace(src, []byte(line), []byte("$socketname = '"+sd.sock+"';"), 1), 0o755)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, _ := exec.CommandContext(ctx, script, name).CombinedOutput()
+	out, _ := exec.CommandContext(ctx, script, args...).CombinedOutput()
 	return string(out)
+}
+
+// ampdp sends one raw AM.PDP request (attribute lines) to the side's socket and returns the
+// response's lines.
+func (sd *side) ampdp(t *testing.T, req string) string {
+	t.Helper()
+	c, err := net.DialTimeout("unix", sd.sock, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	fmt.Fprint(c, req+"\n")
+	r := bufio.NewReader(c)
+	var out strings.Builder
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil || strings.TrimRight(l, "\r\n") == "" {
+			return out.String()
+		}
+		out.WriteString(strings.TrimRight(l, "\r\n") + "\n")
+	}
 }
 
 // normalise replaces what legitimately differs between two runs: ids, times, ports, MIME
@@ -241,6 +269,7 @@ func normalise(s string, ids map[string]string, ports []string) string {
 	for _, k := range keys {
 		s = strings.ReplaceAll(s, k, ids[k])
 	}
+	s = regexp.MustCompile(`/\S*?/sbs\d+/home/`).ReplaceAllString(s, "MYHOME/")
 	for _, p := range ports {
 		s = regexp.MustCompile(`\b`+p+`\b`).ReplaceAllString(s, "PORT")
 	}
@@ -253,6 +282,15 @@ func normalise(s string, ids map[string]string, ports []string) string {
 			return strings.Replace(m, core, "MAILID", 1)
 		}
 		return m
+	})
+	// Perl's own error texts name its source line
+	s = regexp.MustCompile(`( |%20)at(?: |%20)/usr/share/perl5/\S+?(?: |%20)line(?: |%20)\d+(?:,(?: |%20)<\w+>(?: |%20)line(?: |%20)\d+)?\.`).ReplaceAllString(s, "")
+	// a single part's MIME fields come in no fixed order from MIME::Tools (a Perl hash)
+	s = regexp.MustCompile(`(?m)^Message-ID: .*\n((?:Content-(?:Type|Transfer-Encoding|Disposition): .*\n){3})`).ReplaceAllStringFunc(s, func(m string) string {
+		lines := strings.SplitAfter(m, "\n")
+		body := lines[1:4]
+		sort.Strings(body)
+		return lines[0] + strings.Join(body, "")
 	})
 	// the quarantine subdirectory is the mail_id's first character (Amavis::Out::Local)
 	s = regexp.MustCompile(`\b[A-Za-z0-9]/(virus|banned|spam|badh)-MAILID`).ReplaceAllString(s, "S/$1-MAILID")

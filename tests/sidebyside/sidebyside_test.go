@@ -204,9 +204,9 @@ func releaseBoth(t *testing.T, p *pair, a, o *outcome) {
 		sd *side
 		o  *outcome
 	}{{p.amavis, a}, {p.ours, o}} {
-		var name string
+		var name string // as the log names it: relative to QUARANTINEDIR
 		for path := range x.o.quarantine {
-			name = filepath.Base(path)
+			name, _ = filepath.Rel(filepath.Join(x.sd.home, "virusmails"), path)
 		}
 		if name == "" {
 			x.o.release = "(nothing quarantined)"
@@ -214,9 +214,15 @@ func releaseBoth(t *testing.T, p *pair, a, o *outcome) {
 		}
 		lines, logFrom := len(x.sd.next.Lines()), x.sd.logSize()
 		x.o.release = x.sd.release(t, name)
+		// a release of a message not in the quarantine, and a request AM.PDP does not know
+		x.o.release += "--- no such message ---\n" + x.sd.ampdp(t, "request=release\nmail_id=AAAAAAAAAAAA\nquar_type=F\nmail_file=A/virus-AAAAAAAAAAAA\n")
+		x.o.release += "--- unknown request ---\n" + x.sd.ampdp(t, "request=frobnicate\n")
+		// a release to another recipient than the blocked one (amavisd-release's third argument)
+		x.o.release += "--- another recipient ---\n" + x.sd.release(t, name, "", "other@example.com")
 		x.o.log = append(x.o.log, "--- release ---")
 		x.o.log = append(x.o.log, x.sd.logLines(logFrom)...)
 		x.o.nexthop = append(x.o.nexthop, x.sd.next.Lines()[lines:]...)
+		x.o.collectIDs()
 	}
 }
 
