@@ -270,6 +270,9 @@ func normalise(s string, ids map[string]string, ports []string) string {
 		s = strings.ReplaceAll(s, k, ids[k])
 	}
 	s = regexp.MustCompile(`/\S*?/sbs\d+/home/`).ReplaceAllString(s, "MYHOME/")
+	// the next hop numbers what it queues: the order of notices and messages, an aspect of
+	// its own, shows in them
+	s = regexp.MustCompile(`SINKQ\d+`).ReplaceAllString(s, "SINKQ")
 	for _, p := range ports {
 		s = regexp.MustCompile(`\b`+p+`\b`).ReplaceAllString(s, "PORT")
 	}

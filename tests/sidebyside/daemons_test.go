@@ -204,7 +204,7 @@ func oursConf(home string, port int, next, clamdSock string, s settings) string 
 		"virus_admin = " + q(virusAdmin),
 		"warnvirusrecip = true",
 		`viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ['.', true]]`,
-		`X_HEADER_LINE = "Debian amavisd-new at example.com"`,
+		`X_HEADER_LINE = "Debian amavis at example.com"`, // $myproduct_name is "amavis" in 2.13
 		"notify_sender_templ = " + q(l10n+"template-dsn.txt"),
 		"notify_virus_sender_templ = " + q(l10n+"template-virus-sender.txt"),
 		"notify_virus_admin_templ = " + q(l10n+"template-virus-admin.txt"),

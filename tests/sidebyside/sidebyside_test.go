@@ -52,9 +52,18 @@ func compare(name string, p *pair, a, o *outcome) []comparison {
 		{name, "reply", na(strings.Join(a.transcript, "\n")), no(strings.Join(o.transcript, "\n"))},
 		{name, "log", na(strings.Join(a.log, "\n")), no(strings.Join(o.log, "\n"))},
 	}
-	// Transactions pair up by their envelope: the order (notice before or after the
-	// message) is the reply's and the log's business.
+	// Transactions pair up by their envelope; their order (a notice before or after the
+	// message) is an aspect of its own. clamd's output in a notice is too (scanners, not
+	// notices: amavis has clamd scan the parts directory, we the message's).
 	ta, to := transactions(a.nexthop), transactions(o.nexthop)
+	var orderA, orderO []string
+	for _, x := range ta {
+		orderA = append(orderA, envelope(na(x)))
+	}
+	for _, y := range to {
+		orderO = append(orderO, envelope(no(y)))
+	}
+	cs = append(cs, comparison{name, "next hop order", strings.Join(orderA, "\n"), strings.Join(orderO, "\n")})
 	used := make([]bool, len(to))
 	for _, x := range ta {
 		x = na(x)
@@ -65,10 +74,13 @@ func compare(name string, p *pair, a, o *outcome) []comparison {
 				break
 			}
 		}
-		cs = append(cs, comparison{name, "next hop " + envelope(x), x, y})
 		if !strings.HasPrefix(x, "MAIL FROM:<"+sender+">") {
-			cs = append(cs, comparison{name, "notice text " + envelope(x), noticeText(x), noticeText(y)})
+			cs = append(cs, comparison{name, "notice text " + envelope(x), noticeText(x), noticeText(y)},
+				comparison{name, "scanner output in " + envelope(x), strings.Join(scannerOutput.FindAllString(x, -1), ""),
+					strings.Join(scannerOutput.FindAllString(y, -1), "")})
+			x, y = scannerOutput.ReplaceAllString(x, ""), scannerOutput.ReplaceAllString(y, "")
 		}
+		cs = append(cs, comparison{name, "next hop " + envelope(x), x, y})
 	}
 	for j, c := range to {
 		if !used[j] {
@@ -88,7 +100,21 @@ func compare(name string, p *pair, a, o *outcome) []comparison {
 		cs = append(cs, comparison{name, fmt.Sprintf("quarantine #%d", i+1), x, y})
 	}
 	if a.release != "" || o.release != "" {
-		cs = append(cs, comparison{name, "release reply", na(a.release), no(o.release)})
+		ra, ro := strings.Split(na(a.release), "--- "), strings.Split(no(o.release), "--- ")
+		for i := range max(len(ra), len(ro)) {
+			var x, y string
+			if i < len(ra) {
+				x = ra[i]
+			}
+			if i < len(ro) {
+				y = ro[i]
+			}
+			what, _, _ := strings.Cut(x+y, " ---")
+			if i == 0 {
+				what = "release"
+			}
+			cs = append(cs, comparison{name, "AM.PDP reply: " + what, x, y})
+		}
 	}
 	return cs
 }
