@@ -16,9 +16,10 @@ import (
 // headerField is amavis's header_field macro (Amavis.pm's macro_header_field): the field's
 // body unfolded and trimmed, message ids stripped of comments, cut to limit characters with
 // "[...]" when limit > 5, CR and LF shown as \x{0D} and \x{0A}. index counts from the top
-// when >= 0, from the bottom when < 0; anything else means the last field.
+// when >= 0, from the bottom when < 0; anything else means the first field, as amavis's
+// get_header_field2 takes it.
 func headerField(h header, name, limit, index string) string {
-	j := -1
+	j := 0
 	if v, err := strconv.Atoi(strings.TrimSpace(index)); err == nil && strings.TrimSpace(index) == index {
 		j = v
 	}
@@ -160,8 +161,8 @@ func (n *Notifier) moreMacros(m *Message, h header, mv template.Macros) {
 		"u":                  fmt.Sprintf("%010d", rx.Unix()), "date_unix_utc": fmt.Sprintf("%010d", rx.Unix()),
 		"week_iso8601": fmt.Sprintf("%04d-W%02d", year, week), "weekday": strconv.Itoa((int(rx.Weekday())+6)%7 + 1),
 		"actions_performed": "", "log_domains": strings.Join(logDomains, ","),
-		"rfc2822_from": rfc2822Addrs(h.get("From", -1)), "rfc2822_sender": rfc2822Addrs(h.get("Sender", -1)),
-		"rfc2822_resent_from": rfc2822Addrs(h.get("Resent-From", -1)), "rfc2822_resent_sender": rfc2822Addrs(h.get("Resent-Sender", -1)),
+		"rfc2822_from": rfc2822Addrs(h.get("From", 0)), "rfc2822_sender": rfc2822Addrs(h.get("Sender", 0)),
+		"rfc2822_resent_from": rfc2822Addrs(h.get("Resent-From", 0)), "rfc2822_resent_sender": rfc2822Addrs(h.get("Resent-Sender", 0)),
 		"header_field": field, "header_field_octets": field, "HEADER": field,
 		"useragent": template.Func(func(a ...string) any {
 			a = append(a, "")

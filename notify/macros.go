@@ -133,7 +133,7 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 		"R": rcpts, "D": delivered, "O": failed, "N": failedFull,
 		"V": m.Viruses, "v": m.ScannerOutput, "W": m.Scanners, "X": m.BadHeaders,
 		"F": m.BannedReason, "q": m.Quarantined,
-		"j": headerField(h, "Subject", "", ""), "m": firstMsgID(h.get("Message-Id", -1)), "r": firstMsgID(h.get("Resent-Message-Id", -1)),
+		"j": headerField(h, "Subject", "", ""), "m": firstMsgID(h.get("Message-Id", 0)), "r": firstMsgID(h.get("Resent-Message-Id", 0)),
 		"n": m.LogID, "log_id": m.LogID, "LOGID": m.LogID,
 		"i": m.MailID, "mail_id": m.MailID, "MAILID": m.MailID, "secret_id": m.SecretID,
 		"h": n.Config.Myhostname, "HOSTNAME": n.Config.Myhostname,

@@ -76,3 +76,22 @@ func TestUnknownMacroFailsAtStart(t *testing.T) {
 		t.Errorf("the built-in templates: %v", err)
 	}
 }
+
+// header_field and %j as amavis's macro_header_field and get_header_field2 give them: the
+// first field of the name unless an index says otherwise, a limit cutting with "[...]",
+// message ids without their comments, folded lines joined keeping their blank.
+func TestHeaderFieldMacro(t *testing.T) {
+	c, _ := conf.Parse("t.toml", []byte("myhostname = \"mx.example.com\"\n"))
+	n := New(c, nil)
+	m := eicar(&c.Policy, conf.D_DISCARD)
+	m.Header = []byte("Subject: once\nSubject: twice\n\tfolded\nMessage-ID: (comment) <m1@x>\nReferences: <r1@x> (c)\n <r2@x>\n")
+	tm := template.Parse("%j|[:header_field|Subject]|[:header_field|Subject||1]|[:header_field|Subject||-1]|" +
+		"[:header_field|Subject|8|1]|%m|[:header_field|References]|[:header_field_octets|Subject]")
+	got, err := tm.Expand(n.macros(m, "", nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "once|once|twice\tfolded|twice\tfolded|twi[...]|<m1@x>|<r1@x> <r2@x>|once"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}

@@ -82,6 +82,15 @@ type settings struct {
 	destiny string // final_virus_destiny and final_banned_destiny, "D_PASS" ...
 }
 
+// badHeaderDestiny bounces bad headers in the D_BOUNCE pair (Debian's template-dsn.txt then
+// speaks) and passes them elsewhere, as Debian does.
+func (s settings) badHeaderDestiny() string {
+	if s.destiny == "D_BOUNCE" {
+		return "D_BOUNCE"
+	}
+	return "D_PASS"
+}
+
 // homeDir creates MYHOME with tmp/ and virusmails/ owned by the daemon user, reachable by it.
 func homeDir(t *testing.T) string {
 	t.Helper()
@@ -157,7 +166,7 @@ $enable_dkim_verification = 0;
 $final_virus_destiny = %[8]s;
 $final_banned_destiny = %[8]s;
 $final_spam_destiny = D_PASS;
-$final_bad_header_destiny = D_PASS;
+$final_bad_header_destiny = %[10]s;
 $virus_admin = '%[9]s';
 $warnvirusrecip = 1;
 $X_HEADER_LINE = "Debian $myproduct_name at $mydomain";
@@ -168,7 +177,7 @@ $banned_filename_re = new_RE(
 );
 read_l10n_templates('en_US', '/etc/amavis');
 1;
-`, home, port, host, nextPort, clamdSock, daemonUser, myhostname, s.destiny, virusAdmin)
+`, home, port, host, nextPort, clamdSock, daemonUser, myhostname, s.destiny, virusAdmin, s.badHeaderDestiny())
 }
 
 // oursConf is perlConf in our TOML, pointing the notify_*_templ settings at the files
@@ -200,7 +209,7 @@ func oursConf(home string, port int, next, clamdSock string, s settings) string 
 		"final_virus_destiny = " + q(s.destiny),
 		"final_banned_destiny = " + q(s.destiny),
 		`final_spam_destiny = "D_PASS"`,
-		`final_bad_header_destiny = "D_PASS"`,
+		"final_bad_header_destiny = " + q(s.badHeaderDestiny()),
 		"virus_admin = " + q(virusAdmin),
 		"warnvirusrecip = true",
 		`viruses_that_fake_sender_maps = [['(?i)\bEICAR\b', false], ['.', true]]`,

@@ -190,11 +190,16 @@ func TestSideBySide(t *testing.T) {
 		t.Run(destiny, func(t *testing.T) {
 			p := startPair(t, clamd, settings{destiny: destiny})
 			var cases []tcase
-			if destiny == "D_DISCARD" {
+			switch destiny {
+			case "D_DISCARD":
 				cases = append(cases,
 					tcase{"clean", message("clean mail", "Hello.\n", "", "", "", "")},
 					tcase{"bad-header", message("caf\xc3\xa9 8-bit subject", "Hello.\n", "", "", "", "")},
 				)
+			case "D_BOUNCE":
+				// a duplicate Subject is a bad header for both
+				cases = append(cases, tcase{"bad-header", strings.Replace(message("bounced bad header", "Hello.\n", "", "", "", ""),
+					"Subject: ", "Subject: once\r\nSubject: ", 1)})
 			}
 			w := eicarWrappings()
 			for _, k := range []string{"eicar-body", "eicar-b64", "eicar-qp", "eicar-zip", "eicar-gz"} {
@@ -311,13 +316,16 @@ func finishText(lines []string, qp bool) string {
 }
 
 // report writes the summary to the test log and, when SIDEBYSIDE_REPORT names a file, the
-// differences in full there.
+// differences in full there (and the identical aspects too with SIDEBYSIDE_ALL set).
 func report(t *testing.T, all []comparison) {
 	same := 0
 	var b strings.Builder
 	for _, c := range all {
 		if c.same() {
 			same++
+			if os.Getenv("SIDEBYSIDE_ALL") != "" { // the identical aspects too
+				fmt.Fprintf(&b, "=== %s: %s (identical)\n%s\n", c.caseName, c.aspect, c.ours)
+			}
 			continue
 		}
 		fmt.Fprintf(&b, "=== %s: %s\n%s\n", c.caseName, c.aspect, diff(c.amavis, c.ours))
