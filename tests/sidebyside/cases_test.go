@@ -276,6 +276,15 @@ func normalise(s string, ids map[string]string, ports []string) string {
 	for _, p := range ports {
 		s = regexp.MustCompile(`\b`+p+`\b`).ReplaceAllString(s, "PORT")
 	}
+	// amavis writes MAIL and RCPT parameters in no fixed order (a Perl hash)
+	s = regexp.MustCompile(`(?m)^((?:MAIL FROM|RCPT TO):<[^>]*>) (.*)$`).ReplaceAllStringFunc(s, func(l string) string {
+		cmd, params, _ := strings.Cut(l, "> ")
+		p := strings.Fields(params)
+		sort.Strings(p)
+		return cmd + "> " + strings.Join(p, " ")
+	})
+	// the ENVID of a message we originate: its own new mail_id and the time
+	s = regexp.MustCompile(`ENVID=AM\.[A-Za-z0-9_+-]+\.\d{8}T\d{6}Z@`).ReplaceAllString(s, "ENVID=AM.NEWID.TIME@")
 	s = regexp.MustCompile(`\d\d:\d\d:\d\d`).ReplaceAllString(s, "HH:MM:SS")
 	s = regexp.MustCompile(`\b\d+ ms\b`).ReplaceAllString(s, "N ms")
 	s = regexp.MustCompile(`\b\d+-\d\d(-\d+)?\b`).ReplaceAllString(s, "LOGID")
