@@ -124,6 +124,9 @@ func logAttrs(id string) []any {
 	return []any{LogIDKey, id}
 }
 
+// LevelOne is the slog level of amavis's log level 1, between Debug (its 2) and Info (its 0).
+const LevelOne = slog.LevelInfo - 2
+
 // LogIDKey is the slog attribute with the log id of the release a record is about (the same
 // key as package notify's).
 const LogIDKey = "log_id"
@@ -227,11 +230,11 @@ func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind 
 		}
 		out = append(out, setreply(res[i].Reply))
 		// amavis logs this at level 1, a failure at -1
-		l := s.log().Debug
+		level := LevelOne
 		if res[i].Reply.Class() != 2 {
-			l = s.log().Warn
+			level = slog.LevelWarn
 		}
-		l(fmt.Sprintf("%s(%s) SEND from %s -> %s, %s", newID, parent, delivery.Bracket(sender), delivery.Bracket(r), res[i].Reply), LogIDKey, logID)
+		s.log().Log(ctx, level, fmt.Sprintf("%s(%s) SEND from %s -> %s, %s", newID, parent, delivery.Bracket(sender), delivery.Bracket(r), res[i].Reply), LogIDKey, logID)
 	}
 	if err != nil {
 		s.log().Info("WARN: dispatch_from_quarantine failed: "+err.Error(), LogIDKey, logID)

@@ -215,14 +215,14 @@ func checkReleased(t *testing.T, m testenv.MailboxMessage, b blocked) {
 	var release, scan int = -1, -1
 	for i, v := range m.HeaderValues("Received") {
 		switch {
-		case strings.Contains(v, " with AM.PDP") && release < 0:
+		case strings.Contains(v, "(amavis, unix socket) id ") && release < 0: // amavis's make_received_header_field
 			release = i
 		case strings.Contains(v, "(amavis, port ") && strings.Contains(v, " id "+b.mailID+" "):
 			scan = i
 		}
 	}
 	if release < 0 || scan < 0 || release > scan {
-		t.Errorf("Received fields: want the release's (with AM.PDP) above ours (id %s):\n%s", b.mailID, m.Header)
+		t.Errorf("Received fields: want the release's (unix socket) above ours (id %s):\n%s", b.mailID, m.Header)
 	}
 	if v := one("Subject"); v != "eicar quarantine" {
 		t.Errorf("Subject = %q", v)
