@@ -111,7 +111,7 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 		failed = append(failed, q)
 		said := ""
 		if mta := remoteMTA(m, r); mta != "" {
-			said = " [" + strings.Trim(mta, "[]") + "] said:"
+			said = " [" + mta + "] said:" // as amavis's delivery_short_report: "[[127.0.0.1]:10025]"
 		}
 		failedFull = append(failedFull, q+":"+said+"\n   "+r.Reply.String())
 	}

@@ -375,6 +375,10 @@ func TestPlainDSNSubjects(t *testing.T) {
 			t.Errorf("DSN %d: Subject %q, Message-ID %q", i, h.Get("Subject"), h.Get("Message-Id"))
 		}
 		if i == 1 {
+			// %N names the next hop as amavis's delivery_short_report does, in brackets of its own
+			if text := dsntest.Read(t, data).Text; !strings.Contains(text, "<bad@example.com>: [[127.0.0.1]:10025] said:\n") {
+				t.Errorf("the DSN's text does not name the next hop as amavis does:\n%s", text)
+			}
 			perRcpt := dsntest.Read(t, data).PerRcpt
 			if len(perRcpt) != 1 || perRcpt[0].Get("Remote-MTA") != "dns; [127.0.0.1]:10025" ||
 				perRcpt[0].Get("Diagnostic-Code") != "smtp; 550 5.1.1 <bad@example.com>: unknown" || perRcpt[0].Get("Status") != "5.1.1" {

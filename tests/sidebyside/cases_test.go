@@ -25,6 +25,8 @@ import (
 const (
 	sender = "sender@example.org"
 	rcpt   = "rcpt@example.com"
+	// refused is a recipient the next hops refuse at RCPT with 550
+	refused = "refused@example.com"
 )
 
 // message is a small message with one text part and, when att is not "", one attachment.
@@ -101,7 +103,7 @@ type outcome struct {
 }
 
 // send runs one SMTP transaction with XFORWARD as Postfix would, recording the replies.
-func send(t *testing.T, addr, msg string) []string {
+func send(t *testing.T, addr, msg string, rcpts []string) []string {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
@@ -134,7 +136,9 @@ func send(t *testing.T, addr, msg string) []string {
 	cmd("XFORWARD NAME=client.example.org ADDR=192.0.2.10 PORT=41234 PROTO=ESMTP HELO=client.example.org SOURCE=REMOTE")
 	cmd("XFORWARD IDENT=4QUEUEID1")
 	cmd("MAIL FROM:<" + sender + "> BODY=8BITMIME SIZE=" + fmt.Sprint(len(msg)) + " ENVID=env-1")
-	cmd("RCPT TO:<" + rcpt + "> NOTIFY=FAILURE ORCPT=rfc822;" + rcpt)
+	for _, r := range rcpts {
+		cmd("RCPT TO:<" + r + "> NOTIFY=FAILURE ORCPT=rfc822;" + r)
+	}
 	cmd("DATA")
 	conn.Write([]byte(msg + ".\r\n"))
 	tr = append(tr, "C: <message>")
@@ -144,13 +148,13 @@ func send(t *testing.T, addr, msg string) []string {
 }
 
 // run sends msg to one side and collects the outcome.
-func (sd *side) run(t *testing.T, msg string) *outcome {
+func (sd *side) run(t *testing.T, msg string, rcpts []string) *outcome {
 	t.Helper()
 	linesBefore := len(sd.next.Lines())
 	logBefore := sd.logSize()
 	qBefore := quarantineFiles(sd.home)
 	o := &outcome{ids: map[string]string{}, quarantine: map[string]string{}}
-	o.transcript = send(t, sd.addr, msg)
+	o.transcript = send(t, sd.addr, msg, rcpts)
 	o.log = sd.waitLogSettled(logBefore)
 	o.nexthop = sd.next.Lines()[linesBefore:]
 	for name, body := range quarantineFiles(sd.home) {

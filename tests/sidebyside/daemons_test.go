@@ -248,7 +248,7 @@ func oursConf(home string, port int, next, clamdSock string, s settings) string 
 func startSide(t *testing.T, name string, clamd *testenv.Clamd, s settings) *side {
 	t.Helper()
 	// the next hop offers DSN, so that ENVID, NOTIFY and ORCPT show
-	sd := &side{name: name, next: smtptest.Start(t, smtptest.Options{DSN: true})}
+	sd := &side{name: name, next: smtptest.Start(t, smtptest.Options{DSN: true, RcptCode: map[string]int{refused: 550}})}
 	sd.home = homeDir(t)
 	sd.logFile = filepath.Join(sd.home, "amavisd.log")
 	sd.sock = filepath.Join(sd.home, "amavisd.sock")

@@ -181,8 +181,9 @@ func TestSideBySide(t *testing.T) {
 	}
 	clamd := testenv.StartClamd(t)
 	type tcase struct {
-		name string
-		msg  string
+		name  string
+		msg   string
+		rcpts []string // default: rcpt
 	}
 	var all []comparison
 	var mu sync.Mutex
@@ -193,23 +194,29 @@ func TestSideBySide(t *testing.T) {
 			switch destiny {
 			case "D_DISCARD":
 				cases = append(cases,
-					tcase{"clean", message("clean mail", "Hello.\n", "", "", "", "")},
-					tcase{"bad-header", message("caf\xc3\xa9 8-bit subject", "Hello.\n", "", "", "", "")},
+					tcase{"clean", message("clean mail", "Hello.\n", "", "", "", ""), nil},
+					tcase{"bad-header", message("caf\xc3\xa9 8-bit subject", "Hello.\n", "", "", "", ""), nil},
+					// one recipient taken, one refused by the next hop: a DSN naming the Remote-MTA
+					tcase{"next-hop-refuses", message("partly refused", "Hello.\n", "", "", "", ""), []string{rcpt, refused}},
 				)
 			case "D_BOUNCE":
 				// a duplicate Subject is a bad header for both
 				cases = append(cases, tcase{"bad-header", strings.Replace(message("bounced bad header", "Hello.\n", "", "", "", ""),
-					"Subject: ", "Subject: once\r\nSubject: ", 1)})
+					"Subject: ", "Subject: once\r\nSubject: ", 1), nil})
 			}
 			w := eicarWrappings()
 			for _, k := range []string{"eicar-body", "eicar-b64", "eicar-qp", "eicar-zip", "eicar-gz"} {
-				cases = append(cases, tcase{k, w[k]})
+				cases = append(cases, tcase{k, w[k], nil})
 			}
-			cases = append(cases, tcase{"banned", message("banned exe", "see attachment\n", "invoice.pdf.exe", "application/octet-stream", "base64", b64([]byte("just text\n")))})
+			cases = append(cases, tcase{"banned", message("banned exe", "see attachment\n", "invoice.pdf.exe", "application/octet-stream", "base64", b64([]byte("just text\n"))), nil})
 			for _, c := range cases {
 				name := destiny + "/" + c.name
-				a := p.amavis.run(t, c.msg)
-				o := p.ours.run(t, c.msg)
+				rcpts := c.rcpts
+				if rcpts == nil {
+					rcpts = []string{rcpt}
+				}
+				a := p.amavis.run(t, c.msg, rcpts)
+				o := p.ours.run(t, c.msg, rcpts)
 				if destiny == "D_DISCARD" && c.name == "eicar-body" {
 					releaseBoth(t, p, a, o)
 				}
