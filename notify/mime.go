@@ -175,11 +175,16 @@ func textPart(body string) (contentType, cte, encoded string) {
 	return `text/plain; charset="UTF-8"`, "base64", b.String()
 }
 
+// encodedField are the fields whose non-ASCII text amavis's hdr RFC 2047-encodes; it leaves
+// others (a message id, say) as they are.
+var encodedField = map[string]bool{"subject": true, "comments": true, "from": true, "sender": true, "to": true, "cc": true,
+	"resent-from": true, "resent-sender": true, "resent-to": true, "resent-cc": true}
+
 // fold writes one header field as amavis's hdr (Amavis::Out::EditHeader) does:
-// RFC 2047-encoding a non-ASCII value, and when the field is longer than 78 columns,
+// RFC 2047-encoding a non-ASCII value of the fields that take it, and when the field is longer than 78 columns,
 // wrapping it at blanks (kept as they are) with wrap_string.
 func fold(name, value string) string {
-	if !isASCII(value) {
+	if !isASCII(value) && encodedField[strings.ToLower(name)] {
 		value = mime.QEncoding.Encode("utf-8", value)
 	}
 	f := name + ":"

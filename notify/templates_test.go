@@ -95,3 +95,14 @@ func TestHeaderFieldMacro(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+// amavis's hdr RFC 2047-encodes the text of Subject, From, To and the like, and leaves other
+// fields, a message id say, as they are: an encoded word in In-Reply-To would be no id.
+func TestComposeEncodesOnlyTextFields(t *testing.T) {
+	msg := compose("Subject: caf\u00e9\nIn-Reply-To: <caf\u00e9@x>\n\ntext\n", nil, "", nil)
+	for _, want := range []string{"\nSubject: =?utf-8?q?caf=C3=A9?=\n", "\nIn-Reply-To: <caf\u00e9@x>\n"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("composed message lacks %q:\n%s", want, msg)
+		}
+	}
+}

@@ -200,6 +200,12 @@ func TestSideBySide(t *testing.T) {
 					tcase{"next-hop-refuses", message("partly refused", "Hello.\n", "", "", "", ""), []string{rcpt, refused}},
 				)
 			case "D_BOUNCE":
+				// a UTF-8 Subject: quoted-printable text, the header as message/global-headers
+				// (an ASCII Message-ID: amavis's %m would show a UTF-8 one encoded twice)
+				cases = append(cases, tcase{"eicar-utf8-subject", strings.Replace(message("eicar \xc3\xa9t\xc3\xa9 \xe2\x82\xac", testenv.EICAR+"\n", "", "", "", ""),
+					"Message-ID: <eicar-\xc3\xa9t\xc3\xa9-\xe2\x82\xac@", "Message-ID: <eicar-utf8@", 1), nil},
+					// two recipients: X-Envelope-To on one line, a warning to each
+					tcase{"eicar-two-rcpts", message("eicar twice", testenv.EICAR+"\n", "", "", "", ""), []string{rcpt, "second@example.com"}})
 				// a duplicate Subject is a bad header for both
 				cases = append(cases, tcase{"bad-header", strings.Replace(message("bounced bad header", "Hello.\n", "", "", "", ""),
 					"Subject: ", "Subject: once\r\nSubject: ", 1), nil})
