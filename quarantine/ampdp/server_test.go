@@ -319,5 +319,12 @@ func TestAmavisdReleaseOverTCP(t *testing.T) {
 	if !strings.HasPrefix(out, "250 2.0.0 from MTA(") {
 		t.Errorf("printed %q", out)
 	}
-	r.hop.Wait(t, 0)
+	// over TCP amavis's make_received_header_field names both ends of the connection
+	_, port, _ := net.SplitHostPort(r.tcp)
+	h := header(t, r.hop.Wait(t, 0).Data)
+	newID := strings.TrimSuffix(strings.TrimPrefix(h.Get("Resent-Message-ID"), "<"+r.mailID+"-"), "@mx.example.com>")
+	if got, want := h.Values("Received")[0], "from unknown ([127.0.0.1]) by localhost (mx.example.com [127.0.0.1]) (amavis, port "+port+
+		") id "+newID+" for <x@example.com>; "+h.Get("Resent-Date"); got != want {
+		t.Errorf("Received\n got %q\nwant %q", got, want)
+	}
 }
