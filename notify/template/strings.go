@@ -137,7 +137,8 @@ func wrapChunks(s string) []string {
 	if i == len(s) {
 		return nil
 	}
-	var out []string
+	// every chunk but the first starts with a blank: a bound that spares regrowing the slice
+	out := make([]string, 0, strings.Count(s, " ")+strings.Count(s, "\t")+1)
 	start := 0
 	for {
 		for i < len(s) && !white(s[i]) {
