@@ -61,8 +61,13 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 		store:    store,
 		notifier: notify.New(cfg, countingSender{Sender: sender, metrics: d.metrics}),
 	}
-	e.notifier.Log = d.slog("")
-	e.release = &ampdp.Server{Config: cfg, Store: store, Sender: sender, Log: d.slog("")}
+	// their records obey the configuration's log_level (a release's SEND line is level 1)
+	logger := slog.New(&slogHandler{l: d.log, level: cfg.LogLevel})
+	e.notifier.Log = logger
+	if err := e.notifier.Check(); err != nil {
+		return nil, err
+	}
+	e.release = &ampdp.Server{Config: cfg, Store: store, Sender: sender, Log: logger}
 	e.release.Check = d.ampdpChecker(e) // request=AM.PDP: amavis/ampdp.go
 	return e, nil
 }
@@ -142,10 +147,12 @@ func (d *Daemon) slog(id string) *slog.Logger {
 	return slog.New(&slogHandler{l: d.log, id: id})
 }
 
-// slogHandler maps slog levels to amavis's: errors -2, warnings -1, info 0, debug 2.
+// slogHandler maps slog levels to amavis's: errors -2, warnings -1, info 0, debug 2, and a
+// level between debug and info to 1.
 type slogHandler struct {
 	l     *Log
 	id    string
+	level int // log_level: records above it are dropped
 	attrs []slog.Attr
 }
 
@@ -158,8 +165,10 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 		level = -2
 	case r.Level >= slog.LevelWarn:
 		level = -1
-	case r.Level < slog.LevelInfo:
+	case r.Level <= slog.LevelDebug:
 		level = 2
+	case r.Level < slog.LevelInfo: // between: amavis's level 1
+		level = 1
 	}
 	var b strings.Builder
 	b.WriteString(r.Message)
@@ -176,13 +185,13 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 	}
 	r.Attrs(add)
-	tl := &taskLog{l: h.l, id: id}
+	tl := &taskLog{l: h.l, id: id, level: h.level}
 	tl.Logf(level, "%s", b.String())
 	return nil
 }
 
 func (h *slogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &slogHandler{l: h.l, id: h.id, attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...)}
+	return &slogHandler{l: h.l, id: h.id, level: h.level, attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...)}
 }
 
 func (h *slogHandler) WithGroup(string) slog.Handler { return h }

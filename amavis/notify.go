@@ -64,6 +64,7 @@ func noticeMessage(m *Message) *notify.Message {
 		Header: m.Header, Viruses: v.Viruses, Scanners: m.AV.Detectors, BadHeaders: v.BadHeaders,
 		Quarantined: m.Quarantined, ClientAddr: trimIPv6Tag(m.Client.Addr), ClientPort: m.Client.Port, OriginatorIP: oldestPublicIP(m),
 		ClientName: m.Client.Name, ClientHelo: m.Client.Helo, Originating: m.Policy.Originating,
+		ConnAddr: m.Conn.PeerIP, ConnHelo: m.Conn.Helo, ConnProto: m.Proto,
 		Bulk: m.Bulk, Received: m.RxTime, ENVID: m.ENVID,
 		PolicyBank: m.Policy.PolicyBankPath, QueueID: m.QueueID, Size: m.Size,
 		Recipients: m.Recips, DSNPassedOn: m.DSNPassedOn,

@@ -87,3 +87,39 @@ func (c *crlfWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Options are the parameters amavis gives the mail it originates (Amavis::Out::SMTP's
+// mail_via_smtp for an initial submission): ENVID and BODY on MAIL, ORCPT on each RCPT,
+// sent when the next hop offers DSN (and 8BITMIME for BODY).
+type Options struct {
+	ENVID string // xtext; "" for none
+	Body  string // "7BIT" or "8BITMIME"; "" for none
+	ORCPT bool   // each recipient's ORCPT=rfc822;<its address>
+}
+
+type optionsKey struct{}
+
+// WithOptions returns a context that makes a Sender send with o.
+func WithOptions(ctx context.Context, o Options) context.Context {
+	return context.WithValue(ctx, optionsKey{}, o)
+}
+
+// OptionsFrom returns the options WithOptions put in ctx, the zero Options when none.
+func OptionsFrom(ctx context.Context) Options {
+	o, _ := ctx.Value(optionsKey{}).(Options)
+	return o
+}
+
+// XText encodes s as RFC 3461 xtext: bytes outside "!".."~", "+" and "=" as +HH.
+func XText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '!' || c > '~' || c == '+' || c == '=' {
+			b.WriteString("+" + strings.ToUpper(strconv.FormatUint(uint64(c)|0x100, 16)[1:]))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

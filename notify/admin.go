@@ -61,9 +61,9 @@ func (n *Notifier) Admins(ctx context.Context, p *conf.Policy, m *Message, dsn [
 		if err != nil {
 			return sent, &Error{Section: "quar+notif", What: "unable to notify admin", Detail: err.Error()}
 		}
-		msg := compose(text, [][2]string{{"From", hdrFrom}, {"To", to}, {"Date", RFC2822Date(n.now())}},
-			"multipart/mixed", []part{{"text/rfc822-headers", "Message headers", string(m.Header)}}, m.MailID)
-		ok, err := n.send(ctx, p, m, from, []string{a}, msg, "quar+notif", "notify admin")
+		// as amavis, the template's From, To and Date stay
+		msg := compose(text, nil, "multipart/mixed", []part{headersPart(delivery.Bracket(m.Sender), m.Header)})
+		ok, err := n.send(ctx, p, m, from, []string{a}, msg, "quar+notif", "notify admin", delivery.Options{})
 		if err != nil {
 			return sent, err
 		}
@@ -74,7 +74,7 @@ func (n *Notifier) Admins(ctx context.Context, p *conf.Policy, m *Message, dsn [
 	return sent, nil
 }
 
-// Warnings warns blocked recipients of their mail when warnvirusrecip, warnbannedrecip or
+// Warnings warns recipients of their mail, blocked or passed, when warnvirusrecip, warnbannedrecip or
 // warnbadhrecip say so, local recipients only unless warn_offsite; it returns who was warned.
 func (n *Notifier) Warnings(ctx context.Context, p *conf.Policy, m *Message) ([]string, error) {
 	addrs := n.Config.NotifyAddrs(p)
@@ -89,7 +89,8 @@ func (n *Notifier) Warnings(ctx context.Context, p *conf.Policy, m *Message) ([]
 		case CC_BADH:
 			warn = p.Warnbadhrecip
 		}
-		if !warn || !r.Blocked || !(r.Local || p.WarnOffsite) {
+		// amavis warns passed recipients too (its D_PASS exception is commented out)
+		if !warn || !(r.Local || p.WarnOffsite) {
 			continue
 		}
 		t, err := n.templ(p.NotifyVirusRecipsTempl, "virus-recipient.txt")
@@ -101,8 +102,8 @@ func (n *Notifier) Warnings(ctx context.Context, p *conf.Policy, m *Message) ([]
 		if err != nil {
 			return sent, &Error{Section: "quar+notif", What: "unable to notify recipient", Detail: err.Error()}
 		}
-		msg := compose(text, [][2]string{{"From", addrs.HdrfromRecip}, {"To", to}, {"Date", RFC2822Date(n.now())}}, "", nil, m.MailID)
-		ok, err := n.send(ctx, p, m, addrs.MailfromRecip, []string{r.Addr}, msg, "quar+notif", "notify recipient")
+		msg := compose(text, nil, "", nil)
+		ok, err := n.send(ctx, p, m, addrs.MailfromRecip, []string{r.Addr}, msg, "quar+notif", "notify recipient", delivery.Options{})
 		if err != nil {
 			return sent, err
 		}

@@ -72,7 +72,7 @@ func BenchmarkComposeFolded(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				compose(text, [][2]string{{"From", "<a@b>"}, {"To", "<c@d>"}}, "", nil, "n8rZJ2zBYamo")
+				compose(text, [][2]string{{"From", "<a@b>"}, {"To", "<c@d>"}}, "", nil)
 			}
 		})
 	}

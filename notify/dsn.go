@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/notify/template"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
 )
@@ -84,7 +86,7 @@ func (n *Notifier) DSN(ctx context.Context, p *conf.Policy, m *Message, perRecip
 	if !slices.Contains(plan, DSNReported) {
 		return plan, nil
 	}
-	msg, err := n.DSNMessage(p, m, plan)
+	msg, body, err := n.dsnMessage(p, m, plan)
 	if err != nil {
 		return plan, &Error{Section: "delivery-notification", What: "unable to make DSN", Detail: err.Error()}
 	}
@@ -92,12 +94,21 @@ func (n *Notifier) DSN(ctx context.Context, p *conf.Policy, m *Message, perRecip
 	if p.DsnBcc != "" {
 		rcpts = append(rcpts, p.DsnBcc)
 	}
-	_, err = n.send(ctx, p, m, "", rcpts, msg, "delivery-notification", "send DSN to "+delivery.Bracket(m.Sender))
+	// as amavis: BODY by the report's own text, ORCPT for each recipient
+	_, err = n.send(ctx, p, m, "", rcpts, msg, "delivery-notification", "send DSN to "+delivery.Bracket(m.Sender),
+		delivery.Options{Body: body, ORCPT: true})
 	return plan, err
 }
 
 // DSNMessage writes the DSN (RFC 3464 multipart/report) for the reported recipients of plan.
 func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (string, error) {
+	msg, _, err := n.dsnMessage(p, m, plan)
+	return msg, err
+}
+
+// dsnMessage is DSNMessage and the BODY type amavis declares for it: 8BITMIME when the
+// delivery-status part has 8-bit text, else 7BIT.
+func (n *Notifier) dsnMessage(p *conf.Policy, m *Message, plan []DSNState) (string, string, error) {
 	addrs := n.Config.NotifyAddrs(p)
 	path, builtin := p.NotifySenderTempl, "dsn.txt"
 	switch m.Category.Major {
@@ -108,23 +119,27 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 	}
 	t, err := n.templ(path, builtin)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	to := delivery.Bracket(m.Sender)
-	text, err := t.Expand(n.macros(m, addrs.HdrfromSender, []string{to}, true))
+	mv := n.macros(m, addrs.HdrfromSender, []string{to}, true)
+	mv["report_format"] = "dsn"
+	text, err := t.Expand(mv)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	date := RFC2822Date(m.Received)
 	var ds strings.Builder
 	ds.WriteString("Reporting-MTA: dns; " + n.Config.Myhostname + "\n")
-	if m.ClientHelo != "" {
-		ds.WriteString("Received-From-MTA: dns; " + m.ClientHelo + " ([" + m.ClientAddr + "])\n")
+	// amavis names the MTA that handed it the message, not the client XFORWARD names
+	if m.ConnHelo != "" {
+		ds.WriteString("Received-From-MTA: dns; " + m.ConnHelo + " ([" + m.ConnAddr + "])\n")
 	}
 	ds.WriteString("Arrival-Date: " + date + "\n")
 	if m.ENVID != "" {
 		ds.WriteString("Original-Envelope-Id: " + m.ENVID + "\n")
 	}
+	anyFail := false
 	for i, r := range m.Recipients {
 		if plan[i] != DSNReported {
 			continue
@@ -141,32 +156,80 @@ func (n *Notifier) DSNMessage(p *conf.Policy, m *Message, plan []DSNState) (stri
 		case r.Reply.Class() == 2:
 			action = "delivered"
 		}
+		anyFail = anyFail || action == "failed"
 		ds.WriteString("Action: " + action + "\n")
 		status := r.Reply.Enh
 		if status == "" {
 			status = strconv.Itoa(r.Reply.Class()) + ".0.0"
 		}
 		ds.WriteString("Status: " + status + "\n")
-		diag := r.Reply
+		var diag string
 		if remoteMTA(m, r) != "" && r.Remote != (smtp.Reply{}) {
 			ds.WriteString("Remote-MTA: dns; " + m.RemoteMTA + "\n")
-			diag = r.Remote
+			diag = r.Remote.String()
+		} else {
+			diag = diagnosticReply(r.Reply.String())
 		}
-		ds.WriteString(foldWords("Diagnostic-Code: smtp; "+diag.String()) + "\n")
+		ds.WriteString("Diagnostic-Code: smtp; " + strings.ReplaceAll(diag, "\n", "\n ") + "\n")
 		ds.WriteString("Last-Attempt-Date: " + date + "\n")
 		ds.WriteString("Final-Log-ID: " + m.LogID + "/" + m.MailID + "\n")
 	}
-	reportType := "delivery-status"
-	if !isASCII(ds.String()) {
-		reportType = "global-delivery-status"
+	bodyType := "7BIT"
+	status := part{"message/delivery-status", "dsn_status.dsn", "Delivery report", ds.String(), ""}
+	if !isASCII(status.body) {
+		bodyType = "8BITMIME"
 	}
-	hdr := strings.ReplaceAll(string(m.Header), "\r\n", "\n")
+	if !isASCII(status.body) && utf8.ValidString(status.body) {
+		status.contentType, status.filename = `message/global-delivery-status; charset="UTF-8"`, "dsn_status.u8dsn"
+	}
+	if anyFail {
+		status.description = "Delivery error report"
+	}
+	reportType := strings.TrimPrefix(strings.Fields(status.contentType)[0], "message/")
 	return compose(text, [][2]string{{"From", addrs.HdrfromSender}, {"To", to}, {"Date", date}},
-		"multipart/report; report-type="+reportType,
-		[]part{
-			{"message/" + reportType, "Delivery report", ds.String()},
-			{"text/rfc822-headers", "Undelivered-message headers", hdr},
-		}, m.MailID), nil
+		"multipart/report; report-type="+strings.TrimSuffix(reportType, ";"),
+		[]part{status, headersPart(to, m.Header)}), bodyType, nil
+}
+
+// diagnosticReply is our own reply as amavis puts it in Diagnostic-Code: when longer than
+// the field leaves room for, wrapped at blanks into a multi-line reply (RFC 3461 section 9.2),
+// each line with the code, as its wrap_string and wrap_smtp_resp do.
+func diagnosticReply(resp string) string {
+	const room = 78 - len("Diagnostic-Code: smtp; ")
+	if strings.Contains(resp, "\n") || len(resp) <= room {
+		return resp
+	}
+	// wrapped as if it followed the field name, so that its lines keep their length
+	pad := strings.Repeat("x", len("Diagnostic-Code: smtp; ")-len(" 554 5.0.0 "))
+	w := strings.TrimPrefix(template.WrapString(pad+resp, 78-len(" 554 5.0.0 "), "", "", true), pad)
+	code, rest, _ := strings.Cut(w, " ")
+	enh := ""
+	if e, after, ok := strings.Cut(rest, " "); ok && isEnhanced(e) {
+		enh, rest = e+" ", after
+	}
+	lines := strings.Split(rest, "\n")
+	for i := range lines {
+		sep := "-"
+		if i == len(lines)-1 {
+			sep = " "
+		}
+		lines[i] = code + sep + enh + lines[i]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// isEnhanced reports an enhanced status code, "5.7.0".
+func isEnhanced(s string) bool {
+	p := strings.Split(s, ".")
+	if len(p) != 3 || len(p[0]) != 1 || strings.IndexByte("245", p[0][0]) < 0 {
+		return false
+	}
+	for _, x := range p[1:] {
+		if x == "" || len(x) > 3 || strings.Trim(x, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // String names the state for logs.

@@ -13,8 +13,9 @@ import (
 	"amavisgo/smtp"
 )
 
-// RFC2822Date is amavis's date form, "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)".
-func RFC2822Date(t time.Time) string { return t.Format("Mon, 02 Jan 2006 15:04:05 -0700 (MST)") }
+// RFC2822Date is amavis's date form (rfc2822_timestamp), the day padded with a space:
+// "Fri,  4 Dec 2026 09:44:18 +0000 (UTC)".
+func RFC2822Date(t time.Time) string { return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)") }
 
 // header is the original header section taken apart, for %j, %m, [:header_field|X] ...
 type header []field
@@ -40,7 +41,7 @@ func parseHeader(b []byte) header {
 		}
 		if name, body, ok := hdr.Cut(f); ok {
 			done()
-			h = append(h, field{name: textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(string(name))), value: hdr.JoinLines(body)})
+			h = append(h, field{name: textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(string(name))), value: unfold(body)})
 			rest = after
 			continue
 		}
@@ -54,12 +55,25 @@ func parseHeader(b []byte) header {
 			if more == nil {
 				more = []byte(h[len(h)-1].value)
 			}
-			more = append(append(more, ' '), hdr.JoinLines(cont)...)
+			more = append(append(more, ' '), unfold(cont)...)
 		}
 		rest = after
 	}
 	done()
 	return h
+}
+
+// unfold is a field body as amavis's header_field macro gives it: line breaks before a
+// blank taken out (the blank stays), leading and trailing blanks trimmed.
+func unfold(body []byte) string {
+	out := make([]byte, 0, len(body))
+	for i, c := range body {
+		if c == '\n' && i+1 < len(body) && (body[i+1] == ' ' || body[i+1] == '\t') {
+			continue
+		}
+		out = append(out, c)
+	}
+	return strings.Trim(string(out), " \t\n")
 }
 
 // get is the j-th field of that name, counting from the top when j >= 0 and from the bottom
@@ -97,13 +111,9 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 		failed = append(failed, q)
 		said := ""
 		if mta := remoteMTA(m, r); mta != "" {
-			said = " [" + strings.Trim(mta, "[]") + "] said:"
+			said = " [" + mta + "] said:" // as amavis's delivery_short_report: "[[127.0.0.1]:10025]"
 		}
 		failedFull = append(failedFull, q+":"+said+"\n   "+r.Reply.String())
-	}
-	var senderList []string
-	if willDSN {
-		senderList = []string{delivery.Bracket(m.Sender)}
 	}
 	clientAddrPort := ""
 	if m.ClientAddr != "" {
@@ -118,11 +128,12 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 	}
 	firstRcvd := h.get("Received", 0)
 	mv := template.Macros{
-		"s": delivery.Bracket(m.Sender), "o": delivery.Bracket(m.Sender), "S": senderList,
+		// %S is the sender as amavis keeps it for compatibility; sender_notified is ours.
+		"s": delivery.Bracket(m.Sender), "o": m.Sender, "S": delivery.Bracket(m.Sender), "sender_notified": boolStr(willDSN),
 		"R": rcpts, "D": delivered, "O": failed, "N": failedFull,
 		"V": m.Viruses, "v": m.ScannerOutput, "W": m.Scanners, "X": m.BadHeaders,
 		"F": m.BannedReason, "q": m.Quarantined,
-		"j": h.get("Subject", -1), "m": h.get("Message-Id", -1), "r": h.get("Resent-Message-Id", 0),
+		"j": headerField(h, "Subject", "", ""), "m": firstMsgID(h.get("Message-Id", 0)), "r": firstMsgID(h.get("Resent-Message-Id", 0)),
 		"n": m.LogID, "log_id": m.LogID, "LOGID": m.LogID,
 		"i": m.MailID, "mail_id": m.MailID, "MAILID": m.MailID, "secret_id": m.SecretID,
 		"h": n.Config.Myhostname, "HOSTNAME": n.Config.Myhostname,
@@ -164,26 +175,8 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 			}
 			return "(" + strconv.Itoa(c.Major) + "," + strconv.Itoa(c.Minor) + ")"
 		}),
-		"header_field": template.Func(func(a ...string) any {
-			a = append(a, "", "", "")
-			j := -1
-			if v, err := strconv.Atoi(strings.TrimSpace(a[3])); err == nil {
-				j = v
-			}
-			v := h.get(strings.TrimSpace(a[1]), j)
-			if lim, err := strconv.Atoi(strings.TrimSpace(a[2])); err == nil && lim > 0 && len(v) > lim {
-				v = v[:lim]
-			}
-			return v
-		}),
-		"dsn_notify": template.Func(func(a ...string) any {
-			var all []string
-			for _, r := range m.Recipients {
-				all = append(all, r.Notify...)
-			}
-			return strings.Join(all, ",")
-		}),
 	}
+	n.moreMacros(m, h, mv)
 	return mv
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/mailid"
 	"amavisgo/notify/template"
 	"amavisgo/smtp"
 	"amavisgo/verdict"
@@ -65,14 +66,17 @@ type Message struct {
 	ClientAddr, ClientPort string   // the SMTP client (XFORWARD ADDR/PORT)
 	OriginatorIP           string   // %e: the oldest public IP address of the Received trace
 	ClientName, ClientHelo string
-	Originating            bool
-	Bulk                   bool // bulk, list or automatic mail (amavis's is_bulk)
-	Received               time.Time
-	ENVID                  string // MAIL ENVID=, xtext-decoded
-	PolicyBank             string
-	QueueID                string
-	Size                   int64
-	BodyDigest             string
+	// ConnAddr, ConnHelo and ConnProto are the MTA's own connection to us (its IP address,
+	// its EHLO name, SMTP/ESMTP/LMTP...), which amavis names in Received-From-MTA.
+	ConnAddr, ConnHelo, ConnProto string
+	Originating                   bool
+	Bulk                          bool // bulk, list or automatic mail (amavis's is_bulk)
+	Received                      time.Time
+	ENVID                         string // MAIL ENVID=, xtext-decoded
+	PolicyBank                    string
+	QueueID                       string
+	Size                          int64
+	BodyDigest                    string
 }
 
 // Error is a notification that could not be sent for now. The daemon must answer the MTA
@@ -102,6 +106,9 @@ type Notifier struct {
 
 	mu    sync.Mutex
 	cache map[string]*template.Template
+
+	namesOnce sync.Once
+	names     map[string]bool
 }
 
 // New makes a Notifier for a configuration.
@@ -128,12 +135,30 @@ func (n *Notifier) templ(path, builtin string) (*template.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := template.Parse(string(src))
+	name := path
+	if name == "" {
+		name = "templates/" + builtin
+	}
+	t, err := template.ParseFile(name, string(src), n.knownMacro)
+	if err != nil {
+		return nil, err
+	}
 	if n.cache == nil {
 		n.cache = map[string]*template.Template{}
 	}
 	n.cache[key] = t
 	return t, nil
+}
+
+// knownMacro reports whether the notifications provide a macro of that name.
+func (n *Notifier) knownMacro(name string) bool {
+	n.namesOnce.Do(func() {
+		n.names = map[string]bool{}
+		for k := range n.macros(&Message{}, "", nil, false) {
+			n.names[k] = true
+		}
+	})
+	return n.names[name]
 }
 
 func (n *Notifier) log() *slog.Logger {
@@ -156,8 +181,12 @@ const LogIDKey = "log_id"
 // send hands one notification about m to notify_method. A 4xx answer or a failed transaction
 // is an *Error; a 5xx answer is logged and otherwise ignored, as amavis does.
 // what names the action for messages: "notify admin", "send DSN to <a@b>".
-func (n *Notifier) send(ctx context.Context, p *conf.Policy, m *Message, from string, rcpts []string, msg string, section, what string) (bool, error) {
-	res, err := n.Sender.Send(ctx, p.Notify(), from, rcpts, strings.NewReader(msg))
+// o are the MAIL and RCPT parameters; its ENVID is made here, as amavis makes one for each
+// message it originates (Amavis::Out::SMTP): "AM.<mail_id>.<UTC time>@<myhostname>".
+func (n *Notifier) send(ctx context.Context, p *conf.Policy, m *Message, from string, rcpts []string, msg string, section, what string, o delivery.Options) (bool, error) {
+	id, _ := mailid.NewDefault()
+	o.ENVID = delivery.XText("AM." + id + "." + n.now().UTC().Format("20060102T150405Z") + "@" + n.Config.Myhostname)
+	res, err := n.Sender.Send(delivery.WithOptions(ctx, o), p.Notify(), from, rcpts, strings.NewReader(msg))
 	if err != nil {
 		return false, &Error{Section: section, What: "temporarily unable to " + what, Detail: err.Error()}
 	}
@@ -175,4 +204,30 @@ func (n *Notifier) send(ctx context.Context, p *conf.Policy, m *Message, from st
 		}
 	}
 	return ok, nil
+}
+
+// Check reads the templates of the configuration and of each policy bank, so that a template
+// that cannot be read or calls an unknown macro stops the daemon at start with file:line
+// instead of failing the first notification.
+func (n *Notifier) Check() error {
+	policies := []*conf.Policy{&n.Config.Policy}
+	for name := range n.Config.PolicyBanks {
+		p, err := n.Config.Bank(&n.Config.Policy, name)
+		if err != nil {
+			return err
+		}
+		policies = append(policies, p)
+	}
+	for _, p := range policies {
+		for _, t := range [][2]string{
+			{p.NotifySenderTempl, "dsn.txt"}, {p.NotifyVirusSenderTempl, "virus-sender.txt"},
+			{p.NotifySpamSenderTempl, "spam-sender.txt"}, {p.NotifyVirusAdminTempl, "virus-admin.txt"},
+			{p.NotifySpamAdminTempl, "spam-admin.txt"}, {p.NotifyVirusRecipsTempl, "virus-recipient.txt"},
+		} {
+			if _, err := n.templ(t[0], t[1]); err != nil {
+				return fmt.Errorf("notification template: %w", err)
+			}
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/textproto"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,7 @@ func eicar(p *conf.Policy, d conf.Destiny) *Message {
 		ScannerOutput: []string{"stream: Eicar-Test-Signature FOUND"},
 		Quarantined:   []string{"n/virus-n8rZJ2zBYamo"},
 		ClientAddr:    "198.51.100.7", ClientPort: "4567", ClientHelo: "client.example.org",
+		ConnAddr: "127.0.0.1", ConnHelo: "mta.example.com",
 		Received: time.Date(2026, 11, 22, 9, 44, 18, 0, time.UTC), Size: 445,
 	}
 }
@@ -111,11 +113,16 @@ func TestVirusAdminNotice(t *testing.T) {
 		"From":       `"Content-filter at mx.example.com" <postmaster@mx.example.com>`,
 		"To":         "<virusalert@example.com>",
 		"Message-Id": "<VAn8rZJ2zBYamo@mx.example.com>",
-		"Date":       "Sun, 22 Nov 2026 09:44:19 +0000 (UTC)",
+		"Date":       "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)", // the template's %d, as amavis keeps it
 	} {
 		if h.Get(name) != want {
 			t.Errorf("%s: %q, want %q", name, h.Get(name), want)
 		}
+	}
+	// amavis's form: the MIME fields first, the template's fields in their order after them
+	if !regexp.MustCompile(`^Content-Type: multipart/mixed; boundary="----------=_\d+-[0-9a-f]+-0"\r\nContent-Transfer-Encoding: 8bit\r\n` +
+		`MIME-Version: 1\.0\r\nFrom: "Content-filter at mx\.example\.com" <postmaster@mx\.example\.com>\r\nDate: `).Match(got.Data) {
+		t.Errorf("the notice does not start as amavis's:\n%.300s", got.Data)
 	}
 	e, err := message.Read(bytes.NewReader(got.Data))
 	if err != nil {
@@ -133,8 +140,9 @@ func TestVirusAdminNotice(t *testing.T) {
 		}
 	}
 	hp, _ := mr.NextPart()
-	if ct, _, _ := hp.Header.ContentType(); ct != "text/rfc822-headers" {
-		t.Errorf("second part is %s", ct)
+	// the original header holds UTF-8: message/global-headers, as amavis attaches it
+	if ct, params, _ := hp.Header.ContentType(); ct != "message/global-headers" || params["name"] != "header.u8hdr" {
+		t.Errorf("second part is %s %v", ct, params)
 	}
 }
 
@@ -169,7 +177,7 @@ func TestBounceDSN(t *testing.T) {
 	d := dsntest.Read(t, got.Data)
 	text, perMsg, perRcpt, hdrs := d.Text, d.PerMsg, d.PerRcpt, d.Headers
 	if perMsg.Get("Reporting-MTA") != "dns; mx.example.com" ||
-		perMsg.Get("Received-From-MTA") != "dns; client.example.org ([198.51.100.7])" ||
+		perMsg.Get("Received-From-MTA") != "dns; mta.example.com ([127.0.0.1])" || // the MTA's connection, as amavis
 		perMsg.Get("Arrival-Date") != "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)" {
 		t.Errorf("per-message fields %q", perMsg)
 	}
@@ -179,7 +187,7 @@ func TestBounceDSN(t *testing.T) {
 	for name, want := range map[string]string{
 		"Original-Recipient": "rfc822;x@example.com", "Final-Recipient": "rfc822;x@example.com",
 		"Action": "failed", "Status": "5.7.0",
-		"Diagnostic-Code":   "smtp; 554 5.7.0 Bounce, id=12345-01 - INFECTED: Eicar-Test-Signature",
+		"Diagnostic-Code":   "smtp; 554-5.7.0 Bounce, id=12345-01 - INFECTED: 554 5.7.0 Eicar-Test-Signature",
 		"Last-Attempt-Date": "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)", "Final-Log-Id": "12345-01/n8rZJ2zBYamo",
 	} {
 		if got := perRcpt[0].Get(name); got != want {
@@ -189,8 +197,24 @@ func TestBounceDSN(t *testing.T) {
 	if !strings.Contains(text, "because it contains malicious software:\n  Eicar-Test-Signature\n") {
 		t.Errorf("DSN text:\n%s", text)
 	}
-	if hdrs != origHeader {
+	if hdrs != "Return-Path: <bob@sender.example.org>\n"+origHeader {
 		t.Errorf("attached header %q", hdrs)
+	}
+	// amavis's MIME form (Amavis::Notify's build_mime_entity and delivery_status_notification)
+	for _, want := range []string{
+		"Content-Type: multipart/report; report-type=delivery-status;\n boundary=\"",
+		"\"\nContent-Transfer-Encoding: 8bit\nMIME-Version: 1.0\nSubject: ",
+		"\n\nThis is a multi-part message in MIME format...\n\n--",
+		"\nContent-Type: text/plain; charset=\"UTF-8\"\nContent-Disposition: inline\nContent-Transfer-Encoding: quoted-printable\n\n",
+		"\nContent-Type: message/delivery-status; name=\"dsn_status.dsn\"\nContent-Disposition: inline; filename=\"dsn_status.dsn\"\n" +
+			"Content-Transfer-Encoding: 7bit\nContent-Description: Delivery error report\n\nReporting-MTA: dns; mx.example.com\n",
+		"\nDiagnostic-Code: smtp; 554-5.7.0 Bounce, id=12345-01 - INFECTED:\n 554 5.7.0 Eicar-Test-Signature\n",
+		"\nContent-Type: message/global-headers; name=\"header.u8hdr\"\nContent-Disposition: inline; filename=\"header.u8hdr\"\n" +
+			"Content-Transfer-Encoding: 8bit\nContent-Description: Message header section\n\nReturn-Path: <bob@sender.example.org>\n",
+	} {
+		if !strings.Contains(string(got.Data), strings.ReplaceAll(want, "\n", "\r\n")) {
+			t.Errorf("the DSN lacks %q:\n%s", want, got.Data)
+		}
 	}
 }
 
@@ -282,9 +306,17 @@ func TestRecipientWarning(t *testing.T) {
 	if err != nil || strings.Join(sent, ",") != "x@example.com" {
 		t.Fatalf("warned %v, %v; want only the local recipient", sent, err)
 	}
-	h := readHeader(t, r.hop.Wait(t, 0).Data)
+	data := r.hop.Wait(t, 0).Data
+	h := readHeader(t, data)
 	if h.Get("Subject") != "Message with a virus for you was not delivered" || h.Get("Message-Id") != "<VRn8rZJ2zBYamo@mx.example.com>" {
 		t.Errorf("warning header %q", h)
+	}
+	// one text part, as amavis's make_singlepart leaves it: MIME-Version first, the part's
+	// fields after the template's, the template's From, Date and To as they are
+	if !regexp.MustCompile(`^MIME-Version: 1\.0\r\nFrom: "Content-filter at mx\.example\.com" <postmaster@mx\.example\.com>\r\n` +
+		`Date: Sun, 22 Nov 2026 09:44:18 \+0000 \(UTC\)\r\n(.*\r\n)*Message-ID: <VRn8rZJ2zBYamo@mx\.example\.com>\r\n` +
+		`Content-Disposition: inline\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset="UTF-8"\r\n\r\n`).Match(data) {
+		t.Errorf("the warning's form is not amavis's:\n%.600s", data)
 	}
 }
 
@@ -343,6 +375,10 @@ func TestPlainDSNSubjects(t *testing.T) {
 			t.Errorf("DSN %d: Subject %q, Message-ID %q", i, h.Get("Subject"), h.Get("Message-Id"))
 		}
 		if i == 1 {
+			// %N names the next hop as amavis's delivery_short_report does, in brackets of its own
+			if text := dsntest.Read(t, data).Text; !strings.Contains(text, "<bad@example.com>: [[127.0.0.1]:10025] said:\n") {
+				t.Errorf("the DSN's text does not name the next hop as amavis does:\n%s", text)
+			}
 			perRcpt := dsntest.Read(t, data).PerRcpt
 			if len(perRcpt) != 1 || perRcpt[0].Get("Remote-MTA") != "dns; [127.0.0.1]:10025" ||
 				perRcpt[0].Get("Diagnostic-Code") != "smtp; 550 5.1.1 <bad@example.com>: unknown" || perRcpt[0].Get("Status") != "5.1.1" {
@@ -360,7 +396,7 @@ func FuzzCompose(f *testing.F) {
 	f.Add("Subject: caf\xc3\xa9 \xff\n Folded: x\n\n\n")
 	f.Fuzz(func(t *testing.T, expanded string) {
 		msg := compose(expanded, [][2]string{{"From", "<a@b>"}, {"To", "<c@d>"}}, "multipart/mixed",
-			[]part{{"text/rfc822-headers", "h", "X: y\n"}}, "n8rZJ2zBYamo")
+			[]part{{"text/rfc822-headers", "header.hdr", "h", "X: y\n", ""}})
 		e, err := message.Read(strings.NewReader(msg))
 		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
 			t.Fatalf("%q: %v\n%s", expanded, err, msg)

@@ -36,13 +36,13 @@ type SpamInfo struct {
 func Fields(a Alerts, s *SpamInfo) []string {
 	var out []string
 	if len(a.Viruses) > 0 {
-		out = append(out, "X-Amavis-Alert: INFECTED, message contains virus: "+strings.Join(a.Viruses, ", "))
+		out = append(out, foldField("X-Amavis-Alert: INFECTED, message contains virus: "+strings.Join(a.Viruses, ", ")))
 	}
 	if a.Banned != "" {
-		out = append(out, "X-Amavis-Alert: BANNED, message contains "+a.Banned)
+		out = append(out, foldField("X-Amavis-Alert: BANNED, message contains "+a.Banned))
 	}
 	if a.BadHeader != "" {
-		out = append(out, "X-Amavis-Alert: BAD HEADER SECTION, "+a.BadHeader)
+		out = append(out, foldField("X-Amavis-Alert: BAD HEADER SECTION, "+a.BadHeader))
 	}
 	none := s == nil
 	if none {
@@ -112,6 +112,19 @@ func Fields(a Alerts, s *SpamInfo) []string {
 	pieces = append(pieces, " autolearn="+autolearn)
 	return append(out, "X-Spam-Flag: "+flag, "X-Spam-Score: "+num(score),
 		strings.TrimSuffix("X-Spam-Level: "+level, " "), string(hdr.Fold(nil, "X-Spam-Status:", pieces, spamStatusStyle)))
+}
+
+// foldField folds a field longer than 78 columns before blanks, as amavis's hdr
+// (Amavis::Out::EditHeader) and our forwarded copy do, with LF.
+func foldField(line string) string {
+	if len(line) <= 78 {
+		return line
+	}
+	words := strings.Split(line, " ")
+	for i := 1; i < len(words); i++ {
+		words[i] = " " + words[i]
+	}
+	return string(hdr.Fold(nil, words[0], words[1:], hdr.Style{Width: 78, EOL: "\n", FirstMoves: true}))
 }
 
 // spamStatusStyle folds X-Spam-Status at 78 columns with LF, the quarantine's line end, the

@@ -31,3 +31,22 @@ func TestFields(t *testing.T) {
 		}
 	}
 }
+
+// The leading fields of a quarantined copy as amavis's hdr writes them (values checked against
+// Amavis::Out::EditHeader): X-Envelope-To on one line while the addresses fit, an empty
+// X-Envelope-To-Blocked without a blank after the colon, X-Amavis-Alert folded as in the
+// forwarded copy.
+func TestStoredFieldsFolding(t *testing.T) {
+	four := []string{"recipient-number-1@example.com", "recipient-number-2@example.com", "recipient-number-3@example.com", "recipient-number-4@example.com"}
+	for _, tc := range []struct{ got, want string }{
+		{addrField("X-Envelope-To:", []string{"x@example.com", "y@example.com"}), "X-Envelope-To: <x@example.com>, <y@example.com>"},
+		{addrField("X-Envelope-To-Blocked:", nil), "X-Envelope-To-Blocked:"},
+		{addrField("X-Envelope-To:", four), "X-Envelope-To: <recipient-number-1@example.com>,\n <recipient-number-2@example.com>, <recipient-number-3@example.com>,\n <recipient-number-4@example.com>"},
+		{Fields(Alerts{Viruses: []string{"Eicar-Test-Signature.UNOFFICIAL"}}, nil)[0], "X-Amavis-Alert: INFECTED, message contains virus:\n Eicar-Test-Signature.UNOFFICIAL"},
+		{Fields(Alerts{Banned: "application/octet-stream,.asc,invoice.pdf.exe"}, nil)[0], "X-Amavis-Alert: BANNED, message contains\n application/octet-stream,.asc,invoice.pdf.exe"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q\nwant %q", tc.got, tc.want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/hdr"
 	"amavisgo/internal/panics"
 	"amavisgo/smtp"
 )
@@ -298,8 +299,8 @@ func writeStored(w io.Writer, sender, to string, m *Message) error {
 	h.WriteString("Return-Path: " + delivery.Bracket(sender) + "\n")
 	h.WriteString("Delivered-To: " + to + "\n")
 	h.WriteString("X-Envelope-From: " + delivery.Bracket(sender) + "\n")
-	h.WriteString("X-Envelope-To: " + bracketList(m.Recipients) + "\n")
-	h.WriteString("X-Envelope-To-Blocked: " + bracketList(m.Blocked) + "\n")
+	h.WriteString(addrField("X-Envelope-To:", m.Recipients) + "\n")
+	h.WriteString(addrField("X-Envelope-To-Blocked:", m.Blocked) + "\n")
 	h.WriteString("X-Quarantine-ID: <" + m.MailID + ">\n")
 	for _, f := range m.Fields {
 		h.WriteString(strings.TrimRight(f, "\r\n") + "\n")
@@ -319,12 +320,18 @@ func writeStored(w io.Writer, sender, to string, m *Message) error {
 	return err
 }
 
-func bracketList(addrs []string) string {
-	q := make([]string, len(addrs))
+// addrField is an X-Envelope-To field as amavis writes it (a structured field of its hdr):
+// the addresses on one line while they fit in 78 columns, a continuation line before an
+// address that would not; nothing after the colon when there is none.
+func addrField(name string, addrs []string) string {
+	chunks := make([]string, len(addrs))
 	for i, a := range addrs {
-		q[i] = delivery.Bracket(a)
+		chunks[i] = " " + delivery.Bracket(a)
+		if i < len(addrs)-1 {
+			chunks[i] += ","
+		}
 	}
-	return strings.Join(q, ",\n ")
+	return string(hdr.Fold(nil, name, chunks, hdr.Style{Width: 78, EOL: "\n"}))
 }
 
 // lfWriter drops the CR of every CRLF, carrying a CR that ends one write into the next.

@@ -362,6 +362,19 @@ func TestConfigtest(t *testing.T) {
 	}
 }
 
+// configtest reads the notification templates as the daemon does at start: a call of a
+// macro amavis does not have is reported with the template's file and line.
+func TestConfigtestTemplates(t *testing.T) {
+	e := newEnv(t, "smtp:[127.0.0.1]:10025")
+	templ := filepath.Join(e.dir, "admin.txt")
+	os.WriteFile(templ, []byte("Subject: %V\n\nFrom: [:header_field|From]\nTo: [:header_feild|To]\n"), 0o644)
+	e.writeConfig("smtp:[127.0.0.1]:10025", "", fmt.Sprintf("notify_virus_admin_templ = %q", templ))
+	out, errOut, code := e.amavisd("configtest")
+	if want := templ + `:4: unknown macro "header_feild"`; code != 1 || out != "" || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
+	}
+}
+
 func TestShowconfigLoadsAgain(t *testing.T) {
 	e := newEnv(t, "smtp:[127.0.0.1]:10025", "[policy_bank.MYNETS]", "originating = true")
 	out, errOut, code := e.amavisd("-m", "7", "-d", "3", "showconfig")

@@ -20,6 +20,7 @@ import (
 	"amavisgo/amavis"
 	"amavisgo/conf"
 	"amavisgo/internal/pidfile"
+	"amavisgo/notify"
 )
 
 // options is the parsed command line.
@@ -169,6 +170,10 @@ func verbConfigtest(o *options, stdout io.Writer) error {
 		return err
 	}
 	if err := c.CheckStartable(); err != nil {
+		return err
+	}
+	// the notification templates, as the daemon reads them at start
+	if err := notify.New(c, nil).Check(); err != nil {
 		return err
 	}
 	name := c.File

@@ -37,9 +37,14 @@ func (s *Sender) Send(ctx context.Context, via conf.Method, from string, rcpts [
 	if err != nil {
 		return nil, err
 	}
-	env := &smtp.Envelope{From: smtp.Quote(from)}
+	o := delivery.OptionsFrom(ctx)
+	env := &smtp.Envelope{From: smtp.Quote(from), ENVID: o.ENVID, Body: o.Body, DSN: o.ENVID != "" || o.ORCPT}
 	for _, r := range rcpts {
-		env.Rcpts = append(env.Rcpts, smtp.Recipient{Addr: r})
+		rc := smtp.Recipient{Addr: r}
+		if o.ORCPT {
+			rc.ORCPT = "rfc822;" + delivery.XText(r)
+		}
+		env.Rcpts = append(env.Rcpts, rc)
 	}
 	res, err := c.Send(ctx, env, func(w io.Writer) error {
 		_, err := io.Copy(delivery.ToCRLF(w), msg)

@@ -68,18 +68,27 @@ func (t token) lit() string { return t.s }
 func (t token) isOpen() bool { return t.k >= kIter && t.k <= kQuote }
 
 // Template is a parsed template.
-type Template struct{ toks []token }
+type Template struct {
+	toks []token
+	at   []int // the offset in the source of each token
+}
 
 // Parse splits a template into tokens; it never fails.
 func Parse(src string) *Template {
 	var toks []token
+	var at []int
+	i, start := 0, 0
 	text := func(s string) {
 		if s == "" {
 			return
 		}
 		toks = append(toks, token{kText, s})
 	}
-	for i := 0; i < len(src); {
+	for i < len(src) {
+		for len(at) < len(toks) {
+			at = append(at, start)
+		}
+		start = i
 		c := src[i]
 		switch {
 		case c == '#':
@@ -172,7 +181,10 @@ func Parse(src string) *Template {
 			i = j
 		}
 	}
-	return &Template{toks: toks}
+	for len(at) < len(toks) {
+		at = append(at, start)
+	}
+	return &Template{toks: toks, at: at}
 }
 
 var escapes = map[byte]string{'r': "\r", 'n': "\n", 'f': "\f", 'b': "\b", 'e': "\x1b", 'a': "\a", 't': "\t"}
@@ -197,6 +209,87 @@ func saMacroLen(s string) int {
 		return j + 1
 	}
 	return 0
+}
+
+// ParseFile parses the template src read from file and checks that each macro it calls is
+// known (known reports the names its user provides; the string helpers every template may
+// call and the macros the template defines with [= ...] count too). A call of any other
+// macro is an error naming file:line: amavis would silently expand it to nothing.
+// A call whose name is itself computed is not checked.
+func ParseFile(file, src string, known func(name string) bool) (*Template, error) {
+	t := Parse(src)
+	defined := map[string]bool{}
+	for i, tk := range t.toks {
+		switch tk.k {
+		case kDefine:
+			if name, ok := literalName(t.toks[i+1:]); ok {
+				defined[name] = true
+			}
+		case kIter:
+			// [ name | body | sep ] iterates over macro name with %x in the body
+			if _, ok := literalName(t.toks[i+1:]); ok {
+				defined["x"] = true
+			}
+		}
+	}
+	ok := func(name string) bool {
+		return defined[name] || Builtin(name) || known(name)
+	}
+	for i, tk := range t.toks {
+		var name string
+		switch tk.k {
+		case kMacro:
+			name = tk.s[len(tk.s)-1:]
+			if name[0] >= '0' && name[0] <= '9' {
+				continue // an argument of a defined macro or a regexp's group
+			}
+		case kSA:
+			name, _, _ = strings.Cut(strings.Trim(tk.s, "_"), "(")
+		case kNeutral, kActive:
+			n, lit := literalName(t.toks[i+1:])
+			if !lit {
+				continue
+			}
+			name = n
+		default:
+			continue
+		}
+		if !ok(name) {
+			line := 1 + strings.Count(src[:t.at[i]], "\n")
+			return nil, fmt.Errorf("%s:%d: unknown macro %q in %s", file, line, name, strings.TrimSpace(tk.s))
+		}
+	}
+	return t, nil
+}
+
+// literalName is the name a call starts with when it is plain text up to the first | or ].
+func literalName(ts []token) (string, bool) {
+	var b strings.Builder
+	for _, t := range ts {
+		switch t.k {
+		case kText:
+			b.WriteString(t.s)
+			continue
+		case kSep, kClose:
+			name := trim(b.String())
+			return name, name != ""
+		}
+		return "", false
+	}
+	return "", false
+}
+
+// Builtin reports whether name is one of the string helpers every template may call
+// (amavis's wrap, lc, sprintf, mime_decode ...).
+func Builtin(name string) bool {
+	_, ok := builtins[name]
+	_, more := moreBuiltins[name]
+	return ok || more
+}
+
+func (e *expander) known(name string) bool {
+	_, ok := e.macros[name]
+	return ok || Builtin(name)
 }
 
 // Expand evaluates t with macros m (which [= definitions extend for this call only).
@@ -456,6 +549,11 @@ func (e *expander) resolve(name string, args []string) any {
 		v, ok = builtins[name]
 	}
 	if !ok {
+		if f, found := moreBuiltins[name]; found {
+			v, ok = f, true
+		}
+	}
+	if !ok {
 		return nil
 	}
 	if fn, ok := v.(Func); ok {
@@ -561,10 +659,8 @@ func (e *expander) iterate(args [][]token) []token {
 	if d, ok := e.defined[name]; ok {
 		vals = []string{str(substArgs(d, nil, name))}
 	} else {
-		if _, ok := e.macros[name]; !ok {
-			if _, ok := builtins[name]; !ok {
-				return nil
-			}
+		if !e.known(name) {
+			return nil
 		}
 		switch x := e.resolve(name, []string{name}).(type) {
 		case []string:
@@ -601,12 +697,13 @@ func boolDigit(b bool) string {
 // builtins are the string helpers every template may call (README.customize).
 var builtins = map[string]any{
 	"wrap": Func(func(a ...string) any {
-		a = pad(a, 5)
-		width, err := strconv.Atoi(strings.TrimSpace(a[1]))
-		if err != nil || width <= 0 {
-			width = 78
+		width := 78
+		if len(a) > 1 {
+			width = int(perlNum(a[1]))
 		}
-		return Wrap(a[4], width, a[2], a[3])
+		hasIndent := len(a) > 3
+		a = pad(a, 5)
+		return WrapString(a[4], width, a[2], a[3], hasIndent)
 	}),
 	"lc": Func(func(a ...string) any { return strings.ToLower(strings.Join(a[1:], "")) }),
 	"uc": Func(func(a ...string) any { return strings.ToUpper(strings.Join(a[1:], "")) }),
@@ -719,29 +816,4 @@ func pad(a []string, n int) []string {
 		a = append(a, "")
 	}
 	return a
-}
-
-// Wrap folds s (unfolded first) into lines of at most width columns where it can: the first
-// line starts with prefix, continuation lines with indent (a single space when indent is "").
-// Words longer than a line stay whole.
-func Wrap(s string, width int, prefix, indent string) string {
-	words := strings.Fields(s)
-	if len(words) == 0 {
-		return prefix + strings.TrimSpace(s)
-	}
-	if indent == "" {
-		indent = " "
-	}
-	var b strings.Builder
-	line := prefix + words[0]
-	for _, w := range words[1:] {
-		if len(line)+1+len(w) > width {
-			b.WriteString(line + "\n")
-			line = indent + w
-			continue
-		}
-		line += " " + w
-	}
-	b.WriteString(line)
-	return b.String()
 }

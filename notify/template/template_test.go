@@ -55,7 +55,8 @@ func TestExpand(t *testing.T) {
 		{"[=hello|[\"[? %1|none|some]\"]][@hello|x] [@hello|]", "some none"},
 		{"_HOSTNAME_ _GREET(a,b)_ _NOPE_", "  "},
 		{"stray ] and | here", "stray ] and | here"},
-		{"[:wrap|20|> |  |one two three four five six seven]", "> one two three four\n  five six seven"},
+		// amavis's wrap_string puts the prefix before every line, the indent after it
+		{"[:wrap|20|> |  |one two three four five six seven]", "> one two three four\n>   five six seven"},
 		{"[:lc|ABC][:uc|def] [:substr|abcdef|2|3] [:len|abc] [:join|-|a|b|c]", "abcDEF cde 3 a-b-c"},
 		{"[:limit|10|abcdefghijklmno] [:dquote|a\"b] [:uquote|a b\tc]", "abcde[...] \"a\"\"b\" a_b_c"},
 		{"[:hexenc|AB] [:b64enc|ab] [:sprintf|[\"%05.1f/%s/%d%%\"]|7.25|x|3.9]", "4142 YWI 007.2/x/3%"},
@@ -66,6 +67,61 @@ func TestExpand(t *testing.T) {
 		got, err := Expand(tc.in, macros)
 		if err != nil || got != tc.want {
 			t.Errorf("Expand(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// The string macros of amavis's %builtins (Amavis.pm) that its own templates use; the
+// wanted values are what Amavis::Util and Amavis::rfc2821_2822_Tools return for them.
+func TestAmavisStringMacros(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"[:mail_addr_decode|<Bob@EXAMPLE.Org>]", "<Bob@example.org>"},
+		{"[:mail_addr_decode|<j\303\266rg@xn--bcher-kva.example>]", "<jörg@bücher.example>"},
+		{"[:mail_addr_decode|<j\366rg@X.ORG>]", "<jörg@x.org>"},
+		{"[:mail_addr_decode|%s]", "<bob@x>"},
+		{"[:mail_addr_decode_octets|<j\366rg@X.ORG>]", "<j\xf6rg@x.org>"},
+		{"[:mime_decode|=?UTF-8?Q?caf=C3=A9?= au lait]", "café au lait"},
+		{"[:mime_decode|=?UTF-8?Q?caf=C3=A9?= au lait|3]", "caf"},
+		{"[:mime_decode|=?UTF-8?Q?caf=C3=A9?=|0|1]", "café (raw: =?UTF-8?Q?caf=C3=A9?=)"},
+		{"[:mime_decode|=?UTF-8?Q?caf=C3=A9?=|100|1]", "café (raw: =?UTF)"}, // the raw text cut to the decoded one's length in bytes
+		{"[:mime_decode|caf\351]", "café"},
+		{"[:mime2utf8|=?UTF-8?Q?caf=C3=A9?=|4]", "caf"},
+		{"[:wrap|78|||aaa bbb\nccc\n ddd]", "aaa bbb ccc ddd"},
+		{"[:wrap|78||  |First upstream:   \\[1.2.3.4\\], ]", "First upstream:   [1.2.3.4], "},
+		{"[:wrap|12||  |aaa bbbbbbbbbbbbbbbbbbbbbbbbbbbb   cc  dd]", "aaa\n  bbbbbbbbbbbbbbbbbbbbbbbbbbbb\n    cc  dd"},
+		{"[:wrap|12|||aaa bbbbbbbbbbbbbbbbbbbbbbbbbbbb   cc  dd]", "aaa\nbbbbbbbbbbbbbbbbbbbbbbbbbbbb\ncc  dd"},
+		{"[:index|abcabc|c] [:index|abcabc|c|3] [:index|abc|z]", "2 5 -1"},
+		{"[:incr|5] [:incr|5|2|3] [:decr|5] [:min|3| |1|2] [:max|3|7|2]", "6 10 4 1 7"},
+		{"[:rot13|Hello] [:b64encode|ab|c]", "Uryyb YWI= Yw=="},
+	} {
+		src := strings.NewReplacer(`\303`, "\xc3", `\266`, "\xb6", `\366`, "\xf6", `\351`, "\xe9").Replace(tc.in)
+		got, err := Expand(src, macros)
+		want := strings.ReplaceAll(tc.want, `\xf6`, "\xf6")
+		if err != nil || got != want {
+			t.Errorf("Expand(%q) = %q, %v; want %q", tc.in, got, err, want)
+		}
+	}
+}
+
+// A call of a macro amavis does not have is an error when the template is read, naming the
+// file and the line, instead of expanding to nothing; macros the template defines, the
+// arguments %1..%9 and names computed at expansion time are not errors.
+func TestParseFileUnknownMacro(t *testing.T) {
+	known := func(name string) bool { return name == "s" || name == "T" || name == "header_field" }
+	for _, tc := range []struct{ src, want string }{
+		{"Subject: %s\nFrom: [:header_field|From]\nTo: [%T|, ]\n[=mine|x%1][:mine|a] [:wrap|78|||%s] [:%s]\n", ""},
+		{"line one\nline two %Z\n", `t.txt:2: unknown macro "Z" in %Z`},
+		{"one\ntwo\nthree [:header_feild|From]\n", `t.txt:3: unknown macro "header_feild" in [:`},
+		{"[? %#s |x|\n[@ nosuch |y]]", `t.txt:2: unknown macro "nosuch" in [@`},
+		{"score _SCORE_\n", `t.txt:1: unknown macro "SCORE" in _SCORE_`},
+	} {
+		_, err := ParseFile("t.txt", tc.src, known)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("ParseFile(%q): %q, want %q", tc.src, got, tc.want)
 		}
 	}
 }

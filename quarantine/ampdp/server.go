@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"amavisgo/conf"
 	"amavisgo/delivery"
+	"amavisgo/hdr"
 	"amavisgo/internal/panics"
 	"amavisgo/mailid"
 	"amavisgo/quarantine"
@@ -49,6 +51,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, p *conf.Policy) e
 	idle := time.Duration(s.Config.SmtpdTimeout) * time.Second
 	work := time.Duration(s.Config.ChildTimeout) * time.Second
 	br := bufio.NewReaderSize(conn, 16<<10)
+	ci := connOf(conn)
 	for {
 		conn.SetReadDeadline(time.Now().Add(idle))
 		req, bad, err := ReadRequest(br)
@@ -62,7 +65,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, p *conf.Policy) e
 			return fmt.Errorf("AM.PDP: reading request: %w", err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, work)
-		resp := s.handleRecovered(rctx, p, req)
+		resp := s.handleRecovered(rctx, p, req, ci)
 		cancel()
 		conn.SetWriteDeadline(time.Now().Add(idle))
 		if err := WriteResponse(conn, resp); err != nil {
@@ -71,28 +74,70 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, p *conf.Policy) e
 	}
 }
 
-// handle answers one request.
-func (s *Server) handle(ctx context.Context, p *conf.Policy, req Request) []string {
+// connInfo is the client's side and ours of an AM.PDP connection, for the Received field of
+// a released message; all empty on a Unix socket.
+type connInfo struct{ peerIP, localIP, localPort string }
+
+func connOf(c net.Conn) connInfo {
+	peer, ok1 := c.RemoteAddr().(*net.TCPAddr)
+	local, ok2 := c.LocalAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 {
+		return connInfo{}
+	}
+	return connInfo{peer.IP.String(), local.IP.String(), strconv.Itoa(local.Port)}
+}
+
+// handle answers one request. A request it cannot carry out is answered with a failure and
+// logged as amavis's In::AMPDP does, under the release's log id when it has one.
+func (s *Server) handle(ctx context.Context, p *conf.Policy, req Request, ci connInfo) []string {
+	var err error
+	logID := ""
 	switch r := strings.ToLower(req.Get("request")); r {
 	case "smtpd_access_policy":
 		return []string{"action=DUNNO"}
 	case "release", "requeue":
-		return s.release(ctx, p, req, r)
+		var resp []string
+		resp, logID, err = s.release(ctx, p, req, r, ci)
+		if err == nil {
+			return resp
+		}
 	case "am.pdp":
 		if s.Check != nil {
 			return s.Check(ctx, p, req)
 		}
+		err = errors.New("content checks over AM.PDP are not supported")
+	case "":
+		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
+		err = errors.New("Missing 'request' field")
+	default:
+		err = fmt.Errorf("unknown 'request' value: %s", req.Get("request"))
 	}
-	return failure(fmt.Errorf("request %q is not supported", req.Get("request")))
+	s.log().Error("policy_server FAILED: "+err.Error(), logAttrs(logID)...)
+	return failure(err)
 }
+
+// logAttrs names the log id of a record, none when id is "".
+func logAttrs(id string) []any {
+	if id == "" {
+		return nil
+	}
+	return []any{LogIDKey, id}
+}
+
+// LevelOne is the slog level of amavis's log level 1, between Debug (its 2) and Info (its 0).
+const LevelOne = slog.LevelInfo - 2
+
+// LogIDKey is the slog attribute with the log id of the release a record is about (the same
+// key as package notify's).
+const LogIDKey = "log_id"
 
 // handleRecovered is handle, with a panic answered as a failure: the client retries, the
 // server goes on with the next request.
-func (s *Server) handleRecovered(ctx context.Context, p *conf.Policy, req Request) (resp []string) {
+func (s *Server) handleRecovered(ctx context.Context, p *conf.Policy, req Request, ci connInfo) (resp []string) {
 	var err error
 	func() {
 		defer panics.Catch(&err)
-		resp = s.handle(ctx, p, req)
+		resp = s.handle(ctx, p, req, ci)
 	}()
 	if err == nil {
 		return resp
@@ -117,12 +162,24 @@ func failure(err error) []string {
 }
 
 // release re-sends a quarantined message to its blocked recipients (or those the request
-// names) with Resent-* fields, through release_method (requeue: requeue_method).
-func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind string) []string {
-	st, newID, err := s.open(p, req)
+// names, each then with its ORCPT, as amavis keeps them) with Resent-* fields, through
+// release_method (requeue: requeue_method). It returns the response, the release's log id
+// ("rel-" and the new mail_id, as amavis's) and the error that stopped it, if any.
+func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind string, ci connInfo) ([]string, string, error) {
+	newID := ""
+	if id := req.Get("mail_id"); req.Has("mail_id") && mailid.Valid(id) {
+		var err error
+		if newID, _, err = mailid.New(mailid.DefaultBits); err != nil {
+			return nil, "", err
+		}
+	}
+	logID := ""
+	if newID != "" {
+		logID = "rel-" + newID
+	}
+	st, err := s.open(p, req)
 	if err != nil {
-		s.log().Warn("release refused", "request", kind, "mail_id", req.Get("mail_id"), "error", err)
-		return failure(err)
+		return nil, logID, err
 	}
 	defer st.Close()
 	parent := req.Get("mail_id")
@@ -131,7 +188,8 @@ func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind 
 		sender = strings.Trim(req.Get("sender"), "<>")
 	}
 	rcpts := st.Blocked
-	if over := req.All("recipient"); len(over) > 0 {
+	over := req.All("recipient")
+	if len(over) > 0 {
 		rcpts = nil
 		for _, r := range over {
 			rcpts = append(rcpts, strings.Trim(r, "<>"))
@@ -141,14 +199,29 @@ func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind 
 	if kind == "requeue" {
 		via = p.Requeue()
 	}
-	s.log().Info(fmt.Sprintf("Quarantined message %s (miscategorized): %s %s -> %s", kind, parent,
-		delivery.Bracket(sender), bracketAll(rcpts)), "file", st.Path, "mail_id", newID)
-	if len(rcpts) == 0 {
-		return []string{Encode("setreply", "250", "2.5.0", "No recipients, nothing to do")}
+	// amavis names the stored recipients, the blocked ones and those left out
+	var excluded []string
+	for _, r := range st.Recipients {
+		if !slices.Contains(st.Blocked, r) {
+			excluded = append(excluded, r)
+		}
 	}
-	head := s.resentFields(p, req, parent, newID, rcpts)
+	line := fmt.Sprintf("Quarantined message %s (miscategorized): %s %s -> %s", kind, parent,
+		delivery.Bracket(st.Sender), bracketAll(st.Blocked))
+	if len(excluded) > 0 {
+		line += ", (excluded: " + bracketAll(excluded) + " )"
+	}
+	s.log().Info(line, LogIDKey, logID)
+	if len(rcpts) == 0 {
+		return []string{Encode("setreply", "250", "2.5.0", "No recipients, nothing to do")}, logID, nil
+	}
+	head := s.resentFields(p, req, parent, newID, rcpts, ci)
 	msg := io.MultiReader(strings.NewReader(head), st.Body)
-	res, err := s.Sender.Send(ctx, via, sender, rcpts, msg)
+	sctx := ctx
+	if len(over) > 0 {
+		sctx = delivery.WithOptions(ctx, delivery.Options{ORCPT: true})
+	}
+	res, err := s.Sender.Send(sctx, via, sender, rcpts, msg)
 	var out []string
 	for i, r := range rcpts {
 		if err != nil {
@@ -156,93 +229,127 @@ func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind 
 			continue
 		}
 		out = append(out, setreply(res[i].Reply))
-		s.log().Info(fmt.Sprintf("%s(%s) SEND from %s -> %s, %s", newID, parent, delivery.Bracket(sender), delivery.Bracket(r), res[i].Reply))
+		// amavis logs this at level 1, a failure at -1
+		level := LevelOne
+		if res[i].Reply.Class() != 2 {
+			level = slog.LevelWarn
+		}
+		s.log().Log(ctx, level, fmt.Sprintf("%s(%s) SEND from %s -> %s, %s", newID, parent, delivery.Bracket(sender), delivery.Bracket(r), res[i].Reply), LogIDKey, logID)
 	}
-	return out
+	if err != nil {
+		s.log().Info("WARN: dispatch_from_quarantine failed: "+err.Error(), LogIDKey, logID)
+	}
+	return out, logID, nil
 }
 
 // open checks the request and opens the quarantine file it names.
-func (s *Server) open(p *conf.Policy, req Request) (*quarantine.Stored, string, error) {
+func (s *Server) open(p *conf.Policy, req Request) (*quarantine.Stored, error) {
 	if !req.Has("mail_id") {
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-		return nil, "", errors.New("Missing 'mail_id' field")
+		return nil, errors.New("Missing 'mail_id' field")
 	}
 	id := req.Get("mail_id")
 	if !mailid.Valid(id) {
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-		return nil, "", fmt.Errorf("Invalid mail_id '%s'", id)
+		return nil, fmt.Errorf("Invalid mail_id '%s'", id)
 	}
 	if sec := req.Get("secret_id"); sec == "" {
 		if p.AuthRequiredRelease {
 			//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-			return nil, "", errors.New("Secret_id is required, but missing")
+			return nil, errors.New("Secret_id is required, but missing")
 		}
 	} else if !mailid.Check(id, sec) {
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-		return nil, "", fmt.Errorf("Secret_id %s does not match mail_id %s", sec, id)
+		return nil, fmt.Errorf("Secret_id %s does not match mail_id %s", sec, id)
 	}
 	qt := req.Get("quar_type")
 	switch qt {
 	case "", "F", "Z":
 	default:
-		return nil, "", fmt.Errorf("quar_type %s is not supported, only F and Z (files under $QUARANTINEDIR)", qt)
+		return nil, fmt.Errorf("quar_type %s is not supported, only F and Z (files under $QUARANTINEDIR)", qt)
 	}
 	path, err := s.Store.Find(id, req.Get("mail_file"), qt == "Z")
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	st, err := quarantine.Open(path)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if st.QuarantineID != id {
 		st.Close()
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-		return nil, "", fmt.Errorf("Stored quarantine ID '%s' does not match requested ID '%s'", st.QuarantineID, id)
+		return nil, fmt.Errorf("Stored quarantine ID '%s' does not match requested ID '%s'", st.QuarantineID, id)
 	}
-	newID, _, err := mailid.New(mailid.DefaultBits)
-	if err != nil {
-		st.Close()
-		return nil, "", err
-	}
-	return st, newID, nil
+	return st, nil
 }
 
 // resentFields are the fields put above the stored message: the Resent-* block of the
-// release (RFC 5322 §3.6.6) and our new Received line.
-func (s *Server) resentFields(p *conf.Policy, req Request, parent, newID string, rcpts []string) string {
+// release (RFC 5322 section 3.6.6) and the Received field, as amavis's msg_from_quarantine and
+// make_received_header_field write them, folded as its hdr folds them.
+func (s *Server) resentFields(p *conf.Policy, req Request, parent, newID string, rcpts []string, ci connInfo) string {
 	now := time.Now()
 	if s.Now != nil {
 		now = s.Now()
 	}
 	addrs := s.Config.NotifyAddrs(p)
 	var b strings.Builder
+	field := func(name, value string) { b.WriteString(foldValue(name+": "+value) + "\n") }
 	if by := req.Get("requested_by"); by != "" {
-		b.WriteString("Resent-From: " + delivery.Bracket(strings.Trim(by, "<>")) + "\n")
-		b.WriteString("Resent-Sender: " + addrs.HdrfromRecip + "\n")
+		field("Resent-From", delivery.Bracket(strings.Trim(by, "<>")))
+		field("Resent-Sender", addrs.HdrfromRecip)
 	} else {
-		b.WriteString("Resent-From: " + addrs.HdrfromRecip + "\n")
+		field("Resent-From", addrs.HdrfromRecip)
 	}
 	to := "undisclosed-recipients:;"
 	if len(rcpts) == 1 {
 		to = delivery.Bracket(rcpts[0])
 	}
-	b.WriteString("Resent-To: " + to + "\n")
+	field("Resent-To", to)
 	date := RFC2822Date(now)
-	b.WriteString("Resent-Date: " + date + "\n")
-	b.WriteString("Resent-Message-ID: <" + parent + "-" + newID + "@" + s.Config.Myhostname + ">\n")
-	b.WriteString("Received: from " + s.Config.LocalhostName + "\n by " + s.Config.Myhostname +
-		" (amavis, quarantine release) with AM.PDP\n id " + newID)
-	if len(rcpts) == 1 {
-		b.WriteString(" for " + delivery.Bracket(rcpts[0]))
+	field("Resent-Date", date)
+	field("Resent-Message-ID", "<"+parent+"-"+newID+"@"+s.Config.Myhostname+">")
+	helo := s.Config.LocalhostName
+	if helo == "" {
+		helo = "localhost"
 	}
-	b.WriteString("; " + date + "\n")
+	// the client of an AM.PDP request names itself nowhere: "unknown"
+	from := " from unknown"
+	by := " by " + helo
+	if ci.peerIP != "" {
+		from += " ([" + ci.peerIP + "])"
+		by += " (" + s.Config.Myhostname + " [" + ci.localIP + "]) (amavis, port " + ci.localPort + ")"
+	} else {
+		by += " (amavis, unix socket)"
+	}
+	chunks := []string{by, " id " + newID}
+	if len(rcpts) == 1 {
+		chunks = append(chunks, " for "+delivery.Bracket(rcpts[0])+";")
+	} else {
+		chunks[len(chunks)-1] += ";"
+	}
+	chunks = append(chunks, " "+date)
+	b.Write(hdr.Fold(nil, "Received:"+from, chunks, hdr.Style{Width: 78, EOL: "\n"}))
+	b.WriteString("\n")
 	return b.String()
 }
 
-// RFC2822Date is the date form of amavis's fields: "Sun, 22 Nov 2026 09:44:18 +0000 (UTC)".
+// foldValue folds a field longer than 78 columns before blanks, as amavis's hdr does.
+func foldValue(line string) string {
+	if len(line) <= 78 {
+		return line
+	}
+	words := strings.Split(line, " ")
+	for i := 1; i < len(words); i++ {
+		words[i] = " " + words[i]
+	}
+	return string(hdr.Fold(nil, words[0], words[1:], hdr.Style{Width: 78, EOL: "\n", FirstMoves: true}))
+}
+
+// RFC2822Date is the date form of amavis's fields (rfc2822_timestamp), the day padded with
+// a space: "Fri,  4 Dec 2026 09:44:18 +0000 (UTC)".
 func RFC2822Date(t time.Time) string {
-	return t.Format("Mon, 02 Jan 2006 15:04:05 -0700 (MST)")
+	return t.Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)")
 }
 
 // setreply gives a reply's status, enhanced status and text each a field of the response

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -164,11 +165,14 @@ func TestAmavisdReleaseReleasesEICAR(t *testing.T) {
 		!strings.HasSuffix(h.Get("Resent-Message-ID"), "@mx.example.com>") {
 		t.Errorf("Resent fields: %q", h)
 	}
-	if _, err := time.Parse("Mon, 02 Jan 2006 15:04:05 -0700 (MST)", h.Get("Resent-Date")); err != nil {
+	if _, err := time.Parse("Mon, _2 Jan 2006 15:04:05 -0700 (MST)", h.Get("Resent-Date")); err != nil || !regexp.MustCompile(`^[A-Z][a-z]{2}, [ 123][0-9] `).MatchString(h.Get("Resent-Date")) {
 		t.Errorf("Resent-Date: %v", err)
 	}
+	// amavis's make_received_header_field for a request on a Unix socket, the id the new mail_id
 	rcvd := h.Values("Received")
-	if len(rcvd) != 2 || !strings.Contains(rcvd[0], "with AM.PDP") || !strings.Contains(rcvd[1], "id "+r.mailID) {
+	newID := strings.TrimSuffix(strings.TrimPrefix(h.Get("Resent-Message-ID"), "<"+r.mailID+"-"), "@mx.example.com>")
+	if len(rcvd) != 2 || rcvd[0] != "from unknown by localhost (amavis, unix socket) id "+newID+" for <x@example.com>; "+h.Get("Resent-Date") ||
+		!strings.Contains(rcvd[1], "id "+r.mailID) {
 		t.Errorf("Received fields: %q", rcvd)
 	}
 	if h.Get("X-Quarantine-ID") != "" || h.Get("X-Envelope-To") != "" || h.Get("X-Amavis-Alert") != "" || h.Get("Delivered-To") != "" {
@@ -260,7 +264,8 @@ func TestTranscript(t *testing.T) {
 		{"request=release", "setreply=450 4.5.0 Failure:%20Missing%20'mail_id'%20field\nreturn_value=tempfail\nexit_code=75"},
 		{"request=release\nmail_id=" + r.mailID + "\nsecret_id=" + r.secretID + "\nmail_file=../x", "setreply=450 4.5.0 Failure:%20Unsafe%20filename%20'../x'\nreturn_value=tempfail\nexit_code=75"},
 		{"request=release\nmail_id=" + r.mailID + "\nsecret_id=" + r.secretID + "\nquar_type=Q", "setreply=450 4.5.0 Failure:%20quar_type%20Q%20is%20not%20supported,%20only%20F%20and%20Z%20(files%20under%20$QUARANTINEDIR)\nreturn_value=tempfail\nexit_code=75"},
-		{"request=AM.PDP\nsender=%3Ca@b%3E", "setreply=450 4.5.0 Failure:%20request%20\"AM.PDP\"%20is%20not%20supported\nreturn_value=tempfail\nexit_code=75"},
+		{"request=AM.PDP\nsender=%3Ca@b%3E", "setreply=450 4.5.0 Failure:%20content%20checks%20over%20AM.PDP%20are%20not%20supported\nreturn_value=tempfail\nexit_code=75"},
+		{"request=frobnicate", "setreply=450 4.5.0 Failure:%20unknown%20'request'%20value:%20frobnicate\nreturn_value=tempfail\nexit_code=75"},
 		{"request=release\nmail_id=" + r.mailID + "\nsecret_id=" + r.secretID + "\nrequested_by=%3Cadmin@example.com%3E\nrecipient=%3Cz@example.com%3E",
 			"setreply=250 2.0.0 from%20MTA(" + r.hop.Method.String() + "):%20250%202.0.0%20Ok:%20queued%20as%20SINKQ0001"},
 	} {
@@ -314,5 +319,12 @@ func TestAmavisdReleaseOverTCP(t *testing.T) {
 	if !strings.HasPrefix(out, "250 2.0.0 from MTA(") {
 		t.Errorf("printed %q", out)
 	}
-	r.hop.Wait(t, 0)
+	// over TCP amavis's make_received_header_field names both ends of the connection
+	_, port, _ := net.SplitHostPort(r.tcp)
+	h := header(t, r.hop.Wait(t, 0).Data)
+	newID := strings.TrimSuffix(strings.TrimPrefix(h.Get("Resent-Message-ID"), "<"+r.mailID+"-"), "@mx.example.com>")
+	if got, want := h.Values("Received")[0], "from unknown ([127.0.0.1]) by localhost (mx.example.com [127.0.0.1]) (amavis, port "+port+
+		") id "+newID+" for <x@example.com>; "+h.Get("Resent-Date"); got != want {
+		t.Errorf("Received\n got %q\nwant %q", got, want)
+	}
 }
