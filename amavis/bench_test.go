@@ -174,7 +174,8 @@ func BenchmarkForward2K(b *testing.B) {
 	m := &Message{cfg: cfg, Policy: &cfg.Policy, LogID: "00001-01", MailID: "CnZaXJZ2eOZf", Proto: "ESMTP",
 		RxTime: time.Now(), SenderSMTP: "<alice@sender.example.org>", Body: "7BIT", File: file,
 		Client: ClientInfo{Addr: "198.51.100.7"},
-		Conn:   ConnInfo{PeerIP: "127.0.0.1", LocalIP: "127.0.0.1", LocalPort: "10024", Helo: "mta.example.com"}}
+		Conn:   ConnInfo{PeerIP: "127.0.0.1", LocalIP: "127.0.0.1", LocalPort: "10024", Helo: "mta.example.com"},
+		tl:     &taskLog{l: td.Daemon.log, id: "00001-01", level: -1}}
 	header, _ := forwardHeader(m, scannedEdits)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg2k)))

@@ -1,6 +1,9 @@
 package amavis
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -73,6 +76,93 @@ func TestForwardingTroubleLogged(t *testing.T) {
 				if n := len(h.Msgs()); n != tc.msgs {
 					t.Errorf("%d messages at the next hop, want %d", n, tc.msgs)
 				}
+			}
+		})
+	}
+}
+
+// faultyHop is a hand-written next hop for faults smtptest cannot give: it refuses DATA with
+// 451 ("data451"), or accepts DATA and hangs up after the first bytes of the message ("drop").
+func faultyHop(t *testing.T, mode string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				io.WriteString(c, "220 fake ESMTP\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(c, "250-fake\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+					case cmd == "DATA" && mode == "data451":
+						io.WriteString(c, "451 4.3.0 data busy\r\n")
+					case cmd == "DATA":
+						io.WriteString(c, "354 go\r\n")
+						r.Read(make([]byte, 100))
+						return
+					case cmd == "QUIT":
+						io.WriteString(c, "221 bye\r\n")
+						return
+					default:
+						io.WriteString(c, "250 2.0.0 Ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A next hop that refuses DATA, and one that hangs up in the middle of the message: amavis's
+// "Negative SMTP resp. to DATA" and "aborting SMTP session" (Amavis::Out::SMTP), then the FWD
+// summary.
+func TestForwardingAbortLogged(t *testing.T) {
+	small := "From: a@sender.example.org\r\nDate: Fri, 4 Dec 2026 05:00:00 +0000\r\nMessage-ID: <3@x>\r\nSubject: t\r\n\r\nbody\r\n"
+	big := small + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 100000) // 8 MB: more than socket buffers hold
+	for _, tc := range []struct {
+		mode, body string
+		want       []string // line prefixes
+	}{
+		{"data451", small, []string{
+			"(PID-NN) Negative SMTP resp. to DATA: 451 4.3.0 data busy",
+			"(PID-NN) (!)MAILID FWD from <a@sender.example.org> -> <y@example.com>, BODY=7BIT 451 4.3.0 from MTA(smtp:[127.0.0.1]:10025): 451 4.3.0 data busy",
+		}},
+		{"drop", big, []string{
+			"(PID-NN) (!)mail_via_smtp: NOTICE: aborting SMTP session, fwd-data-",
+			"(PID-NN) (!)MAILID FWD from <a@sender.example.org> -> <y@example.com>, BODY=7BIT 451 4.5.0 From MTA(smtp:[127.0.0.1]:10025) during fwd-data-",
+		}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			td := startDaemon(t, faultyHop(t, tc.mode), "")
+			sendMessage(t, td, false, "a@sender.example.org", []string{"y@example.com"}, tc.body)
+			waitFor(t, "main log line", func() bool { return len(mainLogLines(td.log.String())) > 0 })
+			id := regexp.MustCompile(`mail_id: ([A-Za-z0-9_-]{12})`).FindStringSubmatch(mainLogLines(td.log.String())[0])[1]
+			var got []string
+			for _, l := range logLines(td) {
+				if strings.Contains(l, "FWD from") || strings.Contains(l, "Negative") || strings.Contains(l, "aborting") {
+					got = append(got, strings.ReplaceAll(l, id, "MAILID"))
+				}
+			}
+			ok := len(got) == len(tc.want)
+			for i := 0; ok && i < len(got); i++ {
+				ok = strings.HasPrefix(got[i], tc.want[i])
+			}
+			if !ok {
+				t.Errorf("log lines\n %s\nwant lines starting\n %s", strings.Join(got, "\n "), strings.Join(tc.want, "\n "))
 			}
 		})
 	}

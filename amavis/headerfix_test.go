@@ -54,3 +54,35 @@ func TestForwardRepairsHeader(t *testing.T) {
 		t.Errorf("forwarded\n%q\nwant\n%q", orig, wantOrig)
 	}
 }
+
+// Bare CRs are removed from the forwarded header and counted per field, as Debian's
+// amavisd-new 2.13 did for this message.
+func TestForwardRemovesBareCR(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, "")
+	msg := "From: a@sender.example.org\r\nTo: y@example.com\r\nDate: Fri, 4 Dec 2026 05:00:00 +0000\r\nMessage-ID: <6@x>\r\n" +
+		"Subject: t\r\nX-CR: a\rb\r\nX-CR2: c\r\n d\re\r\n\r\nhello\r\n"
+	sendMessage(t, td, false, "a@sender.example.org", []string{"y@example.com"}, msg)
+	want := "(PID-NN) INFO: removed bare CR from 2 header line(s)"
+	waitFor(t, want, func() bool { return slices.Contains(logLines(td), want) })
+	msgs := h.Msgs()
+	if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("\r\nSubject: t\r\nX-CR: ab\r\nX-CR2: c\r\n de\r\n\r\nhello\r\n")) {
+		t.Errorf("forwarded %d messages, want one with the CRs removed", len(msgs))
+	}
+}
+
+// allow_fixing_improper_header = false leaves the header as it came; NULs are still sanitized.
+func TestForwardHeaderFixingOff(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, "allow_fixing_improper_header = false")
+	long := "X-Long: " + strings.Repeat("w", 1200) + "\r\n"
+	msg := "From: a@sender.example.org\r\nDate: Fri, 4 Dec 2026 05:00:00 +0000\r\n" + long + "X-Folded: one\r\n \t \r\n two\r\n\r\nbody\x00\r\n"
+	sendMessage(t, td, false, "a@sender.example.org", []string{"y@example.com"}, msg)
+	msgs := h.Msgs()
+	if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte(long+"X-Folded: one\r\n \t \r\n two\r\n\r\nbody\xc0\x80\r\n")) {
+		t.Errorf("forwarded %d messages, want one with the header as it came", len(msgs))
+	}
+	if strings.Contains(td.log.String(), "INFO: ") {
+		t.Errorf("repairs logged:\n%s", td.log.String())
+	}
+}

@@ -28,7 +28,7 @@ func (d *Daemon) logMain(tl *taskLog, m *Message, elapsed time.Duration) {
 	if len(blocked) > 0 {
 		tl.Logf(0, "%s", mainLine(m, "Blocked", blocked, elapsed))
 	}
-	if m.Policy.LogRecipLines() {
+	if m.Policy.LogRecipLines() && tl.Enabled(0) {
 		for _, r := range m.Recips {
 			tl.Logf(0, "%s", recipLine(m, r))
 		}

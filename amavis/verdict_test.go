@@ -546,7 +546,7 @@ func TestBadHeaders(t *testing.T) {
 		{"1000+ character line", good + "Subject: " + strings.Repeat("x", 1000) + "\r\n", "BAD-HEADER-5", alert + "Header line longer than 998 characters: Subject: " + strings.Repeat("x", 41) + "[...]"},
 		// The NUL itself does not go out in the alert.
 		{"control character", good + "Subject: a\x00b\r\n", "BAD-HEADER-3", alert + "Improper use of control character (char 00 hex): Subject: a b"},
-		{"whitespace-only continuation", good + "Subject: a\r\n  \r\n b\r\n", "BAD-HEADER-4", alert + "Improper folded header field made up entirely of whitespace (char 20 20 hex): Subject: a     b"},
+		{"whitespace-only continuation", good + "Subject: a\r\n  \r\n b\r\n", "BAD-HEADER-4", alert + "Improper folded header field made up entirely of whitespace (char 20 20 hex): Subject: a   b"}, // line ends dropped, as amavis wraps it
 		{"syntax error", good + "Bad Field Name: x\r\n", "BAD-HEADER-6", alert + "Invalid header field syntax: Bad Field Name: x"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

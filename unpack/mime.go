@@ -212,8 +212,6 @@ func (w *walker) multipart(parent *Part, h header, ct string, params []param, bo
 	pre, parts, epi, closed := splitMultipart(body, boundary)
 	if len(parts) == 0 {
 		w.errorf("unexpected end of preamble")
-	} else if !closed {
-		w.errorf("part did not end with expected boundary")
 	}
 	if err := w.prePost(c, "preamble", pre); err != nil {
 		return err
@@ -226,6 +224,11 @@ func (w *walker) multipart(parent *Part, h header, ct string, params []param, bo
 		if err := w.entity(c, part, false, nesting+1, def); err != nil {
 			return err
 		}
+	}
+	if len(parts) > 0 && !closed {
+		// MIME::Parser's two errors, in its order: the last part's, then the multipart's.
+		w.errorf("part did not end with expected boundary")
+		w.errorf("unexpected end of parts before epilogue")
 	}
 	if err := w.prePost(c, "epilogue", epi); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"regexp"
 	"strings"
 
 	"amavisgo/conf"
@@ -169,7 +170,7 @@ func (v *Verdict) badHeader(in Input) {
 	v.BadHeaders = findings
 	var mimeErr string
 	if p.AllowedHeaderTests["mime"] && in.Unpacked != nil && len(in.Unpacked.MIMEErrors) > 0 {
-		mimeErr = in.Unpacked.MIMEErrors[0]
+		mimeErr = mimeErrorText(in.Unpacked.MIMEErrors)
 		v.BadHeaders = append(v.BadHeaders, sanitize("MIME error: "+mimeErr))
 	}
 	if len(findings) > 0 {
@@ -281,6 +282,28 @@ func (v *Verdict) oversized(size int64) {
 		}
 	}
 }
+
+// mimeErrorText words the decoder's MIME errors as Amavis::Unpackers::MIME does MIME::Parser's:
+// each "error: <text>" and its line end, joined by "; ", line ends made "; ", runs of white
+// space one space, cut after 250 characters: "error: a; ; error: b".
+func mimeErrorText(errs []string) string {
+	var b strings.Builder
+	for i, e := range errs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString("error: " + e + "\n")
+	}
+	s := strings.TrimRight(b.String(), " \t\r\n")
+	s = mimeLineEnds.ReplaceAllString(s, "; ")
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 250 {
+		s = s[:250] + "[...]"
+	}
+	return s
+}
+
+var mimeLineEnds = regexp.MustCompile(`[ \t\r]*\n+`)
 
 func uncheckedMinors(encrypted, overLimits, ambiguous bool) []int {
 	var m []int

@@ -289,6 +289,7 @@ func TestBadHeaderDecisions(t *testing.T) {
 	}
 }
 
+// A MIME error is a bad header, worded as Amavis::Unpackers::MIME words MIME::Parser's errors.
 func TestMIMEErrorIsBadHeader(t *testing.T) {
 	cfg := parseConf(t, "")
 	in := input(cfg, plainHeader)
@@ -297,7 +298,7 @@ func TestMIMEErrorIsBadHeader(t *testing.T) {
 	res.MIMEErrors = []string{"multipart boundary not found"}
 	in.Unpacked = res
 	v := mustDecide(t, in)
-	if !v.Recips[0].CCats.Has(CC_BADH, 1) || !reflect.DeepEqual(v.BadHeaders, []string{"MIME error: multipart boundary not found"}) {
+	if !v.Recips[0].CCats.Has(CC_BADH, 1) || !reflect.DeepEqual(v.BadHeaders, []string{"MIME error: error: multipart boundary not found"}) {
 		t.Errorf("ccats %v, findings %q", v.Recips[0].CCats, v.BadHeaders)
 	}
 }

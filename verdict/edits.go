@@ -11,24 +11,131 @@ import (
 // Field is a header field to add.
 type Field struct{ Name, Value string }
 
-// String is the field as it goes on the wire: non-ASCII values RFC 2047-encoded, long values
-// folded at blanks, CRLF at the end.
+// String is the field as it goes on the wire: non-ASCII values RFC 2047-encoded, a value over
+// 78 columns wrapped as Amavis::Out::EditHeader's hdr wraps it (wrapField), CRLF at the end.
 func (f Field) String() string {
 	v := f.Value
 	if nonASCII(v) >= 0 {
 		v = mime.QEncoding.Encode("UTF-8", v)
 	}
-	line := f.Name + ": " + v
+	line := f.Name + ":"
+	if v != "" && v[0] != ' ' && v[0] != '\t' {
+		line += " "
+	}
+	line += v
 	if len(line) <= 78 {
-		return line + "\r\n"
+		return unfold(line) + "\r\n"
 	}
-	// broken before blanks, a run of blanks kept as empty words; the first word of the value
-	// may go to a continuation line
-	words := strings.Split(line, " ")
-	for i := 1; i < len(words); i++ {
-		words[i] = " " + words[i]
+	return wrapField(line) + "\r\n"
+}
+
+// unfold removes the line breaks of a text, keeping a blank where one breaks words.
+func unfold(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
 	}
-	return string(hdr.Fold(nil, words[0], words[1:], hdr.Style{Width: 78, EOL: "\r\n", FirstMoves: true})) + "\r\n"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\n' {
+			b.WriteByte(s[i])
+		} else if i+1 < len(s) && s[i+1] != ' ' && s[i+1] != '\t' {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}
+
+// wrapField folds a header field as amavis's wrap_string (Amavis::rfc2821_2822_Tools) does for
+// an unstructured field: the text is cut into chunks, each a blank, a word and the blanks after
+// it but one; chunks fill a line up to 78 columns (a tab up to the next multiple of 8); a chunk
+// that does not fit leaves its word on the line when that fits, with as much of its blanks as
+// fit (a line may end in blanks), the rest of them starting the next line. No blank is added
+// or removed.
+func wrapField(str string) string {
+	const width = 78
+	chunks := wrapChunks(unfold(str))
+	allWhite := func(s string) bool { return strings.Trim(s, " \t") == "" }
+	var result strings.Builder
+	cur, col := "", 0
+	started := false
+	flush := func() {
+		if started {
+			result.WriteString("\r\n")
+		}
+		started = true
+		result.WriteString(cur)
+		cur, col = "", 0
+	}
+	for len(chunks) > 0 {
+		chunk := chunks[0]
+		chunks = chunks[1:]
+		if l := displayedLength(chunk, col); l <= width || len(chunks) == 0 && allWhite(cur) {
+			cur, col = cur+chunk, l
+			continue
+		}
+		solid := strings.TrimRight(chunk, " \t")
+		tail := chunk[len(solid):]
+		if l := displayedLength(solid, col); len(chunks) > 0 && (l <= width || allWhite(cur)) {
+			cur, col = cur+solid, l
+			for tail != "" {
+				d := displayedLength(tail[:1], col)
+				if d > width {
+					break
+				}
+				cur, col, tail = cur+tail[:1], d, tail[1:]
+			}
+			if tail != "" {
+				chunks[0] = tail + chunks[0]
+			}
+			continue
+		}
+		flush()
+		chunks = append([]string{chunk}, chunks...)
+	}
+	if !allWhite(cur) {
+		flush()
+	}
+	return result.String()
+}
+
+// wrapChunks cuts a text into wrapField's chunks: the first from the start to the end of its
+// first word, each next one blank, a word, and the blanks after it but the one that starts the
+// next chunk.
+func wrapChunks(s string) []string {
+	var out []string
+	start := 0
+	i := strings.IndexFunc(s, func(r rune) bool { return r != ' ' && r != '\t' })
+	if i < 0 {
+		return []string{s}
+	}
+	for i < len(s) {
+		for i < len(s) && s[i] != ' ' && s[i] != '\t' { // the word
+			i++
+		}
+		j := i
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t') { // the blanks after it
+			j++
+		}
+		if j < len(s) {
+			j-- // the last blank starts the next chunk
+		}
+		out = append(out, s[start:j])
+		start, i = j, j+1
+	}
+	return out
+}
+
+// displayedLength is the column after s when it starts at column col, a tab going to the next
+// multiple of 8.
+func displayedLength(s string, col int) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\t' {
+			col += 8 - col%8
+		} else {
+			col++
+		}
+	}
+	return col
 }
 
 // HeaderEdits are the edits of the header of a passed recipient's copy, as data. The daemon
@@ -97,7 +204,7 @@ func (v *Verdict) HeaderEdits(r *Recipient, mailID string, quarantined bool) Hea
 			h.Tagged = true
 		}
 		if r.CCats.Has(CC_BADH, 0) && len(v.BadHeaders) > 0 {
-			h.Add = append(h.Add, Field{"X-Amavis-Alert", "BAD HEADER SECTION, " + printable(strings.TrimSuffix(v.BadHeaders[0], "\n"))})
+			h.Add = append(h.Add, Field{"X-Amavis-Alert", "BAD HEADER SECTION, " + alertText(strings.TrimSuffix(v.BadHeaders[0], "\n"))})
 		}
 	}
 	if r.Local {
@@ -211,4 +318,15 @@ func (h HeaderEdits) deletes(name string) bool {
 		}
 	}
 	return false
+}
+
+// alertText is a finding as amavis puts it in X-Amavis-Alert: line breaks and tabs stay (wrapField
+// unfolds it), other control characters become blanks.
+func alertText(s string) string {
+	return strings.Map(func(c rune) rune {
+		if c != '\n' && c != '\t' && (c < 0x20 || c == 0x7f) {
+			return ' '
+		}
+		return c
+	}, s)
 }

@@ -798,7 +798,7 @@ func TestDebugLogsToStderr(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 	// Every level goes to stderr: the SMTP dialog (level 4) with log_level 0.
-	dialog := fmt.Sprintf("(%05d-01) SMTP< QUIT\\r\\n\n", cmd.Process.Pid) // the command as amavis logs it, its CRLF escaped
+	dialog := fmt.Sprintf("(%05d-01) SMTP< QUIT\\r\\n\n", cmd.Process.Pid) // amavis shows the line end
 	for _, want := range []string{"starting. ", "Server closing!", dialog} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("debug's stderr lacks %q:\n%s", want, stderr.String())
@@ -955,7 +955,7 @@ func TestDebugLevelOption(t *testing.T) {
 			d.wait(t, 10*time.Second)
 			e.waitLog("Net::Server: Server closing!")
 			log, _ := os.ReadFile(filepath.Join(e.dir, "amavisd.log"))
-			line := fmt.Sprintf("(%05d-01) SMTP< EHLO client.test\\r\\n\n", d.cmd.Process.Pid)
+			line := fmt.Sprintf("(%05d-01) SMTP< EHLO client.test\\r\\n\n", d.cmd.Process.Pid) // amavis shows the line end
 			if got := bytes.Contains(log, []byte(line)); got != tc.dialog {
 				t.Errorf("LOGFILE has %q: %v, want %v:\n%s", line, got, tc.dialog, log)
 			}

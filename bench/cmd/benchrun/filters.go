@@ -273,6 +273,7 @@ func oursConfig(home string, port, servers int, next, clamdSocket string, omit [
 		"forward_method = " + q("smtp:["+host+"]:"+nextPort),
 		"notify_method = " + q("smtp:["+host+"]:"+nextPort),
 		"log_level = 0",
+		`log_recip_templ = ""`, // Debian's undef, as in the Perl configuration
 		"DO_SYSLOG = false",
 		"LOGFILE = " + q(home+"/amavisd.log"),
 		`path = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]`,
