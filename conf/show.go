@@ -140,6 +140,8 @@ type KeyInfo struct {
 // ourOwnKeys are settings amavis does not have; each says why it exists.
 var ourOwnKeys = map[string]string{
 	"allow_run_as_root": "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
+	"sql_timeout":       "amavisgo only: seconds for connecting to a database and for each statement",
+	"sql_release_peers": `amavisgo only: myhostname = "inet:host:port" of other nodes' AM.PDP sockets, for releasing their local: quarantine`,
 }
 
 // amavisSigils are the variables whose sigil does not follow from the Go type.
@@ -166,6 +168,9 @@ var keyNotes = map[string]string{
 	"notify_method":    "empty: forward_method",
 	"release_method":   "empty: notify_method",
 	"X_HEADER_LINE":    `empty: "amavis at " + mydomain`,
+	"storage_sql_dsn":  `a list of ["DBI:Pg:database=...;host=...", user, password], tried in order`,
+	"lookup_sql_dsn":   `a list of ["DBI:mysql:database=...;host=...", user, password], tried in order`,
+	"partition_tag":    "a number or a string; amavis's code form is not taken",
 }
 
 // Keys lists every key the configuration knows, globals first, in struct order.
