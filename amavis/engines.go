@@ -27,6 +27,7 @@ type engines struct {
 	store    *quarantine.Store
 	notifier *notify.Notifier
 	release  *ampdp.Server
+	sql      *sqlEngine // storage_sql_dsn and lookup_sql_dsn (sql.go)
 }
 
 // newEngines builds the engines of cfg. The sender used for notifications, quarantine
@@ -60,6 +61,9 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 		notifier: notify.New(cfg, sender),
 	}
 	e.notifier.Log = d.slog("")
+	if e.sql, err = d.newSQL(cfg, store, process); err != nil {
+		return nil, err
+	}
 	e.release = &ampdp.Server{Config: cfg, Store: store, Sender: sender, Log: d.slog("")}
 	return e, nil
 }

@@ -75,6 +75,8 @@ type Message struct {
 
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
+
+	sql sqlMessage // the SQL log's row, the wblist values (sql.go)
 }
 
 // processMessage runs one message through all stages and returns the replies for the
@@ -99,6 +101,9 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.failed(m, tl, "spool", err)
 	}
 	m.tl = tl
+	if err := d.sqlBegin(ctx, m); err != nil {
+		return d.stageFailed(m, tl, err)
+	}
 	// child_timeout runs from the last input received (Amavis::Util's get_deadline): the end of
 	// DATA, however long the transfer took (smtpd_timeout bounds each line of it).
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.ChildTimeout)*time.Second)
@@ -113,6 +118,7 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.stageFailed(m, tl, err)
 	}
 	replies := d.reply(m)
+	d.sqlEnd(m)
 	d.logMain(tl, m, time.Since(start))
 	return replies
 }

@@ -26,7 +26,6 @@ type SQLGlobal struct {
 	SQLSelectWhiteBlackList   string `toml:"sql_select_white_black_list"`
 	SQLQuarantineChunksizeMax int    `toml:"sql_quarantine_chunksize_max"`
 	SQLAllow8bitAddress       bool   `toml:"sql_allow_8bit_address"`
-	SQLStoreInfoForAllMsgs    bool   `toml:"sql_store_info_for_all_msgs"`
 	// PartitionTag is the value of every row's partition_tag (a number or a string; amavis's
 	// code form is not taken).
 	PartitionTag      any  `toml:"partition_tag"`
@@ -41,7 +40,6 @@ type SQLGlobal struct {
 
 func (g *SQLGlobal) setDefaults() {
 	g.SQLQuarantineChunksizeMax = 16384
-	g.SQLStoreInfoForAllMsgs = true
 	g.PartitionTag = int64(0)
 	g.SQLTimeout = 10
 }

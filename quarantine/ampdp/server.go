@@ -119,7 +119,13 @@ func failure(err error) []string {
 // release re-sends a quarantined message to its blocked recipients (or those the request
 // names) with Resent-* fields, through release_method (requeue: requeue_method).
 func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind string) []string {
-	st, newID, err := s.open(p, req)
+	st, newID, err := s.open(ctx, p, req)
+	var nh *notHere
+	if errors.As(err, &nh) {
+		if resp, ok := s.forward(ctx, req, req.Get("mail_id")); ok {
+			return resp
+		}
+	}
 	if err != nil {
 		s.log().Warn("release refused", "request", kind, "mail_id", req.Get("mail_id"), "error", err)
 		return failure(err)
@@ -162,7 +168,7 @@ func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind 
 }
 
 // open checks the request and opens the quarantine file it names.
-func (s *Server) open(p *conf.Policy, req Request) (*quarantine.Stored, string, error) {
+func (s *Server) open(ctx context.Context, p *conf.Policy, req Request) (*quarantine.Stored, string, error) {
 	if !req.Has("mail_id") {
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return nil, "", errors.New("Missing 'mail_id' field")
@@ -181,19 +187,23 @@ func (s *Server) open(p *conf.Policy, req Request) (*quarantine.Stored, string, 
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return nil, "", fmt.Errorf("Secret_id %s does not match mail_id %s", sec, id)
 	}
-	qt := req.Get("quar_type")
-	switch qt {
+	var st *quarantine.Stored
+	switch qt := quarType(p, req); qt {
+	case "Q":
+		var err error
+		if st, err = s.openSQL(ctx, id); err != nil {
+			return nil, "", err
+		}
 	case "", "F", "Z":
+		path, err := s.Store.Find(id, req.Get("mail_file"), qt == "Z")
+		if err != nil {
+			return nil, "", &notHere{err}
+		}
+		if st, err = quarantine.Open(path); err != nil {
+			return nil, "", err
+		}
 	default:
-		return nil, "", fmt.Errorf("quar_type %s is not supported, only F and Z (files under $QUARANTINEDIR)", qt)
-	}
-	path, err := s.Store.Find(id, req.Get("mail_file"), qt == "Z")
-	if err != nil {
-		return nil, "", err
-	}
-	st, err := quarantine.Open(path)
-	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("quar_type %s is not supported, only F, Z (files under $QUARANTINEDIR) and Q (sql:)", qt)
 	}
 	if st.QuarantineID != id {
 		st.Close()

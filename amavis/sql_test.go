@@ -1,0 +1,259 @@
+package amavis
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"amavisgo/internal/testenv"
+	"amavisgo/quarantine"
+	"amavisgo/smtp/smtptest"
+)
+
+// One PostgreSQL and one MariaDB for the package's SQL tests, started on first use and stopped
+// by TestMain.
+var (
+	sqlServers   = map[string]*testenv.SQLServer{}
+	sqlServersMu sync.Mutex
+	sqlDBSeq     int
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range sqlServers {
+		s.Stop()
+	}
+	os.Exit(code)
+}
+
+// sqlDB makes a new database with amavis's schema on the server of kind ("Pg" or "mysql").
+func sqlDB(t *testing.T, kind string) (*testenv.SQLServer, string, *sql.DB) {
+	t.Helper()
+	sqlServersMu.Lock()
+	s := sqlServers[kind]
+	if s == nil {
+		start := testenv.StartPostgres
+		if kind == "mysql" {
+			start = testenv.StartMariaDB
+		}
+		var err error
+		if s, err = start(); err != nil {
+			sqlServersMu.Unlock()
+			if os.Getenv("CI") == "true" {
+				t.Fatal(err)
+			}
+			t.Skip(err)
+		}
+		sqlServers[kind] = s
+	}
+	sqlDBSeq++
+	name := fmt.Sprintf("amavis%d", sqlDBSeq)
+	sqlServersMu.Unlock()
+	return s, name, s.CreateDB(t, name)
+}
+
+// q rewrites ? as $n for PostgreSQL in the tests' own queries.
+func q(kind, s string) string {
+	if kind != "Pg" {
+		return s
+	}
+	for n := 1; strings.Contains(s, "?"); n++ {
+		s = strings.Replace(s, "?", fmt.Sprintf("$%d", n), 1)
+	}
+	return s
+}
+
+// releaseScript is Debian's amavisd-release talking to socket.
+func releaseScript(t *testing.T, socket string) string {
+	t.Helper()
+	prog := testenv.RequireProgram(t, "amavisd-release", "/usr/sbin/amavisd-release")
+	src, err := os.ReadFile(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = "$socketname = '/var/lib/amavis/amavisd.sock';"
+	if !bytes.Contains(src, []byte(line)) {
+		t.Fatalf("%s has no %q line", prog, line)
+	}
+	script := filepath.Join(t.TempDir(), "amavisd-release")
+	if err := os.WriteFile(script, bytes.Replace(src, []byte(line), []byte("$socketname = '"+socket+"';"), 1), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script
+}
+
+// TestSQLLogQuarantineRelease: clean, EICAR and banned messages through a daemon that logs to
+// amavis's schema and quarantines to sql:, on PostgreSQL 15 and MariaDB: the rows carry
+// amavis's values, smtp_resp is the reply the client got, the chunks reassemble into the
+// stored message, and amavisd-release with only the mail_id delivers it once.
+func TestSQLLogQuarantineRelease(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	rules, err := os.ReadFile("../etc/banned_rules_debian.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"Pg", "mysql"} {
+		t.Run(kind, func(t *testing.T) {
+			srv, name, db := sqlDB(t, kind)
+			h := hop(t, smtptest.Options{KeepData: 1 << 20})
+			sock := filepath.Join(t.TempDir(), "amavisd.sock")
+			td := startDaemon(t, h.Addr, fmt.Sprintf(`
+storage_sql_dsn = [[%q, %q, ""]]
+sql_allow_8bit_address = true
+sql_quarantine_chunksize_max = 1000
+unix_socketname = %q
+interface_policy = { %q = "PDP" }
+virus_quarantine_method = "sql:"
+banned_files_quarantine_method = "sql:"
+%s
+[[av_scanners]]
+name = "clamd"
+type = "clamd"
+sockets = [%q]
+
+[policy_bank.PDP]
+protocol = "AM.PDP"
+auth_required_release = false
+`, srv.DSN(name), srv.User(), sock, sock, rules, clamd.Socket))
+			clean := "From: =?UTF-8?Q?J=C3=B6rg?= <Bob@Sender.Example.ORG>\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\nMessage-ID: <clean1@sender.example.org>\r\nSubject: hello\r\n\r\nclean body\r\n"
+			eicar := eicarMessages(t)["plain"]
+			banned := mimeMessage("multipart/mixed; boundary=\"b1\"", "--b1\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n"+
+				"--b1\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+				wrap76(base64.StdEncoding.EncodeToString(pe))+"--b1--\r\n")
+			type sent struct {
+				msg, reply        string
+				content, quarType string
+				ds                string
+			}
+			cases := []*sent{
+				{msg: clean, content: "C", quarType: " ", ds: "P"},
+				{msg: eicar, content: "V", quarType: "Q", ds: "D"},
+				{msg: banned, content: "B", quarType: "Q", ds: "D"},
+			}
+			for _, c := range cases {
+				c.reply = sendMessage(t, td, false, "Bob@Sender.Example.ORG", []string{"X@Sub.Example.COM"}, c.msg)[0]
+			}
+			testenv.WaitRows(t, db, 3, 10*time.Second, "SELECT count(*) FROM msgrcpt")
+			rows, err := db.Query(`SELECT m.mail_id, m.content, m.quar_type, m.quar_loc, m.host, m.size, r.ds, r.smtp_resp,
+				r.is_local, ra.email, ra.domain, sa.domain, m.from_addr FROM msgs m JOIN msgrcpt r ON r.mail_id = m.mail_id
+				JOIN maddr ra ON ra.id = r.rid JOIN maddr sa ON sa.id = m.sid ORDER BY m.time_num, m.am_id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for i := 0; rows.Next(); i++ {
+				var mailID []byte
+				var content, qt, qloc, host, ds, resp, local, remail, rdom, sdom, from string
+				var size int64
+				if err := rows.Scan(&mailID, &content, &qt, &qloc, &host, &size, &ds, &resp, &local, &remail, &rdom, &sdom, &from); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, string(mailID))
+				c := cases[i]
+				if kind == "mysql" && qt == "" {
+					qt = " " // MySQL's CHAR drops trailing blanks
+				}
+				got := []string{content, qt, ds, newNormalizer(td).line(resp), local, remail, rdom, sdom, host}
+				want := []string{c.content, c.quarType, c.ds, c.reply, "Y", "x@sub.example.com", "com.example.sub", "org.example.sender", "mx.example.com"}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("message %d rows\n got %q\nwant %q", i, got, want)
+				}
+				if c.quarType == "Q" && qloc != string(mailID) {
+					t.Errorf("message %d: quar_loc %q, want the mail_id %s", i, qloc, mailID)
+				}
+				if i == 0 && from != "Jörg <Bob@Sender.Example.ORG>" {
+					t.Errorf("from_addr %q", from)
+				}
+				if size != int64(len(c.msg)) {
+					t.Errorf("message %d: size %d, want %d", i, size, len(c.msg))
+				}
+			}
+			if len(ids) != 3 {
+				t.Fatalf("%d messages logged, want 3", len(ids))
+			}
+			// the EICAR message's chunks, reassembled, are the stored format of the message
+			var text bytes.Buffer
+			var chunks int
+			crow, err := db.Query(q(kind, "SELECT chunk_ind, mail_text FROM quarantine WHERE mail_id = ? ORDER BY chunk_ind"), []byte(ids[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for crow.Next() {
+				var ind int
+				var b []byte
+				crow.Scan(&ind, &b)
+				chunks++
+				if ind != chunks || (len(b) != 1000 && crow.Next()) {
+					t.Fatalf("chunk %d: index %d, %d bytes", chunks, ind, len(b))
+				}
+				text.Write(b)
+			}
+			st, err := quarantine.OpenReader("sql", io.NopCloser(bytes.NewReader(text.Bytes())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(st.Body)
+			if st.QuarantineID != ids[1] || st.Sender != "Bob@Sender.Example.ORG" || fmt.Sprint(st.Blocked) != "[X@Sub.Example.COM]" {
+				t.Errorf("stored fields: id %s sender %s blocked %v", st.QuarantineID, st.Sender, st.Blocked)
+			}
+			if !bytes.HasSuffix(body, []byte(strings.ReplaceAll(eicar, "\r\n", "\n"))) {
+				t.Errorf("the quarantined text does not end with the message:\n%s", body)
+			}
+			// released with only the mail_id, as amavisd-release is used
+			before := len(h.Msgs())
+			out, err := exec.Command(releaseScript(t, sock), ids[1]).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "250 2.0.0") {
+				t.Fatalf("amavisd-release %s: %v\n%s", ids[1], err, out)
+			}
+			msgs := h.Msgs()
+			if len(msgs) != before+1 {
+				t.Fatalf("%d messages delivered by the release, want 1", len(msgs)-before)
+			}
+			rel := msgs[len(msgs)-1]
+			relData := bytes.ReplaceAll(rel.Data, []byte("\r\n"), []byte("\n"))
+			if fmt.Sprint(rel.Rcpts) != "[X@Sub.Example.COM]" || !bytes.HasSuffix(relData, []byte(strings.ReplaceAll(eicar, "\r\n", "\n"))) {
+				t.Errorf("released copy to %v:\n%s", rel.Rcpts, rel.Data)
+			}
+		})
+	}
+}
+
+// TestSQLLogDatabaseDown: the log database stopped: mail keeps flowing (the log's failure is
+// only logged, and retried); once it is back the next message is logged.
+func TestSQLLogDatabaseDown(t *testing.T) {
+	srv, name, db := sqlDB(t, "Pg")
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, fmt.Sprintf("storage_sql_dsn = [[%q, %q, \"\"]]\nsql_allow_8bit_address = true\nsql_timeout = 2\n", srv.DSN(name), srv.User()))
+	srv.Kill()
+	restarted := false
+	defer func() {
+		if !restarted {
+			srv.Restart()
+		}
+	}()
+	got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, smallBody)
+	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") || len(h.Msgs()) != 1 {
+		t.Fatalf("with the database down: %q, %d delivered", got[0], len(h.Msgs()))
+	}
+	if !strings.Contains(td.log.String(), "WARN save_info_preliminary") {
+		t.Errorf("no warning in the log:\n%s", td.log.String())
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	got = sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, smallBody)
+	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
+		t.Fatalf("after the restart: %q", got[0])
+	}
+	testenv.WaitRows(t, db, 1, 10*time.Second, "SELECT count(*) FROM msgs WHERE content = 'C'")
+}
