@@ -257,3 +257,57 @@ func TestSQLLogDatabaseDown(t *testing.T) {
 	}
 	testenv.WaitRows(t, db, 1, 10*time.Second, "SELECT count(*) FROM msgs WHERE content = 'C'")
 }
+
+// TestSQLPolicyPerRecipient: users/policy/wblist rows make one recipient a virus lover with
+// the sender whitelisted, while the other recipient of the same message keeps the defaults;
+// a lookup database that does not answer is a 451 and nothing is delivered.
+func TestSQLPolicyPerRecipient(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	srv, name, db := sqlDB(t, "Pg")
+	for _, s := range []string{
+		"INSERT INTO policy (id, policy_name, virus_lover, bypass_banned_checks) VALUES (1, 'default', NULL, NULL), (2, 'lover', 'Y', 'Y')",
+		"INSERT INTO users (id, priority, policy_id, email) VALUES (1, 7, 2, 'lover@example.com'), (2, 0, 1, '@.')",
+		"INSERT INTO mailaddr (id, priority, email) VALUES (1, 5, '@sender.example.org')",
+		"INSERT INTO wblist (rid, sid, wb) VALUES (1, 1, 'W')",
+	} {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := hop(t, smtptest.Options{})
+	scanner := fmt.Sprintf("[[av_scanners]]\nname = \"clamd\"\ntype = \"clamd\"\nsockets = [%q]\n", clamd.Socket)
+	dsn := fmt.Sprintf("[[%q, %q, \"\"]]", srv.DSN(name), srv.User())
+	td := startDaemon(t, h.Addr, "storage_sql_dsn = "+dsn+"\nlookup_sql_dsn = "+dsn+"\nsql_allow_8bit_address = true\n"+scanner)
+	got := sendMessage(t, td, true, "bob@sender.example.org", []string{"lover@example.com", "other@example.com"}, eicarMessages(t)["plain"])
+	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") || !strings.HasPrefix(got[1], "250 2.7.0 Ok, discarded, id=PID-NN - INFECTED") {
+		t.Errorf("replies %q", got)
+	}
+	if n := len(h.Msgs()); n != 1 || fmt.Sprint(h.Msgs()[0].Rcpts) != "[lover@example.com]" {
+		t.Errorf("delivered %d messages: %v", n, h.Msgs())
+	}
+	testenv.WaitRows(t, db, 2, 10*time.Second, "SELECT count(*) FROM msgrcpt")
+	rows, err := db.Query("SELECT ds, wl, bl FROM msgrcpt ORDER BY rseqnum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags []string
+	for rows.Next() {
+		var ds, wl, bl string
+		rows.Scan(&ds, &wl, &bl)
+		flags = append(flags, ds+wl+bl)
+	}
+	if fmt.Sprint(flags) != "[PYN DNN]" {
+		t.Errorf("msgrcpt ds, wl, bl: %v, want [PYN DNN]", flags)
+	}
+
+	dead := fmt.Sprintf("[[%q, \"postgres\", \"\"]]", "DBI:Pg:database=x;host="+t.TempDir()+";port=5432")
+	h2 := hop(t, smtptest.Options{})
+	td2 := startDaemon(t, h2.Addr, "lookup_sql_dsn = "+dead+"\nsql_timeout = 2\n")
+	got = sendMessage(t, td2, false, "bob@sender.example.org", []string{"lover@example.com"}, smallBody)
+	if !strings.HasPrefix(got[0], "451 4.5.0 Error in processing, id=PID-NN, lookup_sql FAILED: ") {
+		t.Errorf("lookup database down: %q, want a 451", got[0])
+	}
+	if n := len(h2.Msgs()); n != 0 {
+		t.Errorf("the next hop got %d messages", n)
+	}
+}
