@@ -40,7 +40,8 @@ func run() int {
 	version := fs.Bool("V", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V]\n"+
-			"               [start|foreground|debug|stop|reload|restart|showconfig|configtest|selftest]")
+			"               [start|foreground|debug|stop|reload|restart|showconfig|configtest|selftest]\n"+
+			"       amavisd [-c FILE] sql-cleanup [--older-than DAYS] [--batch N]")
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -53,9 +54,9 @@ func run() int {
 		return 0
 	}
 	verb := "start"
-	switch fs.NArg() {
-	case 0:
-	case 1:
+	switch {
+	case fs.NArg() == 0:
+	case fs.NArg() == 1 || fs.Arg(0) == "sql-cleanup":
 		verb = fs.Arg(0)
 	default:
 		fs.Usage()
@@ -71,5 +72,5 @@ func run() int {
 		}
 		level = n
 	}
-	return runVerb(&options{confFile: *confFile, level: level, over: over, verb: verb})
+	return runVerb(&options{confFile: *confFile, level: level, over: over, verb: verb, args: fs.Args()[min(1, fs.NArg()):]})
 }

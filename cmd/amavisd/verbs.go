@@ -28,6 +28,7 @@ type options struct {
 	level    int    // -d; amavis.NoOverride when not given
 	over     overrides
 	verb     string
+	args     []string // after the verb (sql-cleanup's options)
 }
 
 // loadConfig reads the configuration (or takes the defaults) and applies the command line.
@@ -69,6 +70,12 @@ func runVerb(o *options) int {
 		return verbStart(o)
 	case "selftest":
 		return verbSelftest(o, os.Stdout)
+	case "sql-cleanup":
+		if err := verbSQLCleanup(o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "amavisd:", err)
+			return 1
+		}
+		return 0
 	case "configtest", "test-config":
 		if err := verbConfigtest(o, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "amavisd:", err)
