@@ -310,4 +310,91 @@ func TestSQLPolicyPerRecipient(t *testing.T) {
 	if n := len(h2.Msgs()); n != 0 {
 		t.Errorf("the next hop got %d messages", n)
 	}
+	waitFor(t, "the start-up warning", func() bool {
+		return strings.Contains(td2.log.String(), "WARN: lookup_sql_dsn: no database answers: DBI:Pg:database=x;")
+	})
+}
+
+// TestSQLTwoNodesRelease: two daemons (myhostname a and b) log to one database. Node a
+// quarantines viruses to sql: and banned mail to its own QUARANTINEDIR (local:); Debian's
+// amavisd-release against node b's AM.PDP socket releases both: the first from the
+// database, the second passed on to node a, found through msgs.host. Each is delivered once.
+func TestSQLTwoNodesRelease(t *testing.T) {
+	clamd := testenv.StartClamd(t)
+	rules, err := os.ReadFile("../etc/banned_rules_debian.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, name, db := sqlDB(t, "Pg")
+	h := hop(t, smtptest.Options{KeepData: 1 << 20})
+	sockA := filepath.Join(t.TempDir(), "a.sock")
+	sockB := filepath.Join(t.TempDir(), "b.sock")
+	common := fmt.Sprintf(`storage_sql_dsn = [[%q, %q, ""]]
+sql_allow_8bit_address = true
+virus_quarantine_method = "sql:"
+banned_files_quarantine_method = "local:banned-%%m"
+`, srv.DSN(name), srv.User())
+	node := func(host, sock, extra string) *testDaemon {
+		return startDaemon(t, h.Addr, fmt.Sprintf(`myhostname = %q
+QUARANTINEDIR = %q
+unix_socketname = %q
+interface_policy = { %q = "PDP" }
+%s
+%s
+%s
+[[av_scanners]]
+name = "clamd"
+type = "clamd"
+sockets = [%q]
+
+[policy_bank.PDP]
+protocol = "AM.PDP"
+auth_required_release = false
+`, host, t.TempDir(), sock, sock, common, extra, rules, clamd.Socket))
+	}
+	a := node("a.example.com", sockA, "")
+	b := node("b.example.com", sockB, fmt.Sprintf("sql_release_peers = { \"a.example.com\" = \"unix:%s\" }", sockA))
+	eicar := eicarMessages(t)["plain"]
+	banned := mimeMessage("multipart/mixed; boundary=\"b1\"", "--b1\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n"+
+		"--b1\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+		wrap76(base64.StdEncoding.EncodeToString(pe))+"--b1--\r\n")
+	for _, msg := range []string{eicar, banned} {
+		if got := sendMessage(t, a, false, "bob@sender.example.org", []string{"x@example.com"}, msg)[0]; !strings.HasPrefix(got, "250 2.7.0 Ok, discarded") {
+			t.Fatalf("node a: %q", got)
+		}
+	}
+	testenv.WaitRows(t, db, 2, 10*time.Second, "SELECT count(*) FROM msgs WHERE content IS NOT NULL")
+	rows, err := db.Query("SELECT mail_id, quar_type, host FROM msgs ORDER BY content DESC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids, kinds []string
+	for rows.Next() {
+		var id []byte
+		var qt, host string
+		rows.Scan(&id, &qt, &host)
+		ids = append(ids, string(id))
+		kinds = append(kinds, qt+"@"+host)
+	}
+	if fmt.Sprint(kinds) != "[Q@a.example.com F@a.example.com]" {
+		t.Fatalf("quar_type@host of the virus and the banned message: %v", kinds)
+	}
+	script := releaseScript(t, sockB)
+	// the virus by its mail_id alone; the banned file by the name the log shows
+	for i, arg := range []string{ids[0], "banned-" + ids[1]} {
+		before := len(h.Msgs())
+		out, err := exec.Command(script, arg).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "250 2.0.0") {
+			t.Fatalf("amavisd-release %s at node b: %v\n%s", arg, err, out)
+		}
+		if n := len(h.Msgs()) - before; n != 1 {
+			t.Errorf("release %d delivered %d copies, want 1", i, n)
+		}
+	}
+	if !strings.Contains(a.log.String(), "Quarantined message release (miscategorized): "+ids[1]) {
+		t.Errorf("node a did not release %s:\n%s", ids[1], a.log.String())
+	}
+	if !strings.Contains(b.log.String(), "release of "+ids[1]+" passed on to a.example.com") {
+		t.Errorf("node b's log does not say it passed the release on:\n%s", b.log.String())
+	}
 }

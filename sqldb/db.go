@@ -46,7 +46,7 @@ type DSN struct {
 func ParseDSN(d conf.SQLDSN) (DSN, error) {
 	parts := strings.SplitN(d.DSN, ":", 3)
 	if len(parts) != 3 || !strings.EqualFold(parts[0], "dbi") {
-		return DSN{}, fmt.Errorf("DSN %q: want DBI:Pg:database=...;host=... or DBI:mysql:...", d.DSN)
+		return DSN{}, fmt.Errorf("DSN %q: want DBI:Pg:database=NAME;host=HOST or DBI:mysql:database=NAME", d.DSN)
 	}
 	out := DSN{Name: d.DSN, attrs: map[string]string{}, user: d.User, pass: d.Password}
 	switch strings.ToLower(parts[1]) {

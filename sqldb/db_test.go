@@ -17,7 +17,7 @@ func TestParseDSN(t *testing.T) {
 		{"DBI:MariaDB:db=x;hostname=db1", "1 map[database:x host:db1]"},
 		{"DBI:Oracle:sid=x", `driver "Oracle" is not supported`},
 		{"DBI:Pg:host=x", "no database="},
-		{"Pg:database=x", "want DBI:Pg"},
+		{"Pg:database=x", "want DBI:Pg:database=NAME"},
 	} {
 		d, err := ParseDSN(conf.SQLDSN{DSN: c.dsn})
 		got := ""

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"amavisgo/conf"
@@ -67,8 +68,9 @@ func (q *Quarantine) Store(ctx context.Context, mailID string, r io.ReadSeeker) 
 	return loc, nil
 }
 
-// ErrNotFound: the database has no message of that mail_id.
-var ErrNotFound = errors.New("not found in the SQL database")
+// ErrNotFound: the database has no message of that mail_id; it is an fs.ErrNotExist, as a
+// missing quarantine file.
+var ErrNotFound = fmt.Errorf("not found in the SQL database: %w", fs.ErrNotExist)
 
 // Open reads the quarantined message of mailID back (sel_msg finds its partition_tag,
 // sel_quar its chunks) into a temporary file, which Close removes.

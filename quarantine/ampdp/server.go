@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"strconv"
@@ -188,12 +189,21 @@ func (s *Server) open(ctx context.Context, p *conf.Policy, req Request) (*quaran
 		return nil, "", fmt.Errorf("Secret_id %s does not match mail_id %s", sec, id)
 	}
 	var st *quarantine.Stored
-	switch qt := quarType(p, req); qt {
-	case "Q":
+	qt := quarType(p, req)
+	if qt == "Q" {
 		var err error
-		if st, err = s.openSQL(ctx, id); err != nil {
+		st, err = s.openSQL(ctx, id)
+		switch {
+		case err == nil:
+		case errors.Is(err, fs.ErrNotExist) && req.Get("quar_type") == "":
+			// Q was only inferred from an sql: method; the message may be in a local: one
+			qt = ""
+		default:
 			return nil, "", err
 		}
+	}
+	switch qt {
+	case "Q":
 	case "", "F", "Z":
 		path, err := s.Store.Find(id, req.Get("mail_file"), qt == "Z")
 		if err != nil {
