@@ -322,3 +322,42 @@ func WaitRows(t testing.TB, db *sql.DB, want int, timeout time.Duration, query s
 		}
 	}
 }
+
+// CPU is the user and system time of the server and its processes (PostgreSQL's backends),
+// read from /proc, for benchmarks that count the database's share of the work.
+func (s *SQLServer) CPU() time.Duration {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	root := s.cmd.Process.Pid
+	tick := time.Second / 100 // USER_HZ on Linux
+	var total time.Duration
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// the fields after the command name, which is in parentheses and may hold blanks
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if pid != root && ppid != root {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * tick
+	}
+	return total
+}
