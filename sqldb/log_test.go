@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,4 +124,43 @@ func rebindFor(kind, q string) string {
 		return Postgres.rebind(q)
 	}
 	return q
+}
+
+// TestFinalRetriedAfterOutage: the database stops between the preliminary and the final rows;
+// the first attempt fails and is logged, the retries go on in the background, and once the
+// server is back the rows are there.
+func TestFinalRetriedAfterOutage(t *testing.T) {
+	srv := server(t, "Pg")
+	l, db := newLogDB(t, "Pg", nil)
+	l.Wait = func() time.Duration { return 500 * time.Millisecond }
+	ctx := context.Background()
+	m := &Message{MailID: "outage000001", LogID: "1-1", RxTime: time.Now(), Sender: "a@example.org",
+		Recips: []Recip{{Addr: "b@example.com", Destiny: conf.D_PASS, Done: true, Response: "250 2.0.0 Ok"}}}
+	if err := l.Preliminary(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	var mu sync.Mutex
+	var logged []string
+	logf := func(level int, format string, args ...any) {
+		mu.Lock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	m.Content = 'C'
+	l.FinalRetrying(m, logf)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	l.Drain()
+	var n int
+	db.QueryRow("SELECT count(*) FROM msgrcpt").Scan(&n)
+	var content string
+	db.QueryRow("SELECT content FROM msgs").Scan(&content)
+	if n != 1 || content != "C" {
+		t.Errorf("after the outage: %d msgrcpt rows, msgs.content %q; log %q", n, content, logged)
+	}
+	if len(logged) == 0 || !strings.HasPrefix(logged[0], "WARN save_info_final: ") {
+		t.Errorf("the failed attempt is not logged: %q", logged)
+	}
 }
