@@ -106,7 +106,11 @@ func (d DSN) open(timeout time.Duration) (*sql.DB, error) {
 	cfg.User, cfg.Passwd, cfg.DBName = d.user, d.pass, d.attrs["database"]
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = timeout, timeout, timeout
 	host, port := d.attrs["host"], d.attrs["port"]
-	switch sock := d.attrs["mysql_socket"]; {
+	sock := d.attrs["mysql_socket"]
+	if sock == "" {
+		sock = d.attrs["mariadb_socket"] // DBD::MariaDB's name
+	}
+	switch {
 	case sock != "":
 		cfg.Net, cfg.Addr = "unix", sock
 	case strings.HasPrefix(host, "/"):

@@ -96,6 +96,10 @@ func StartMariaDB() (*SQLServer, error) {
 	if out, err := install.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("testenv: mariadb-install-db: %v\n%s", err, out)
 	}
+	// other users' clients (Debian's Perl amavisd runs as amavis) reach the socket
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
 	s := &SQLServer{Kind: "mysql", Dir: dir, Socket: filepath.Join(dir, "sock")}
 	s.cmd = exec.Command("/usr/sbin/mariadbd", "--no-defaults", "--datadir="+data, "--socket="+s.Socket,
 		"--skip-networking", "--pid-file="+filepath.Join(dir, "pid"), "--innodb-flush-log-at-trx-commit=0",
