@@ -54,6 +54,10 @@ func StartPostgres() (*SQLServer, error) {
 	if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 		return nil, err
 	}
+	// a daemon under test that dropped its privileges (nobody) reaches the socket
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
 	data := filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
 		"-E", "UTF8", "--locale=C", "--no-sync")
