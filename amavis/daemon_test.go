@@ -66,7 +66,7 @@ func startDaemon(t testing.TB, hopAddr, extra string) *testDaemon {
 	if !strings.Contains(extra, "max_servers") {
 		fwd += "\nmax_servers = 4"
 	}
-	if !strings.Contains(extra, "myhostname") {
+	if !regexp.MustCompile(`(?m)^myhostname\s*=`).MatchString(extra) {
 		fwd += "\nmyhostname = \"mx.example.com\""
 	}
 	text := fmt.Sprintf(`
