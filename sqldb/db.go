@@ -204,12 +204,17 @@ type Conn struct {
 // Do runs fn against the database that last worked. When fn fails and that database does not
 // answer a ping, the next ones of the list are tried in turn, as amavis's fail-over.
 func (p *Pool) Do(ctx context.Context, fn func(ctx context.Context, c Conn) error) error {
+	return p.do(ctx, p.timeout, fn)
+}
+
+// do is Do with timeout for each attempt.
+func (p *Pool) do(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, c Conn) error) error {
 	start := int(p.cur.Load())
 	var err error
 	for i := range p.members {
 		n := (start + i) % len(p.members)
 		m := p.members[n]
-		c, cancel := context.WithTimeout(ctx, p.timeout)
+		c, cancel := context.WithTimeout(ctx, timeout)
 		err = fn(c, Conn{m})
 		if err == nil {
 			cancel()

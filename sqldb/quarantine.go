@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 
 	"amavisgo/conf"
 )
@@ -34,7 +35,13 @@ func (q *Quarantine) Store(ctx context.Context, mailID string, r io.ReadSeeker) 
 	if ins == "" {
 		return "", errors.New("ins_quar is disabled")
 	}
-	err := q.pool.Do(ctx, func(ctx context.Context, c Conn) error {
+	// sql_timeout for each started MiB: a large message is many statements
+	size, err := r.Seek(0, io.SeekEnd)
+	if err != nil {
+		return "", err
+	}
+	timeout := q.pool.timeout * time.Duration(1+size>>20)
+	err = q.pool.do(ctx, timeout, func(ctx context.Context, c Conn) error {
 		// a retry after fail-over reads the message again from the start
 		if _, err := r.Seek(0, io.SeekStart); err != nil {
 			return err
