@@ -1,14 +1,17 @@
 package amavis
 
 import (
+	"bufio"
 	"bytes"
 	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -222,6 +225,25 @@ auth_required_release = false
 			relData := bytes.ReplaceAll(rel.Data, []byte("\r\n"), []byte("\n"))
 			if fmt.Sprint(rel.Rcpts) != "[X@Sub.Example.COM]" || !bytes.HasSuffix(relData, []byte(strings.ReplaceAll(eicar, "\r\n", "\n"))) {
 				t.Errorf("released copy to %v:\n%s", rel.Rcpts, rel.Data)
+			}
+			// the banned one as modoboa-amavis asks: quar_type Q, the secret_id, a recipient
+			var secret []byte
+			if err := db.QueryRow(q(kind, "SELECT secret_id FROM msgs WHERE mail_id = ?"), []byte(ids[2])).Scan(&secret); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := net.Dial("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(30 * time.Second))
+			fmt.Fprintf(conn, "request=release\r\nmail_id=%s\r\nsecret_id=%s\r\nquar_type=Q\r\nrecipient=%%3Cother@example.com%%3E\r\n\r\n", ids[2], secret)
+			resp, _ := bufio.NewReader(conn).ReadString('\n')
+			if !regexp.MustCompile(`^setreply=250 [\d.]+ `).MatchString(resp) {
+				t.Errorf("modoboa's release request: %q", resp)
+			}
+			if msgs := h.Msgs(); len(msgs) != before+2 || fmt.Sprint(msgs[len(msgs)-1].Rcpts) != "[other@example.com]" {
+				t.Errorf("after modoboa's request: %d releases, the last to %v", len(msgs)-before, msgs[len(msgs)-1].Rcpts)
 			}
 		})
 	}
