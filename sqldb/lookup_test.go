@@ -85,6 +85,17 @@ func TestLookupRecords(t *testing.T) {
 			if want := "[1 Y 5.5 <nil> 2 <nil> <nil> <nil> <nil> <nil> <nil> -3.5]"; fmt.Sprint(got) != want {
 				t.Errorf("record\n got %v\nwant %s", got, want)
 			}
+			// a site's own statements: the legacy sql_select_policy, and sel_wblist disabled
+			c.SQLSelectPolicy = "SELECT *, users.id FROM users LEFT JOIN policy ON users.policy_id=policy.id" +
+				" WHERE users.email IN (%k) AND users.priority > 5"
+			c.SQLClause = map[string]string{"sel_wblist": ""}
+			f = NewLookups(p, c).ForMessage("Bob@sender.example.org", lookup.Options{}, func(string) bool { return true })
+			if rec, err = f.Fetch(context.Background(), "U1@Example.COM"); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec) != 1 || rec[0]["virus_lover"] != "Y" || rec[0]["wb"] != nil {
+				t.Errorf("with the site's statements: %v, want the one user row", rec)
+			}
 		})
 	}
 }
