@@ -193,7 +193,7 @@ func TestSQLSideBySidePerl(t *testing.T) {
 		}
 		testenv.WaitRows(t, db, 3, 20*time.Second, "SELECT count(*) FROM msgrcpt")
 		rows, err := db.Query(`SELECT m.content, m.quar_type, m.quar_loc = m.mail_id, m.dsn_sent, m.spam_level, m.message_id,
-			m.from_addr, m.subject, m.policy, m.size, m.originating, m.host, r.rseqnum, r.is_local, r.content, r.ds, r.rs,
+			m.from_addr, m.subject, m.policy, m.size, m.originating, m.host, m.client_addr, m.time_iso, r.rseqnum, r.is_local, r.content, r.ds, r.rs,
 			r.bl, r.wl, r.bspam_level, r.smtp_resp, s.email, s.domain, a.email, a.domain,
 			(SELECT count(*) FROM quarantine q WHERE q.mail_id = m.mail_id)
 			FROM msgs m JOIN msgrcpt r ON r.mail_id = m.mail_id JOIN maddr s ON s.id = m.sid JOIN maddr a ON a.id = r.rid
@@ -204,7 +204,7 @@ func TestSQLSideBySidePerl(t *testing.T) {
 		defer rows.Close()
 		cols, _ := rows.Columns()
 		var out []string
-		ids := regexp.MustCompile(`id=\d+-\d+(-\d+)?|queued as \w+|MTA\(smtp:\[127\.0\.0\.1\]:\d+\)`)
+		ids := regexp.MustCompile(`id=\d+-\d+(-\d+)?|queued as \w+|MTA\(smtp:\[127\.0\.0\.1\]:\d+\)|^\d{8}T\d{6}Z$`)
 		for rows.Next() {
 			vals := make([]any, len(cols))
 			ptrs := make([]any, len(cols))
