@@ -110,6 +110,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		d.mu.Unlock()
 	}
+	d.sqlDrain(ctx)
 	d.pool.Close()
 	for _, l := range d.listeners {
 		if l.spec.Network == "unix" {

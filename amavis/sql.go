@@ -233,6 +233,21 @@ func (d *Daemon) sqlEnd(m *Message) {
 	m.eng.sql.log.FinalRetrying(row, m.tl.Logf)
 }
 
+// sqlDrain waits, while ctx lasts, for final log rows still being retried, so that a stop
+// does not drop them.
+func (d *Daemon) sqlDrain(ctx context.Context) {
+	e := d.eng.Load()
+	if e == nil || e.sql == nil || e.sql.log == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { e.sql.log.Drain(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
 // msgIDs are the <...> tokens of a Message-ID field, without comments and blanks (amavis's
 // parse_message_id); a field without brackets is kept as it is.
 func msgIDs(s string) []string {

@@ -3,6 +3,7 @@ package amavis
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/base64"
 	"fmt"
@@ -472,4 +473,30 @@ func BenchmarkEndToEnd2KSQL(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 	b.ReportMetric(float64((s.CPU()-db0).Microseconds())/float64(b.N), "db-cpu-µs/msg")
+}
+
+// TestSQLFinalGivesUp: a final statement the database refuses (a site's broken upd_msg)
+// never holds the mail: the reply is the next hop's, the attempts go on in the background, five
+// in all, then amavis's error line; a shutdown waits for them.
+func TestSQLFinalGivesUp(t *testing.T) {
+	srv, name, db := sqlDB(t, "Pg")
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, fmt.Sprintf("storage_sql_dsn = [[%q, %q, \"\"]]\nsql_allow_8bit_address = true\n"+
+		"sql_clause = { upd_msg = \"UPDATE no_such_table SET content=?\" }\n", srv.DSN(name), srv.User()))
+	got := sendMessage(t, td, false, "bob@sender.example.org", []string{"x@example.com"}, smallBody)
+	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") || len(h.Msgs()) != 1 {
+		t.Fatalf("reply %q, %d delivered", got[0], len(h.Msgs()))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	td.Shutdown(ctx)
+	log := td.log.String()
+	if n := strings.Count(log, "WARN save_info_final: "); n != 5 || !strings.Contains(log, "ERROR sql_storage: too many retries on storing final, info not saved") {
+		t.Errorf("%d failed attempts logged, want 5 and the final error:\n%s", n, log)
+	}
+	var n int
+	db.QueryRow("SELECT count(*) FROM msgrcpt").Scan(&n)
+	if n != 0 {
+		t.Errorf("%d msgrcpt rows: the failed transactions left rows", n)
+	}
 }
