@@ -120,6 +120,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		d.mu.Unlock()
 	}
+	d.sqlDrain(ctx)
 	d.pool.Close()
 	d.closeMetrics(ctx)
 	for _, l := range d.listeners {

@@ -66,10 +66,12 @@ func startDaemon(t testing.TB, hopAddr, extra string) *testDaemon {
 	if !strings.Contains(extra, "max_servers") {
 		fwd += "\nmax_servers = 4"
 	}
+	if !regexp.MustCompile(`(?m)^myhostname\s*=`).MatchString(extra) {
+		fwd += "\nmyhostname = \"mx.example.com\""
+	}
 	text := fmt.Sprintf(`
 MYHOME = %q
 TEMPBASE = %q
-myhostname = "mx.example.com"
 mydomain = "example.com"
 %s
 %s

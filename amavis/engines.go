@@ -29,6 +29,7 @@ type engines struct {
 	store    *quarantine.Store
 	notifier *notify.Notifier
 	release  *ampdp.Server
+	sql      *sqlEngine // storage_sql_dsn and lookup_sql_dsn (sql.go)
 }
 
 // newEngines builds the engines of cfg. The sender used for notifications, quarantine
@@ -65,6 +66,9 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 	logger := slog.New(&slogHandler{l: d.log, level: cfg.LogLevel})
 	e.notifier.Log = logger
 	if err := e.notifier.Check(); err != nil {
+		return nil, err
+	}
+	if e.sql, err = d.newSQL(cfg, store, process); err != nil {
 		return nil, err
 	}
 	e.release = &ampdp.Server{Config: cfg, Store: store, Sender: sender, Log: logger}

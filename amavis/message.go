@@ -85,6 +85,7 @@ type Message struct {
 	// Response is the one reply to an SMTP client (not LMTP), which the log's action words
 	// go by, as in Amavis.pm.
 	Response smtp.Reply
+	sql      sqlMessage // the SQL log's row, the wblist values (sql.go)
 }
 
 // processMessage runs one message through all stages and returns the replies for the
@@ -113,6 +114,9 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.refuseOversized(m, tl, tx, data.WireSize())
 	}
 	m.tl = tl
+	if err := d.sqlBegin(ctx, m); err != nil {
+		return d.stageFailed(m, tl, err)
+	}
 	defer d.countMessage(m, start)
 	m.enter(metrics.StateCheck, m.LogID)
 	// child_timeout runs from the last input received (Amavis::Util's get_deadline): the end of
@@ -130,6 +134,7 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.stageFailed(m, tl, err)
 	}
 	replies := d.reply(m)
+	d.sqlEnd(m)
 	d.logMain(tl, m, time.Since(start))
 	return replies
 }

@@ -94,6 +94,7 @@ func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 		local := k.To(m.Policy).Lookup(byKind[k][0], m.Policy.LookupOptions())
 		for _, l := range locs {
 			m.Quarantined = append(m.Quarantined, l.Name)
+			m.sqlQuarantined(l)
 			to := local
 			if l.Type == 'M' {
 				to = l.Name

@@ -14,6 +14,7 @@ type Global struct {
 	MetricsGlobal    // metrics_listen (conf/metrics.go)
 	DKIMGlobal       // dkim_key, myauthservid (conf/dkim.go)
 	TempdirGlobal    // allow_preserving_evidence (conf/tempdir.go)
+	SQLGlobal        // storage_sql_dsn, lookup_sql_dsn, sql_clause... (conf/sql.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -83,6 +84,7 @@ func (g *Global) setDefaults() {
 		"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "[fc00::]/7")
 	g.MIN_EXPANSION_FACTOR = 5
 	g.MAX_EXPANSION_FACTOR = 500
+	g.SQLGlobal.setDefaults()
 }
 
 // resolve fills the after-defaults that depend on other settings, as amavis does after reading
@@ -121,6 +123,9 @@ func (g *Global) validate() error {
 	}
 	if err := g.MetricsGlobal.validate(); err != nil {
 		return invalid("metrics_listen", "%v", err)
+	}
+	if err := g.SQLGlobal.validate(); err != nil {
+		return err
 	}
 	for _, s := range g.InetSocketPort {
 		if err := checkSocket(s); err != nil {

@@ -120,10 +120,10 @@ func (p *QuarantinePolicy) validate() error {
 	return nil
 }
 
-// checkQuarantineMethod accepts "", local:<file template> and smtp:/lmtp: methods.
+// checkQuarantineMethod accepts "", local:<file template>, sql: and smtp:/lmtp: methods.
 func checkQuarantineMethod(m string) error {
 	switch {
-	case m == "":
+	case m == "", m == "sql:":
 		return nil
 	case strings.HasPrefix(m, "local:"):
 		name := strings.TrimPrefix(m, "local:")
@@ -206,6 +206,7 @@ func AngleAddr(s string) string {
 type AddrMap struct {
 	all   string
 	byKey lookup.HashTable
+	first lookup.Table // asked before the others (Prepend)
 }
 
 // ConstAddr is an AddrMap with one value for every recipient.
@@ -247,6 +248,11 @@ func (m AddrMap) MarshalTOML() ([]byte, error) {
 
 // Lookup gives the value for recipient addr ("" = none).
 func (m AddrMap) Lookup(addr string, o lookup.Options) string {
+	if m.first != nil {
+		if v, _, ok := m.first.Lookup(addr, o); ok {
+			return lookup.String(v)
+		}
+	}
 	if m.byKey == nil {
 		return m.all
 	}

@@ -142,6 +142,8 @@ var ourOwnKeys = map[string]string{
 	"metrics_listen":    "amavisgo only: the Prometheus /metrics listener, off by default (amavis keeps its counters in BerkeleyDB for amavisd-agent)",
 	"allow_run_as_root": "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
 	"dkim_key":          "amavis's dkim_key('example.com', 'sel', '/path/key.pem', tag => value) calls: one [[dkim_key]] each, with domain, selector, key_file, options",
+	"sql_timeout":       "amavisgo only: seconds for connecting to a database and for each statement",
+	"sql_release_peers": `amavisgo only: myhostname = "inet:host:port" of other nodes' AM.PDP sockets, for releasing their local: quarantine`,
 }
 
 // amavisSigils are the variables whose sigil does not follow from the Go type.
@@ -171,6 +173,9 @@ var keyNotes = map[string]string{
 	"release_method":                       "empty: notify_method",
 	"X_HEADER_LINE":                        `empty: "amavis at " + mydomain`,
 	"log_recip_templ":                      `left out: amavis's built-in template; "" for undef (no per-recipient lines); no other template`,
+	"storage_sql_dsn":                      `a list of ["DBI:Pg:database=...;host=...", user, password], tried in order`,
+	"lookup_sql_dsn":                       `a list of ["DBI:mysql:database=...;host=...", user, password], tried in order`,
+	"partition_tag":                        "a number or a string; amavis's code form is not taken",
 }
 
 // Keys lists every key the configuration knows, globals first, in struct order.

@@ -69,7 +69,7 @@ type Message struct {
 // Location is where one copy went.
 type Location struct {
 	Name string // relative to QUARANTINEDIR ("n/virus-n8rZJ2zBYamo"), or the address
-	Type byte   // amavis's quar_type: 'F' file, 'Z' gzip file, 'M' mailbox at an MTA
+	Type byte   // amavis's quar_type: 'F' file, 'Z' gzip file, 'M' mailbox at an MTA, 'Q' sql:
 }
 
 // Error is a failed quarantine. The daemon must answer the MTA with Reply: the mail stays queued
@@ -98,6 +98,19 @@ type Store struct {
 	SubdirLevels int    // quarantine_subdir_levels, 0 or 1
 	Sender       delivery.Sender
 	Notify       conf.Method // notify_method, for quarantine-to addresses
+	// SQL is the database of the sql: method (package sqldb); nil without storage_sql_dsn.
+	SQL SQLStore
+}
+
+// SQLStore is the sql: quarantine's database: the stored format in chunks under the mail_id.
+type SQLStore interface {
+	// Store writes the message (r may be read again after a Seek to 0) and returns its
+	// location as amavis logs it.
+	Store(ctx context.Context, mailID string, r io.ReadSeeker) (string, error)
+	// Open reads a stored message back.
+	Open(ctx context.Context, mailID string) (io.ReadCloser, error)
+	// Host is the myhostname of the node that took the message in (msgs.host).
+	Host(ctx context.Context, mailID string) (string, error)
 }
 
 // NewStore makes the store a configuration describes.
@@ -131,10 +144,17 @@ func (s *Store) Quarantine(ctx context.Context, p *conf.Policy, kind Kind, m *Me
 	}
 	var locs []Location
 	local := false // every local quarantine-to name means the same file: write it once
+	sqlDone := false
 	for _, to := range tos {
 		var loc Location
 		var err error
 		switch {
+		case method == "sql:":
+			if sqlDone {
+				continue // one copy in the database serves every quarantine-to
+			}
+			sqlDone = true
+			loc, err = s.writeSQL(ctx, sender, to, m)
 		case strings.Contains(to, "@") || !strings.HasPrefix(method, "local:"):
 			via := s.Notify
 			if !strings.HasPrefix(method, "local:") {
@@ -153,6 +173,35 @@ func (s *Store) Quarantine(ctx context.Context, p *conf.Policy, kind Kind, m *Me
 		locs = append(locs, loc)
 	}
 	return locs, nil
+}
+
+// writeSQL stores the stored format in the sql: quarantine (amavis's mail_via_sql): spooled to
+// a temporary file first, so that a fail-over to the next database can read it again.
+func (s *Store) writeSQL(ctx context.Context, sender, to string, m *Message) (Location, error) {
+	fail := func(err error) (Location, error) {
+		return Location{}, &Error{Temporary: true, Detail: "451 4.5.0 Storing to sql db as mail_id " + m.MailID + " failed: " + err.Error()}
+	}
+	if s.SQL == nil {
+		return fail(errors.New("sql: quarantine method without storage_sql_dsn"))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(m.Original), "sql-quarantine-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	bw := bufio.NewWriterSize(tmp, 64<<10)
+	if err := writeStored(bw, sender, to, m); err != nil {
+		return fail(err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	loc, err := s.SQL.Store(ctx, m.MailID, tmp)
+	if err != nil {
+		return fail(err)
+	}
+	return Location{Name: loc, Type: 'Q'}, nil
 }
 
 // send mails the stored format to a quarantine address.

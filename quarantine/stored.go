@@ -109,11 +109,22 @@ func Open(path string) (*Stored, error) {
 		st.closers = append(st.closers, z)
 		r = z
 	}
+	return st.read(r)
+}
+
+// OpenReader reads the leading fields of a stored message that comes from elsewhere than a
+// file (the sql: quarantine); name is for messages, Close closes r.
+func OpenReader(name string, r io.ReadCloser) (*Stored, error) {
+	st := &Stored{Path: name, closers: []io.Closer{r}}
+	return st.read(r)
+}
+
+func (st *Stored) read(r io.Reader) (*Stored, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	rest, err := st.readLeading(br)
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("Error reading file %s: %v", path, err)
+		return nil, fmt.Errorf("Error reading file %s: %v", st.Path, err)
 	}
 	st.Body = io.MultiReader(strings.NewReader(rest), br)
 	return st, nil

@@ -17,6 +17,7 @@ const (
 	Ours    = "ours"
 	Perl    = "perl"
 	Ceiling = "ceiling"
+	OursSQL = "ours-sql" // ours with the SQL log on (report/sql.go)
 )
 
 // Load names: the targets refer to the first two.
@@ -31,6 +32,7 @@ type Sample struct {
 	MsgsPerSec float64
 	CPUms      float64 // filter CPU per message, milliseconds
 	ClamdCPUms float64 // clamd CPU per message, milliseconds
+	DBCPUms    float64 // the SQL log's PostgreSQL CPU per message, milliseconds (ours-sql)
 	PeakRSSMB  float64 // peak resident memory of the filter's processes, MiB
 	LoadAvg    float64 // the machine's 1-minute load average after the repetition
 }
@@ -184,7 +186,7 @@ func WriteCSV(w io.Writer, points []Point) error {
 	cw.Write(append(head, "ours_over_perl"))
 	g := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 	for _, k := range keys {
-		for _, filter := range []string{Ours, Perl, Ceiling} {
+		for _, filter := range []string{Ours, Perl, Ceiling, OursSQL} {
 			p, ok := byKey[k][filter]
 			if !ok {
 				continue

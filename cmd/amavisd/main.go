@@ -54,7 +54,7 @@ func run() int {
 	case fs.NArg() == 0:
 	case dkimVerbs[fs.Arg(0)]:
 		return runDKIMVerb(&options{confFile: *confFile, level: amavis.NoOverride, over: over, verb: fs.Arg(0)}, fs.Args()[1:])
-	case fs.NArg() == 1:
+	case fs.NArg() == 1 || fs.Arg(0) == "sql-cleanup":
 		verb = fs.Arg(0)
 	default:
 		fs.Usage()
@@ -70,5 +70,5 @@ func run() int {
 		}
 		level = n
 	}
-	return runVerb(&options{confFile: *confFile, level: level, over: over, verb: verb})
+	return runVerb(&options{confFile: *confFile, level: level, over: over, verb: verb, args: fs.Args()[min(1, fs.NArg()):]})
 }

@@ -41,6 +41,7 @@ var verbs = []verb{
 	{"nanny", "prints the running daemon's sessions with amavisd-nanny's state letters, read from metrics_listen"},
 	{"genrsa", "genrsa FILE [BITS]: writes a new RSA key for DKIM signing (1024 bits by default, as amavis), mode 0600, refusing an existing file"},
 	{"showkeys", "showkeys [DOMAIN...]: prints the DNS TXT records of the dkim_key entries, in amavis's layout"},
+	{"sql-cleanup", "sql-cleanup [--older-than DAYS] [--batch N]: deletes old rows of the SQL log and quarantine in batches, as README.sql advises"},
 	{"testkeys", "testkeys [DOMAIN...]: looks each dkim_key's record up in DNS and compares it with the key"},
 }
 

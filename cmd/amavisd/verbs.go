@@ -29,6 +29,7 @@ type options struct {
 	level    int    // -d; amavis.NoOverride when not given
 	over     overrides
 	verb     string
+	args     []string // after the verb (sql-cleanup's options)
 }
 
 // loadConfig reads the configuration (or takes the defaults) and applies the command line.
@@ -72,6 +73,12 @@ func runVerb(o *options) int {
 		return verbSelftest(o, os.Stdout)
 	case "agent", "nanny":
 		if err := verbMonitor(o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "amavisd:", err)
+			return 1
+		}
+		return 0
+	case "sql-cleanup":
+		if err := verbSQLCleanup(o, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "amavisd:", err)
 			return 1
 		}

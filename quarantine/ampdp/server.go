@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"slices"
@@ -177,7 +178,14 @@ func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind 
 	if newID != "" {
 		logID = "rel-" + newID
 	}
-	st, err := s.open(p, req)
+	st, err := s.open(ctx, p, req)
+	var nh *notHere
+	if errors.As(err, &nh) {
+		// a local: quarantine of another node (msgs.host): that node releases it
+		if resp, ok := s.forward(ctx, req, req.Get("mail_id")); ok {
+			return resp, logID, nil
+		}
+	}
 	if err != nil {
 		return nil, logID, err
 	}
@@ -243,7 +251,7 @@ func (s *Server) release(ctx context.Context, p *conf.Policy, req Request, kind 
 }
 
 // open checks the request and opens the quarantine file it names.
-func (s *Server) open(p *conf.Policy, req Request) (*quarantine.Stored, error) {
+func (s *Server) open(ctx context.Context, p *conf.Policy, req Request) (*quarantine.Stored, error) {
 	if !req.Has("mail_id") {
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return nil, errors.New("Missing 'mail_id' field")
@@ -262,19 +270,32 @@ func (s *Server) open(p *conf.Policy, req Request) (*quarantine.Stored, error) {
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return nil, fmt.Errorf("Secret_id %s does not match mail_id %s", sec, id)
 	}
-	qt := req.Get("quar_type")
+	var st *quarantine.Stored
+	qt := quarType(p, req)
+	if qt == "Q" {
+		var err error
+		st, err = s.openSQL(ctx, id)
+		switch {
+		case err == nil:
+		case errors.Is(err, fs.ErrNotExist) && req.Get("quar_type") == "":
+			// Q was only inferred from an sql: method; the message may be in a local: one
+			qt = ""
+		default:
+			return nil, err
+		}
+	}
 	switch qt {
+	case "Q":
 	case "", "F", "Z":
+		path, err := s.Store.Find(id, req.Get("mail_file"), qt == "Z")
+		if err != nil {
+			return nil, &notHere{err}
+		}
+		if st, err = quarantine.Open(path); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("quar_type %s is not supported, only F and Z (files under $QUARANTINEDIR)", qt)
-	}
-	path, err := s.Store.Find(id, req.Get("mail_file"), qt == "Z")
-	if err != nil {
-		return nil, err
-	}
-	st, err := quarantine.Open(path)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("quar_type %s is not supported, only F, Z (files under $QUARANTINEDIR) and Q (sql:)", qt)
 	}
 	if st.QuarantineID != id {
 		st.Close()

@@ -263,8 +263,8 @@ func TestTranscript(t *testing.T) {
 		{"request=release\nmail_id=../../etc", "setreply=450 4.5.0 Failure:%20Invalid%20mail_id%20'../../etc'\nreturn_value=tempfail\nexit_code=75"},
 		{"request=release", "setreply=450 4.5.0 Failure:%20Missing%20'mail_id'%20field\nreturn_value=tempfail\nexit_code=75"},
 		{"request=release\nmail_id=" + r.mailID + "\nsecret_id=" + r.secretID + "\nmail_file=../x", "setreply=450 4.5.0 Failure:%20Unsafe%20filename%20'../x'\nreturn_value=tempfail\nexit_code=75"},
-		{"request=release\nmail_id=" + r.mailID + "\nsecret_id=" + r.secretID + "\nquar_type=Q", "setreply=450 4.5.0 Failure:%20quar_type%20Q%20is%20not%20supported,%20only%20F%20and%20Z%20(files%20under%20$QUARANTINEDIR)\nreturn_value=tempfail\nexit_code=75"},
-		{"request=AM.PDP\nsender=%3Ca@b%3E", "setreply=450 4.5.0 Failure:%20content%20checks%20over%20AM.PDP%20are%20not%20supported\nreturn_value=tempfail\nexit_code=75"},
+		// quar_type Q (sql:) is served when storage_sql_dsn is set (amavis/sql_test.go)
+		{"request=release\nmail_id=" + r.mailID + "\nsecret_id=" + r.secretID + "\nquar_type=Q", "setreply=450 4.5.0 Failure:%20quar_type%20Q:%20no%20storage_sql_dsn%20configured\nreturn_value=tempfail\nexit_code=75"},
 		{"request=frobnicate", "setreply=450 4.5.0 Failure:%20unknown%20'request'%20value:%20frobnicate\nreturn_value=tempfail\nexit_code=75"},
 		{"request=release\nmail_id=" + r.mailID + "\nsecret_id=" + r.secretID + "\nrequested_by=%3Cadmin@example.com%3E\nrecipient=%3Cz@example.com%3E",
 			"setreply=250 2.0.0 from%20MTA(" + r.hop.Method.String() + "):%20250%202.0.0%20Ok:%20queued%20as%20SINKQ0001"},

@@ -37,6 +37,8 @@ type config struct {
 	seconds                     float64
 	sampleEvery                 time.Duration
 	keep, requireAV             bool
+	sqlLoads                    []string // the loads and sessions ours-sql is measured at
+	sqlSessions                 []int
 }
 
 type environment struct {
@@ -45,6 +47,7 @@ type environment struct {
 	sink  *sink
 	// header describes the run for results.md.
 	header string
+	pg     *postgres // for ours-sql
 	// notes are caveats found while measuring, listed in results.md.
 	notes    []string
 	noteKeys []string
@@ -66,11 +69,13 @@ func logf(format string, args ...any) {
 
 func main() {
 	var cfg config
-	var filters, loads, sessions string
+	var filters, loads, sessions, sqlLoads, sqlSessions string
 	flag.StringVar(&cfg.out, "out", "out", "directory for results.md, results.csv, reps.csv, msgs_per_s.png and logs")
 	flag.StringVar(&cfg.ours, "ours", "../bin/amavisd", "our daemon's binary")
 	flag.StringVar(&cfg.perl, "perl", "/usr/sbin/amavisd", "the Perl amavisd-new")
-	flag.StringVar(&filters, "filters", "ceiling,perl,ours", "what to measure: ceiling, perl, ours")
+	flag.StringVar(&filters, "filters", "ceiling,perl,ours,ours-sql", "what to measure: ceiling, perl, ours, ours-sql (ours with the SQL log on PostgreSQL)")
+	flag.StringVar(&sqlLoads, "sql-loads", "2KB", "the loads ours-sql is measured at")
+	flag.StringVar(&sqlSessions, "sql-sessions", "8", "the session counts ours-sql is measured at")
 	flag.StringVar(&loads, "loads", "2KB,100KB,mix", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR)")
 	flag.StringVar(&sessions, "sessions", "1,4,8,16,32", "parallel sessions (max_servers is set to match); the issue's first target is at 8")
 	flag.IntVar(&cfg.reps, "reps", 3, "measured repetitions per point")
@@ -90,6 +95,14 @@ func main() {
 			fatalf("-sessions: %q is not a positive number", s)
 		}
 		cfg.sessions = append(cfg.sessions, n)
+	}
+	cfg.sqlLoads = strings.Split(sqlLoads, ",")
+	for _, s := range strings.Split(sqlSessions, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			fatalf("-sql-sessions: %q is not a positive number", s)
+		}
+		cfg.sqlSessions = append(cfg.sqlSessions, n)
 	}
 	if cfg.reps < 1 {
 		fatalf("-reps must be at least 1")
@@ -181,7 +194,7 @@ func run(cfg *config) error {
 				return fmt.Errorf("the Perl amavisd-new: %v", err)
 			}
 			daemons[f] = perlDaemon{bin: bin}
-		case report.Ours:
+		case report.Ours, report.OursSQL:
 			bin, err := filepath.Abs(cfg.ours)
 			if err != nil {
 				return err
@@ -209,16 +222,25 @@ func run(cfg *config) error {
 		logf("work directory %s is kept", dir)
 	}
 	env := &environment{dir: dir}
-	if d, ok := daemons[report.Ours].(oursDaemon); ok {
-		if err := d.probe(dir); err != nil {
-			return err
+	for _, f := range []string{report.Ours, report.OursSQL} {
+		if d, ok := daemons[f].(oursDaemon); ok {
+			if err := d.probe(dir); err != nil {
+				return err
+			}
+			daemons[f] = d
 		}
-		daemons[report.Ours] = d
 	}
 	if env.clamd, err = startClamd(dir, slices.Max(cfg.sessions)); err != nil {
 		return err
 	}
 	defer env.clamd.stop(10 * time.Second)
+	if d, ok := daemons[report.OursSQL].(oursDaemon); ok {
+		if env.pg, err = startPostgres(dir); err != nil {
+			return fmt.Errorf("PostgreSQL for ours-sql: %v", err)
+		}
+		defer env.pg.stop(30 * time.Second)
+		daemons[report.OursSQL] = oursSQLDaemon{oursDaemon: d, pg: env.pg}
+	}
 	if env.sink, err = startSink(dir); err != nil {
 		return err
 	}
@@ -350,6 +372,9 @@ func writeOutputs(cfg *config, env *environment, points []report.Point, failures
 	}
 	if len(env.notes) > 0 {
 		md.WriteString("\n")
+	}
+	if err := report.WriteSQLCost(&md, points); err != nil {
+		return err
 	}
 	md.WriteString("\nTargets of the benchmark issue, for our daemon:\n\n")
 	if err := report.WriteTargets(&md, points); err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,9 @@ func measureGroup(cfg *config, env *environment, daemons map[string]filterDaemon
 		}
 	}()
 	for _, name := range cfg.filters {
+		if name == report.OursSQL && (!slices.Contains(cfg.sqlLoads, l.key) || !slices.Contains(cfg.sqlSessions, sessions)) {
+			continue
+		}
 		c := &contender{pt: report.Point{Filter: name, Load: l.name, Sessions: sessions}}
 		cs = append(cs, c)
 		c.err = c.prepare(cfg, env, daemons[name], l, sessions)
@@ -181,6 +185,12 @@ func measureRep(cfg *config, env *environment, f *filterRun, l load, addr string
 	if err != nil {
 		return s, err
 	}
+	var dbBefore time.Duration
+	if env.pg != nil {
+		if dbBefore, err = procstat.CPU(env.pg.pid()); err != nil {
+			return s, err
+		}
+	}
 	var cpuBefore time.Duration
 	var sampler *procstat.Sampler
 	if f != nil {
@@ -214,6 +224,13 @@ func measureRep(cfg *config, env *environment, f *filterRun, l load, addr string
 		return s, err
 	}
 	s.ClamdCPUms = float64((clamdAfter - clamdBefore).Microseconds()) / 1000 / float64(n)
+	if env.pg != nil {
+		dbAfter, err := procstat.CPU(env.pg.pid())
+		if err != nil {
+			return s, err
+		}
+		s.DBCPUms = float64((dbAfter - dbBefore).Microseconds()) / 1000 / float64(n)
+	}
 
 	// Every clean message must have reached the sink (the Perl daemon also
 	// sends an admin notice per virus, so for the mix it is at least that).
