@@ -15,7 +15,8 @@
 # and objects, scalar references as the value they point to, regexps as
 # {"re": pattern, "flags": flags}, code references as {"code": true}, objects
 # as {"object": class, "value": ...}, a reference met again inside itself as
-# {"cycle": true}. Keys are sorted. Strings that are valid UTF-8 are shown as
+# {"cycle": true}; the device and inode numbers dkim_key records for a key
+# file are null. Keys are sorted. Strings that are valid UTF-8 are shown as
 # their characters, others as their bytes read as Latin-1.
 #
 # "host" records what the configuration may have read from this machine
@@ -131,6 +132,13 @@ my %vars;
               : { map { (text($_) => value(${$full}{$_}, {})) }
                   keys %{$full} };
   }
+}
+
+# dkim_key keeps each key file's device and inode number next to its text
+# (to notice one file named twice); they differ between checkouts and mean
+# nothing to the configuration, so the dump shows them as null.
+for my $entry (@{$vars{'@dkim_signing_keys_storage'}}) {
+  @$entry[1, 2] = (undef, undef) if ref $entry eq 'ARRAY';
 }
 
 my %out = (
