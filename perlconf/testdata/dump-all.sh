@@ -3,7 +3,7 @@
 #
 # Usage: perlconf/testdata/dump-all.sh [SET...]
 #
-# A set is a directory under real/ (or debian-stock/) with a FILES list: the
+# A set is a directory under real/ (or debian-stock/, debian-site-edits/) with a FILES list: the
 # configuration files amavis reads, one per line, in order, as paths relative
 # to perlconf/testdata. The dumper runs in the set's directory (files of a set
 # that read lists or keys name them relative to it; see each SOURCE) and
@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 
 if [ $# -eq 0 ]; then
-	set -- debian-stock real/*/
+	set -- debian-stock debian-site-edits real/*/
 fi
 
 loaded=0
