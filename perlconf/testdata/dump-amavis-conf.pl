@@ -57,7 +57,6 @@ BEGIN {
   @files or die "usage: perl -T dump-amavis-conf.pl [--after-defaults] FILE...\n";
 }
 
-use lib '/usr/share/perl5';
 # Amavis::Conf calls Exporter::export_tags as a list operator at compile time,
 # so Exporter must already be loaded, as it is in amavisd.
 use Exporter ();
