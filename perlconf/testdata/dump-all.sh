@@ -25,7 +25,7 @@ refused=0
 for set in "$@"; do
 	set=${set%/}
 	[ -f "$set/FILES" ] || { echo "$set: no FILES list" >&2; exit 2; }
-	files=$(grep -v '^[[:space:]]*\(#\|$\)' "$set/FILES" | sed "s|^|$here/|")
+	files=$(grep -v '^[[:space:]]*\(#\|$\)' "$set/FILES" | sed "s|^\([^/]\)|$here/\1|")
 	rm -f "$set/amavis.json" "$set/amavis.err"
 	# shellcheck disable=SC2086 # one argument per listed file; the names have no spaces
 	if (cd "$set" && perl -T "$here/dump-amavis-conf.pl" $files) >"$set/amavis.json.tmp" 2>"$set/amavis.err.tmp"; then
