@@ -11,6 +11,7 @@ import (
 type Global struct {
 	QuarantineGlobal // QUARANTINEDIR, quarantine_subdir_levels (conf/global_quarantine.go)
 	ScannersGlobal   // av_scanners, av_scanners_backup (conf/global_scanners.go)
+	PerlGlobal       // allow_unimplemented (conf/perl.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME

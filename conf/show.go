@@ -139,7 +139,8 @@ type KeyInfo struct {
 
 // ourOwnKeys are settings amavis does not have; each says why it exists.
 var ourOwnKeys = map[string]string{
-	"allow_run_as_root": "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
+	"allow_run_as_root":   "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
+	"allow_unimplemented": "amavisgo only: a Perl configuration may enable spam, SQL, LDAP or DKIM settings not implemented yet (they are ignored with a warning)",
 }
 
 // amavisSigils are the variables whose sigil does not follow from the Go type.
