@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 
@@ -438,4 +439,27 @@ func (in *Interp) checkUnimplemented(opt Options, reach map[string]bool, files [
 		in.warn(in.first[name], fmt.Sprintf("%s %s", name, why))
 	}
 	return nil
+}
+
+// DebianDirs are the directories Debian's amavisd-new reads, in order (Amavis.pm's
+// find_config_files).
+var DebianDirs = []string{"/usr/share/amavis/conf.d", "/etc/amavis/conf.d"}
+
+// Expand replaces each directory in paths by the files run-parts --list gives for it (names
+// of letters, digits, '_' and '-' only, in order), as Debian's start-up does.
+func Expand(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil || !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		list, err := exec.Command("run-parts", "--list", p).Output()
+		if err != nil {
+			return nil, fmt.Errorf("run-parts --list %s: %v", p, err)
+		}
+		out = append(out, strings.Fields(string(list))...)
+	}
+	return out, nil
 }

@@ -1,7 +1,7 @@
 // Command amavisd is the amavis content filter daemon and its command line (a subset of amavis's,
 // see usage in Amavis.pm):
 //
-//	amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]
+//	amavisd [-c FILE]... [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]
 //
 // VERB is start (the default: in the background, with a pid file), foreground, debug, stop,
 // reload, restart, showconfig, configtest or selftest; verbs.go, serve.go and selftest.go carry them
@@ -18,10 +18,22 @@ import (
 	"strings"
 
 	"amavisgo/amavis"
+	"amavisgo/perlconf"
 )
 
 // defaultConfFile is read when no -c is given, as amavis reads /etc/amavisd.conf.
 const defaultConfFile = "/etc/amavisgo/amavisd.toml"
+
+// defaultConfFiles is what is read without -c: our TOML file, or else, on a Debian system with
+// amavisd-new's configuration, Debian's conf.d directories in Debian's order.
+func defaultConfFiles() []string {
+	if _, err := os.Stat(defaultConfFile); err != nil {
+		if st, err := os.Stat(perlconf.DebianDirs[len(perlconf.DebianDirs)-1]); err == nil && st.IsDir() {
+			return perlconf.DebianDirs
+		}
+	}
+	return []string{defaultConfFile}
+}
 
 func main() {
 	os.Exit(run())
@@ -29,7 +41,15 @@ func main() {
 
 func run() int {
 	fs := flag.NewFlagSet("amavisd", flag.ContinueOnError)
-	confFile := fs.String("c", defaultConfFile, "configuration file (TOML); -c '' for the built-in defaults")
+	var confFiles []string
+	confGiven := false
+	fs.Func("c", "configuration file or conf.d directory, TOML or amavis's Perl (repeatable, read in order); -c '' for the built-in defaults", func(s string) error {
+		confGiven = true
+		if s != "" {
+			confFiles = append(confFiles, s)
+		}
+		return nil
+	})
 	debugLevel := fs.String("d", "", "log level (overrides log_level)")
 	var over overrides
 	fs.IntVar(&over.maxServers, "m", 0, "max_servers")
@@ -71,5 +91,8 @@ func run() int {
 		}
 		level = n
 	}
-	return runVerb(&options{confFile: *confFile, level: level, over: over, verb: verb})
+	if !confGiven {
+		confFiles = defaultConfFiles()
+	}
+	return runVerb(&options{confFiles: confFiles, level: level, over: over, verb: verb})
 }

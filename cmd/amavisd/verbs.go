@@ -20,11 +20,14 @@ import (
 	"amavisgo/amavis"
 	"amavisgo/conf"
 	"amavisgo/internal/pidfile"
+	"amavisgo/perlconf"
 )
 
 // options is the parsed command line.
 type options struct {
-	confFile string // -c; "" = built-in defaults
+	confFiles []string // -c, in order (directories are read as Debian's conf.d); none = built-in defaults
+	// warnings of the last Perl configuration loaded: settings read but not used
+	warnings []string
 	level    int    // -d; amavis.NoOverride when not given
 	over     overrides
 	verb     string
@@ -32,17 +35,38 @@ type options struct {
 
 // loadConfig reads the configuration (or takes the defaults) and applies the command line.
 func (o *options) loadConfig() (*conf.Config, error) {
-	c := conf.Default()
-	if o.confFile != "" {
-		var err error
-		if c, err = conf.Load(o.confFile); err != nil {
-			return nil, err
-		}
+	c, err := o.readConfig()
+	if err != nil {
+		return nil, err
 	}
 	if o.level != amavis.NoOverride {
 		c.LogLevel = o.level
 	}
 	return c, o.over.apply(c)
+}
+
+// readConfig reads the -c files: one TOML file through conf, anything else (Perl files, conf.d
+// directories, several files mixed) through perlconf, which tells Perl from TOML by content.
+func (o *options) readConfig() (*conf.Config, error) {
+	o.warnings = nil
+	if len(o.confFiles) == 0 {
+		return conf.Default(), nil
+	}
+	files, err := perlconf.Expand(o.confFiles)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 1 {
+		if text, err := os.ReadFile(files[0]); err == nil && !perlconf.IsPerl(text) {
+			return conf.Parse(files[0], text)
+		}
+	}
+	r, err := perlconf.Load(files, perlconf.Options{})
+	if err != nil {
+		return nil, err
+	}
+	o.warnings = r.Warnings
+	return r.Config, nil
 }
 
 // runVerb carries out the verb and returns the exit status.
@@ -72,7 +96,7 @@ func runVerb(o *options) int {
 	case "configtest", "test-config":
 		if err := verbConfigtest(o, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "amavisd:", err)
-			return 1
+			return exConfig
 		}
 		return 0
 	}
@@ -86,7 +110,7 @@ func runVerb(o *options) int {
 		// A broken file must not keep the operator from stopping the daemon, and a reload
 		// is refused by the daemon itself, which logs why and keeps its configuration.
 		fmt.Fprintln(os.Stderr, "amavisd: (!)", err)
-		c, err = lenientConfig(o.confFile)
+		c, err = lenientConfig(o.confFiles)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "amavisd:", err)
@@ -109,7 +133,11 @@ func runVerb(o *options) int {
 
 // lenientConfig reads only what stop and reload need from a file that does not load: pid_file
 // and MYHOME (of which pid_file's default is made), and child_timeout.
-func lenientConfig(file string) (*conf.Config, error) {
+func lenientConfig(files []string) (*conf.Config, error) {
+	if len(files) != 1 {
+		return nil, fmt.Errorf("cannot even find pid_file in %s", strings.Join(files, " "))
+	}
+	file := files[0]
 	var v struct {
 		MYHOME       string `toml:"MYHOME"`
 		PidFile      string `toml:"pid_file"`
@@ -155,6 +183,9 @@ func (o overrides) apply(c *conf.Config) error {
 	return nil
 }
 
+// exConfig is sysexits' EX_CONFIG, configtest's exit status for a configuration that does not load.
+const exConfig = 78
+
 // verbConfigtest loads the configuration and checks what a start needs beyond its syntax
 // (conf.CheckStartable). An error names the file, line and key.
 func verbConfigtest(o *options, stdout io.Writer) error {
@@ -164,6 +195,9 @@ func verbConfigtest(o *options, stdout io.Writer) error {
 	}
 	if err := c.CheckStartable(); err != nil {
 		return err
+	}
+	for _, w := range o.warnings {
+		fmt.Fprintln(os.Stderr, "amavisd: warning:", w)
 	}
 	name := c.File
 	if name == "" {

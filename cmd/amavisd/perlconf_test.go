@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runAmavisd runs the built daemon's command line and returns its output and exit status.
+func runAmavisd(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(amavisdBin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), cmd.ProcessState.ExitCode()
+}
+
+func TestPerlConfigtestDebianStock(t *testing.T) {
+	if _, err := os.Stat("/etc/amavis/conf.d/50-user"); err != nil {
+		t.Skip("Debian's amavisd-new configuration is not installed")
+	}
+	out, errOut, code := runAmavisd(t, "-c", "/usr/share/amavis/conf.d", "-c", "/etc/amavis/conf.d", "configtest")
+	if code != 0 || !strings.HasSuffix(out, "/etc/amavis/conf.d/50-user is OK\n") {
+		t.Fatalf("configtest: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "amavisd: warning: /etc/amavis/conf.d/20-debian_defaults:30:1: $enable_db is not implemented by amavisgo") {
+		t.Errorf("configtest does not warn about settings it ignores:\n%s", errOut)
+	}
+	// showconfig of the Perl files loads back to the same configuration
+	shown, errOut, code := runAmavisd(t, "-c", "/usr/share/amavis/conf.d", "-c", "/etc/amavis/conf.d", "showconfig")
+	if code != 0 {
+		t.Fatalf("showconfig: exit %d: %s", code, errOut)
+	}
+	f := filepath.Join(t.TempDir(), "amavisd.toml")
+	if err := os.WriteFile(f, []byte(shown), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again, errOut, code := runAmavisd(t, "-c", f, "showconfig")
+	if code != 0 {
+		t.Fatalf("showconfig of the shown TOML: exit %d: %s", code, errOut)
+	}
+	body := func(s string) string { _, b, _ := strings.Cut(s, "\n"); return b }
+	if body(again) != body(shown) {
+		t.Errorf("the TOML showconfig printed does not load back to the same configuration")
+	}
+	for _, want := range []string{"\nMYHOME = \"/var/lib/amavis\"\n", `name = "ClamAV-clamd", names_pattern = "qr/^.*?: (?!Infected Archive)(.*) FOUND$/m"`, "\n[policy_bank.\"AM.PDP-SOCK\"]\n"} {
+		if !strings.Contains(shown, want) {
+			t.Errorf("showconfig lacks %q", want)
+		}
+	}
+	// a TOML file after the Perl ones overrides them
+	over := filepath.Join(t.TempDir(), "over.toml")
+	if err := os.WriteFile(over, []byte("max_servers = 9\nMYHOME = \"/srv/amavis\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shown, errOut, code = runAmavisd(t, "-c", "/usr/share/amavis/conf.d", "-c", "/etc/amavis/conf.d", "-c", over, "showconfig")
+	if code != 0 || !strings.Contains(shown, "\nmax_servers = 9\n") || !strings.Contains(shown, "\nMYHOME = \"/srv/amavis\"\n") {
+		t.Errorf("a TOML file after the Perl ones does not override: exit %d %s", code, errOut)
+	}
+}
+
+func TestPerlConfigtestBrokenFiles(t *testing.T) {
+	for _, tc := range []struct{ name, text, want string }{
+		{"unterminated string", "use strict;\n$max_servers = 2;\n$mydomain = 'example.com;\n1;\n", `:3:13: unterminated string: no closing '\''`},
+		{"unknown helper", "use strict;\n\n  read_hashes('/etc/amavis/x');\n1;\n", ":3:3: unknown function read_hashes(): not one of Amavis::Conf's helpers"},
+		{"sub as a callback", "use strict;\nsub my_filter { return 1 }\n1;\n", ":2:1: unsupported Perl: named subroutine definition 'sub my_filter'"},
+		{"syntax error mid-file", "use strict;\n$max_servers = 2;\n$log_level = 3 4;\n$child_timeout = 10;\n1;\n", `:3:16: syntax error: expected ';' after the statement, found "4"`},
+		{"unknown variable", "use strict;\n$max_server = 2;\n1;\n", `:2:1: Global symbol "$max_server" requires explicit package name: $max_server is not one of amavis's variables (did you mean $max_servers?)`},
+		{"eval", "use strict;\neval { $max_servers = 2 };\n1;\n", ":2:1: unsupported Perl: 'eval'; write the settings without eval"},
+		{"bad value", "use strict;\n$max_servers = 0;\n@bypass_spam_checks_maps = (1);\n1;\n", ":2:1: $max_servers: must be at least 1, is 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "50-user")
+			if err := os.WriteFile(f, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, errOut, code := runAmavisd(t, "-c", f, "configtest")
+			want := "amavisd: " + f + tc.want
+			if code != 78 || out != "" || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 78 and one line %q", code, out, errOut, want)
+			}
+		})
+	}
+}
