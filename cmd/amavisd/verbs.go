@@ -28,7 +28,7 @@ type options struct {
 	confFiles []string // -c, in order (directories are read as Debian's conf.d); none = built-in defaults
 	// warnings of the last Perl configuration loaded: settings read but not used
 	warnings []string
-	level    int    // -d; amavis.NoOverride when not given
+	level    int // -d; amavis.NoOverride when not given
 	over     overrides
 	verb     string
 }
