@@ -194,6 +194,18 @@ func TestDifferentialRealSets(t *testing.T) {
 				if !sameValue(ours, theirs) {
 					o, _ := json.Marshal(ours)
 					a, _ := json.Marshal(theirs)
+					if ol, ok := ours.([]any); ok {
+						if al, ok := theirs.([]any); ok && len(ol) == len(al) {
+							for i := range ol { // show the first element that differs
+								if !sameValue(ol[i], al[i]) {
+									o, _ = json.Marshal(ol[i])
+									a, _ = json.Marshal(al[i])
+									name = fmt.Sprintf("%s[%d]", name, i)
+									break
+								}
+							}
+						}
+					}
 					diffs = append(diffs, fmt.Sprintf("%s: ours %.300s\n  amavis %.300s", name, o, a))
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -408,7 +409,12 @@ func (in *Interp) scalar(n node) (Value, error) {
 		}
 		return str(n.words[len(n.words)-1]), nil
 	case *qrLit:
-		return Value{Kind: Regexp, S: n.pattern, Flags: normFlags(n.flg), Pos: n.pos}, nil
+		flags := n.flg
+		// Perl reports a leading (?x) group's modifiers as the regexp's own (re::regexp_pattern)
+		if m := leadingFlags.FindStringSubmatch(n.pattern); m != nil {
+			flags += m[1]
+		}
+		return Value{Kind: Regexp, S: n.pattern, Flags: normFlags(flags), Pos: n.pos}, nil
 	case *varRef:
 		switch n.name[0] {
 		case '$':
@@ -509,6 +515,8 @@ func (in *Interp) scalar(n node) (Value, error) {
 	}
 	return undef(), errAt(n.position(), "unsupported Perl expression")
 }
+
+var leadingFlags = regexp.MustCompile(`^\(\?([imsx]+)\)`)
 
 func normFlags(f string) string {
 	var out []byte
