@@ -869,9 +869,6 @@ func (in *Interp) mapList(n *mapExpr) ([]Value, error) {
 
 // assign carries out an assignment; Perl's list assignment copies, a reference keeps the cell.
 func (in *Interp) assign(n *assign) error {
-	if l, ok := n.l.(*call); ok { // chomp($x = ...) arrives as chomp(assign); a bare call cannot be assigned
-		return errAt(n.pos, "syntax error: cannot assign to %s(...)", l.name)
-	}
 	if _, ok := n.l.(*listExpr); ok {
 		return errAt(n.pos, "unsupported Perl: list assignment (...) = ...; assign each variable on its own")
 	}

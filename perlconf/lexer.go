@@ -70,8 +70,6 @@ type lexer struct {
 	lineOff  int // offset of the current line's start
 	prev     *token
 	heredocs []heredoc // bodies to read at the next newline
-	skipTo   int       // after a here-doc, the newline jumps here
-	skipFrom int
 }
 
 type heredoc struct {
@@ -81,7 +79,7 @@ type heredoc struct {
 }
 
 func newLexer(file, src string) *lexer {
-	return &lexer{file: file, src: src, line: 1, skipFrom: -1}
+	return &lexer{file: file, src: src, line: 1}
 }
 
 func (l *lexer) pos() Pos { return Pos{l.file, l.line, l.off - l.lineOff + 1} }

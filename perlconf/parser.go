@@ -396,12 +396,10 @@ func (p *parser) assignment() (node, error) {
 	}
 	if p.tok.kind == tOp && assignOps[p.tok.text] {
 		op, pos := p.tok.text, l.position() // errors and warnings point at the assigned variable
-		switch l.(type) {
+		switch l := l.(type) {
 		case *varRef, *elemRef, *listExpr:
 		case *call:
-			if c := l.(*call); c.name != "chomp" {
-				return nil, p.errf(pos, "syntax error: cannot assign to %s(...)", c.name)
-			}
+			return nil, p.errf(pos, "syntax error: cannot assign to %s(...)", l.name)
 		default:
 			return nil, p.errf(pos, "syntax error: the left side of %s is not a variable", op)
 		}
@@ -681,6 +679,10 @@ func (p *parser) variable() (node, error) {
 	name := t.text
 	if strings.Contains(name, "::") {
 		return nil, p.unsupported(t.pos, "package variable "+name, "use amavis's own variable without a package name")
+	}
+	if name[0] == '&' && isConstName(name[1:]) {
+		// &CC_UNCHECKED calls the constant (iRedMail writes it as a hash key)
+		return &call{pos: t.pos, name: name[1:]}, p.advance()
 	}
 	if name[0] == '&' {
 		return nil, p.unsupported(t.pos, "call through "+name, "call the helper by name, or take a code reference with \\"+name)
