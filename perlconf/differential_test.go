@@ -108,8 +108,26 @@ func perlString(v any) string {
 	return fmt.Sprint(v)
 }
 
-// TestDifferentialRealSets loads every collected set with our reader and compares every
-// variable the set assigns with what amavis's own Amavis::Conf made of it.
+// notThroughConf are the collected sets that amavis loads and we evaluate alike, but whose
+// values conf refuses (with the reason): settings amavisgo does not support yet. A set that
+// starts to load, or fails for another reason, fails the test, so this list stays true.
+var notThroughConf = map[string]string{
+	"hermes-seg":                  `/%m": local: wants a file name template`, // a subdirectory in the template
+	"ispconfig-gentoo":            `method "smtp:127.0.0.1:*": bad port "*"`,
+	"iredmail":                    "quarantine_subdir_levels must be 0 or 1, is 2",
+	"slackermail":                 "quarantine_subdir_levels must be 0 or 1, is 2",
+	"ispconfig-debian":            `method "smtp:127.0.0.1:*": bad port "*"`,
+	"ispconfig-fedora":            `method "smtp:127.0.0.1:*": bad port "*"`,
+	"ispconfig-opensuse":          `method "smtp:127.0.0.1:*": bad port "*"`,
+	"miamioh-puppet":              `"@whitelist_sender_maps" would be a constant that answers every address`,
+	"uwegerdes-docker":            `"@whitelist_sender_maps" would be a constant that answers every address`,
+	"technicalguru-docker-amavis": `bad port "__AV_POSTFIX_SERVICE_PORT__"`, // an unrendered template placeholder
+}
+
+// TestDifferentialRealSets loads Debian's stock set, its site edits and every collected
+// real-world set with our reader, compares every variable the files assign with what amavis's
+// own Amavis::Conf made of them (testdata/dump-amavis-conf.pl's golden amavis.json), and
+// decodes the result through conf.
 func TestDifferentialRealSets(t *testing.T) {
 	base, err := filepath.Abs(corpusDir())
 	if err != nil {
@@ -119,7 +137,8 @@ func TestDifferentialRealSets(t *testing.T) {
 	if len(sets) == 0 {
 		t.Skipf("no configuration sets in %s/real", base)
 	}
-	loaded, matched := 0, 0
+	sets = append([]string{filepath.Join(base, "debian-stock", "FILES"), filepath.Join(base, "debian-site-edits", "FILES")}, sets...)
+	loaded, matched, throughConf := 0, 0, 0
 	for _, filesList := range sets {
 		dir := filepath.Dir(filesList)
 		set := filepath.Base(dir)
@@ -215,7 +234,19 @@ func TestDifferentialRealSets(t *testing.T) {
 				return
 			}
 			matched++
+			_, err = Load(files, Options{AllowUnimplemented: true})
+			want, known := notThroughConf[set]
+			switch {
+			case err == nil && known:
+				t.Errorf("the set now loads through conf: remove it from notThroughConf")
+			case err != nil && !known:
+				t.Errorf("conf refuses the set: %v", err)
+			case err != nil && !strings.Contains(err.Error(), want):
+				t.Errorf("conf refuses the set for another reason than %q: %v", want, err)
+			case err == nil:
+				throughConf++
+			}
 		})
 	}
-	t.Logf("%d sets: %d load as in amavis, %d match amavis's values", len(sets), loaded, matched)
+	t.Logf("%d sets: %d load as in amavis, %d match amavis's values, %d of them decode into conf.Config", len(sets), loaded, matched, throughConf)
 }

@@ -62,6 +62,7 @@ type Interp struct {
 	// per variable, so that a TOML file later in the list overrides only what came before it.
 	source    int
 	writtenIn map[string]int
+	allow     bool // Options.AllowUnimplemented, while the values are converted
 }
 
 // NewInterp returns an interpreter whose variables hold amavis's built-in defaults.

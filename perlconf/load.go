@@ -181,6 +181,7 @@ func perlName(key string) string {
 // toTOML writes the variables a file changed (directly or through a variable they refer to)
 // as conf's keys; the others keep conf's defaults, which are amavis's.
 func (in *Interp) toTOML(opt Options, files []string) (map[string]any, map[string]source, error) {
+	in.allow = opt.AllowUnimplemented
 	names := in.cellNames()
 	gen := map[string]any{}
 	src := map[string]source{}

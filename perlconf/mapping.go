@@ -241,6 +241,15 @@ func (c *converter) convert(b binding, vs []Value, isArray bool) (any, bool, err
 		if v.Kind != Str && v.Kind != Num && v.Kind != Undef {
 			return nil, false, c.errf("%s must be a string, found a %s", b.key, kindName(v))
 		}
+		if strings.HasSuffix(b.key, "_quarantine_method") && strings.HasPrefix(v.String(), "sql:") {
+			// quarantine into SQL is part of the SQL feature (see support.go)
+			msg := fmt.Sprintf("$%s = '%s': quarantine to SQL is not implemented by amavisgo", b.key, v.String())
+			if !c.in.allow {
+				return nil, false, c.errf("%s; quarantine locally (local:...) or set allow_unimplemented = true in a TOML file to run without this quarantine", msg)
+			}
+			c.in.warn(c.pos, msg+"; nothing is quarantined in its place (allow_unimplemented)")
+			return "", true, nil
+		}
 		return v.String(), true, nil
 	case cOptStr:
 		if !v.Defined() {
@@ -598,6 +607,11 @@ func (c *converter) scannerList(vs []Value) (any, bool, error) {
 			if !clamdQuery(query) {
 				c.in.warn(c.pos, fmt.Sprintf("av_scanners entry %q speaks a daemon protocol amavisgo does not implement (query %q); the entry is left out", get(0).String(), query))
 				continue
+			}
+			if strings.HasPrefix(query, "SCAN ") {
+				// clamd's SCAN stops at the first virus, CONTSCAN goes on: the verdict is the same
+				c.in.warn(c.pos, fmt.Sprintf("av_scanners entry %q: clamd's SCAN is done as CONTSCAN (the same verdict, possibly more virus names)", get(0).String()))
+				query = "CONTSCAN" + strings.TrimPrefix(query, "SCAN")
 			}
 			socks := []any{}
 			if s := args.A.E[1]; s.Kind == ArrayRef {
