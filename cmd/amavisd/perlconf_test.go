@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"amavisgo/delivery/deliverytest"
 )
 
 // runAmavisd runs the built daemon's command line and returns its output and exit status.
@@ -87,5 +91,66 @@ func TestPerlConfigtestBrokenFiles(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 78 and one line %q", code, out, errOut, want)
 			}
 		})
+	}
+}
+
+// writePerl writes the env's configuration as amavis's Perl (what newEnv writes as TOML).
+func (e *env) writePerl(nextHop, banner string, extra ...string) {
+	e.t.Helper()
+	text := fmt.Sprintf(`use strict;
+$MYHOME = '%s';
+$TEMPBASE = "$MYHOME/tmp";
+$pid_file = "$MYHOME/amavisd.pid";
+$LOGFILE = "$MYHOME/amavisd.log";
+$inet_socket_port = %d;
+$inet_socket_bind = '127.0.0.1';
+$forward_method = '%s';
+$child_timeout = 60;
+@bypass_spam_checks_maps = (1);
+$smtpd_greeting_banner = '%s ${helo-name}';
+$sa_tag_level_deflt = 2.0;  # spam checks are off: read, not used
+%s
+1;
+`, e.dir, e.port, nextHop, banner, strings.Join(extra, "\n"))
+	if err := os.WriteFile(e.file, []byte(text), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestPerlReloadBrokenFileKeepsOld(t *testing.T) {
+	next := deliverytest.Start(t)
+	e := newEnv(t, next.Method.String())
+	e.file = filepath.Join(e.dir, "amavisd.conf")
+	e.writePerl(next.Method.String(), "first")
+	allow := filepath.Join(e.dir, "local.toml")
+	if err := os.WriteFile(allow, []byte("allow_run_as_root = true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := e.foreground("-c", allow)
+	e.waitLog("(!)config: " + e.file + ":12:1: $sa_tag_level_deflt belongs to spam checking, which amavisgo does not implement; its setting is ignored")
+	if g := greetingOf(t, e.addr); g != "220 first [127.0.0.1]" {
+		t.Fatalf("greeting %q", g)
+	}
+	// a good change is taken on SIGHUP
+	e.writePerl(next.Method.String(), "second")
+	syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP)
+	e.waitNotify("RELOADING=1")
+	e.waitNotify("READY=1")
+	if g := greetingOf(t, e.addr); g != "220 second [127.0.0.1]" {
+		t.Errorf("after a reload the greeting is %q", g)
+	}
+	// a broken file is refused, with its position, and the running configuration stays
+	e.writePerl(next.Method.String(), "third", "$max_servers = 'oops;")
+	syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP)
+	e.waitNotify("RELOADING=1")
+	e.waitNotify("READY=1")
+	e.waitLog("(!)Rejecting reload, some config files unreadable or erroneous: " + e.file + ":13:16: unterminated string: no closing '\\''")
+	if g := greetingOf(t, e.addr); g != "220 second [127.0.0.1]" {
+		t.Errorf("after a refused reload the greeting is %q, want the old one", g)
+	}
+	c, _ := dial(t, e.addr)
+	c.startData("after-refused-perl-reload@test")
+	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
+		t.Errorf("a message after a refused reload: %s", r)
 	}
 }

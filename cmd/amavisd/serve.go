@@ -187,6 +187,7 @@ func serve(o *options, background bool, serving func()) error {
 	go func() { errc <- d.Serve() }()
 
 	startupDiagnostics(cfg, run.log)
+	run.logConfigWarnings()
 	run.notify.Ready(statusLine(cfg))
 	serving()
 	for {
@@ -233,12 +234,21 @@ func (r *daemonRun) reload() {
 		r.log("(!)Rejecting reload, some config files unreadable or erroneous: %v", err)
 		return
 	}
+	r.logConfigWarnings()
 	old := r.d.Config()
 	for _, c := range restartOnly(old, cfg) {
 		r.log("(!)reload: %s changed; it takes effect at the next restart", c)
 	}
 	// Reload refuses a configuration whose engines cannot be built, and logs why itself.
 	r.d.Reload(cfg)
+}
+
+// logConfigWarnings logs, once per load, each setting of a Perl configuration that is read but
+// not used, with its FILE:LINE:COL.
+func (r *daemonRun) logConfigWarnings() {
+	for _, w := range r.o.warnings {
+		r.log("(!)config: %s", w)
+	}
 }
 
 // restartOnly names the process-wide settings a reload cannot apply: sockets stay bound,
