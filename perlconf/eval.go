@@ -33,7 +33,7 @@ var codeNames = map[string]bool{
 }
 
 // BacktickTimeout bounds a command run by backticks.
-const BacktickTimeout = 5 * time.Second
+var BacktickTimeout = 5 * time.Second
 
 // maxIncludeDepth is amavis's limit on nested include_config_files.
 const maxIncludeDepth = 100
@@ -174,6 +174,10 @@ func undeclared(p Pos, name string) error {
 func suggest(name string) string {
 	best, bestD := "", 4
 	for n := range declared {
+		if len(name) > 4 && strings.HasPrefix(n, name) && (best == "" || len(n) < len(best) || bestD > 0) {
+			best, bestD = n, 0 // a name cut short: %dkim_signing_keys for %dkim_signing_keys_by_domain
+			continue
+		}
 		if d := editDistance(name, n); d < bestD {
 			best, bestD = n, d
 		}
@@ -410,6 +414,9 @@ func (in *Interp) scalar(n node) (Value, error) {
 		}
 		return str(n.words[len(n.words)-1]), nil
 	case *qrLit:
+		if n.match {
+			return undef(), errAt(n.pos, "unsupported Perl: pattern match /.../; write the value directly, or a qr'...' pattern")
+		}
 		flags := n.flg
 		// Perl reports a leading (?x) group's modifiers as the regexp's own (re::regexp_pattern)
 		if m := leadingFlags.FindStringSubmatch(n.pattern); m != nil {

@@ -323,9 +323,14 @@ func (in *Interp) split(n *call) ([]Value, error) {
 	if len(n.args) < 2 {
 		return nil, errAt(n.pos, "split needs a pattern and a string: split(/,/, $x) is written split(',', $x) or split(qr/,/, $x)")
 	}
-	pat, err := in.scalar(n.args[0])
-	if err != nil {
-		return nil, err
+	var pat Value
+	if q, ok := n.args[0].(*qrLit); ok && q.match {
+		pat = Value{Kind: Regexp, S: q.pattern, Flags: normFlags(q.flg)}
+	} else {
+		var err error
+		if pat, err = in.scalar(n.args[0]); err != nil {
+			return nil, err
+		}
 	}
 	s, err := in.scalar(n.args[1])
 	if err != nil {

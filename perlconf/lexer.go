@@ -48,6 +48,7 @@ type token struct {
 	flags       string // qr flags
 	parts       []strPart
 	words       []string // qw
+	match       bool     // a /pattern/ rather than qr/pattern/
 	pos         Pos
 	spaceBefore bool
 }
@@ -141,33 +142,28 @@ func (l *lexer) skipSpace() (bool, error) {
 			if err := l.newline(); err != nil {
 				return true, err
 			}
-			if l.lineOff < len(l.src) && l.src[l.lineOff] == '=' && l.off+1 < len(l.src) && isIdentStart(l.src[l.off+1]) {
-				// POD: from a line starting with =word to a line starting with =cut
-				for l.off < len(l.src) {
-					end := strings.IndexByte(l.src[l.off:], '\n')
-					ln := l.src[l.off:]
-					if end >= 0 {
-						ln = l.src[l.off : l.off+end]
-					}
-					cut := strings.HasPrefix(ln, "=cut")
-					if end < 0 {
-						l.off = len(l.src)
-					} else {
-						l.off += end
-						if err := l.newline(); err != nil {
-							return true, err
-						}
-					}
-					if cut {
-						break
-					}
-				}
-			}
 		case c == ' ' || c == '\t' || c == '\r' || c == '\f':
 			l.off++
 		case c == '#':
 			for l.off < len(l.src) && l.src[l.off] != '\n' {
 				l.off++
+			}
+		case l.off == l.lineOff && c == '=' && l.off+1 < len(l.src) && isIdentStart(l.src[l.off+1]):
+			// POD: from a line starting with =word to the line starting with =cut
+			for l.off < len(l.src) {
+				cut := strings.HasPrefix(l.src[l.off:], "=cut")
+				end := strings.IndexByte(l.src[l.off:], '\n')
+				if end < 0 {
+					l.off = len(l.src)
+					break
+				}
+				l.off += end
+				if err := l.newline(); err != nil {
+					return true, err
+				}
+				if cut {
+					break
+				}
 			}
 		default:
 			if l.off == l.lineOff && (strings.HasPrefix(l.src[l.off:], "__END__") || strings.HasPrefix(l.src[l.off:], "__DATA__")) {
@@ -260,6 +256,18 @@ func (l *lexer) scan() (*token, error) {
 		return l.variable(p)
 	case isIdentStart(c):
 		return l.word(p)
+	case c == '/' && term:
+		// a /pattern/ where a value is expected: split's first argument
+		l.off++
+		body, err := l.delimited('/', p)
+		if err != nil {
+			return nil, err
+		}
+		fs := l.off
+		for l.off < len(l.src) && isIdentStart(l.src[l.off]) {
+			l.off++
+		}
+		return &token{kind: tQR, text: body, flags: l.src[fs:l.off], match: true, pos: p}, nil
 	case c == '<' && term && strings.HasPrefix(l.src[l.off:], "<<") && l.off+2 < len(l.src) && (l.src[l.off+2] == '\'' || l.src[l.off+2] == '"' || isIdentStart(l.src[l.off+2])):
 		return l.heredoc(p)
 	}

@@ -30,6 +30,7 @@ type (
 	qrLit struct {
 		pos          Pos
 		pattern, flg string
+		match        bool // /pattern/: only split's first argument
 	}
 	varRef struct { // $x @x %x
 		pos  Pos
@@ -612,7 +613,7 @@ func (p *parser) primary() (node, error) {
 	case tQW:
 		return &qwLit{pos: t.pos, words: t.words}, p.advance()
 	case tQR:
-		return &qrLit{pos: t.pos, pattern: t.text, flg: t.flags}, p.advance()
+		return &qrLit{pos: t.pos, pattern: t.text, flg: t.flags, match: t.match}, p.advance()
 	case tVar:
 		return p.variable()
 	case tIdent:
