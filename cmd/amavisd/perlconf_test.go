@@ -37,6 +37,13 @@ func TestPerlConfigtestDebianStock(t *testing.T) {
 	if !strings.Contains(errOut, "amavisd: warning: /etc/amavis/conf.d/20-debian_defaults:30:1: $enable_db is not implemented by amavisgo") {
 		t.Errorf("configtest does not warn about settings it ignores:\n%s", errOut)
 	}
+	// without -c and without our TOML file, a Debian system's conf.d is read in Debian's order
+	if _, err := os.Stat(defaultConfFile); err != nil {
+		out, errOut, code := runAmavisd(t, "configtest")
+		if code != 0 || !strings.HasPrefix(out, "amavisd: configuration /usr/share/amavis/conf.d/") || !strings.HasSuffix(out, "/etc/amavis/conf.d/50-user is OK\n") {
+			t.Errorf("configtest without -c: exit %d, stdout %q, stderr %.300q", code, out, errOut)
+		}
+	}
 	// showconfig of the Perl files loads back to the same configuration
 	shown, errOut, code := runAmavisd(t, "-c", "/usr/share/amavis/conf.d", "-c", "/etc/amavis/conf.d", "showconfig")
 	if code != 0 {
@@ -153,4 +160,27 @@ func TestPerlReloadBrokenFileKeepsOld(t *testing.T) {
 	if r := c.finishData(); !strings.HasPrefix(r, "250 2.0.0 from MTA(") {
 		t.Errorf("a message after a refused reload: %s", r)
 	}
+}
+
+// TestPerlStopWithBrokenFile: stop finds the daemon through the pid_file of the Perl files
+// even when one file no longer loads.
+func TestPerlStopWithBrokenFile(t *testing.T) {
+	next := deliverytest.Start(t)
+	e := newEnv(t, next.Method.String())
+	e.file = filepath.Join(e.dir, "amavisd.conf")
+	e.writePerl(next.Method.String(), "first")
+	allow := filepath.Join(e.dir, "local.toml")
+	if err := os.WriteFile(allow, []byte("allow_run_as_root = true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := e.foreground("-c", allow)
+	broken := filepath.Join(e.dir, "zz-broken.conf")
+	if err := os.WriteFile(broken, []byte("use strict;\n$max_servers = ;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runAmavisd(t, "-c", e.file, "-c", broken, "stop")
+	if code != 0 || !strings.Contains(errOut, broken+":2:16: syntax error") {
+		t.Fatalf("stop: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	<-d.done
 }

@@ -133,18 +133,29 @@ func runVerb(o *options) int {
 
 // lenientConfig reads only what stop and reload need from a file that does not load: pid_file
 // and MYHOME (of which pid_file's default is made), and child_timeout.
-func lenientConfig(files []string) (*conf.Config, error) {
-	if len(files) != 1 {
-		return nil, fmt.Errorf("cannot even find pid_file in %s", strings.Join(files, " "))
+func lenientConfig(paths []string) (*conf.Config, error) {
+	files, err := perlconf.Expand(paths)
+	if err != nil {
+		return nil, err
 	}
-	file := files[0]
 	var v struct {
 		MYHOME       string `toml:"MYHOME"`
 		PidFile      string `toml:"pid_file"`
 		ChildTimeout int    `toml:"child_timeout"`
 	}
-	if _, err := toml.DecodeFile(file, &v); err != nil {
-		return nil, fmt.Errorf("%s: cannot even find pid_file: %v", file, err)
+	if text, err := os.ReadFile(firstOf(files)); len(files) == 1 && err == nil && !perlconf.IsPerl(text) {
+		if _, err := toml.Decode(string(text), &v); err != nil {
+			return nil, fmt.Errorf("%s: cannot even find pid_file: %v", files[0], err)
+		}
+	} else {
+		// Perl: the files are evaluated as far as they go; a broken one is left out, the
+		// others still set pid_file (Debian's 10-debian_scripts does).
+		in := perlconf.NewInterp()
+		for _, f := range files {
+			in.RunFile(f)
+		}
+		v.MYHOME, v.PidFile = in.Scalar("MYHOME").String(), in.Scalar("pid_file").String()
+		v.ChildTimeout = int(in.Scalar("child_timeout").Number())
 	}
 	c := conf.Default()
 	if v.ChildTimeout > 0 {
@@ -159,6 +170,13 @@ func lenientConfig(files []string) (*conf.Config, error) {
 		c.PidFile = strings.TrimSuffix(home, "/") + "/amavisd.pid"
 	}
 	return c, nil
+}
+
+func firstOf(files []string) string {
+	if len(files) == 0 {
+		return ""
+	}
+	return files[0]
 }
 
 // overrides are the command-line settings that beat the configuration file (-m, -p).
