@@ -27,7 +27,7 @@ var codeNames = map[string]bool{
 	"ask_daemon": true, "ask_clamav": true, "ask_av": true, "sophos_savi": true,
 	"do_mime_decode": true, "do_ascii": true, "do_uncompress": true, "do_gunzip": true,
 	"do_pax_cpio": true, "do_tar": true, "do_ar": true, "do_unzip": true, "do_unrar": true,
-	"do_7zip": true, "do_7zip_filtered": false, "do_unarj": true, "do_arc": true, "do_zoo": true,
+	"do_7zip": true, "do_unarj": true, "do_arc": true, "do_zoo": true,
 	"do_doc": true, "do_lha": true, "do_ole": true, "do_cabextract": true, "do_tnef": true,
 	"do_tnef_ext": true, "do_unstuff": true, "do_executable": true,
 }

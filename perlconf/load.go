@@ -242,9 +242,6 @@ func (in *Interp) toTOML(opt Options, files []string) (map[string]any, map[strin
 		gen["banned_rules"] = rules
 		src["banned_rules"] = source{pos: p, idx: max(in.writtenIn["%banned_rules"], in.writtenIn["$banned_filename_re"])}
 	}
-	if p, ok := in.written["%interface_policy"]; ok {
-		src["interface_policy"] = source{pos: p, idx: in.writtenIn["%interface_policy"]}
-	}
 	if err := in.banks(gen, src, names, reach); err != nil {
 		return nil, nil, err
 	}

@@ -177,7 +177,6 @@ var bindings = func() map[string]binding {
 	walk(reflect.TypeOf(conf.Config{}), false)
 	// the first rule set of banned_rules: supply_after_defaults puts $banned_filename_re there
 	out["$banned_filename_re"] = binding{key: "banned_rules", conv: cBannedRules, bank: true}
-	// policy banks may carry keys under their @..._maps name
 	return out
 }()
 
