@@ -38,6 +38,14 @@ var BacktickTimeout = 5 * time.Second
 // maxIncludeDepth is amavis's limit on nested include_config_files.
 const maxIncludeDepth = 100
 
+// Bounds on what a configuration may build, so that a broken or hostile file fails instead of
+// exhausting memory or time: real files stay far below them.
+const (
+	maxListLen = 1 << 20  // elements of one list
+	maxStrLen  = 16 << 20 // bytes of one string
+	maxSteps   = 2000000  // expressions evaluated in one load
+)
+
 // Interp evaluates configuration files over amavis's variables.
 type Interp struct {
 	scalars map[string]*Scalar
@@ -63,6 +71,27 @@ type Interp struct {
 	source    int
 	writtenIn map[string]int
 	allow     bool // Options.AllowUnimplemented, while the values are converted
+	// sealed refuses everything that reaches outside the interpreter (commands, files), for
+	// fuzzing arbitrary input.
+	sealed bool
+	steps  int
+}
+
+// step counts one evaluated expression against maxSteps.
+func (in *Interp) step(p Pos) error {
+	in.steps++
+	if in.steps > maxSteps {
+		return errAt(p, "the configuration takes too long to evaluate (more than %d steps)", maxSteps)
+	}
+	return nil
+}
+
+// outside is the error of a sealed interpreter asked to run a command or read a file.
+func (in *Interp) outside(p Pos, what string) error {
+	if in.sealed {
+		return errAt(p, "%s: not allowed here", what)
+	}
+	return nil
 }
 
 // NewInterp returns an interpreter whose variables hold amavis's built-in defaults.
@@ -210,6 +239,9 @@ func editDistance(a, b string) int {
 
 // RunFile evaluates one configuration file, as amavis's read_config_file does with do FILE.
 func (in *Interp) RunFile(file string) error {
+	if err := in.outside(Pos{File: file}, "reading a file"); err != nil {
+		return err
+	}
 	text, err := os.ReadFile(file)
 	if err != nil {
 		return &Error{Pos: Pos{File: file}, Msg: "Error reading config file: " + err.Error()}
@@ -284,12 +316,18 @@ func (in *Interp) list(ns ...node) ([]Value, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(out)+len(vs) > maxListLen {
+			return nil, errAt(n.position(), "list longer than %d elements", maxListLen)
+		}
 		out = append(out, vs...)
 	}
 	return out, nil
 }
 
 func (in *Interp) listOne(n node) ([]Value, error) {
+	if err := in.step(n.position()); err != nil {
+		return nil, err
+	}
 	switch n := n.(type) {
 	case *listExpr:
 		return in.list(n.items...)
@@ -392,6 +430,9 @@ func (in *Interp) scalarCell(n *varRef) (*Scalar, error) {
 
 // scalar evaluates n in scalar context.
 func (in *Interp) scalar(n node) (Value, error) {
+	if err := in.step(n.position()); err != nil {
+		return undef(), err
+	}
 	switch n := n.(type) {
 	case *valueNode:
 		return n.v, nil
@@ -659,13 +700,16 @@ func (in *Interp) binop(n *binOp) (Value, error) {
 	a, b := l.Number(), r.Number()
 	switch n.op {
 	case ".":
+		if len(l.String())+len(r.String()) > maxStrLen {
+			return undef(), errAt(n.pos, "string longer than %d bytes", maxStrLen)
+		}
 		return str(l.String() + r.String()), nil
 	case "x":
-		c := int(b)
-		if c < 0 {
-			c = 0
+		c := 0
+		if b > 0 {
+			c = int(min(b, maxStrLen+1))
 		}
-		if len(l.String())*c > 1<<20 {
+		if c > maxStrLen || len(l.String())*c > maxStrLen {
 			return undef(), errAt(n.pos, "string repetition too large")
 		}
 		return str(strings.Repeat(l.String(), c)), nil
@@ -789,6 +833,9 @@ func (in *Interp) interpolate(parts []strPart, p Pos) (string, error) {
 			}
 			b.WriteString(c.V.String())
 		}
+		if b.Len() > maxStrLen {
+			return "", errAt(p, "string longer than %d bytes", maxStrLen)
+		}
 	}
 	return b.String(), nil
 }
@@ -797,6 +844,9 @@ func (in *Interp) interpolate(parts []strPart, p Pos) (string, error) {
 // on white space and the program found in $ENV{PATH} as set so far. The output is returned with
 // its trailing newline (chomp removes it).
 func (in *Interp) backtick(cmdline string, p Pos) (Value, error) {
+	if err := in.outside(p, "backticks"); err != nil {
+		return undef(), err
+	}
 	if strings.ContainsAny(cmdline, "|&;<>()$`\\\"'*?[]{}~") {
 		return undef(), errAt(p, "unsupported Perl: backticks with shell syntax `%s`; amavisgo runs commands without a shell: write a plain command and its arguments", cmdline)
 	}
@@ -869,6 +919,9 @@ func (in *Interp) mapList(n *mapExpr) ([]Value, error) {
 		vs, err := in.listOne(n.body)
 		if err != nil {
 			return nil, err
+		}
+		if len(out)+len(vs) > maxListLen {
+			return nil, errAt(n.pos, "list longer than %d elements", maxListLen)
 		}
 		out = append(out, vs...)
 	}

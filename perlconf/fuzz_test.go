@@ -34,8 +34,8 @@ func FuzzLexer(f *testing.F) {
 	})
 }
 
-// FuzzParser: any input parses or fails with a positioned error; evaluation (without running
-// commands or reading files the input names) does not panic either.
+// FuzzParser: any input parses or fails with a positioned error; evaluating it (sealed: no
+// commands, no files) and converting the variables to conf's keys does not panic either.
 func FuzzParser(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, src string) {
@@ -46,6 +46,21 @@ func FuzzParser(f *testing.F) {
 			}
 			return
 		}
-		_ = stmts
+		in := NewInterp()
+		in.sealed = true
+		for _, s := range stmts {
+			if err := in.exec(s); err != nil {
+				if _, ok := err.(*Error); !ok {
+					t.Fatalf("evaluation error without a position: %v", err)
+				}
+				return
+			}
+		}
+		// and what was evaluated converts to conf's keys or fails with a position
+		if _, _, err := in.toTOML(Options{}, []string{"f"}); err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("conversion error without a position: %v", err)
+			}
+		}
 	})
 }

@@ -120,8 +120,13 @@ func (in *Interp) call(n *call, list bool) ([]Value, error) {
 			return one(str(""), err)
 		}
 		parts := make([]string, len(vs)-1)
+		size := 0
 		for i, v := range vs[1:] {
 			parts[i] = v.String()
+			size += len(parts[i]) + len(vs[0].String())
+			if size > maxStrLen {
+				return nil, errAt(n.pos, "string longer than %d bytes", maxStrLen)
+			}
 		}
 		return one(str(strings.Join(parts, vs[0].String())), nil)
 	case "split":
@@ -161,6 +166,9 @@ func (in *Interp) call(n *call, list bool) ([]Value, error) {
 	case "read_text":
 		f, err := strArg(0)
 		if err != nil {
+			return nil, err
+		}
+		if err := in.outside(n.pos, n.name); err != nil {
 			return nil, err
 		}
 		b, err := os.ReadFile(f)
@@ -377,6 +385,9 @@ func (in *Interp) pushUnshift(n *call) ([]Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(a.E)+len(vs) > maxListLen {
+		return nil, errAt(n.pos, "list longer than %d elements", maxListLen)
+	}
 	if n.name == "push" {
 		a.E = append(a.E, vs...)
 	} else {
@@ -399,6 +410,9 @@ func (in *Interp) readTable(n *call) ([]Value, error) {
 	}
 	if len(vs) == 0 {
 		return nil, errAt(n.pos, "%s needs a file name", n.name)
+	}
+	if err := in.outside(n.pos, n.name); err != nil {
+		return nil, err
 	}
 	file := vs[0].String()
 	b, err := os.ReadFile(file)
@@ -527,6 +541,9 @@ func (in *Interp) readL10n(n *call) error {
 	if len(vs) == 0 {
 		return errAt(n.pos, "read_l10n_templates needs a directory")
 	}
+	if err := in.outside(n.pos, n.name); err != nil {
+		return err
+	}
 	dir := vs[0].String()
 	if len(vs) > 1 {
 		dir = vs[1].String() + "/" + vs[0].String()
@@ -585,6 +602,9 @@ func sprintf(p Pos, format string, args []Value) (Value, error) {
 			return undef(), errAt(p, "sprintf: incomplete format %q", format)
 		}
 		spec := format[i:j]
+		if len(spec) > 6 {
+			return undef(), errAt(p, "sprintf: format %q too wide", spec)
+		}
 		switch format[j] {
 		case '%':
 			b.WriteByte('%')
