@@ -41,7 +41,7 @@ const maxIncludeDepth = 100
 // Bounds on what a configuration may build, so that a broken or hostile file fails instead of
 // exhausting memory or time: real files stay far below them.
 const (
-	maxListLen = 1 << 20  // elements of one list
+	maxListLen = 1 << 16  // elements of one list (a long list of domains belongs in read_array's file)
 	maxStrLen  = 16 << 20 // bytes of one string
 	maxSteps   = 2000000  // expressions evaluated in one load
 )
@@ -73,8 +73,9 @@ type Interp struct {
 	allow     bool // Options.AllowUnimplemented, while the values are converted
 	// sealed refuses everything that reaches outside the interpreter (commands, files), for
 	// fuzzing arbitrary input.
-	sealed bool
-	steps  int
+	sealed   bool
+	steps    int
+	required map[string]bool // files read by require, which reads a file once
 }
 
 // step counts one evaluated expression against maxSteps.
@@ -367,8 +368,14 @@ func (in *Interp) listOne(n node) ([]Value, error) {
 				return nil, err
 			}
 			lo, hi := int64(l.Number()), int64(r.Number())
-			if hi-lo > 1e6 {
+			if hi-lo >= maxListLen {
 				return nil, errAt(n.pos, "range %d..%d is too large", lo, hi)
+			}
+			if hi > lo {
+				in.steps += int(hi - lo) // each element is work, as an expression is
+				if err := in.step(n.pos); err != nil {
+					return nil, err
+				}
 			}
 			var out []Value
 			for i := lo; i <= hi; i++ {

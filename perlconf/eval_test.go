@@ -130,6 +130,57 @@ $notify_sender_templ = read_text('`+hash+`');
 	}
 }
 
+func TestRequireIfExists(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "local.conf")
+	if err := os.WriteFile(f, []byte("$max_servers = 9;\n1;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := run(t, "require '"+f+"' if -e '"+f+"';\nrequire '/nonexistent/x.conf' if -e '/nonexistent/x.conf';\n$log_level = -f '"+f+"' ? 2 : 0;\n")
+	if in.Scalar("max_servers").String() != "9" || in.Scalar("log_level").String() != "2" {
+		t.Errorf("require ... if -e: $max_servers = %s, $log_level = %s", in.Scalar("max_servers"), in.Scalar("log_level"))
+	}
+	if err := NewInterp().Run("f.conf", "require DBI;"); err == nil || !strings.Contains(err.Error(), "f.conf:1:1: unsupported Perl: 'require' of a module") {
+		t.Errorf("require of a module: %v", err)
+	}
+}
+
+func TestBounded(t *testing.T) {
+	for _, src := range []string{
+		"for (1..60000) { for (1..60000) { $log_level = 1 } }",
+		"@mynetworks = (1..60000); push @mynetworks, @mynetworks;",
+		"@mynetworks = (1..1000000);",
+		"$log_templ = 'x' x 100000000;",
+		"$log_templ = 'xxxxxxxxxxxxxxxx'; $log_templ = $log_templ . $log_templ for (1..40);",
+	} {
+		start := time.Now()
+		err := NewInterp().Run("f.conf", src)
+		if err == nil || !strings.HasPrefix(err.Error(), "f.conf:1:") {
+			t.Errorf("%q: %v", src, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%q took %v", src, d)
+		}
+	}
+}
+
+func TestIsPerl(t *testing.T) {
+	for text, perl := range map[string]bool{
+		"use strict;\n$max_servers = 2;\n":             true,
+		"# c\n\n$x = 1;":                               true,
+		"read_l10n_templates('en_US', '/etc/amavis');": true,
+		"@bypass_spam_checks_maps = (1);":              true,
+		"max_servers = 4\n":                            false,
+		"# c\n[policy_bank.MYNETS]\n":                  false,
+		"\"10026\" = \"ORIGINATING\"":                  false,
+		"":                                             false,
+	} {
+		if got := IsPerl([]byte(text)); got != perl {
+			t.Errorf("IsPerl(%q) = %v", text, got)
+		}
+	}
+}
+
 func TestBacktick(t *testing.T) {
 	in := run(t, "$ENV{PATH} = '/usr/bin:/bin';\nchomp($myhostname = `echo host.example`);\n$mydomain = `printf x`;")
 	if in.Scalar("myhostname").S != "host.example" || in.Scalar("mydomain").S != "x" {

@@ -195,6 +195,42 @@ func (in *Interp) call(n *call, list bool) ([]Value, error) {
 			}
 		}
 		return one(num(1), nil)
+	case "require":
+		f, err := strArg(0)
+		if err != nil {
+			return nil, err
+		}
+		if in.required[f] {
+			return one(num(1), nil)
+		}
+		if in.required == nil {
+			in.required = map[string]bool{}
+		}
+		in.required[f] = true
+		return one(num(1), in.RunFile(f))
+	case "-e", "-f", "-d", "-r", "-s":
+		f, err := strArg(0)
+		if err != nil {
+			return nil, err
+		}
+		if err := in.outside(n.pos, "file test "+n.name); err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(f)
+		switch {
+		case err != nil:
+			return one(str(""), nil)
+		case n.name == "-f":
+			return one(boolv(st.Mode().IsRegular()), nil)
+		case n.name == "-d":
+			return one(boolv(st.IsDir()), nil)
+		case n.name == "-s":
+			if st.Size() == 0 {
+				return one(str(""), nil)
+			}
+			return one(num(float64(st.Size())), nil)
+		}
+		return one(num(1), nil)
 	case "Opaque", "OpaqueRef":
 		v, err := arg(0)
 		return one(v, err)
@@ -245,7 +281,7 @@ func (in *Interp) call(n *call, list bool) ([]Value, error) {
 		return one(num(float64(n.pos.Line)), nil)
 	case "wantarray", "time":
 		return nil, errAt(n.pos, "unsupported Perl: %s; write the value directly", n.name)
-	case "eval", "require", "do", "system", "exec", "open", "print", "printf", "qx", "local", "my", "our", "return", "exit", "kill", "unlink", "mkdir", "chdir", "sleep":
+	case "eval", "do", "system", "exec", "open", "print", "printf", "qx", "local", "my", "our", "return", "exit", "kill", "unlink", "mkdir", "chdir", "sleep":
 		return nil, errAt(n.pos, "unsupported Perl: %s; a configuration only assigns amavis's variables (amavisgo reads a declarative subset of Perl, see docs/perl-config.md)", n.name)
 	}
 	if n.paren || len(n.args) > 0 {

@@ -242,8 +242,17 @@ func (p *parser) statement() (node, error) {
 			return nil, p.unsupported(t.pos, "'package'", "configuration files run in amavis's own package; remove the package statement and the code that needs it")
 		case "eval":
 			return nil, p.unsupported(t.pos, "'eval'", "write the settings without eval")
-		case "require", "do":
-			return nil, p.unsupported(t.pos, "'"+t.text+"' of a file or module", "use include_config_files('FILE') for another configuration file")
+		case "require":
+			// require 'FILE' reads another configuration file once; a module name is refused
+			nt, err := p.lookahead()
+			if err != nil {
+				return nil, err
+			}
+			if nt.kind != tStr && nt.kind != tIStr {
+				return nil, p.unsupported(t.pos, "'require' of a module", "only require 'FILE' of a configuration file is read; modules cannot be loaded")
+			}
+		case "do":
+			return nil, p.unsupported(t.pos, "'do' of a file or block", "use include_config_files('FILE') for another configuration file")
 		case "if", "unless", "while", "until":
 			return nil, p.unsupported(t.pos, "'"+t.text+"' block", "write the settings unconditionally, or use a statement modifier on a simple assignment")
 		case "BEGIN", "END":
@@ -516,6 +525,10 @@ func (p *parser) unary() (node, error) {
 			if t.text == "-" {
 				if id, ok := x.(*call); ok && !id.paren && len(id.args) == 0 && !isConstName(id.name) {
 					return &strLit{pos: t.pos, tok: &token{text: "-" + id.name}}, nil // -bareword is "-bareword"
+				}
+				if id, ok := x.(*call); ok && !id.paren && len(id.args) == 1 && strings.Contains("efdrs", id.name) && len(id.name) == 1 {
+					// a file test: -e 'FILE' (ClearOS: require 'f' if -e 'f')
+					return &call{pos: t.pos, name: "-" + id.name, args: id.args}, nil
 				}
 			}
 			return &unOp{pos: t.pos, op: t.text, x: x}, nil
@@ -871,7 +884,7 @@ func (p *parser) bareword() (node, error) {
 }
 
 // unaryNamed are Perl's named unary operators: they take one argument without parentheses.
-var unaryNamed = map[string]bool{"lc": true, "uc": true, "lcfirst": true, "ucfirst": true, "defined": true, "length": true, "chomp": true, "chop": true, "exists": true, "delete": true, "scalar": true, "int": true, "abs": true, "hex": true, "oct": true}
+var unaryNamed = map[string]bool{"require": true, "e": true, "f": true, "d": true, "r": true, "s": true, "lc": true, "uc": true, "lcfirst": true, "ucfirst": true, "defined": true, "length": true, "chomp": true, "chop": true, "exists": true, "delete": true, "scalar": true, "int": true, "abs": true, "hex": true, "oct": true}
 
 func startsTerm(t *token) bool {
 	switch t.text {
