@@ -35,7 +35,9 @@ type Result struct {
 	Warnings []string
 	// Commands lists the commands backticks ran.
 	Commands []string
-	Interp   *Interp
+	// Files are the files read, in order: the list given and the files it included.
+	Files  []string
+	Interp *Interp
 }
 
 // tomlFirstLine matches the first meaningful line of a TOML file: a table header or key = value.
@@ -136,7 +138,11 @@ func Load(files []string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, locate(err, src, files)
 	}
-	return &Result{Config: c, TOML: buf.Bytes(), Warnings: in.Warnings, Commands: in.Commands, Interp: in}, nil
+	read := append([]string(nil), in.Files...)
+	for _, t := range tomls {
+		read = append(read, t.file)
+	}
+	return &Result{Config: c, TOML: buf.Bytes(), Warnings: in.Warnings, Commands: in.Commands, Files: read, Interp: in}, nil
 }
 
 // locate turns conf's error about the generated TOML into one about the file that set the key.

@@ -184,3 +184,21 @@ func TestPerlStopWithBrokenFile(t *testing.T) {
 	}
 	<-d.done
 }
+
+// TestPerlRefusesWritableInclude: a file that a Perl configuration includes is checked like
+// the configuration itself: the daemon user must not be able to write it.
+func TestPerlRefusesWritableInclude(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t, "smtp:[127.0.0.1]:10025")
+	e.file = filepath.Join(e.dir, "amavisd.conf")
+	inc := filepath.Join(e.dir, "local.conf")
+	if err := os.WriteFile(inc, []byte("$log_level = 1;\n1;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(inc, 65534, 65534)
+	e.writePerl("smtp:[127.0.0.1]:10025", "x", "$daemon_user = 'nobody';", "include_config_files('"+inc+"');")
+	_, errOut, code := runAmavisd(t, "-c", e.file, "foreground")
+	if want := fmt.Sprintf("amavisd: Config file %q is writable, UID 65534, EUID 65534, EGID 65534\nSECURITY PROBLEM, ABORTING\n", inc); code != 1 || !strings.HasSuffix(errOut, want) {
+		t.Errorf("exit %d, %q, want %q", code, errOut, want)
+	}
+}

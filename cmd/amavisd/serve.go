@@ -168,11 +168,16 @@ func serve(o *options, background bool, serving func()) error {
 	if err := listenAndDrop(d, id, cfg.AllowRunAsRoot); err != nil {
 		return err
 	}
-	if id != nil && cfg.File != "" && unix.Access(cfg.File, unix.W_OK) == nil {
-		// Whoever takes over the daemon user must not be able to rewrite its configuration.
-		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
-		return fmt.Errorf("Config file %q is writable, UID %d, EUID %d, EGID %d\nSECURITY PROBLEM, ABORTING",
-			cfg.File, os.Getuid(), os.Geteuid(), os.Getegid())
+	if id != nil {
+		// Whoever takes over the daemon user must not be able to rewrite its configuration:
+		// each file read, includes too.
+		for _, f := range o.files {
+			if unix.Access(f, unix.W_OK) == nil {
+				//lint:ignore ST1005 amavis's own text, which log parsers and clients match
+				return fmt.Errorf("Config file %q is writable, UID %d, EUID %d, EGID %d\nSECURITY PROBLEM, ABORTING",
+					f, os.Getuid(), os.Geteuid(), os.Getegid())
+			}
+		}
 	}
 
 	run := &daemonRun{o: o, d: d, notify: sdnotify.FromEnv(), log: func(format string, args ...any) {

@@ -28,9 +28,11 @@ type options struct {
 	confFiles []string // -c, in order (directories are read as Debian's conf.d); none = built-in defaults
 	// warnings of the last Perl configuration loaded: settings read but not used
 	warnings []string
-	level    int // -d; amavis.NoOverride when not given
-	over     overrides
-	verb     string
+	// files are the configuration files the last load read, includes too
+	files []string
+	level int // -d; amavis.NoOverride when not given
+	over  overrides
+	verb  string
 }
 
 // loadConfig reads the configuration (or takes the defaults) and applies the command line.
@@ -48,7 +50,7 @@ func (o *options) loadConfig() (*conf.Config, error) {
 // readConfig reads the -c files: one TOML file through conf, anything else (Perl files, conf.d
 // directories, several files mixed) through perlconf, which tells Perl from TOML by content.
 func (o *options) readConfig() (*conf.Config, error) {
-	o.warnings = nil
+	o.warnings, o.files = nil, nil
 	if len(o.confFiles) == 0 {
 		return conf.Default(), nil
 	}
@@ -58,6 +60,7 @@ func (o *options) readConfig() (*conf.Config, error) {
 	}
 	if len(files) == 1 {
 		if text, err := os.ReadFile(files[0]); err == nil && !perlconf.IsPerl(text) {
+			o.files = files
 			return conf.Parse(files[0], text)
 		}
 	}
@@ -65,7 +68,7 @@ func (o *options) readConfig() (*conf.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.warnings = r.Warnings
+	o.warnings, o.files = r.Warnings, r.Files
 	return r.Config, nil
 }
 
