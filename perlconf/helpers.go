@@ -483,7 +483,13 @@ func (in *Interp) readTable(n *call) ([]Value, error) {
 			if rhs != "" {
 				v = str(rhs)
 			}
-			h.Set(strings.ToLower(unquoteLocal(lhs)), v)
+			key := unquoteLocal(lhs)
+			if local, domain, ok := strings.Cut(key, "@"); ok && in.Scalar("localpart_is_case_sensitive").Truth() {
+				key = local + "@" + strings.ToLower(domain) // as Amavis::Util's read_hash: the domain only
+			} else {
+				key = strings.ToLower(key)
+			}
+			h.Set(key, v)
 		}
 		return []Value{{Kind: HashRef, H: h, File: file}}, nil
 	}

@@ -59,7 +59,7 @@ func run() int {
 	})
 	version := fs.Bool("V", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V]\n"+
+		fmt.Fprintln(os.Stderr, "usage: amavisd [-c FILE]... [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V]\n"+
 			"               [start|foreground|debug|stop|reload|restart|showconfig|configtest|selftest]")
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
