@@ -70,7 +70,11 @@ type Interp struct {
 	// per variable, so that a TOML file later in the list overrides only what came before it.
 	source    int
 	writtenIn map[string]int
-	allow     bool // Options.AllowUnimplemented, while the values are converted
+	// writtenSeq orders the assignments of all files: the last one of a value's variables
+	// names where the value was set.
+	writtenSeq map[string]int
+	seq        int
+	allow      bool // Options.AllowUnimplemented, while the values are converted
 	// sealed refuses everything that reaches outside the interpreter (commands, files), for
 	// fuzzing arbitrary input.
 	sealed   bool
@@ -171,6 +175,11 @@ func (in *Interp) markWritten(name string, p Pos) {
 		in.writtenIn = map[string]int{}
 	}
 	in.writtenIn[name] = in.source
+	in.seq++
+	if in.writtenSeq == nil {
+		in.writtenSeq = map[string]int{}
+	}
+	in.writtenSeq[name] = in.seq
 	if _, ok := in.first[name]; !ok {
 		in.first[name] = p
 	}

@@ -203,13 +203,13 @@ func (in *Interp) toTOML(opt Options, files []string) (map[string]any, map[strin
 			in.reachable(v, names, used, 0)
 		}
 		var last Pos
-		lastIdx, dirty := -1, false
+		lastIdx, lastSeq, dirty := -1, 0, false
 		for n := range used {
 			reach[n] = true
 			if p, ok := in.written[n]; ok {
 				dirty = true
-				if in.writtenIn[n] > lastIdx || in.writtenIn[n] == lastIdx && posAfter(p, last) {
-					lastIdx, last = in.writtenIn[n], p
+				if in.writtenSeq[n] > lastSeq {
+					lastIdx, lastSeq, last = in.writtenIn[n], in.writtenSeq[n], p
 				}
 			}
 		}
@@ -237,7 +237,7 @@ func (in *Interp) toTOML(opt Options, files []string) (map[string]any, map[strin
 			deflt = undef()
 		}
 		p := pr
-		if !okR || okD && posAfter(pd, pr) {
+		if !okR || okD && in.writtenSeq["$banned_filename_re"] > in.writtenSeq["%banned_rules"] {
 			p = pd
 		}
 		c := &converter{in: in, pos: p}
@@ -255,10 +255,6 @@ func (in *Interp) toTOML(opt Options, files []string) (map[string]any, map[strin
 		return nil, nil, err
 	}
 	return gen, src, nil
-}
-
-func posAfter(a, b Pos) bool {
-	return a.File == b.File && (a.Line > b.Line || a.Line == b.Line && a.Col > b.Col) || b.File == ""
 }
 
 // valueOf returns a variable's value: the elements of an array, or the one scalar or hash.
