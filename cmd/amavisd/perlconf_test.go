@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"amavisgo/amavis"
 	"amavisgo/delivery/deliverytest"
 )
 
@@ -200,5 +201,37 @@ func TestPerlRefusesWritableInclude(t *testing.T) {
 	_, errOut, code := runAmavisd(t, "-c", e.file, "foreground")
 	if want := fmt.Sprintf("amavisd: Config file %q is writable, UID 65534, EUID 65534, EGID 65534\nSECURITY PROBLEM, ABORTING\n", inc); code != 1 || !strings.HasSuffix(errOut, want) {
 		t.Errorf("exit %d, %q, want %q", code, errOut, want)
+	}
+}
+
+// TestSelftestConfigFromPerl: selftest's temporary daemon is built from a Perl configuration
+// too, with every forwarding method, of the banks as well, sent to its capture server.
+func TestSelftestConfigFromPerl(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "amavisd.conf")
+	os.WriteFile(file, []byte(`use strict;
+@bypass_spam_checks_maps = (1);
+$inet_socket_port = [10024, 10026];
+$forward_method = 'smtp:[192.0.2.1]:10025';
+$interface_policy{'10026'} = 'ORIGINATING';
+$policy_bank{'ORIGINATING'} = { forward_method => 'lmtp:[192.0.2.2]:24', originating => 1 };
+1;
+`), 0o644)
+	o := &options{confFiles: []string{file}, level: amavis.NoOverride}
+	orig, err := o.loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := selftestConfig(o, orig, dir, "127.0.0.1:4242")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const capture = "smtp:[127.0.0.1]:4242"
+	p, err := cfg.Bank(&cfg.Policy, "ORIGINATING")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ForwardMethod != capture || p.ForwardMethod != capture || !p.Originating {
+		t.Errorf("forward_method %s, ORIGINATING's %s (originating %v), want %s", cfg.ForwardMethod, p.ForwardMethod, p.Originating, capture)
 	}
 }

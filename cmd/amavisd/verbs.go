@@ -30,6 +30,8 @@ type options struct {
 	warnings []string
 	// files are the configuration files the last load read, includes too
 	files []string
+	// text is the last configuration loaded as TOML (a Perl configuration as conf read it)
+	text []byte
 	level int // -d; amavis.NoOverride when not given
 	over  overrides
 	verb  string
@@ -50,7 +52,7 @@ func (o *options) loadConfig() (*conf.Config, error) {
 // readConfig reads the -c files: one TOML file through conf, anything else (Perl files, conf.d
 // directories, several files mixed) through perlconf, which tells Perl from TOML by content.
 func (o *options) readConfig() (*conf.Config, error) {
-	o.warnings, o.files = nil, nil
+	o.warnings, o.files, o.text = nil, nil, nil
 	if len(o.confFiles) == 0 {
 		return conf.Default(), nil
 	}
@@ -60,7 +62,7 @@ func (o *options) readConfig() (*conf.Config, error) {
 	}
 	if len(files) == 1 {
 		if text, err := os.ReadFile(files[0]); err == nil && !perlconf.IsPerl(text) {
-			o.files = files
+			o.files, o.text = files, text
 			return conf.Parse(files[0], text)
 		}
 	}
@@ -68,7 +70,7 @@ func (o *options) readConfig() (*conf.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.warnings, o.files = r.Warnings, r.Files
+	o.warnings, o.files, o.text = r.Warnings, r.Files, r.TOML
 	return r.Config, nil
 }
 
