@@ -31,7 +31,7 @@ type options struct {
 	// files are the configuration files the last load read, includes too
 	files []string
 	// text is the last configuration loaded as TOML (a Perl configuration as conf read it)
-	text []byte
+	text  []byte
 	level int // -d; amavis.NoOverride when not given
 	over  overrides
 	verb  string
