@@ -20,6 +20,10 @@ func setDefaults(in *Interp) {
 	set("mydomain", str("!change-mydomain-variable!.example.com"))
 	host, _ := os.Hostname()
 	set("myhostname", str(host))
+	// the quarantine addresses the default @..._quarantine_to_maps refer to
+	for _, q := range []string{"virus", "banned", "unchecked", "spam", "bad_header", "clean", "archive"} {
+		set(q+"_quarantine_to", str(strings.ReplaceAll(q, "_", "-")+"-quarantine"))
+	}
 	in.arrays["inet_acl"].E = words("127.0.0.1 [::1]")
 	in.arrays["mynetworks"].E = words("127.0.0.0/8 [::1] 169.254.0.0/16 [fe80::]/10 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 [fc00::]/7")
 
