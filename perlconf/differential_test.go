@@ -221,6 +221,23 @@ func sameKeys(t *testing.T, in *Interp, gen map[string]any, vars map[string]any)
 			diffs = append(diffs, fmt.Sprintf("%s: ours %.300s\n  from amavis's %s %.300s", b.key, enc(ours), name, enc(theirs)))
 		}
 	}
+	// the policy banks, converted from amavis's %policy_bank as from ours
+	if pb, ok := fromDump(vars["%policy_bank"]); ok && pb.Kind == HashRef {
+		oracle := NewInterp()
+		oracle.allow = true
+		oracle.hashes["policy_bank"] = pb.H
+		theirs := map[string]any{}
+		if err := oracle.banks(theirs, map[string]source{}, oracle.cellNames(), map[string]bool{}); err != nil {
+			return append(diffs, fmt.Sprintf("policy banks from amavis's: %v", err))
+		}
+		ob, _ := gen["policy_bank"].(map[string]any)
+		ab, _ := theirs["policy_bank"].(map[string]any)
+		for _, name := range sortedNames(ob) {
+			if enc(ob[name]) != enc(ab[name]) {
+				diffs = append(diffs, fmt.Sprintf("policy bank %s: ours %.300s\n  from amavis's %.300s", name, enc(ob[name]), enc(ab[name])))
+			}
+		}
+	}
 	return diffs
 }
 
