@@ -266,3 +266,37 @@ func TestPolicyBankWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestMixedOrder: Perl and TOML files mixed; each file overrides what came before it.
+func TestMixedOrder(t *testing.T) {
+	dir := t.TempDir()
+	perl := filepath.Join(dir, "amavisd.conf")
+	tomlFile := filepath.Join(dir, "local.toml")
+	os.WriteFile(perl, []byte("@bypass_spam_checks_maps = (1);\n$max_servers = 3;\n$log_level = 1;\n$policy_bank{'MYNETS'} = { log_level => 4, originating => 1 };\n1;\n"), 0o644)
+	os.WriteFile(tomlFile, []byte("max_servers = 7\n[policy_bank.MYNETS]\nlog_level = 5\n"), 0o644)
+	r, err := Load([]string{perl, tomlFile}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Config.Bank(&r.Config.Policy, "MYNETS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Config.MaxServers != 7 || r.Config.LogLevel != 1 || b.LogLevel != 5 || !b.Originating {
+		t.Errorf("Perl then TOML: max_servers %d, log_level %d, MYNETS log_level %d originating %v", r.Config.MaxServers, r.Config.LogLevel, b.LogLevel, b.Originating)
+	}
+	r, err = Load([]string{tomlFile, perl}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = r.Config.Bank(&r.Config.Policy, "MYNETS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Config.MaxServers != 3 || b.LogLevel != 4 {
+		t.Errorf("TOML then Perl: max_servers %d, MYNETS log_level %d; want the Perl file's 3 and 4", r.Config.MaxServers, b.LogLevel)
+	}
+	if len(r.Files) != 2 {
+		t.Errorf("files read: %v", r.Files)
+	}
+}

@@ -118,8 +118,10 @@ func Load(files []string, opt Options) (*Result, error) {
 						continue
 					}
 					for bk, bval := range nb {
-						cur[bk] = bval
-						src["policy_bank."+name+"."+bk] = source{file: t.file, idx: t.idx}
+						if s, ok := src["policy_bank."+name+"."+bk]; !ok || s.idx < t.idx {
+							cur[bk] = bval
+							src["policy_bank."+name+"."+bk] = source{file: t.file, idx: t.idx}
+						}
 					}
 				}
 				continue
