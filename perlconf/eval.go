@@ -11,7 +11,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"amavisgo/internal/privdrop"
 )
 
 // constants are amavis's D_* and CC_* (Amavis::Conf); a minor category is a string: CC_BADH.",3".
@@ -897,6 +900,19 @@ func (in *Interp) backtick(cmdline string, p Pos) (Value, error) {
 		env = append(env, k+"="+in.hashes["ENV"].M[k].String())
 	}
 	cmd.Env = env
+	if os.Geteuid() == 0 {
+		// Started as root: the command runs as the daemon_user the files named so far (Debian's
+		// 10-debian_scripts names it before 05-node_id runs hostname), not as root.
+		if u := in.Scalar("daemon_user").String(); u != "" {
+			if id, err := privdrop.Lookup(u, in.Scalar("daemon_group").String()); err == nil {
+				gs := make([]uint32, len(id.Groups))
+				for i, g := range id.Groups {
+					gs[i] = uint32(g)
+				}
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: gs}}
+			}
+		}
+	}
 	out, err := cmd.Output()
 	in.Commands = append(in.Commands, fmt.Sprintf("%s: ran `%s`", p, cmdline))
 	if ctx.Err() != nil {

@@ -186,6 +186,12 @@ func TestBacktick(t *testing.T) {
 	if in.Scalar("myhostname").S != "host.example" || in.Scalar("mydomain").S != "x" {
 		t.Errorf("backticks: %q %q", in.Scalar("myhostname").S, in.Scalar("mydomain").S)
 	}
+	if os.Geteuid() == 0 {
+		in = run(t, "$ENV{PATH} = '/usr/bin:/bin';\n$daemon_user = 'nobody';\n$myhostname = `id -u`;")
+		if in.Scalar("myhostname").S != "65534\n" {
+			t.Errorf("started as root, a command runs as daemon_user nobody; it ran as uid %q", in.Scalar("myhostname").S)
+		}
+	}
 	saved := BacktickTimeout
 	BacktickTimeout = 200 * time.Millisecond
 	defer func() { BacktickTimeout = saved }()

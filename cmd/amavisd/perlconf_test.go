@@ -117,6 +117,7 @@ $child_timeout = 60;
 @bypass_spam_checks_maps = (1);
 $smtpd_greeting_banner = '%s ${helo-name}';
 $sa_tag_level_deflt = 2.0;  # spam checks are off: read, not used
+$ENV{PATH} = '/usr/bin:/bin'; chomp($myhostname = `+"`hostname`"+`);
 %s
 1;
 `, e.dir, e.port, nextHop, banner, strings.Join(extra, "\n"))
@@ -136,6 +137,7 @@ func TestPerlReloadBrokenFileKeepsOld(t *testing.T) {
 	}
 	d := e.foreground("-c", allow)
 	e.waitLog("(!)config: " + e.file + ":12:1: $sa_tag_level_deflt belongs to spam checking, which amavisgo does not implement; its setting is ignored")
+	e.waitLog("config: " + e.file + ":13:51: ran `hostname`")
 	if g := greetingOf(t, e.addr); g != "220 first [127.0.0.1]" {
 		t.Fatalf("greeting %q", g)
 	}
@@ -152,7 +154,7 @@ func TestPerlReloadBrokenFileKeepsOld(t *testing.T) {
 	syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP)
 	e.waitNotify("RELOADING=1")
 	e.waitNotify("READY=1")
-	e.waitLog("(!)Rejecting reload, some config files unreadable or erroneous: " + e.file + ":13:16: unterminated string: no closing '\\''")
+	e.waitLog("(!)Rejecting reload, some config files unreadable or erroneous: " + e.file + ":14:16: unterminated string: no closing '\\''")
 	if g := greetingOf(t, e.addr); g != "220 second [127.0.0.1]" {
 		t.Errorf("after a refused reload the greeting is %q, want the old one", g)
 	}

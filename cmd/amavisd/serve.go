@@ -248,9 +248,12 @@ func (r *daemonRun) reload() {
 	r.d.Reload(cfg)
 }
 
-// logConfigWarnings logs, once per load, each setting of a Perl configuration that is read but
-// not used, with its FILE:LINE:COL.
+// logConfigWarnings logs, once per load, the commands a Perl configuration ran and each setting
+// that is read but not used, with its FILE:LINE:COL.
 func (r *daemonRun) logConfigWarnings() {
+	for _, c := range r.o.commands {
+		r.log("config: %s", c)
+	}
 	for _, w := range r.o.warnings {
 		r.log("(!)config: %s", w)
 	}

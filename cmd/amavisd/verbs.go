@@ -31,10 +31,12 @@ type options struct {
 	// files are the configuration files the last load read, includes too
 	files []string
 	// text is the last configuration loaded as TOML (a Perl configuration as conf read it)
-	text  []byte
-	level int // -d; amavis.NoOverride when not given
-	over  overrides
-	verb  string
+	text []byte
+	// commands are the backticks a Perl configuration ran, with their positions
+	commands []string
+	level    int // -d; amavis.NoOverride when not given
+	over     overrides
+	verb     string
 }
 
 // loadConfig reads the configuration (or takes the defaults) and applies the command line.
@@ -52,7 +54,7 @@ func (o *options) loadConfig() (*conf.Config, error) {
 // readConfig reads the -c files: one TOML file through conf, anything else (Perl files, conf.d
 // directories, several files mixed) through perlconf, which tells Perl from TOML by content.
 func (o *options) readConfig() (*conf.Config, error) {
-	o.warnings, o.files, o.text = nil, nil, nil
+	o.warnings, o.files, o.text, o.commands = nil, nil, nil, nil
 	if len(o.confFiles) == 0 {
 		return conf.Default(), nil
 	}
@@ -70,7 +72,7 @@ func (o *options) readConfig() (*conf.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.warnings, o.files, o.text = r.Warnings, r.Files, r.TOML
+	o.warnings, o.files, o.text, o.commands = r.Warnings, r.Files, r.TOML, r.Commands
 	return r.Config, nil
 }
 
