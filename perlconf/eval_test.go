@@ -233,7 +233,7 @@ func TestErrors(t *testing.T) {
 func TestConversionErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ src, want string }{
-		{"@bypass_spam_checks_maps = (1);\n@local_domains_maps = (sub { 1 });\n", ":2:1: a lookup table cannot be a code reference (SQL and LDAP lookups are not implemented)"},
+		{"@bypass_spam_checks_maps = (1);\n@local_domains_maps = (sub { 1 });\n", ":2:1: unsupported Perl: a sub { ... } as a lookup table would run Perl code for each message; write a hash { 'address' => value }, an ACL [ '.domain', ... ] or new_RE(qr'...')"},
 		{"@bypass_spam_checks_maps = (1);\n$forward_method = 'smtp:[127.0.0.1]:x';\n", `:2:1: $forward_method: method "smtp:[127.0.0.1]:x": bad port "x"`},
 		{"@bypass_spam_checks_maps = (1);\n$policy_bank{'B'} = { log_level => 'x', final_virus_destiny => 7 };\n", `:2:1: $policy_bank{'B'}{final_virus_destiny}: unknown destiny 7`},
 		{"@lookup_sql_dsn = (['DBI:mysql:x']);\n@bypass_spam_checks_maps = (1);\n", ":1:1: SQL lookups and logging is switched on (@lookup_sql_dsn) but amavisgo does not implement it yet; switch it off, or set allow_unimplemented = true in a TOML file to run without it"},

@@ -498,6 +498,8 @@ func (c *converter) maps(vs []Value) (any, bool, error) {
 				return nil, false, err
 			}
 			out = append(out, map[string]any{"regexp": rules})
+		case CodeRef:
+			return nil, false, c.errf("unsupported Perl: a sub { ... } as a lookup table would run Perl code for each message; write a hash { 'address' => value }, an ACL [ '.domain', ... ] or new_RE(qr'...')")
 		default:
 			return nil, false, c.errf("a lookup table cannot be a %s (SQL and LDAP lookups are not implemented)", kindName(v))
 		}

@@ -83,6 +83,7 @@ func TestPerlConfigtestBrokenFiles(t *testing.T) {
 		{"unterminated string", "use strict;\n$max_servers = 2;\n$mydomain = 'example.com;\n1;\n", `:3:13: unterminated string: no closing '\''`},
 		{"unknown helper", "use strict;\n\n  read_hashes('/etc/amavis/x');\n1;\n", ":3:3: unknown function read_hashes(): not one of Amavis::Conf's helpers"},
 		{"sub as a callback", "use strict;\nsub my_filter { return 1 }\n1;\n", ":2:1: unsupported Perl: named subroutine definition 'sub my_filter'"},
+		{"sub called at run time", "use strict;\n@bypass_spam_checks_maps = (1);\n@local_domains_maps = ( sub { my $r = shift; return $r =~ /example/ } );\n1;\n", ":3:1: unsupported Perl: a sub { ... } as a lookup table would run Perl code for each message"},
 		{"syntax error mid-file", "use strict;\n$max_servers = 2;\n$log_level = 3 4;\n$child_timeout = 10;\n1;\n", `:3:16: syntax error: expected ';' after the statement, found "4"`},
 		{"unknown variable", "use strict;\n$max_server = 2;\n1;\n", `:2:1: Global symbol "$max_server" requires explicit package name: $max_server is not one of amavis's variables (did you mean $max_servers?)`},
 		{"eval", "use strict;\neval { $max_servers = 2 };\n1;\n", ":2:1: unsupported Perl: 'eval'; write the settings without eval"},
