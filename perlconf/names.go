@@ -1,9 +1,9 @@
-// Code generated from the variable declarations of amavis 2.13 (Amavis::Conf EXPORT_TAGS); the names are amavis's configuration interface.
-
 package perlconf
 
-// declared holds every variable a configuration file may name under use strict, with the
-// export tag that declares it.
+// declared holds every variable a configuration file may name under use strict: the variables
+// of amavis 2.13's Amavis::Conf export tags (dynamic_confvars, confvars, sa, platform,
+// hidden_confvars, legacy_dynamic_confvars, legacy_confvars), with the tag, and its typeglob
+// aliases.
 var declared = map[string]string{
 	"$AF_INET6":                                  "platform",
 	"$DEBUG":                                     "confvars",
