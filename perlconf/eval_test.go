@@ -2,6 +2,7 @@ package perlconf
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -304,5 +305,30 @@ func TestMixedOrder(t *testing.T) {
 	}
 	if len(r.Files) != 2 {
 		t.Errorf("files read: %v", r.Files)
+	}
+}
+
+// TestDeclaredMatchesAmavis: the variables we accept are exactly those amavis's installed
+// Amavis::Conf declares (when Debian's amavisd-new is installed).
+func TestDeclaredMatchesAmavis(t *testing.T) {
+	if _, err := os.Stat("/usr/share/perl5/Amavis/Conf.pm"); err != nil {
+		t.Skip("amavisd-new is not installed")
+	}
+	out, err := exec.Command("perl", "-MExporter", "-e", `require Amavis::Conf; my %t = %Amavis::Conf::EXPORT_TAGS;
+		print "$_\n" for grep { /^[\$\@\%]/ } map { @{$t{$_}} } qw(dynamic_confvars confvars sa platform hidden_confvars legacy_dynamic_confvars legacy_confvars);`).Output()
+	if err != nil {
+		t.Fatalf("perl: %v", err)
+	}
+	theirs := map[string]bool{}
+	for _, n := range strings.Fields(string(out)) {
+		theirs[n] = true
+		if _, ok := declared[n]; !ok {
+			t.Errorf("amavis declares %s, we do not", n)
+		}
+	}
+	for n, tag := range declared {
+		if !theirs[n] && tag != "alias" {
+			t.Errorf("we declare %s, amavis does not", n)
+		}
 	}
 }
