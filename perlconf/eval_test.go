@@ -219,6 +219,7 @@ func TestErrors(t *testing.T) {
 		{"$max_servers = $Amavis::MSGINFO->sender;", "f.conf:1:16: unsupported Perl: package variable $Amavis::MSGINFO; use amavis's own variable without a package name (amavisgo reads a declarative subset of Perl, see docs/perl-config.md)"},
 		{"$mydomain = `hostname | cut -d. -f2`;", "f.conf:1:13: unsupported Perl: backticks with shell syntax `hostname | cut -d. -f2`; amavisgo runs commands without a shell: write a plain command and its arguments"},
 		{"$max_servers = 2;\n$log_level = 3 4;\n", `f.conf:2:16: syntax error: expected ';' after the statement, found "4"`},
+		{"@inet_acl = ( '127.0.0.1',\n  '[::1]';\n", `f.conf:2:10: syntax error: expected ')' to close the one at 1:13, found ";"`},
 		{"$defang_by_ccat{a} = c('forward_method');", "f.conf:1:22: unsupported Perl: c() looks up a policy setting while mail is processed; it may only appear inside sub { c('name') } in a *_by_ccat map"},
 		{"@av_scanners = (['x', \\&my_scan, []]);", "f.conf:1:23: unknown function \\&my_scan: a configuration may refer to amavis's scanner and decoder functions only (ask_daemon, ask_clamav, do_*)"},
 		{"$banned_filename_re = read_hash('/nonexistent/list');", "f.conf:1:23: read_hash: Can't open file /nonexistent/list for reading: no such file or directory"},

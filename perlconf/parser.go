@@ -198,6 +198,15 @@ func (p *parser) expect(op string) error {
 
 func quoteOp(op string) string { return "'" + op + "'" }
 
+// expectClose is expect for a closing bracket; the error says where the bracket was opened,
+// which is where a forgotten one is to be found.
+func (p *parser) expectClose(cl string, open Pos) error {
+	if !p.is(cl) {
+		return p.unexpected(fmt.Sprintf("expected %s to close the one at %d:%d", quoteOp(cl), open.Line, open.Col))
+	}
+	return p.advance()
+}
+
 func (p *parser) errf(pos Pos, format string, args ...any) error {
 	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
 }
@@ -644,7 +653,7 @@ func (p *parser) primary() (node, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := p.expect(")"); err != nil {
+			if err := p.expectClose(")", t.pos); err != nil {
 				return nil, err
 			}
 			if l, ok := e.(*listExpr); ok {
@@ -669,6 +678,7 @@ func (p *parser) primary() (node, error) {
 
 // items parses the elements of [...] or {...} up to the closer.
 func (p *parser) items(closer string) ([]node, error) {
+	open := p.tok.pos
 	if err := p.advance(); err != nil {
 		return nil, err
 	}
@@ -679,7 +689,7 @@ func (p *parser) items(closer string) ([]node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.expect(closer); err != nil {
+	if err := p.expectClose(closer, open); err != nil {
 		return nil, err
 	}
 	if l, ok := e.(*listExpr); ok {
@@ -841,6 +851,7 @@ func (p *parser) bareword() (node, error) {
 	c := &call{pos: t.pos, name: name}
 	if p.is("(") {
 		c.paren = true
+		open := p.tok.pos
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
@@ -855,7 +866,7 @@ func (p *parser) bareword() (node, error) {
 				c.args = []node{e}
 			}
 		}
-		return c, p.expect(")")
+		return c, p.expectClose(")", open)
 	}
 	if unaryNamed[name] {
 		if p.endOfList() || p.is(",") || p.is("=>") || p.tok.kind == tOp && !startsTerm(p.tok) {
