@@ -307,6 +307,10 @@ func TestMixedOrder(t *testing.T) {
 	if len(r.Files) != 2 {
 		t.Errorf("files read: %v", r.Files)
 	}
+	os.WriteFile(tomlFile, []byte("\nmax_server = 7\n"), 0o644)
+	if _, err := Load([]string{perl, tomlFile}, Options{}); err == nil || err.Error() != tomlFile+`:2: key "max_server": unknown setting` {
+		t.Errorf("a TOML file's error: %v", err)
+	}
 }
 
 // TestDeclaredMatchesAmavis: the variables we accept are exactly those amavis's installed

@@ -159,6 +159,15 @@ func locate(err error, src map[string]source, files []string) error {
 			if s.pos.File != "" {
 				return &Error{Pos: s.pos, Msg: fmt.Sprintf("%s: %s", perlName(ce.Key), ce.Msg)}
 			}
+			// a TOML file's key: conf finds its line in that file
+			if text, err := os.ReadFile(s.file); err == nil {
+				if _, err := conf.Parse(s.file, text); err != nil {
+					var fe *conf.Error
+					if errors.As(err, &fe) && fe.Key == ce.Key {
+						return fe
+					}
+				}
+			}
 			return &conf.Error{File: s.file, Key: ce.Key, Msg: ce.Msg}
 		}
 		i := strings.LastIndexByte(k, '.')
