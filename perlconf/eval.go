@@ -317,6 +317,13 @@ func (in *Interp) exec(s node) error {
 		}
 		return nil
 	}
+	switch n := s.(type) {
+	case *strLit, *interpStr:
+		if b, ok := n.(*interpStr); !ok || !b.backtick {
+			// Hermes's stray ' ORDER BY ...'; after a ';' too many: the text is lost
+			in.warn(s.position(), "a string on its own is not used (a ';' too many before it?)")
+		}
+	}
 	_, err := in.list(s)
 	return err
 }

@@ -255,7 +255,7 @@ func TestConversionErrors(t *testing.T) {
 
 func TestPolicyBankWarnings(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "amavisd.conf")
-	src := "@bypass_spam_checks_maps = (1);\n$policy_bank{'M'} = { bypass_virus_check_maps => [1], spam_kill_level_maps => [9] };\n$warnspamsender = 1;\n"
+	src := "@bypass_spam_checks_maps = (1);\n$policy_bank{'M'} = { bypass_virus_check_maps => [1], spam_kill_level_maps => [9] };\n$warnspamsender = 1;\n$sql_select_policy = 'SELECT *';\n  ' ORDER BY users.priority DESC';\n1;\n"
 	if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +268,7 @@ func TestPolicyBankWarnings(t *testing.T) {
 		f + ":2:1: policy bank 'M': unknown field 'bypass_virus_check_maps' (amavis ignores it too)",
 		f + ":2:1: policy bank 'M': spam_kill_level_maps is not implemented by amavisgo; it is ignored",
 		f + ":3:1: Variable $warnspamsender was retired, changing its value has no effect",
+		f + ":5:3: a string on its own is not used (a ';' too many before it?)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings lack %q:\n%s", want, got)
