@@ -15,6 +15,7 @@ type Global struct {
 	DKIMGlobal       // dkim_key, myauthservid (conf/dkim.go)
 	TempdirGlobal    // allow_preserving_evidence (conf/tempdir.go)
 	SQLGlobal        // storage_sql_dsn, lookup_sql_dsn, sql_clause... (conf/sql.go)
+	PerlGlobal       // allow_unimplemented (conf/perl.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME

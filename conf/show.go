@@ -139,11 +139,12 @@ type KeyInfo struct {
 
 // ourOwnKeys are settings amavis does not have; each says why it exists.
 var ourOwnKeys = map[string]string{
-	"metrics_listen":    "amavisgo only: the Prometheus /metrics listener, off by default (amavis keeps its counters in BerkeleyDB for amavisd-agent)",
-	"allow_run_as_root": "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
-	"dkim_key":          "amavis's dkim_key('example.com', 'sel', '/path/key.pem', tag => value) calls: one [[dkim_key]] each, with domain, selector, key_file, options",
-	"sql_timeout":       "amavisgo only: seconds for connecting to a database and for each statement",
-	"sql_release_peers": `amavisgo only: myhostname = "inet:host:port" of other nodes' AM.PDP sockets, for releasing their local: quarantine`,
+	"metrics_listen":      "amavisgo only: the Prometheus /metrics listener, off by default (amavis keeps its counters in BerkeleyDB for amavisd-agent)",
+	"allow_run_as_root":   "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
+	"dkim_key":            "amavis's dkim_key('example.com', 'sel', '/path/key.pem', tag => value) calls: one [[dkim_key]] each, with domain, selector, key_file, options",
+	"sql_timeout":         "amavisgo only: seconds for connecting to a database and for each statement",
+	"sql_release_peers":   `amavisgo only: myhostname = "inet:host:port" of other nodes' AM.PDP sockets, for releasing their local: quarantine`,
+	"allow_unimplemented": "amavisgo only: a Perl configuration may enable spam, SQL, LDAP or DKIM settings not implemented yet (they are ignored with a warning)",
 }
 
 // amavisSigils are the variables whose sigil does not follow from the Go type.

@@ -1,7 +1,7 @@
 // Command amavisd is the amavis content filter daemon and its command line (a subset of amavis's,
 // see usage in Amavis.pm):
 //
-//	amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]
+//	amavisd [-c FILE]... [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]
 //
 // VERB is start (the default: in the background, with a pid file), foreground, debug, stop,
 // reload, restart, showconfig, configtest, selftest, agent or nanny; verbs.go, serve.go and selftest.go carry them
@@ -18,10 +18,22 @@ import (
 	"strings"
 
 	"amavisgo/amavis"
+	"amavisgo/perlconf"
 )
 
 // defaultConfFile is read when no -c is given, as amavis reads /etc/amavisd.conf.
 const defaultConfFile = "/etc/amavisgo/amavisd.toml"
+
+// defaultConfFiles is what is read without -c: our TOML file, or else, on a Debian system with
+// amavisd-new's configuration, Debian's conf.d directories in Debian's order.
+func defaultConfFiles() []string {
+	if _, err := os.Stat(defaultConfFile); err != nil {
+		if st, err := os.Stat(perlconf.DebianDirs[len(perlconf.DebianDirs)-1]); err == nil && st.IsDir() {
+			return perlconf.DebianDirs
+		}
+	}
+	return []string{defaultConfFile}
+}
 
 func main() {
 	os.Exit(run())
@@ -29,7 +41,15 @@ func main() {
 
 func run() int {
 	fs := flag.NewFlagSet("amavisd", flag.ContinueOnError)
-	confFile := fs.String("c", defaultConfFile, optionText("c"))
+	var confFiles []string
+	confGiven := false
+	fs.Func("c", optionText("c"), func(s string) error {
+		confGiven = true
+		if s != "" {
+			confFiles = append(confFiles, s)
+		}
+		return nil
+	})
 	debugLevel := fs.String("d", "", optionText("d"))
 	var over overrides
 	fs.IntVar(&over.maxServers, "m", 0, optionText("m"))
@@ -53,7 +73,11 @@ func run() int {
 	switch {
 	case fs.NArg() == 0:
 	case dkimVerbs[fs.Arg(0)]:
-		return runDKIMVerb(&options{confFile: *confFile, level: amavis.NoOverride, over: over, verb: fs.Arg(0)}, fs.Args()[1:])
+		files := confFiles
+		if !confGiven {
+			files = defaultConfFiles()
+		}
+		return runDKIMVerb(&options{confFiles: files, level: amavis.NoOverride, over: over, verb: fs.Arg(0)}, fs.Args()[1:])
 	case fs.NArg() == 1 || fs.Arg(0) == "sql-cleanup":
 		verb = fs.Arg(0)
 	default:
@@ -70,5 +94,8 @@ func run() int {
 		}
 		level = n
 	}
-	return runVerb(&options{confFile: *confFile, level: level, over: over, verb: verb, args: fs.Args()[min(1, fs.NArg()):]})
+	if !confGiven {
+		confFiles = defaultConfFiles()
+	}
+	return runVerb(&options{confFiles: confFiles, level: level, over: over, verb: verb, args: fs.Args()[min(1, fs.NArg()):]})
 }

@@ -355,8 +355,8 @@ func TestConfigtest(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e.writeConfig("smtp:[127.0.0.1]:10025", "", tc.extra)
 			out, errOut, code := e.amavisd("configtest")
-			if want := "amavisd: " + e.file + tc.want; code != 1 || out != "" || !strings.HasPrefix(errOut, want) {
-				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
+			if want := "amavisd: " + e.file + tc.want; code != exConfig || out != "" || !strings.HasPrefix(errOut, want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 78 and %q", code, out, errOut, want)
 			}
 		})
 	}

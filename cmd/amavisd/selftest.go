@@ -360,12 +360,8 @@ func verbSelftest(o *options, out io.Writer) int {
 // It is built on the TOML text so that policy banks are covered like the base.
 func selftestConfig(o *options, orig *conf.Config, dir, captureAddr string) (*conf.Config, error) {
 	raw := map[string]any{}
-	if orig.File != "" {
-		text, err := os.ReadFile(orig.File)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := toml.Decode(string(text), &raw); err != nil {
+	if o.text != nil { // the configuration as TOML, also when it was read from Perl
+		if _, err := toml.Decode(string(o.text), &raw); err != nil {
 			return nil, err
 		}
 	}

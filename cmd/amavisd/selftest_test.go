@@ -49,7 +49,7 @@ notify_method = "smtp:[192.0.2.3]:25"
 [policy_bank.MYNETS]
 virus_quarantine_method = "local:virus-%m"
 `), 0o644)
-	o := &options{confFile: file, level: amavis.NoOverride}
+	o := &options{confFiles: []string{file}, level: amavis.NoOverride}
 	orig, err := o.loadConfig()
 	if err != nil {
 		t.Fatal(err)

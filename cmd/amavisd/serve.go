@@ -173,9 +173,12 @@ func serve(o *options, background bool, serving func()) error {
 		return err
 	}
 	if id != nil {
-		// Whoever takes over the daemon user must not be able to rewrite its configuration.
-		if err := checkConfigWritable(cfg.File); err != nil { // security.go
-			return err
+		// Whoever takes over the daemon user must not be able to rewrite its configuration:
+		// each file read, includes too.
+		for _, f := range o.files {
+			if err := checkConfigWritable(f); err != nil { // security.go
+				return err
+			}
 		}
 	}
 
@@ -192,6 +195,7 @@ func serve(o *options, background bool, serving func()) error {
 
 	// amavis logs its sockets at level 1 (Net::Server's "Binding to ..." lines).
 	startupDiagnostics(cfg, func(format string, args ...any) { d.Logf(1, format, args...) })
+	run.logConfigWarnings()
 	run.notify.Ready(statusLine(cfg))
 	serving()
 	for {
@@ -245,12 +249,24 @@ func (r *daemonRun) reload() {
 		r.log("(!)Rejecting reload, some config files unreadable or erroneous: %v", err)
 		return
 	}
+	r.logConfigWarnings()
 	old := r.d.Config()
 	for _, c := range restartOnly(old, cfg) {
 		r.log("(!)reload: %s changed; it takes effect at the next restart", c)
 	}
 	// Reload refuses a configuration whose engines cannot be built, and logs why itself.
 	r.d.Reload(cfg)
+}
+
+// logConfigWarnings logs, once per load, the commands a Perl configuration ran and each setting
+// that is read but not used, with its FILE:LINE:COL.
+func (r *daemonRun) logConfigWarnings() {
+	for _, c := range r.o.commands {
+		r.log("config: %s", c)
+	}
+	for _, w := range r.o.warnings {
+		r.log("(!)config: %s", w)
+	}
 }
 
 // restartOnly names the process-wide settings a reload cannot apply: sockets stay bound,

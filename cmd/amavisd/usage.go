@@ -11,13 +11,13 @@ import (
 // The command line's one description: `amavisd -h` prints it (usage), and the man page
 // docs/amavisd.8 is generated from it (manPage; go test ./cmd/amavisd -run TestManPage -update).
 
-const synopsis = "amavisd [-c FILE] [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]"
+const synopsis = "amavisd [-c FILE]... [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]"
 
 // option is one command-line option: its flag, its argument's name ("" for none) and what it does.
 type option struct{ flag, arg, text string }
 
 var cmdOptions = []option{
-	{"c", "FILE", "the configuration file (TOML), default " + defaultConfFile + "; -c '' for the built-in defaults"},
+	{"c", "FILE", "a configuration file or conf.d directory, TOML or amavis's Perl, told apart by content; repeatable, read in order, a later file overriding; default " + defaultConfFile + ", else Debian's /usr/share/amavis/conf.d and /etc/amavis/conf.d; -c '' for the built-in defaults"},
 	{"d", "LEVEL", "the log level, beating log_level of every policy bank (amavis's \"-d 5,all\" is taken as 5)"},
 	{"m", "MAX_SERVERS", "max_servers"},
 	{"p", "PORT", "a listen socket: port, host:port or unix:/path; repeatable; replaces inet_socket_port and unix_socketname"},

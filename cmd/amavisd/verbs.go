@@ -21,12 +21,21 @@ import (
 	"amavisgo/conf"
 	"amavisgo/internal/pidfile"
 	"amavisgo/notify"
+	"amavisgo/perlconf"
 )
 
 // options is the parsed command line.
 type options struct {
-	confFile string // -c; "" = built-in defaults
-	level    int    // -d; amavis.NoOverride when not given
+	confFiles []string // -c, in order (directories are read as Debian's conf.d); none = built-in defaults
+	// warnings of the last Perl configuration loaded: settings read but not used
+	warnings []string
+	// files are the configuration files the last load read, includes too
+	files []string
+	// text is the last configuration loaded as TOML (a Perl configuration as conf read it)
+	text []byte
+	// commands are the backticks a Perl configuration ran, with their positions
+	commands []string
+	level    int // -d; amavis.NoOverride when not given
 	over     overrides
 	verb     string
 	args     []string // after the verb (sql-cleanup's options)
@@ -34,17 +43,39 @@ type options struct {
 
 // loadConfig reads the configuration (or takes the defaults) and applies the command line.
 func (o *options) loadConfig() (*conf.Config, error) {
-	c := conf.Default()
-	if o.confFile != "" {
-		var err error
-		if c, err = conf.Load(o.confFile); err != nil {
-			return nil, err
-		}
+	c, err := o.readConfig()
+	if err != nil {
+		return nil, err
 	}
 	if o.level != amavis.NoOverride {
 		c.LogLevel = o.level
 	}
 	return c, o.over.apply(c)
+}
+
+// readConfig reads the -c files: one TOML file through conf, anything else (Perl files, conf.d
+// directories, several files mixed) through perlconf, which tells Perl from TOML by content.
+func (o *options) readConfig() (*conf.Config, error) {
+	o.warnings, o.files, o.text, o.commands = nil, nil, nil, nil
+	if len(o.confFiles) == 0 {
+		return conf.Default(), nil
+	}
+	files, err := perlconf.Expand(o.confFiles)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 1 {
+		if text, err := os.ReadFile(files[0]); err == nil && !perlconf.IsPerl(text) {
+			o.files, o.text = files, text
+			return conf.Parse(files[0], text)
+		}
+	}
+	r, err := perlconf.Load(files, perlconf.Options{})
+	if err != nil {
+		return nil, err
+	}
+	o.warnings, o.files, o.text, o.commands = r.Warnings, r.Files, r.TOML, r.Commands
+	return r.Config, nil
 }
 
 // runVerb carries out the verb and returns the exit status.
@@ -86,7 +117,7 @@ func runVerb(o *options) int {
 	case "configtest", "test-config":
 		if err := verbConfigtest(o, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "amavisd:", err)
-			return 1
+			return exConfig
 		}
 		return 0
 	}
@@ -100,7 +131,7 @@ func runVerb(o *options) int {
 		// A broken file must not keep the operator from stopping the daemon, and a reload
 		// is refused by the daemon itself, which logs why and keeps its configuration.
 		fmt.Fprintln(os.Stderr, "amavisd: (!)", err)
-		c, err = lenientConfig(o.confFile)
+		c, err = lenientConfig(o.confFiles)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "amavisd:", err)
@@ -123,14 +154,29 @@ func runVerb(o *options) int {
 
 // lenientConfig reads only what stop and reload need from a file that does not load: pid_file
 // and MYHOME (of which pid_file's default is made), and child_timeout.
-func lenientConfig(file string) (*conf.Config, error) {
+func lenientConfig(paths []string) (*conf.Config, error) {
+	files, err := perlconf.Expand(paths)
+	if err != nil {
+		return nil, err
+	}
 	var v struct {
 		MYHOME       string `toml:"MYHOME"`
 		PidFile      string `toml:"pid_file"`
 		ChildTimeout int    `toml:"child_timeout"`
 	}
-	if _, err := toml.DecodeFile(file, &v); err != nil {
-		return nil, fmt.Errorf("%s: cannot even find pid_file: %v", file, err)
+	if text, err := os.ReadFile(firstOf(files)); len(files) == 1 && err == nil && !perlconf.IsPerl(text) {
+		if _, err := toml.Decode(string(text), &v); err != nil {
+			return nil, fmt.Errorf("%s: cannot even find pid_file: %v", files[0], err)
+		}
+	} else {
+		// Perl: the files are evaluated as far as they go; a broken one is left out, the
+		// others still set pid_file (Debian's 10-debian_scripts does).
+		in := perlconf.NewInterp()
+		for _, f := range files {
+			in.RunFile(f)
+		}
+		v.MYHOME, v.PidFile = in.Scalar("MYHOME").String(), in.Scalar("pid_file").String()
+		v.ChildTimeout = int(in.Scalar("child_timeout").Number())
 	}
 	c := conf.Default()
 	if v.ChildTimeout > 0 {
@@ -145,6 +191,13 @@ func lenientConfig(file string) (*conf.Config, error) {
 		c.PidFile = strings.TrimSuffix(home, "/") + "/amavisd.pid"
 	}
 	return c, nil
+}
+
+func firstOf(files []string) string {
+	if len(files) == 0 {
+		return ""
+	}
+	return files[0]
 }
 
 // overrides are the command-line settings that beat the configuration file (-m, -p).
@@ -169,6 +222,9 @@ func (o overrides) apply(c *conf.Config) error {
 	return nil
 }
 
+// exConfig is sysexits' EX_CONFIG, configtest's exit status for a configuration that does not load.
+const exConfig = 78
+
 // verbConfigtest loads the configuration and checks what a start needs beyond its syntax
 // (conf.CheckStartable). An error names the file, line and key.
 func verbConfigtest(o *options, stdout io.Writer) error {
@@ -182,6 +238,9 @@ func verbConfigtest(o *options, stdout io.Writer) error {
 	// the notification templates, as the daemon reads them at start
 	if err := notify.New(c, nil).Check(); err != nil {
 		return err
+	}
+	for _, w := range o.warnings {
+		fmt.Fprintln(os.Stderr, "amavisd: warning:", w)
 	}
 	name := c.File
 	if name == "" {
