@@ -11,6 +11,7 @@ import (
 type Global struct {
 	QuarantineGlobal // QUARANTINEDIR, quarantine_subdir_levels (conf/global_quarantine.go)
 	ScannersGlobal   // av_scanners, av_scanners_backup (conf/global_scanners.go)
+	SpamGlobal       // spam_scanners (conf/spam.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -110,6 +111,9 @@ func (g *Global) validate() error {
 		return invalid("MAX_EXPANSION_FACTOR", "expansion factors must not be negative")
 	}
 	if err := g.ScannersGlobal.validate(); err != nil {
+		return err
+	}
+	if err := g.SpamGlobal.validate(); err != nil {
 		return err
 	}
 	for _, s := range g.InetSocketPort {

@@ -139,7 +139,8 @@ type KeyInfo struct {
 
 // ourOwnKeys are settings amavis does not have; each says why it exists.
 var ourOwnKeys = map[string]string{
-	"allow_run_as_root": "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
+	"allow_run_as_root":    "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
+	"spam_scanner_failure": `amavisgo only: "tempfail" answers 451 when a spam engine fails; amavis (and "pass") counts it as score 0`,
 }
 
 // amavisSigils are the variables whose sigil does not follow from the Go type.
@@ -156,16 +157,18 @@ var machineDefaults = map[string]string{
 
 // keyNotes explain the keys whose TOML form differs from the Perl one.
 var keyNotes = map[string]string{
-	"path":             "a list of directories, not a colon-separated string",
-	"inet_socket_port": "a port number, a socket string, or a list of them",
-	"inet_socket_bind": "always a list",
-	"interface_policy": `a table: "10026" = "ORIGINATING"`,
-	"daemon_group":     "@daemon_groups is not taken: the user's own groups are added",
-	"TEMPBASE":         "empty: MYHOME",
-	"pid_file":         "empty: MYHOME/amavisd.pid",
-	"notify_method":    "empty: forward_method",
-	"release_method":   "empty: notify_method",
-	"X_HEADER_LINE":    `empty: "amavis at " + mydomain`,
+	"path":              "a list of directories, not a colon-separated string",
+	"inet_socket_port":  "a port number, a socket string, or a list of them",
+	"inet_socket_bind":  "always a list",
+	"interface_policy":  `a table: "10026" = "ORIGINATING"`,
+	"daemon_group":      "@daemon_groups is not taken: the user's own groups are added",
+	"TEMPBASE":          "empty: MYHOME",
+	"pid_file":          "empty: MYHOME/amavisd.pid",
+	"notify_method":     "empty: forward_method",
+	"release_method":    "empty: notify_method",
+	"X_HEADER_LINE":     `empty: "amavis at " + mydomain`,
+	"spam_scanners":     `[[spam_scanners]] tables with name, type ("spamd", "rspamd" or amavis's module name) and the module's options`,
+	"score_sender_maps": "[[score_sender_maps]] tables with recipients (an acl) and senders (sender = points)",
 }
 
 // Keys lists every key the configuration knows, globals first, in struct order.
