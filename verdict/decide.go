@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"slices"
 	"strings"
 
 	"amavisgo/conf"
@@ -30,6 +31,9 @@ type Input struct {
 	// AV is the virus scan's report; leave it zero when no scan ran (every recipient bypasses
 	// virus checks, or Unpacked.Hold is set).
 	AV scanners.Report
+	// Spam is what the spam engines said; nil when no spam engine is configured (then no
+	// spam phase at all, as amavis without anti-spam code).
+	Spam *SpamInput
 }
 
 // Checks tells which checks any recipient needs, so the daemon can skip the others: amavis
@@ -77,6 +81,9 @@ type Verdict struct {
 	policy      *conf.Policy
 	xHeaderLine string
 	hasSubject  bool
+	myhostname  string
+	spamChecked bool     // the spam phase ran (Input.Spam was set)
+	spamPresent []string // the incoming X-Spam-* fields remove_existing_spam_headers deletes
 }
 
 // Decide makes the decision for every recipient of in.Recipients, phase by phase: each check
@@ -92,6 +99,7 @@ func Decide(in Input) (*Verdict, error) {
 		return nil, err
 	}
 	v.virusScan(in)
+	v.spam(in)
 	v.oversized(in.Size)
 	v.block(in)
 	return v, nil
@@ -106,10 +114,17 @@ func newVerdict(in Input) *Verdict {
 	v := &Verdict{LogID: in.LogID, policy: p, xHeaderLine: p.X_HEADER_LINE, Recips: in.Recipients}
 	if in.Config != nil {
 		v.xHeaderLine = in.Config.XHeaderLine(p)
+		v.myhostname = in.Config.Myhostname
 	}
 	for _, f := range SplitHeader(in.Header) {
-		if strings.EqualFold(fieldName(f), "Subject") {
+		name := fieldName(f)
+		if strings.EqualFold(name, "Subject") {
 			v.hasSubject = true
+		}
+		for _, s := range spamRemovable {
+			if strings.EqualFold(name, s) && !slices.Contains(v.spamPresent, s) {
+				v.spamPresent = append(v.spamPresent, s)
+			}
 		}
 	}
 	v.CCats.Add(CC_CLEAN, 0)
