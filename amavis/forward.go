@@ -227,6 +227,7 @@ func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 		c.rs = append(c.rs, r)
 	}
 	for _, c := range clusters {
+		logSpamTag(m, c.edits.SpamStatus, c.rs)
 		header, skip := forwardHeader(m, c.edits)
 		d.forward(ctx, m, m.Policy.Forward(), header, skip, c.rs)
 	}
