@@ -166,6 +166,18 @@ score_factor = 0.42066666666666666
 			t.Errorf("log line %s", r.line)
 		}
 	})
+	t.Run("spam admin notice", func(t *testing.T) {
+		r := runSpam(t, "final_spam_destiny = \"D_DISCARD\"\nspam_admin = \"spamadmin@example.com\"\n"+engine, "bob@sender.example.org", gtubeMessage("g5@sender.example.org"))
+		if len(r.copies) != 1 || len(r.copies[0].Rcpts) != 1 || r.copies[0].Rcpts[0] != "spamadmin@example.com" {
+			t.Fatalf("next hop got %+v, want only the notice to spamadmin@example.com", r.copies)
+		}
+		for _, want := range []string{"\r\nSubject: Spam FROM [127.0.0.1] <bob@sender.example.org>\r\nTo: <spamadmin@example.com>\r\n", "\r\nCategory: Spam\r\n",
+			"\r\nQuarantined as: spam-" + r.mailID + ".gz\r\n", "\r\nNot delivered to:\r\n  <x@example.com>"} {
+			if !strings.Contains(r.hopData, want) {
+				t.Errorf("notice lacks %q:\n%s", want, r.hopData)
+			}
+		}
+	})
 	t.Run("spam lover", func(t *testing.T) {
 		r := runSpam(t, "final_spam_destiny = \"D_DISCARD\"\n"+engine+"\n[[spam_lovers_maps]]\nacl = [\"x@example.com\"]\n", "bob@sender.example.org", gtubeMessage("g3@sender.example.org"))
 		if len(r.copies) != 1 || !strings.Contains(r.hopData, "X-Spam-Flag: YES\r\n") || !strings.Contains(r.line, ") Passed SPAM {RelayedTaggedInbound,Quarantined}, ") {
@@ -180,7 +192,7 @@ score_factor = 0.42066666666666666
 			t.Errorf("rspamd was not asked")
 		}
 		block := spamBlock(r.hopData)
-		if !regexp.MustCompile(`^X-Spam-Flag: NO\r\nX-Spam-Score: -?[0-9.]+\r\nX-Spam-Level: \**\r\nX-Spam-Status: No, score=-?[0-9.]+ tagged_above=-999 required=6\.31\r?\n? tests=\[`).MatchString(block) ||
+		if !regexp.MustCompile(`^X-Spam-Flag: NO\r\nX-Spam-Score: -?[0-9.]+\r\nX-Spam-Level:( \*+)?\r\nX-Spam-Status: No, score=-?[0-9.]+ tagged_above=-999 required=6\.31\r?\n? tests=\[`).MatchString(block) ||
 			!strings.Contains(block, "MIME_GOOD=-0.1") {
 			t.Errorf("ham block:\n%s", block)
 		}

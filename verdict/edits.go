@@ -25,6 +25,9 @@ func (f Field) String() string {
 		v = mime.QEncoding.Encode("UTF-8", v)
 	}
 	line := f.Name + ": " + v
+	if v == "" {
+		line = f.Name + ":" // as amavis's hdr(): the blank only before a value
+	}
 	if len(line) <= 78 {
 		return line + "\r\n"
 	}

@@ -228,10 +228,13 @@ func trim3(x float64) string {
 
 // Hits is the log line's "Hits:" (amavis's macro_score over all recipients): "-" when no
 // recipient has a spam level, "min..max" when they differ by 0.1 or more.
-func (v *Verdict) Hits() string {
+func (v *Verdict) Hits() string { return Hits(v.Recips) }
+
+// Hits is amavis's macro_score (%c, SCORE) over the recipients rs.
+func Hits(rs []*Recipient) string {
 	var lo, hi float64
 	scored := false
-	for _, r := range v.Recips {
+	for _, r := range rs {
 		if !r.Spam.Scored {
 			continue
 		}
