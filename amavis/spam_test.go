@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -243,7 +244,11 @@ func TestSpamdThroughDaemon(t *testing.T) {
 		if m == nil {
 			t.Fatalf("no spamd line in the log:\n%s", r.log)
 		}
-		score, tests := m[1], strings.Split(m[2], ",")
+		f, err := strconv.ParseFloat(m[1], 64) // spamd's text, "1000.0"
+		if err != nil {
+			t.Fatal(err)
+		}
+		score, tests := strconv.FormatFloat(f, 'f', -1, 64), strings.Split(m[2], ",")
 		if !strings.Contains(","+m[2]+",", ",GTUBE,") {
 			t.Errorf("tests %s", m[2])
 		}

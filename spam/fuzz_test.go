@@ -10,14 +10,14 @@ func FuzzParseSpamdReply(f *testing.F) {
 	f.Add([]byte("SPAMD/1.1 76 Bad header line: x\r\n\r\n"))
 	f.Add([]byte("SPAMD/1.1 0 EX_OK\r\nSpam: False ; -0.1 / 5.0\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		score, tests, err := ParseSpamdReply(b)
+		score, raw, tests, err := ParseSpamdReply(b)
 		if err != nil {
 			return
 		}
 		if score != score || score > 1e12 || score < -1e12 {
 			t.Fatalf("score %v accepted", score)
 		}
-		if strings.ContainsAny(tests, "\r\n") {
+		if strings.ContainsAny(tests+raw, "\r\n") {
 			t.Fatalf("tests %q hold a line break", tests)
 		}
 	})

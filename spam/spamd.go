@@ -62,18 +62,16 @@ func (s *spamd) check(ctx context.Context, m *Message) Result {
 	if s.bodyLimit > 0 {
 		lim = sizeLimit(m, 64*1024, s.bodyLimit, 1)
 	}
-	score, tests, err := s.ask(ctx, m, lim)
+	score, raw, tests, err := s.ask(ctx, m, lim)
+	scoreText := "" // as amavis logs it: spamd's own text unless score_factor made it a number
 	if err != nil {
 		r.Err = err
 	} else {
-		r.Scored, r.Score, r.Tests = true, score, tests
+		r.Scored, r.Score, r.Tests, scoreText = true, score, tests, raw
 		if s.e.ScoreFactor != nil {
 			r.Score *= *s.e.ScoreFactor
+			scoreText = PerlNumber(r.Score)
 		}
-	}
-	scoreText := ""
-	if r.Scored {
-		scoreText = PerlNumber(r.Score)
 	}
 	r.Log = fmt.Sprintf("%s spamd score=%s, tests=%s", s.e.Name, scoreText, r.Tests)
 	return r
@@ -93,15 +91,15 @@ func pseudoHeader(m *Message, lim int64) []byte {
 	return b.Bytes()
 }
 
-func (s *spamd) ask(ctx context.Context, m *Message, lim int64) (float64, string, error) {
+func (s *spamd) ask(ctx context.Context, m *Message, lim int64) (score float64, raw, tests string, err error) {
 	f, err := os.Open(m.File)
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	defer f.Close()
 	c, err := s.dial(ctx)
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	defer c.Close()
 	// A deadline from child_timeout, at least 3 s, as amavis gives spamd.
@@ -126,73 +124,73 @@ func (s *spamd) ask(ctx context.Context, m *Message, lim int64) (float64, string
 	if lim > 0 && n == lim {
 		// amavis ends a truncated message with a line feed in place of its last byte
 		if _, err := io.Copy(w, io.LimitReader(body, n-1)); err != nil {
-			return 0, "", err
+			return 0, "", "", err
 		}
 		w.WriteByte('\n')
 	} else if _, err := io.Copy(w, io.LimitReader(body, n)); err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	if err := w.Flush(); err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
 	reply, err := io.ReadAll(io.LimitReader(c, maxSpamdReply))
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	return ParseSpamdReply(reply)
 }
 
 // ParseSpamdReply reads spamd's answer to SYMBOLS: "SPAMD/1.1 0 EX_OK", header lines, an empty
 // line, then the test names on one line. The score is the middle field of "Spam: True ; 7.5 /
-// 5.0".
-func ParseSpamdReply(b []byte) (score float64, tests string, err error) {
+// 5.0"; raw is its text ("-0.0").
+func ParseSpamdReply(b []byte) (score float64, raw, tests string, err error) {
 	head, body, found := bytes.Cut(b, []byte("\r\n\r\n"))
 	if !found {
 		if len(b) == 0 {
-			return 0, "", failf("Empty spamd response")
+			return 0, "", "", failf("Empty spamd response")
 		}
 		head, body = bytes.TrimSuffix(b, []byte("\r\n")), nil
 	}
 	lines := strings.Split(string(head), "\r\n")
 	status := strings.Fields(lines[0])
 	if len(status) < 2 || !strings.HasPrefix(status[0], "SPAMD/") {
-		return 0, "", failf("Error in spamd resp: %q", limitText(lines[0]))
+		return 0, "", "", failf("Error in spamd resp: %q", limitText(lines[0]))
 	}
 	if status[1] != "0" {
-		return 0, "", failf("Failure reported by spamd: %s", limitText(lines[0]))
+		return 0, "", "", failf("Failure reported by spamd: %s", limitText(lines[0]))
 	}
 	var spamField string
 	haveSpam := false
 	for _, l := range lines[1:] {
 		name, val, ok := strings.Cut(l, ":")
 		if !ok {
-			return 0, "", failf("Error in spamd resp: %q", limitText(l))
+			return 0, "", "", failf("Error in spamd resp: %q", limitText(l))
 		}
 		if strings.EqualFold(strings.TrimSpace(name), "spam") {
 			spamField, haveSpam = strings.TrimSpace(val), true
 		}
 	}
 	if !haveSpam {
-		return 0, "", errors.New("no Spam field in spamd response")
+		return 0, "", "", errors.New("no Spam field in spamd response")
 	}
 	// "True ; 1000.0 / 5.0"
 	f := strings.Fields(spamField)
 	if len(f) != 5 || f[1] != ";" || f[3] != "/" {
-		return 0, "", fmt.Errorf("spamd: unexpected Spam field %q", limitText(spamField))
+		return 0, "", "", fmt.Errorf("spamd: unexpected Spam field %q", limitText(spamField))
 	}
 	score, perr := strconv.ParseFloat(f[2], 64)
 	if perr != nil || score != score || score > 1e12 || score < -1e12 {
-		return 0, "", fmt.Errorf("spamd: bad score %q", limitText(f[2]))
+		return 0, "", "", fmt.Errorf("spamd: bad score %q", limitText(f[2]))
 	}
 	// the test names are the last line of the body
 	t := strings.TrimRight(string(body), "\r\n")
 	if i := strings.LastIndex(t, "\r\n"); i >= 0 {
 		t = t[i+2:]
 	}
-	return score, sanitizeTests(t), nil
+	return score, f[2], sanitizeTests(t), nil
 }
 
 // sanitizeTests keeps test lists printable and free of line breaks: they go into a header.

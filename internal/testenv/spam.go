@@ -57,7 +57,11 @@ func privateDir(t testing.TB, prefix string) string {
 // StartSpamd starts Debian's spamd on a loopback port and a unix socket of its own, with the
 // packaged rules, no network tests, no Bayes and no user preferences, and stops it when the
 // test ends.
-func StartSpamd(t testing.TB) *SpamEngine {
+func StartSpamd(t testing.TB) *SpamEngine { t.Helper(); return StartSpamdOn(t, 0) }
+
+// StartSpamdOn is StartSpamd on a given loopback port (0: a free one); amavis's SpamdClient
+// knows only 127.0.0.1:783. A fixed port that is busy fails the start.
+func StartSpamdOn(t testing.TB, port int) *SpamEngine {
 	t.Helper()
 	bin := RequireProgram(t, "spamd", "/usr/sbin/spamd")
 	dir := privateDir(t, "spamd")
@@ -78,7 +82,7 @@ func StartSpamd(t testing.TB) *SpamEngine {
 	var s *SpamEngine
 	var err error
 	for attempt := 1; ; attempt++ {
-		s, err = startSpamd(bin, dir)
+		s, err = startSpamd(bin, dir, port)
 		if err == nil {
 			break
 		}
@@ -90,10 +94,12 @@ func StartSpamd(t testing.TB) *SpamEngine {
 	return s
 }
 
-func startSpamd(bin, dir string) (*SpamEngine, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+func startSpamd(bin, dir string, port int) (*SpamEngine, error) {
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	s := &SpamEngine{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Socket: filepath.Join(dir, "spamd.sock"),
 		Dir: dir, log: filepath.Join(dir, "spamd.log"), exited: make(chan struct{})}

@@ -108,8 +108,9 @@ $enable_dkim_verification = 0;
 $X_HEADER_LINE = "$myproduct_name at $mydomain";
 @av_scanners = ();
 @av_scanners_backup = ();
-# the gzip writer of the spam quarantine, which Debian's configuration loads with AM.PDP
-@additional_perl_modules = ('Amavis::IO::Zlib');
+# the spam quarantine's gzip writer and SpamdClient's socket class, which Debian's
+# configuration gets loaded with its AM.PDP and SQL modules
+@additional_perl_modules = ('Amavis::IO::Zlib', 'Amavis::IO::RW');
 %s
 1;
 `, home, port, host, nextPort, extra)
@@ -348,4 +349,64 @@ func mailIDOf(line string) string {
 		return m[1]
 	}
 	return ""
+}
+
+// TestSpamdSideBySidePerl: GTUBE and ham through Debian's Perl amavisd-new with its SpamdClient
+// and through ours, both asking one spamd on 127.0.0.1:783 (the only address SpamdClient
+// knows): equal X-Spam-* fields and Subject, main log lines and spam-tag lines.
+func TestSpamdSideBySidePerl(t *testing.T) {
+	t.Parallel()
+	if l, err := net.Listen("tcp", "127.0.0.1:783"); err != nil {
+		t.Skipf("port 783 is taken (SpamdClient needs it): %v", err)
+	} else {
+		l.Close()
+	}
+	testenv.StartSpamdOn(t, 783)
+	gtube := "From: bob@sender.example.org\r\nTo: x@example.com\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\n" +
+		"Message-ID: <sided-g@sender.example.org>\r\nSubject: test\r\n\r\n" + testenv.GTUBE + "\r\n"
+	ham := "From: bob@sender.example.org\r\nTo: x@example.com\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\n" +
+		"Message-ID: <sided-h@sender.example.org>\r\nSubject: lunch\r\n\r\nHello,\r\nshall we have lunch on Friday?\r\nBob\r\n"
+	perlHop := smtptest.Start(t, smtptest.Options{})
+	perl := startPerlAmavis(t, perlHop.Addr, `
+@bypass_spam_checks_maps = (0);
+@bypass_virus_checks_maps = (1);
+$sa_tag_level_deflt = -999;
+$sa_tag2_level_deflt = 6.31;
+$sa_kill_level_deflt = 6.31;
+$sa_spam_subject_tag = '***SPAM*** ';
+@spam_scanners = ( ['Local spamd', 'Amavis::SpamControl::SpamdClient'] );
+`)
+	oursHop := smtptest.Start(t, smtptest.Options{})
+	qdir, err := os.MkdirTemp("", "amq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(qdir) })
+	os.Chmod(qdir, 0o750)
+	os.Chown(qdir, 65534, 65534)
+	ours := newDaemon(t, daemonConfig{Port: testenv.FreePort(t), ForwardPort: atoi(t, portOf(oursHop.Addr)), Extra: []string{
+		fmt.Sprintf("QUARANTINEDIR = %q", qdir), "quarantine_subdir_levels = 1",
+		"sa_tag_level_deflt = -999", "sa_tag2_level_deflt = 6.31", "sa_kill_level_deflt = 6.31", `sa_spam_subject_tag = "***SPAM*** "`,
+		"[[bypass_virus_checks_maps]]", "constant = true", "[[local_domains_maps]]", `acl = [".example.com"]`,
+		"[[spam_scanners]]", `name = "Local spamd"`, `type = "Amavis::SpamControl::SpamdClient"`}})
+	ours.start()
+	for i, msg := range []string{gtube, ham} {
+		pr, or := sendXForward(t, perl.addr, msg), sendXForward(t, ours.Addr, msg)
+		pm, om := perlHop.Msgs(), oursHop.Msgs()
+		if len(pm) != i+1 || len(om) != i+1 {
+			t.Fatalf("message %d: next hops got %d (Perl, %q) and %d (ours, %q) messages", i+1, len(pm), pr, len(om), or)
+		}
+		if pb, ob := spamFields(string(pm[i].Data)), spamFields(string(om[i].Data)); pb != ob || !strings.Contains(pb, "X-Spam-Status: ") {
+			t.Errorf("message %d: X-Spam-* fields differ\nPerl:\n%s\nours:\n%s", i+1, pb, ob)
+		}
+		pLine, pTag := perlLines(t, perl.log, i+1)
+		oLine, oTag := perlLines(t, ours.LogFile, i+1)
+		pid, oid := mailIDOf(pLine), mailIDOf(oLine)
+		if a, b := sideNorm(pLine, pid), sideNorm(oLine, oid); a != b {
+			t.Errorf("message %d: main log lines differ\nPerl: %s\nours: %s", i+1, a, b)
+		}
+		if a, b := sideNorm(pTag, pid), sideNorm(oTag, oid); a != b {
+			t.Errorf("message %d: spam-tag lines differ\nPerl: %s\nours: %s", i+1, a, b)
+		}
+	}
 }
