@@ -157,7 +157,10 @@ func (s *SpamEngine) wait(ready func() bool, out *bytes.Buffer) error {
 // controller on loopback ports of their own, no proxy or fuzzy worker, a resolver that answers
 // nothing (no network lookups), and its database in a private directory; it stops it when the
 // test ends.
-func StartRspamd(t testing.TB) *SpamEngine {
+func StartRspamd(t testing.TB) *SpamEngine { t.Helper(); return StartRspamdOn(t, 0) }
+
+// StartRspamdOn is StartRspamd with its normal worker on a given loopback port (0: a free one).
+func StartRspamdOn(t testing.TB, port int) *SpamEngine {
 	t.Helper()
 	bin := RequireProgram(t, "rspamd", "/usr/bin/rspamd")
 	dir := privateDir(t, "rspamd")
@@ -170,7 +173,7 @@ func StartRspamd(t testing.TB) *SpamEngine {
 	var s *SpamEngine
 	var err error
 	for attempt := 1; ; attempt++ {
-		s, err = startRspamd(bin, dir)
+		s, err = startRspamd(bin, dir, port)
 		if err == nil {
 			break
 		}
@@ -182,10 +185,12 @@ func StartRspamd(t testing.TB) *SpamEngine {
 	return s
 }
 
-func startRspamd(bin, dir string) (*SpamEngine, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+func startRspamd(bin, dir string, port int) (*SpamEngine, error) {
+	var err error
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	cport, err := freePort()
 	if err != nil {

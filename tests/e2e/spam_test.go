@@ -100,3 +100,37 @@ func TestSpamTaggedAndReleased(t *testing.T) {
 		t.Errorf("released copy: Subject %q, want the original", v)
 	}
 }
+
+// TestSpamEngineDownTempfail: with spam_scanner_failure = "tempfail" and rspamd down, Postfix
+// gets our 451 and keeps the message; once rspamd is up the message is delivered exactly once,
+// checked and tagged.
+func TestSpamEngineDownTempfail(t *testing.T) {
+	t.Parallel()
+	port := testenv.FreePort(t)
+	p := startPipeline(t, "lmtp", 2, nil,
+		`spam_scanner_failure = "tempfail"`, "sa_tag_level_deflt = -999", "sa_tag2_level_deflt = 6.31",
+		"[[local_domains_maps]]", `acl = [".example.com"]`,
+		"[[spam_scanners]]", `name = "Local Rspamd"`, `type = "rspamd"`,
+		fmt.Sprintf(`url = "http://127.0.0.1:%d/checkv2"`, port), "score_factor = 0.42066666666666666")
+	qid, err := p.pf.Submit(sender, rcpt, message("<spamdown@e2e>", "gtube", testenv.GTUBE+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := p.pf.WaitQueued(t, qid, "deferred", 30*time.Second)
+	reason := regexp.MustCompile(`said: 451 4\.5\.0 Error in processing, id=\S+, spam_scan FAILED: Local Rspamd: Error calling rspamd: `)
+	if len(m.Recipients) != 1 || !reason.MatchString(m.Recipients[0].DelayReason) {
+		t.Errorf("deferred %+v, want a delay reason matching %s", m, reason)
+	}
+	p.am.waitLog(regexp.MustCompile(`Local Rspamd client failed: Error calling rspamd: `), 10*time.Second)
+	if msgs, err := p.pf.Messages(); err != nil || len(msgs) != 0 {
+		t.Fatalf("mailbox while rspamd is down: %d messages, %v", len(msgs), err)
+	}
+
+	testenv.StartRspamdOn(t, port)
+	flushUntil(t, p.pf, 1, 60*time.Second)
+	msgs := p.pf.WaitMessages(t, 1, 30*time.Second)
+	if v := msgs[0].HeaderValues("X-Spam-Flag"); len(v) != 1 || v[0] != "YES" {
+		t.Errorf("delivered without X-Spam-Flag: YES:\n%s", msgs[0].Header)
+	}
+	assertDeliveredOnce(t, p.pf, []string{"<spamdown@e2e>"})
+}
