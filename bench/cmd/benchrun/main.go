@@ -43,6 +43,9 @@ type environment struct {
 	dir   string
 	clamd *clamd
 	sink  *sink
+	// the spam engines, started when a load needs them
+	spamd, rspamd *process
+	rspamdURL     string
 	// header describes the run for results.md.
 	header string
 	// notes are caveats found while measuring, listed in results.md.
@@ -71,7 +74,7 @@ func main() {
 	flag.StringVar(&cfg.ours, "ours", "../bin/amavisd", "our daemon's binary")
 	flag.StringVar(&cfg.perl, "perl", "/usr/sbin/amavisd", "the Perl amavisd-new")
 	flag.StringVar(&filters, "filters", "ceiling,perl,ours", "what to measure: ceiling, perl, ours")
-	flag.StringVar(&loads, "loads", "2KB,100KB,mix", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR)")
+	flag.StringVar(&loads, "loads", "2KB,100KB,mix,spamd,rspamd", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR), spamd and rspamd (2 KB through that spam engine)")
 	flag.StringVar(&sessions, "sessions", "1,4,8,16,32", "parallel sessions (max_servers is set to match); the issue's first target is at 8")
 	flag.IntVar(&cfg.reps, "reps", 3, "measured repetitions per point")
 	flag.Float64Var(&cfg.seconds, "seconds", 4, "target duration of one repetition; the message count is sized from the warm-up's rate")
@@ -103,6 +106,12 @@ func main() {
 // amavisd-new) and cannot find.
 func missingPrograms(cfg *config) []string {
 	need := []string{"/usr/sbin/smtp-source", "/usr/sbin/smtp-sink", "/usr/sbin/clamd"}
+	if slices.Contains(cfg.loads, "spamd") {
+		need = append(need, "/usr/sbin/spamd")
+	}
+	if slices.Contains(cfg.loads, "rspamd") {
+		need = append(need, "/usr/bin/rspamd")
+	}
 	if slices.Contains(cfg.filters, report.Perl) {
 		need = append(need, cfg.perl)
 	}
@@ -225,9 +234,11 @@ func run(cfg *config) error {
 	defer env.sink.stop(5 * time.Second)
 
 	allLoads := map[string]load{
-		"2KB":   {key: "2KB", name: report.Load2KB, clean: plainMessage(2048)},
-		"100KB": {key: "100KB", name: report.Load100KB, clean: largeMessage(100 * 1024)},
-		"mix":   {key: "mix", name: report.LoadMix, clean: plainMessage(2048), infected: eicarMessage(), eicarEvery: 10},
+		"2KB":    {key: "2KB", name: report.Load2KB, clean: plainMessage(2048)},
+		"100KB":  {key: "100KB", name: report.Load100KB, clean: largeMessage(100 * 1024)},
+		"mix":    {key: "mix", name: report.LoadMix, clean: plainMessage(2048), infected: eicarMessage(), eicarEvery: 10},
+		"spamd":  {key: "spamd", name: report.LoadSpamd, clean: plainMessage(2048), engine: "spamd"},
+		"rspamd": {key: "rspamd", name: report.LoadRspamd, clean: plainMessage(2048), engine: "rspamd"},
 	}
 	var loads []load
 	for _, name := range cfg.loads {
@@ -240,7 +251,11 @@ func run(cfg *config) error {
 			return err
 		}
 		loads = append(loads, l)
+		if err := env.startEngine(l.engine, dir, slices.Max(cfg.sessions)); err != nil {
+			return err
+		}
 	}
+	defer env.stopEngines()
 
 	started := time.Now()
 	env.describe(cfg, daemons)
@@ -343,6 +358,9 @@ func writeOutputs(cfg *config, env *environment, points []report.Point, failures
 	md.WriteString(env.header)
 	fmt.Fprintf(&md, "- repetitions: %d per point, about %gs each; run time %v\n\n", cfg.reps, cfg.seconds, took.Round(time.Second))
 	if err := report.WriteMarkdown(&md, points); err != nil {
+		return err
+	}
+	if err := report.WriteSpamMarkdown(&md, points); err != nil {
 		return err
 	}
 	for _, n := range env.notes {
