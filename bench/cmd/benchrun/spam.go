@@ -55,6 +55,10 @@ func startSpamd(dir string, children int) (*process, error) {
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return nil, err
 	}
+	// spamd reads its rules as nobody
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
 	pres, _ := filepath.Glob("/etc/spamassassin/*.pre")
 	for _, p := range pres {
 		if b, err := os.ReadFile(p); err == nil {
