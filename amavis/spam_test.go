@@ -179,6 +179,13 @@ score_factor = 0.42066666666666666
 			}
 		}
 	})
+	t.Run("cutoffs", func(t *testing.T) {
+		r := runSpam(t, "final_spam_destiny = \"D_DISCARD\"\nspam_admin = \"spamadmin@example.com\"\nsa_quarantine_cutoff_level = 6\n"+engine+
+			"[[spam_notifyadmin_cutoff_level_maps]]\nconstant = 6.31\n", "bob@sender.example.org", gtubeMessage("g6@sender.example.org"))
+		if len(r.copies) != 0 || len(r.qfiles) != 0 || !strings.Contains(r.line, ") Blocked SPAM {DiscardedInbound}, ") {
+			t.Errorf("%d copies (no admin notice wanted), quarantine %v, log %s", len(r.copies), r.qfiles, r.line)
+		}
+	})
 	t.Run("spam lover", func(t *testing.T) {
 		r := runSpam(t, "final_spam_destiny = \"D_DISCARD\"\n"+engine+"\n[[spam_lovers_maps]]\nacl = [\"x@example.com\"]\n", "bob@sender.example.org", gtubeMessage("g3@sender.example.org"))
 		if len(r.copies) != 1 || !strings.Contains(r.hopData, "X-Spam-Flag: YES\r\n") || !strings.Contains(r.line, ") Passed SPAM {RelayedTaggedInbound,Quarantined}, ") {

@@ -33,6 +33,8 @@ type Spam struct {
 	Tag, Tag2, Tag3, Kill *float64
 	// NoQuarantine: the level is at or above spam_quarantine_cutoff_level.
 	NoQuarantine bool
+	// NoAdminNotice: the level is at or above spam_notifyadmin_cutoff_level_maps.
+	NoAdminNotice bool
 }
 
 // Senders are the addresses the sender lists are asked about, as amavis's white_black_list
@@ -155,9 +157,14 @@ func (v *Verdict) spam(in Input) {
 		if doKill {
 			add(CC_SPAM, 0)
 		}
-		if cut := conf.Level(p.SpamQuarantineCutoffLevelMaps, p.SaQuarantineCutoffLevel, r.Addr, o); cut != nil && s.Level >= *cut {
-			s.NoQuarantine = true
+		// no spam quarantine, no spam admin notice at or above their cutoffs, nor for a
+		// blacklisted sender when a cutoff is set (Amavis.pm's do_notify_and_quarantine)
+		cutoff := func(m lookup.Maps, deflt *float64) bool {
+			cut := conf.Level(m, deflt, r.Addr, o)
+			return cut != nil && (s.Level >= *cut || s.Blacklisted && !s.Whitelisted)
 		}
+		s.NoQuarantine = cutoff(p.SpamQuarantineCutoffLevelMaps, p.SaQuarantineCutoffLevel)
+		s.NoAdminNotice = cutoff(p.SpamNotifyadminCutoffLevelMaps, nil)
 		// no DSN at or above the cutoff (Amavis::Notify's delivery_status_notification)
 		if cut := conf.Level(p.SpamDsnCutoffLevelMaps, p.SaDsnCutoffLevel, r.Addr, o); cut != nil &&
 			(s.Level >= *cut || s.Blacklisted && !s.Whitelisted) && r.DSNSuppress == "" {
