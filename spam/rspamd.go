@@ -69,6 +69,9 @@ func ParseRspamdReply(b []byte) (*RspamdReply, error) {
 	return &r, nil
 }
 
+// symbolNameFix makes a symbol name fit in a test list, as RspamdClient's tr/=,/__/.
+var symbolNameFix = strings.NewReplacer("=", "_", ",", "_")
+
 // Tests are the symbols as amavis's RspamdClient writes them, "NAME=score" with "=" and ","
 // in names made "_"; sorted by name (amavis's order is Perl's hash order, which varies).
 func (r *RspamdReply) Tests() string {
@@ -78,7 +81,7 @@ func (r *RspamdReply) Tests() string {
 		if name == "" {
 			name = key
 		}
-		name = strings.NewReplacer("=", "_", ",", "_").Replace(name)
+		name = symbolNameFix.Replace(name)
 		t = append(t, sanitizeTests(name)+"="+PerlNumber(s.Score))
 	}
 	sort.Strings(t)

@@ -15,7 +15,7 @@ import (
 )
 
 // message spools a test message (CRLF line ends) and describes it as the daemon would.
-func message(t *testing.T, header, body string) *Message {
+func message(t testing.TB, header, body string) *Message {
 	t.Helper()
 	text := strings.ReplaceAll(header+"\n"+body, "\n", "\r\n")
 	f := filepath.Join(t.TempDir(), "email.txt")
