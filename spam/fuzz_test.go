@@ -9,8 +9,9 @@ func FuzzParseSpamdReply(f *testing.F) {
 	f.Add([]byte("SPAMD/1.1 0 EX_OK\r\nContent-length: 55\r\nSpam: True ; 1000.0 / 5.0\r\n\r\nGTUBE,MSGID_SHORT,NO_RECEIVED,NO_RELAYS,TVD_SPACE_RATIO"))
 	f.Add([]byte("SPAMD/1.1 76 Bad header line: x\r\n\r\n"))
 	f.Add([]byte("SPAMD/1.1 0 EX_OK\r\nSpam: False ; -0.1 / 5.0\r\n\r\n"))
+	f.Add([]byte("SPAMD/1.1 0 EX_OK\r\nContent-length: 99\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n pts rule name              description\n---- ---------------------- ------\n-0.0 NO_RECEIVED            Informational: message has\n                            no Received headers\n1000 GTUBE                  BODY: Generic Test\n\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		score, raw, tests, err := ParseSpamdReply(b)
+		score, raw, tests, err := ParseSpamdReply(b, len(b)%2 == 0) // SYMBOLS or REPORT
 		if err != nil {
 			return
 		}

@@ -39,7 +39,8 @@ const (
 //   - mail_body_size_limit: bytes of body sent; default sa_mail_body_size_limit for spamd,
 //     none for rspamd (as in amavis).
 //   - spamd: address ("host:port", default amavis's hard-wired 127.0.0.1:783 then [::1]:783)
-//     or socket (a unix socket path).
+//     or socket (a unix socket path); command = "REPORT" lists the tests with their points
+//     ("GTUBE=1000"), where amavis's SYMBOLS gives names only.
 //   - rspamd: url, timeout (seconds, default 60), mta_name, username and password (HTTP basic
 //     authentication, amavis's credentials), whole_message (send messages over 100 KiB too;
 //     amavis skips them with score 0).
@@ -56,6 +57,7 @@ type Entry struct {
 	Username          string   `toml:"username"`
 	Password          string   `toml:"password"`
 	WholeMessage      bool     `toml:"whole_message"`
+	Command           string   `toml:"command"`
 }
 
 // kind is the entry's engine type, from type or amavis's module name.
@@ -85,6 +87,9 @@ func (e Entry) Validate() error {
 		}
 		if e.Address != "" && e.Socket != "" {
 			return fmt.Errorf("%s: give address or socket, not both", e.Name)
+		}
+		if c := strings.ToUpper(e.Command); c != "" && c != "SYMBOLS" && c != "REPORT" {
+			return fmt.Errorf("%s: command %q: SYMBOLS or REPORT", e.Name, e.Command)
 		}
 	case TypeRspamd:
 		if e.Address != "" || e.Socket != "" {

@@ -79,6 +79,14 @@ func TestSpamd(t *testing.T) {
 			t.Fatalf("socket with factor 0.5: %v, tcp: %v (%v)", rep.Score, full.Score, rep.Results[0].Err)
 		}
 	})
+	t.Run("REPORT", func(t *testing.T) {
+		e := tcp
+		e.Command = "REPORT"
+		r := set(t, 0, e).Check(ctx(t), gtube(t)).Results[0]
+		if r.Err != nil || !regexp.MustCompile(`^([A-Z0-9_]+=-?[0-9.]+,)*GTUBE=1000(,[A-Z0-9_]+=-?[0-9.]+)*$`).MatchString(r.Tests) {
+			t.Fatalf("tests %q, %v", r.Tests, r.Err)
+		}
+	})
 	t.Run("ham", func(t *testing.T) {
 		rep := set(t, 0, tcp).Check(ctx(t), ham(t))
 		if rep.Failed || rep.Score >= 5 || strings.Contains(rep.Results[0].Tests, "GTUBE") {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,7 +120,7 @@ func (s *spamd) ask(ctx context.Context, m *Message, lim int64) (score float64, 
 		n = lim
 	}
 	w := bufio.NewWriterSize(c, 32<<10)
-	fmt.Fprintf(w, "SYMBOLS SPAMC/1.3\r\nContent-length: %d\r\n\r\n", n)
+	fmt.Fprintf(w, "%s SPAMC/1.3\r\nContent-length: %d\r\n\r\n", s.command(), n)
 	body := io.MultiReader(bytes.NewReader(prefix), f)
 	if lim > 0 && n == lim {
 		// amavis ends a truncated message with a line feed in place of its last byte
@@ -140,13 +141,22 @@ func (s *spamd) ask(ctx context.Context, m *Message, lim int64) (score float64, 
 	if err != nil {
 		return 0, "", "", err
 	}
-	return ParseSpamdReply(reply)
+	return ParseSpamdReply(reply, s.command() == "REPORT")
+}
+
+// command is SYMBOLS (amavis's) or REPORT (test names with their points).
+func (s *spamd) command() string {
+	if strings.EqualFold(s.e.Command, "REPORT") {
+		return "REPORT"
+	}
+	return "SYMBOLS"
 }
 
 // ParseSpamdReply reads spamd's answer to SYMBOLS: "SPAMD/1.1 0 EX_OK", header lines, an empty
 // line, then the test names on one line. The score is the middle field of "Spam: True ; 7.5 /
-// 5.0"; raw is its text ("-0.0").
-func ParseSpamdReply(b []byte) (score float64, raw, tests string, err error) {
+// 5.0"; raw is its text ("-0.0"). With report, the body is REPORT's text, whose table of
+// points and rule names gives the tests as "NAME=points", sorted by name.
+func ParseSpamdReply(b []byte, report bool) (score float64, raw, tests string, err error) {
 	head, body, found := bytes.Cut(b, []byte("\r\n\r\n"))
 	if !found {
 		if len(b) == 0 {
@@ -185,12 +195,38 @@ func ParseSpamdReply(b []byte) (score float64, raw, tests string, err error) {
 	if perr != nil || score != score || score > 1e12 || score < -1e12 {
 		return 0, "", "", fmt.Errorf("spamd: bad score %q", limitText(f[2]))
 	}
+	if report {
+		return score, f[2], reportTests(string(body)), nil
+	}
 	// the test names are the last line of the body
 	t := strings.TrimRight(string(body), "\r\n")
 	if i := strings.LastIndex(t, "\r\n"); i >= 0 {
 		t = t[i+2:]
 	}
 	return score, f[2], sanitizeTests(t), nil
+}
+
+// reportTests reads the table of a REPORT body: after the "---- ----" line, one rule per line
+// as " pts RULE_NAME description", description lines continued with blanks.
+func reportTests(body string) string {
+	_, table, ok := strings.Cut(body, "\n---- ")
+	if !ok {
+		return ""
+	}
+	lines := strings.Split(table, "\n")[1:]
+	var t []string
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 2 || strings.HasPrefix(l, "     ") {
+			continue // a continued description (the points take 4 columns)
+		}
+		if _, err := strconv.ParseFloat(f[0], 64); err != nil {
+			continue
+		}
+		t = append(t, sanitizeTests(f[1])+"="+f[0])
+	}
+	slices.Sort(t)
+	return strings.Join(t, ",")
 }
 
 // sanitizeTests keeps test lists printable and free of line breaks: they go into a header.
