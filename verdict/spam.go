@@ -297,7 +297,11 @@ func (v *Verdict) spamFields(r *Recipient) (fields []Field, status string) {
 	if doTag2 {
 		yes = "Yes"
 	}
-	chunks := []string{" " + yes + ",", " score=" + PerlNum3(s.Level)}
+	score := "x" // no level at all: no engine was asked and no list gave points
+	if s.Scored {
+		score = PerlNum3(s.Level)
+	}
+	chunks := []string{" " + yes + ",", " score=" + score}
 	if s.Tag != nil {
 		chunks = append(chunks, " tagged_above="+spam.PerlNumber(*s.Tag))
 	}
@@ -326,12 +330,12 @@ func (v *Verdict) spamFields(r *Recipient) (fields []Field, status string) {
 	chunks = append(chunks, " autolearn=unavailable")
 	statusValue := strings.TrimPrefix(strings.Join(chunks, "\n"), " ")
 
-	score := s.Level
+	level := s.Level
 	if s.Blacklisted {
-		score = max(64, score)
+		level = max(64, level)
 	}
 	if s.Whitelisted {
-		score = min(0, score)
+		level = min(0, level)
 	}
 	if doTag && p.HeaderFieldAllowed("X-Spam-Flag") {
 		flag := "NO"
@@ -341,7 +345,7 @@ func (v *Verdict) spamFields(r *Recipient) (fields []Field, status string) {
 		fields = append(fields, Field{Name: "X-Spam-Flag", Value: flag})
 	}
 	if doTag && p.HeaderFieldAllowed("X-Spam-Score") {
-		fields = append(fields, Field{Name: "X-Spam-Score", Value: PerlNum3(score)})
+		fields = append(fields, Field{Name: "X-Spam-Score", Value: PerlNum3(level)})
 	}
 	if doTag && p.HeaderFieldAllowed("X-Spam-Level") && p.SaSpamLevelChar != "" {
 		fields = append(fields, Field{Name: "X-Spam-Level", Value: bar})

@@ -124,7 +124,7 @@ senders = { "soft@example.org" = -2.5 }
 		{"friend@example.org", "friend@example.org", 1000, true,
 			"X-Spam-Flag: NO\nX-Spam-Score: 0\nX-Spam-Level:\nX-Spam-Status: No, score=1000 tagged_above=2 required=6.31 WHITELISTED\n tests=[GTUBE] autolearn=unavailable\n", true},
 		{"x@mail.spammer.example", "x@mail.spammer.example", 0, false,
-			"X-Spam-Flag: YES\nX-Spam-Score: 64\nX-Spam-Level: ****************************************************************\nX-Spam-Status: Yes, score=0 tagged_above=2 required=6.31 BLACKLISTED tests=[]\n autolearn=unavailable\n", true},
+			"X-Spam-Flag: YES\nX-Spam-Score: 64\nX-Spam-Level: ****************************************************************\nX-Spam-Status: Yes, score=x tagged_above=2 required=6.31 BLACKLISTED tests=[]\n autolearn=unavailable\n", true},
 		{"anyone@example.net", "friend@example.org", 20, true, // the From address counts too
 			"X-Spam-Flag: NO\nX-Spam-Score: 0\nX-Spam-Level:\nX-Spam-Status: No, score=20 tagged_above=2 required=6.31 WHITELISTED\n tests=[GTUBE] autolearn=unavailable\n", true},
 		{"friend@example.org", "friend@example.org", 11.9, true, // whitelisted: tagged only 10 points higher

@@ -35,6 +35,7 @@ $sa_spam_subject_tag = '***SPAM*** ';
 $final_spam_destiny = D_PASS;
 @spam_scanners = ( ['Local Rspamd', 'Amavis::SpamControl::RspamdClient',
   url => 'http://%s/checkv2', score_factor => 6.31/15 ] );
+@blacklist_sender_maps = ( ['black@sender.example.org'] );
 `
 
 func sideSpamOurs(tag, rspamd string) []string {
@@ -43,6 +44,7 @@ func sideSpamOurs(tag, rspamd string) []string {
 		"sa_dsn_cutoff_level = 10", `sa_spam_subject_tag = "***SPAM*** "`, "quarantine_subdir_levels = 1",
 		"[[bypass_virus_checks_maps]]", "constant = true",
 		"[[local_domains_maps]]", `acl = [".example.com"]`,
+		"[[blacklist_sender_maps]]", `acl = ["black@sender.example.org"]`,
 		"[[spam_scanners]]", `name = "Local Rspamd"`, `type = "Amavis::SpamControl::RspamdClient"`,
 		fmt.Sprintf(`url = "http://%s/checkv2"`, rspamd), "score_factor = 0.42066666666666666",
 	}
@@ -169,6 +171,10 @@ $X_HEADER_LINE = "$myproduct_name at $mydomain";
 // sendXForward submits one message as Postfix's amavisfeed does (ESMTP with XFORWARD) and
 // returns the reply to the final dot.
 func sendXForward(t *testing.T, addr, msg string) string {
+	return sendXForwardFrom(t, addr, "bob@sender.example.org", msg)
+}
+
+func sendXForwardFrom(t *testing.T, addr, from, msg string) string {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -190,7 +196,7 @@ func sendXForward(t *testing.T, addr, msg string) string {
 	}
 	read()
 	for _, cmd := range []string{"EHLO mx.example.com", "XFORWARD NAME=client.example.org ADDR=192.0.2.7 PORT=4321 PROTO=ESMTP HELO=client.example.org",
-		"XFORWARD IDENT=4ABC123 SOURCE=REMOTE", "MAIL FROM:<bob@sender.example.org>", "RCPT TO:<x@example.com>", "DATA"} {
+		"XFORWARD IDENT=4ABC123 SOURCE=REMOTE", "MAIL FROM:<" + from + ">", "RCPT TO:<x@example.com>", "DATA"} {
 		fmt.Fprintf(c, "%s\r\n", cmd)
 		read()
 	}
@@ -235,14 +241,22 @@ func TestSpamSideBySidePerl(t *testing.T) {
 		ours := newDaemon(t, daemonConfig{Port: testenv.FreePort(t), ForwardPort: atoi(t, portOf(oursHop.Addr)), Extra: append([]string{
 			fmt.Sprintf("QUARANTINEDIR = %q", qdir)}, sideSpamOurs(tag, rs.Addr)...)})
 		ours.start()
-		for i, msg := range []string{gtube, ham} {
+		// GTUBE, ham, and ham from a blacklisted sender (no engine asked: score=x)
+		for i, msg := range []string{gtube, ham, strings.Replace(ham, "side-h@", "side-b@", 1)} {
 			name := fmt.Sprintf("tag %s, message %d", tag, i+1)
-			pr, or := sendXForward(t, perl.addr, msg), sendXForward(t, ours.Addr, msg)
+			from := "bob@sender.example.org"
+			if i == 2 {
+				from = "black@sender.example.org"
+			}
+			pr, or := sendXForwardFrom(t, perl.addr, from, msg), sendXForwardFrom(t, ours.Addr, from, msg)
 			pm, om := perlHop.Msgs(), oursHop.Msgs()
 			if len(pm) != i+1 || len(om) != i+1 {
 				t.Fatalf("%s: next hops got %d (Perl, %q) and %d (ours, %q) messages", name, len(pm), pr, len(om), or)
 			}
 			pd, od := string(pm[i].Data), string(om[i].Data)
+			if i == 2 && !strings.Contains(spamFields(od), "score=x tagged_above="+strings.TrimSuffix(tag, ".0")+" required=6.31 BLACKLISTED") {
+				t.Errorf("%s: no BLACKLISTED status without a score:\n%s", name, spamFields(od))
+			}
 			if pb, ob := sortTests(spamFields(pd)), sortTests(spamFields(od)); pb != ob {
 				t.Errorf("%s: X-Spam-* fields differ\nPerl:\n%s\nours:\n%s", name, pb, ob)
 			}
