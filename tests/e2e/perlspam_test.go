@@ -36,6 +36,8 @@ $final_spam_destiny = D_PASS;
 @spam_scanners = ( ['Local Rspamd', 'Amavis::SpamControl::RspamdClient',
   url => 'http://%s/checkv2', score_factor => 6.31/15 ] );
 @blacklist_sender_maps = ( ['black@sender.example.org'] );
+@whitelist_sender_maps = ( ['white@sender.example.org'] );
+@score_sender_maps = ( { '.' => [ { 'soft@sender.example.org' => -2.5 } ] } );
 `
 
 func sideSpamOurs(tag, rspamd string) []string {
@@ -45,6 +47,8 @@ func sideSpamOurs(tag, rspamd string) []string {
 		"[[bypass_virus_checks_maps]]", "constant = true",
 		"[[local_domains_maps]]", `acl = [".example.com"]`,
 		"[[blacklist_sender_maps]]", `acl = ["black@sender.example.org"]`,
+		"[[whitelist_sender_maps]]", `acl = ["white@sender.example.org"]`,
+		"[[score_sender_maps]]", `senders = { "soft@sender.example.org" = -2.5 }`,
 		"[[spam_scanners]]", `name = "Local Rspamd"`, `type = "Amavis::SpamControl::RspamdClient"`,
 		fmt.Sprintf(`url = "http://%s/checkv2"`, rspamd), "score_factor = 0.42066666666666666",
 	}
@@ -241,13 +245,13 @@ func TestSpamSideBySidePerl(t *testing.T) {
 		ours := newDaemon(t, daemonConfig{Port: testenv.FreePort(t), ForwardPort: atoi(t, portOf(oursHop.Addr)), Extra: append([]string{
 			fmt.Sprintf("QUARANTINEDIR = %q", qdir)}, sideSpamOurs(tag, rs.Addr)...)})
 		ours.start()
-		// GTUBE, ham, and ham from a blacklisted sender (no engine asked: score=x)
-		for i, msg := range []string{gtube, ham, strings.Replace(ham, "side-h@", "side-b@", 1)} {
+		// GTUBE, ham, ham from a blacklisted sender (no engine asked: score=x), GTUBE from a
+		// whitelisted one, ham from one that score_sender_maps gives -2.5 (AM.WBL)
+		froms := []string{"bob", "bob", "black", "white", "soft"}
+		for i, msg := range []string{gtube, ham, strings.Replace(ham, "side-h@", "side-b@", 1),
+			strings.Replace(gtube, "side-g@", "side-w@", 1), strings.Replace(ham, "side-h@", "side-s@", 1)} {
 			name := fmt.Sprintf("tag %s, message %d", tag, i+1)
-			from := "bob@sender.example.org"
-			if i == 2 {
-				from = "black@sender.example.org"
-			}
+			from := froms[i] + "@sender.example.org"
 			pr, or := sendXForwardFrom(t, perl.addr, from, msg), sendXForwardFrom(t, ours.Addr, from, msg)
 			pm, om := perlHop.Msgs(), oursHop.Msgs()
 			if len(pm) != i+1 || len(om) != i+1 {
@@ -256,6 +260,9 @@ func TestSpamSideBySidePerl(t *testing.T) {
 			pd, od := string(pm[i].Data), string(om[i].Data)
 			if i == 2 && !strings.Contains(spamFields(od), "score=x tagged_above="+strings.TrimSuffix(tag, ".0")+" required=6.31 BLACKLISTED") {
 				t.Errorf("%s: no BLACKLISTED status without a score:\n%s", name, spamFields(od))
+			}
+			if i == 3 && tag == "-999" && !strings.Contains(spamFields(od), "WHITELISTED") || i == 4 && tag == "-999" && !strings.Contains(spamFields(od), "tests=[AM.WBL=-2.5,") {
+				t.Errorf("%s: whitelisted or soft-listed sender not shown:\n%s", name, spamFields(od))
 			}
 			if pb, ob := sortTests(spamFields(pd)), sortTests(spamFields(od)); pb != ob {
 				t.Errorf("%s: X-Spam-* fields differ\nPerl:\n%s\nours:\n%s", name, pb, ob)
