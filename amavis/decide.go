@@ -13,7 +13,7 @@ func (d *Daemon) decide(m *Message) error {
 	v, err := verdict.Decide(verdict.Input{
 		Config: m.cfg, Policy: m.Policy, LogID: m.LogID,
 		Sender: m.Sender, Recipients: m.Recips, Header: m.Header, SMTPUTF8: m.SMTPUTF8,
-		Size: m.Size, Bulk: m.Bulk, Unpacked: m.Unpacked, AV: m.AV, Spam: m.Spam,
+		Size: m.Size, Bulk: m.Bulk, Unpacked: m.Unpacked, AV: m.AV, Spam: m.Spam, Received: m.RxTime,
 	})
 	if err != nil {
 		return &stageError{section: "check-banned", err: err}

@@ -3,6 +3,7 @@ package verdict
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"amavisgo/conf"
 	"amavisgo/lookup"
@@ -34,6 +35,8 @@ type Input struct {
 	// Spam is what the spam engines said; nil when no spam engine is configured (then no
 	// spam phase at all, as amavis without anti-spam code).
 	Spam *SpamInput
+	// Received is when the message came in (the subject tag macros _DATE_ and _U_).
+	Received time.Time
 }
 
 // Checks tells which checks any recipient needs, so the daemon can skip the others: amavis
@@ -82,6 +85,7 @@ type Verdict struct {
 	xHeaderLine string
 	hasSubject  bool
 	myhostname  string
+	received    time.Time
 	spamChecked bool     // the spam phase ran (Input.Spam was set)
 	spamPresent []string // the incoming X-Spam-* fields remove_existing_spam_headers deletes
 }
@@ -111,7 +115,7 @@ func Decide(in Input) (*Verdict, error) {
 func newVerdict(in Input) *Verdict {
 	p := in.Policy
 	o := p.LookupOptions()
-	v := &Verdict{LogID: in.LogID, policy: p, xHeaderLine: p.X_HEADER_LINE, Recips: in.Recipients}
+	v := &Verdict{LogID: in.LogID, policy: p, xHeaderLine: p.X_HEADER_LINE, Recips: in.Recipients, received: in.Received}
 	if in.Config != nil {
 		v.xHeaderLine = in.Config.XHeaderLine(p)
 		v.myhostname = in.Config.Myhostname

@@ -367,7 +367,8 @@ func (v *Verdict) removesSpamHeaders(r *Recipient) bool {
 }
 
 // spamSubjectTag is the subject tag of a spam category (%subject_tag_maps_by_ccat), its
-// macros expanded.
+// macros expanded as add_forwarding_header_edits_per_recip expands them: _SCORE_ _REQD_
+// _YESNO_ _YESNOCAPS_ _HOSTNAME_ _DATE_ _U_ _LOGID_ _MAILID_ _SUBJPREFIX_.
 func (v *Verdict) spamSubjectTag(r *Recipient, c CCat, mailID string) string {
 	p := v.policy
 	o := p.LookupOptions()
@@ -394,6 +395,9 @@ func (v *Verdict) spamSubjectTag(r *Recipient, c CCat, mailID string) string {
 		"SCORE": PerlNum3(r.Spam.Level), "REQD": reqd,
 		"YESNO": map[bool]string{true: "Yes", false: "No"}[yes], "YESNOCAPS": map[bool]string{true: "YES", false: "NO"}[yes],
 		"HOSTNAME": v.myhostname, "LOGID": v.LogID, "MAILID": mailID, "SUBJPREFIX": "",
+		// rfc2822_timestamp (local time, %e day) and iso8601_utc_timestamp of Amavis's tools
+		"DATE": v.received.Local().Format("Mon, _2 Jan 2006 15:04:05 -0700 (MST)"),
+		"U":    v.received.UTC().Format("20060102T150405Z"),
 	}
 	var b strings.Builder
 	for {

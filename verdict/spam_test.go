@@ -3,6 +3,7 @@ package verdict
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"amavisgo/conf"
 )
@@ -181,5 +182,19 @@ func TestRemoveExistingSpamHeaders(t *testing.T) {
 		if got := string(h.EditHeader(in.Header)); got != want {
 			t.Errorf("%s: %q, want %q", v.Recips[i].Addr, got, want)
 		}
+	}
+}
+
+// TestSubjectTagMacros: the macros of a spam subject tag, as amavis expands them.
+func TestSubjectTagMacros(t *testing.T) {
+	cfg := parseConf(t, strings.Replace(debianSpam, `sa_spam_subject_tag = "***SPAM*** "`,
+		`sa_spam_subject_tag = "[_SCORE_/_REQD_ _YESNO_ _YESNOCAPS_ _HOSTNAME_ _U_ _LOGID_ _MAILID_ _X_SCORE_] "`, 1)+
+		"myhostname = \"mx.example.com\"\n")
+	in := spamInput(t, cfg, 7.25, "A")
+	in.Received = time.Date(2026, 11, 22, 9, 45, 23, 0, time.UTC)
+	v := mustDecide(t, in)
+	h := v.HeaderEdits(v.Recips[0], "CnZaXJZ2eOZf", false)
+	if want := "[7.25/6.31 Yes YES mx.example.com 20261122T094523Z 12345-03 CnZaXJZ2eOZf _X7.25] "; h.SubjectTag != want {
+		t.Errorf("tag %q, want %q", h.SubjectTag, want)
 	}
 }
