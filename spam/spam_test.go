@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,19 @@ func TestRspamd(t *testing.T) {
 		r := rep.Results[0]
 		if r.Err != nil || r.Score > 2 || !strings.Contains(r.Log, "(no action)") || !strings.Contains(r.Tests, "MIME_GOOD=-0.1") {
 			t.Fatalf("%+v", rep)
+		}
+	})
+	t.Run("request meta", func(t *testing.T) {
+		m := gtube(t)
+		m.QueueID = "4META1"
+		if rep := set(t, 0, e).Check(ctx(t), m); rep.Failed {
+			t.Fatal(rep.FailReason())
+		}
+		// rspamd logs what amavis's request headers told it: Queue-Id, IP, From, Rcpt
+		want := "qid: <4META1>, ip: 192.0.2.1, from: <sender@example.org>, (default: S (reject): [15.00/15.00] [GTUBE(0.00){}]), len: " +
+			strconv.FormatInt(m.Size, 10)
+		if log := rs.Log(); !strings.Contains(log, want) || !strings.Contains(log, "rcpts: <rcpt@example.com>,") {
+			t.Errorf("rspamd's log lacks %q:\n%s", want, log)
 		}
 	})
 	t.Run("300 KiB", func(t *testing.T) {
