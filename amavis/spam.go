@@ -18,15 +18,15 @@ func newSpamSet(cfg *conf.Config) (*spam.Set, error) {
 }
 
 // spamCheck asks the spam engines, as check_mail in Amavis.pm does: not at all without
-// engines, nor when every recipient bypasses spam checks or the sender lists decide for
-// every recipient. A failed engine is logged and counts as score 0; with
+// engines, nor when every recipient bypasses spam checks, is blocked anyway by what was
+// found so far, or is decided by the sender lists. A failed engine is logged and counts as score 0; with
 // spam_scanner_failure = "tempfail" it is a 451 instead.
 func (d *Daemon) spamCheck(ctx context.Context, m *Message, wanted bool) error {
 	if !m.eng.spam.Configured() {
 		return nil
 	}
 	m.Spam = &verdict.SpamInput{}
-	if !wanted || verdict.AllListed(m.Policy, m.Sender, m.Header, m.Recips) {
+	if !wanted || blockedAnyway(m) || verdict.AllListed(m.Policy, m.Sender, m.Header, m.Recips) {
 		return nil
 	}
 	hs := m.Size
@@ -54,6 +54,25 @@ func (d *Daemon) spamCheck(ctx context.Context, m *Message, wanted bool) error {
 		return &stageError{section: "spam_scan", err: errors.New(rep.FailReason())}
 	}
 	return nil
+}
+
+// blockedAnyway: what was found so far (a virus, a banned part...) blocks every recipient, so
+// the spam engines need not be asked (check_mail's preliminary destiny in Amavis.pm). The
+// records Decide fills in here are filled in again by the real decision.
+func blockedAnyway(m *Message) bool {
+	in := verdictInput(m)
+	in.Spam = nil
+	v, err := verdict.Decide(in)
+	if err != nil {
+		return false // the real decision meets the error again
+	}
+	for _, r := range v.Recips {
+		if !r.Blocked {
+			return false
+		}
+	}
+	m.tl.Logf(5, "bypassing of spam checks, message will be blocked anyway due to %s", v.Blocking)
+	return true
 }
 
 // logSpamTag is amavis's level-2 line per cluster of recipients with a spam status.

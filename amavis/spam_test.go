@@ -186,6 +186,22 @@ score_factor = 0.42066666666666666
 			t.Errorf("%d copies (no admin notice wanted), quarantine %v, log %s", len(r.copies), r.qfiles, r.line)
 		}
 	})
+	t.Run("virus blocks everyone: rspamd not asked", func(t *testing.T) {
+		clamd := testenv.StartClamd(t)
+		av := fmt.Sprintf("[[av_scanners]]\nname = \"ClamAV-clamd\"\ntype = \"clamd\"\nsockets = [%q]\nquery = \"CONTSCAN {}\\n\"\n"+
+			"clean_pattern = '\\bOK$'\ninfected_pattern = '\\bFOUND$'\nnames_pattern = '^.*?: (?!Infected Archive)(.*) FOUND$'\n", clamd.Socket)
+		before := rs.Scanned(t)
+		msg := strings.Replace(gtubeMessage("v1@sender.example.org"), testenv.GTUBE, testenv.EICAR, 1)
+		r := runSpam(t, engine+av, "bob@sender.example.org", msg)
+		if rs.Scanned(t) != before || !strings.Contains(r.line, ") Blocked INFECTED (") || !strings.Contains(r.line, ", Hits: -, ") {
+			t.Errorf("rspamd scanned %d -> %d; log line %s", before, rs.Scanned(t), r.line)
+		}
+		// one recipient a virus lover: the message passes for it, so rspamd is asked
+		r = runSpam(t, engine+av+"[[virus_lovers_maps]]\nacl = [\"x@example.com\"]\n", "bob@sender.example.org", msg)
+		if rs.Scanned(t) != before+1 || !strings.Contains(r.line, ") Passed INFECTED (") || strings.Contains(r.line, ", Hits: -, ") {
+			t.Errorf("with a virus lover: rspamd scanned %d -> %d; log line %s", before, rs.Scanned(t), r.line)
+		}
+	})
 	t.Run("spam lover", func(t *testing.T) {
 		r := runSpam(t, "final_spam_destiny = \"D_DISCARD\"\n"+engine+"\n[[spam_lovers_maps]]\nacl = [\"x@example.com\"]\n", "bob@sender.example.org", gtubeMessage("g3@sender.example.org"))
 		if len(r.copies) != 1 || !strings.Contains(r.hopData, "X-Spam-Flag: YES\r\n") || !strings.Contains(r.line, ") Passed SPAM {RelayedTaggedInbound,Quarantined}, ") {
