@@ -347,7 +347,10 @@ the machine's load average. CPU is the filter's utime+stime (its reaped children
 message; clamd's CPU is shown separately. Peak RSS is VmHWM for a single process, else the
 largest sum of the processes' RSS sampled every 100 ms (the Perl master and its children).
 Both daemons: Debian's defaults (clamd entry, banned-file rules, D_DISCARD for viruses with
-quarantine and a notice to virus_admin), log_level 0 to a file, spam checks off. Perl:
+quarantine and a notice to virus_admin), log_level 0 to a file, spam checks off except in the
+loads "2 KB via spamd" / "2 KB via rspamd", where both ask the same engine (Perl's SpamdClient /
+RspamdClient, Debian's spam levels; spamd on 127.0.0.1:783, SpamdClient's only address) and the
+engine's CPU is measured over its process tree. Perl:
 $enable_db off; at max_servers 1 amavis runs as one plain Net::Server process, which exits
 after $max_requests tasks, so there $max_requests = 0 (elsewhere the default 20).
 `
