@@ -24,7 +24,7 @@ type stageError struct {
 
 func (e *stageError) Error() string { return e.section + " FAILED: " + e.err.Error() }
 
-// check decodes the message and scans it for viruses. Decoding and scanning run only when a
+// check decodes the message, scans it for viruses and asks the spam engines (spam.go). Decoding and scanning run only when a
 // recipient needs them; the virus scan is skipped when decoding went over a limit (the
 // message is then UNCHECKED, as in amavis).
 func (d *Daemon) check(ctx context.Context, m *Message) error {
@@ -50,7 +50,7 @@ func (d *Daemon) check(ctx context.Context, m *Message) error {
 			m.tl.Logf(2, "virus_scan: %s took %d ms", en.Name, en.Duration.Milliseconds())
 		}
 	}
-	return nil
+	return d.spamCheck(ctx, m, checks.Spam)
 }
 
 // isBulk tells mailing-list, bulk and automatic mail as amavis does (Amavis.pm's

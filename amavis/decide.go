@@ -10,11 +10,7 @@ import (
 // decide fills in each recipient's decision (verdict.Decide): its categories, its destiny and,
 // when blocked, its reply, which is then final.
 func (d *Daemon) decide(m *Message) error {
-	v, err := verdict.Decide(verdict.Input{
-		Config: m.cfg, Policy: m.Policy, LogID: m.LogID,
-		Sender: m.Sender, Recipients: m.Recips, Header: m.Header, SMTPUTF8: m.SMTPUTF8,
-		Size: m.Size, Bulk: m.Bulk, Unpacked: m.Unpacked, AV: m.AV,
-	})
+	v, err := verdict.Decide(verdictInput(m))
 	if err != nil {
 		return &stageError{section: "check-banned", err: err}
 	}
@@ -26,4 +22,13 @@ func (d *Daemon) decide(m *Message) error {
 		return &stageError{section: "virus_scan", err: errors.New(m.AV.FailReason), reply: v.Tempfail}
 	}
 	return nil
+}
+
+// verdictInput is what verdict.Decide is told about m.
+func verdictInput(m *Message) verdict.Input {
+	return verdict.Input{
+		Config: m.cfg, Policy: m.Policy, LogID: m.LogID,
+		Sender: m.Sender, Recipients: m.Recips, Header: m.Header, SMTPUTF8: m.SMTPUTF8,
+		Size: m.Size, Bulk: m.Bulk, Unpacked: m.Unpacked, AV: m.AV, Spam: m.Spam, Received: m.RxTime,
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"amavisgo/quarantine"
 	"amavisgo/quarantine/ampdp"
 	"amavisgo/scanners"
+	"amavisgo/spam"
 	"amavisgo/unpack"
 )
 
@@ -26,6 +27,7 @@ type engines struct {
 	cfg      *conf.Config
 	unpacker *unpack.Unpacker
 	av       *scanners.Set
+	spam     *spam.Set
 	store    *quarantine.Store
 	notifier *notify.Notifier
 	release  *ampdp.Server
@@ -53,12 +55,17 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 	if len(path) == 0 {
 		path = nil // unpack searches $PATH then, as scanners do
 	}
+	spamSet, err := newSpamSet(cfg)
+	if err != nil {
+		return nil, err
+	}
 	sender := &amavissmtp.Sender{LocalhostName: cfg.LocalhostName, Timeout: 2 * time.Minute, Pool: d.pool}
 	store := quarantine.NewStore(cfg, countingSender{Sender: sender, metrics: d.metrics, kind: "SubmitQuar"})
 	e := &engines{
 		cfg:      cfg,
 		unpacker: unpack.New(lim, path, func(format string, args ...any) { process.Logf(1, format, args...) }),
 		av:       av,
+		spam:     spamSet,
 		store:    store,
 		notifier: notify.New(cfg, countingSender{Sender: sender, metrics: d.metrics}),
 	}

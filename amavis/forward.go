@@ -238,6 +238,7 @@ func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 		c.rs = append(c.rs, r)
 	}
 	for _, c := range clusters {
+		logSpamTag(m, c.edits.SpamStatus, c.rs)
 		header, skip := d.dkimHeader(m, c.edits, c.rs)
 		d.forward(ctx, m, m.Policy.Forward(), header, skip, c.rs)
 	}

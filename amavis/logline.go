@@ -154,7 +154,9 @@ func mainLine(m *Message, passed string, rs []*verdict.Recipient, elapsed time.D
 		b.WriteString(", mail_id: ")
 		b.WriteString(m.MailID)
 	}
-	b.WriteString(", Hits: -, size: ")
+	b.WriteString(", Hits: ")
+	b.WriteString(m.Verdict.Hits())
+	b.WriteString(", size: ")
 	b.WriteString(itoa(m.Size))
 	if passed == "Passed" {
 		var qs []string

@@ -72,6 +72,7 @@ type Message struct {
 	tl          *taskLog
 	Unpacked    *unpack.Result
 	AV          scanners.Report
+	Spam        *verdict.SpamInput // what the spam engines said (nil: none configured)
 	Verdict     *verdict.Verdict
 	Quarantined []string // quarantine locations, relative to QUARANTINEDIR
 	Bulk        bool     // mailing-list, bulk or automatic mail (no DSN for it)

@@ -40,7 +40,7 @@ func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 		if r.Blocked {
 			blocked = append(blocked, r.Addr)
 		}
-		if k, ok := quarantineKind(r.Category()); ok && k.Method(m.Policy) != "" {
+		if k, ok := quarantineKind(r.Category()); ok && k.Method(m.Policy) != "" && !(k == quarantine.Spam && r.Spam.NoQuarantine) {
 			if _, seen := byKind[k]; !seen {
 				kinds = append(kinds, k)
 			}
@@ -73,7 +73,7 @@ func (d *Daemon) quarantine(ctx context.Context, m *Message) error {
 	received := hdr.Fold(nil, "Received:", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname), lf)
 	qm := &quarantine.Message{
 		MailID: m.MailID, LogID: m.LogID, Received: m.RxTime, Sender: m.Sender,
-		Recipients: all, Blocked: blocked, Fields: quarantine.Fields(alerts, nil),
+		Recipients: all, Blocked: blocked, Fields: quarantine.Fields(alerts, spamInfo(m)),
 		ReceivedField: string(received), Original: m.File,
 	}
 	for _, k := range kinds {

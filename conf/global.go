@@ -16,6 +16,7 @@ type Global struct {
 	TempdirGlobal    // allow_preserving_evidence (conf/tempdir.go)
 	SQLGlobal        // storage_sql_dsn, lookup_sql_dsn, sql_clause... (conf/sql.go)
 	PerlGlobal       // allow_unimplemented (conf/perl.go)
+	SpamGlobal       // spam_scanners (conf/spam.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -126,6 +127,9 @@ func (g *Global) validate() error {
 		return invalid("metrics_listen", "%v", err)
 	}
 	if err := g.SQLGlobal.validate(); err != nil {
+		return err
+	}
+	if err := g.SpamGlobal.validate(); err != nil {
 		return err
 	}
 	for _, s := range g.InetSocketPort {

@@ -16,6 +16,7 @@ type Policy struct {
 	AMPDPPolicy // prepend_header_fields_hdridx (conf/ampdp.go)
 	HeaderFixPolicy
 	LogPolicy
+	SpamPolicy // conf/spam.go
 
 	// PolicyBankPath records the banks loaded, "ORIGINATING/MYNETS" (amavis's %p); "" for the base.
 	PolicyBankPath string `toml:"-"`
@@ -105,6 +106,7 @@ func (p *Policy) setDefaults() {
 	p.QuarantinePolicy.setDefaults()
 	p.DKIMPolicy.setDefaults()
 	p.HeaderFixPolicy.setDefaults()
+	p.SpamPolicy.setDefaults()
 }
 
 func (p *Policy) validate() error {
@@ -120,10 +122,13 @@ func (p *Policy) validate() error {
 	if err := p.LogPolicy.validate(); err != nil {
 		return err
 	}
+	if err := p.SpamPolicy.validate(); err != nil {
+		return err
+	}
 	return p.QuarantinePolicy.validate()
 }
 
-// clone copies a policy so that a bank can be decoded over it: maps and slices are copied too,
+// clone copies a policy so that a bank can be decoded over it: maps, slices and pointers are copied too,
 // because the TOML decoder merges into an existing map and reuses a slice's array, which must
 // not be the base bank's.
 func (p *Policy) clone() *Policy {
@@ -144,6 +149,12 @@ func copyMapsAndSlices(v reflect.Value) {
 		case reflect.Slice:
 			if !f.IsNil() {
 				f.Set(reflect.AppendSlice(reflect.MakeSlice(f.Type(), 0, f.Len()), f))
+			}
+		case reflect.Pointer: // e.g. a spam level: the decoder writes through it
+			if !f.IsNil() && f.Elem().Kind() != reflect.Struct {
+				c := reflect.New(f.Type().Elem())
+				c.Elem().Set(f.Elem())
+				f.Set(c)
 			}
 		case reflect.Map:
 			if f.IsNil() {

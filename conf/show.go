@@ -139,12 +139,13 @@ type KeyInfo struct {
 
 // ourOwnKeys are settings amavis does not have; each says why it exists.
 var ourOwnKeys = map[string]string{
-	"metrics_listen":      "amavisgo only: the Prometheus /metrics listener, off by default (amavis keeps its counters in BerkeleyDB for amavisd-agent)",
-	"allow_run_as_root":   "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
-	"dkim_key":            "amavis's dkim_key('example.com', 'sel', '/path/key.pem', tag => value) calls: one [[dkim_key]] each, with domain, selector, key_file, options",
-	"sql_timeout":         "amavisgo only: seconds for connecting to a database and for each statement",
-	"sql_release_peers":   `amavisgo only: myhostname = "inet:host:port" of other nodes' AM.PDP sockets, for releasing their local: quarantine`,
-	"allow_unimplemented": "amavisgo only: a Perl configuration may enable spam, SQL, LDAP or DKIM settings not implemented yet (they are ignored with a warning)",
+	"metrics_listen":       "amavisgo only: the Prometheus /metrics listener, off by default (amavis keeps its counters in BerkeleyDB for amavisd-agent)",
+	"allow_run_as_root":    "amavisgo only: amavis always refuses to run as root; here it must be allowed explicitly",
+	"dkim_key":             "amavis's dkim_key('example.com', 'sel', '/path/key.pem', tag => value) calls: one [[dkim_key]] each, with domain, selector, key_file, options",
+	"sql_timeout":          "amavisgo only: seconds for connecting to a database and for each statement",
+	"sql_release_peers":    `amavisgo only: myhostname = "inet:host:port" of other nodes' AM.PDP sockets, for releasing their local: quarantine`,
+	"allow_unimplemented":  "amavisgo only: a Perl configuration may enable spam, SQL, LDAP or DKIM settings not implemented yet (they are ignored with a warning)",
+	"spam_scanner_failure": `amavisgo only: "tempfail" answers 451 when a spam engine fails; amavis (and "pass") counts it as score 0`,
 }
 
 // amavisSigils are the variables whose sigil does not follow from the Go type.
@@ -177,6 +178,8 @@ var keyNotes = map[string]string{
 	"storage_sql_dsn":                      `a list of ["DBI:Pg:database=...;host=...", user, password], tried in order`,
 	"lookup_sql_dsn":                       `a list of ["DBI:mysql:database=...;host=...", user, password], tried in order`,
 	"partition_tag":                        "a number or a string; amavis's code form is not taken",
+	"spam_scanners":                        `[[spam_scanners]] tables with name, type ("spamd", "rspamd" or amavis's module name) and the module's options`,
+	"score_sender_maps":                    "[[score_sender_maps]] tables with recipients (an acl) and senders (sender = points)",
 }
 
 // Keys lists every key the configuration knows, globals first, in struct order.

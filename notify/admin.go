@@ -22,6 +22,9 @@ func adminFor(p *conf.Policy, r *verdict.Recipient) string {
 		}
 		return p.VirusAdmin.Lookup(r.Addr, p.LookupOptions())
 	case CC_SPAM:
+		if r.Spam.NoAdminNotice { // over spam_notifyadmin_cutoff_level_maps
+			return ""
+		}
 		return p.SpamAdmin.Lookup(r.Addr, p.LookupOptions())
 	case CC_BADH:
 		return p.BadHeaderAdmin.Lookup(r.Addr, p.LookupOptions())

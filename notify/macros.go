@@ -11,6 +11,7 @@ import (
 	"amavisgo/hdr"
 	"amavisgo/notify/template"
 	"amavisgo/smtp"
+	"amavisgo/verdict"
 )
 
 // RFC2822Date is amavis's date form (rfc2822_timestamp), the day padded with a space:
@@ -146,6 +147,7 @@ func (n *Notifier) macros(m *Message, f string, to []string, willDSN bool) templ
 		"f": f, "T": to, "C": []string{}, "B": []string{},
 		"H":    headerLines(m.Header),
 		"dkim": "", "tls_in": "",
+		"c": verdict.Hits(m.Recipients), "SCORE": verdict.Hits(m.Recipients),
 		"ccat_maj":  strconv.Itoa(m.Category.Major),
 		"ccat_min":  strconv.Itoa(m.Category.Minor),
 		"ccat_name": m.Category.Name(),

@@ -2,7 +2,9 @@ package verdict
 
 import (
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	"amavisgo/conf"
 	"amavisgo/lookup"
@@ -31,6 +33,11 @@ type Input struct {
 	// AV is the virus scan's report; leave it zero when no scan ran (every recipient bypasses
 	// virus checks, or Unpacked.Hold is set).
 	AV scanners.Report
+	// Spam is what the spam engines said; nil when no spam engine is configured (then no
+	// spam phase at all, as amavis without anti-spam code).
+	Spam *SpamInput
+	// Received is when the message came in (the subject tag macros _DATE_ and _U_).
+	Received time.Time
 }
 
 // Checks tells which checks any recipient needs, so the daemon can skip the others: amavis
@@ -78,6 +85,10 @@ type Verdict struct {
 	policy      *conf.Policy
 	xHeaderLine string
 	hasSubject  bool
+	myhostname  string
+	received    time.Time
+	spamChecked bool     // the spam phase ran (Input.Spam was set)
+	spamPresent []string // the incoming X-Spam-* fields remove_existing_spam_headers deletes
 }
 
 // Decide makes the decision for every recipient of in.Recipients, phase by phase: each check
@@ -93,6 +104,7 @@ func Decide(in Input) (*Verdict, error) {
 		return nil, err
 	}
 	v.virusScan(in)
+	v.spam(in)
 	v.oversized(in.Size)
 	v.block(in)
 	return v, nil
@@ -104,13 +116,20 @@ func Decide(in Input) (*Verdict, error) {
 func newVerdict(in Input) *Verdict {
 	p := in.Policy
 	o := p.LookupOptions()
-	v := &Verdict{LogID: in.LogID, policy: p, xHeaderLine: p.X_HEADER_LINE, Recips: in.Recipients}
+	v := &Verdict{LogID: in.LogID, policy: p, xHeaderLine: p.X_HEADER_LINE, Recips: in.Recipients, received: in.Received}
 	if in.Config != nil {
 		v.xHeaderLine = in.Config.XHeaderLine(p)
+		v.myhostname = in.Config.Myhostname
 	}
 	for _, f := range SplitHeader(in.Header) {
-		if strings.EqualFold(fieldName(f), "Subject") {
+		name := fieldName(f)
+		if strings.EqualFold(name, "Subject") {
 			v.hasSubject = true
+		}
+		for _, s := range spamRemovable {
+			if strings.EqualFold(name, s) && !slices.Contains(v.spamPresent, s) {
+				v.spamPresent = append(v.spamPresent, s)
+			}
 		}
 	}
 	v.CCats.Add(CC_CLEAN, 0)

@@ -11,6 +11,9 @@
 //  2. One Recipient per RCPT, its smtp.Recipient filled in; checks := Plan(p, recipients).
 //     Decode (unpack) when checks.Decode; scan for viruses when checks.Virus and the
 //     decoding put nothing on hold (Result.Hold == "").
+//     With spam engines configured, ask them (package spam) unless every recipient bypasses
+//     spam checks or AllListed says the sender lists decide for all, and pass what they said
+//     as Input.Spam (nil without engines: no spam phase, no X-Spam-* fields, Hits "-").
 //  3. v, err := Decide(Input{Recipients: recipients, ...}) fills in each record's decision;
 //     v.Recips are the same records. An error (a banned rule out of time) is a 451 with
 //     section "check-banned". v.Tempfail, when set, is the 451 reply for the whole message

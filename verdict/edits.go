@@ -8,13 +8,19 @@ import (
 	"amavisgo/hdr"
 )
 
-// Field is a header field to add.
+// Field is a header field to add. A Value with line feeds is structured, as amavis's
+// EditHeader takes one: it is folded only where a line feed is, each followed by a blank
+// (X-Spam-Status), the pieces joined on one line as long as they fit in 78 columns.
 type Field struct{ Name, Value string }
 
 // String is the field as it goes on the wire: non-ASCII values RFC 2047-encoded, a value over
 // 78 columns wrapped as Amavis::Out::EditHeader's hdr wraps it (wrapField), CRLF at the end.
 func (f Field) String() string {
 	v := f.Value
+	if strings.Contains(v, "\n") && nonASCII(v) < 0 {
+		chunks := strings.Split(" "+v, "\n")
+		return string(hdr.Fold(nil, f.Name+":", chunks, hdr.Style{Width: 78, EOL: "\r\n"})) + "\r\n"
+	}
 	if nonASCII(v) >= 0 {
 		v = mime.QEncoding.Encode("UTF-8", v)
 	}
@@ -146,9 +152,11 @@ type HeaderEdits struct {
 	Delete     []string
 	Add        []Field
 	SubjectTag string // "" when the Subject stays as it is
-	// Tagged is amavis's recip_tagged: the copy carries an alert or a subject tag (the log
-	// says RelayedTagged).
+	// Tagged is amavis's recip_tagged: the copy carries an alert, X-Spam-Flag: YES or a
+	// subject tag (the log says RelayedTagged).
 	Tagged bool
+	// SpamStatus is X-Spam-Status unfolded, for the level-2 spam-tag line; "" without one.
+	SpamStatus string
 }
 
 // Key identifies a set of edits, for clustering recipients into transactions: recipients
@@ -183,6 +191,9 @@ func (v *Verdict) HeaderEdits(r *Recipient, mailID string, quarantined bool) Hea
 			h.Add = append(h.Add, Field{"X-Amavis-Hold", v.Hold})
 		}
 	}
+	if v.spamChecked && v.removesSpamHeaders(r) {
+		h.Delete = append(h.Delete, v.spamPresent...)
+	}
 	tag := p.X_HEADER_TAG
 	addTag := validFieldName(tag) && v.xHeaderLine != "" && v.xTagAllowed()
 	if addTag && p.RemoveExistingXScannedHeaders {
@@ -207,8 +218,16 @@ func (v *Verdict) HeaderEdits(r *Recipient, mailID string, quarantined bool) Hea
 			h.Add = append(h.Add, Field{"X-Amavis-Alert", "BAD HEADER SECTION, " + alertText(strings.TrimSuffix(v.BadHeaders[0], "\n"))})
 		}
 	}
+	if v.spamChecked {
+		fields, status := v.spamFields(r)
+		h.Add = append(h.Add, fields...)
+		h.SpamStatus = status
+		if r.Local && r.CCats.Has(CC_SPAMMY, 0) && p.HeaderFieldAllowed("X-Spam-Flag") {
+			h.Tagged = true
+		}
+	}
 	if r.Local {
-		if t := v.subjectTag(r); t != "" {
+		if t := v.subjectTag(r, mailID); t != "" {
 			h.Tagged = true
 			if v.hasSubject {
 				h.SubjectTag = t
@@ -244,9 +263,10 @@ func validFieldName(s string) bool {
 }
 
 // subjectTag is the first non-empty tag of %subject_tag_maps_by_ccat among r's categories:
-// VIRUS "***INFECTED*** ", UNCHECKED undecipherable_subject_tag (the spam tags come with the
-// spam checks).
-func (v *Verdict) subjectTag(r *Recipient) string {
+// VIRUS "***INFECTED*** ", UNCHECKED undecipherable_subject_tag, SPAMMY,1
+// spam_subject_tag3_maps, SPAMMY spam_subject_tag2_maps (sa_spam_subject_tag), CLEAN,1
+// spam_subject_tag_maps (sa_spam_subject_tag1); SPAM has none of its own.
+func (v *Verdict) subjectTag(r *Recipient, mailID string) string {
 	for _, c := range r.CCats {
 		var t string
 		switch c {
@@ -254,6 +274,10 @@ func (v *Verdict) subjectTag(r *Recipient) string {
 			t = "***INFECTED*** "
 		case CCat{CC_UNCHECKED, 0}:
 			t = v.policy.UndecipherableSubjectTag
+		default:
+			if v.spamChecked {
+				t = v.spamSubjectTag(r, c, mailID)
+			}
 		}
 		if t != "" {
 			return t

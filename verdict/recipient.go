@@ -27,6 +27,7 @@ type Recipient struct {
 	Banned       []BannedPart
 	BannedReason string // %F: the first banned part, "comment:.exe,.exe-ms,run.exe"
 	OverLimit    int64  // the recipient's size limit when CC_OVERSIZED
+	Spam         Spam   // its spam level, tests, sender lists and levels
 
 	// Reply is the recipient's reply. Decide sets a blocked recipient's, e.g.
 	// "554 5.7.0 Reject, id=12345-01 - INFECTED: Eicar-Test-Signature"; the daemon sets a

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -124,5 +125,23 @@ func TestWritePNG(t *testing.T) {
 	}
 	if err := WritePNG(&b, nil); err == nil {
 		t.Error("no points: want an error")
+	}
+}
+
+// TestWriteSpamMarkdown: the spam loads get their table with each filter's CPU as a share of
+// the engine's; other loads do not.
+func TestWriteSpamMarkdown(t *testing.T) {
+	pts := []Point{
+		{Filter: Ours, Load: LoadRspamd, Sessions: 1, Messages: 100, Samples: []Sample{{MsgsPerSec: 200, CPUms: 0.2, EngineCPUms: 4}}},
+		{Filter: Perl, Load: LoadRspamd, Sessions: 1, Messages: 100, Samples: []Sample{{MsgsPerSec: 50, CPUms: 8, EngineCPUms: 4}}},
+		{Filter: Ours, Load: Load2KB, Sessions: 1, Messages: 100, Samples: []Sample{{MsgsPerSec: 900, CPUms: 0.1}}},
+	}
+	var b bytes.Buffer
+	if err := WriteSpamMarkdown(&b, pts); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "| 2 KB via rspamd | 1 | ") || !strings.Contains(out, "| 5.00 % |") || !strings.Contains(out, "| 200 % |") || strings.Contains(out, "| 2 KB | ") {
+		t.Errorf("spam table:\n%s", out)
 	}
 }

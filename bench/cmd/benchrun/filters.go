@@ -27,8 +27,9 @@ type filterRun struct {
 // filterDaemon starts a content filter in front of the sink.
 type filterDaemon interface {
 	// start runs the filter with max_servers = servers, listening on a free
-	// port, forwarding to next, scanning with the clamd on clamdSocket.
-	start(dir string, servers int, next, clamdSocket string) (*filterRun, error)
+	// port, forwarding to next, scanning with the clamd on clamdSocket and asking the
+	// spam engine of sp.
+	start(dir string, servers int, next, clamdSocket string, sp spamSetup) (*filterRun, error)
 }
 
 // homeDirs creates MYHOME with its tmp/, db/ and virusmails/ owned by the
@@ -66,10 +67,10 @@ func homeDirs(dir string) (string, error) {
 // checks bypassed, MIME decoding and banned-file checks on.
 type perlDaemon struct{ bin string }
 
-func (d perlDaemon) start(dir string, servers int, next, clamdSocket string) (*filterRun, error) {
+func (d perlDaemon) start(dir string, servers int, next, clamdSocket string, sp spamSetup) (*filterRun, error) {
 	// 32 Perl children need a while to fork and compile.
 	return startFilter(dir, "amavisd-new", d.bin, "amavisd.conf", func(home string, port int) string {
-		return perlConfig(home, port, servers, next, clamdSocket)
+		return strings.Replace(perlConfig(home, port, servers, next, clamdSocket), "\n1;\n", "\n"+sp.perl()+"1;\n", 1)
 	}, 120*time.Second, 30*time.Second)
 }
 
@@ -188,9 +189,10 @@ type oursDaemon struct {
 	omit []string
 }
 
-func (d oursDaemon) start(dir string, servers int, next, clamdSocket string) (*filterRun, error) {
+func (d oursDaemon) start(dir string, servers int, next, clamdSocket string, sp spamSetup) (*filterRun, error) {
 	return startFilter(dir, "amavisd (ours)", d.bin, "amavisd.toml", func(home string, port int) string {
-		return oursConfig(home, port, servers, next, clamdSocket, d.omit)
+		keys, tables := sp.ours()
+		return keys + oursConfig(home, port, servers, next, clamdSocket, d.omit) + tables
 	}, 30*time.Second, 10*time.Second)
 }
 

@@ -45,6 +45,9 @@ type environment struct {
 	dir   string
 	clamd *clamd
 	sink  *sink
+	// the spam engines, started when a load needs them
+	spamd, rspamd *process
+	rspamdURL     string
 	// header describes the run for results.md.
 	header string
 	pg     *postgres // for ours-sql
@@ -76,7 +79,7 @@ func main() {
 	flag.StringVar(&filters, "filters", "ceiling,perl,ours,ours-sql", "what to measure: ceiling, perl, ours, ours-sql (ours with the SQL log on PostgreSQL)")
 	flag.StringVar(&sqlLoads, "sql-loads", "2KB", "the loads ours-sql is measured at")
 	flag.StringVar(&sqlSessions, "sql-sessions", "8", "the session counts ours-sql is measured at")
-	flag.StringVar(&loads, "loads", "2KB,100KB,mix", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR)")
+	flag.StringVar(&loads, "loads", "2KB,100KB,mix,spamd,rspamd", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR), spamd and rspamd (2 KB through that spam engine)")
 	flag.StringVar(&sessions, "sessions", "1,4,8,16,32", "parallel sessions (max_servers is set to match); the issue's first target is at 8")
 	flag.IntVar(&cfg.reps, "reps", 3, "measured repetitions per point")
 	flag.Float64Var(&cfg.seconds, "seconds", 4, "target duration of one repetition; the message count is sized from the warm-up's rate")
@@ -116,6 +119,12 @@ func main() {
 // amavisd-new) and cannot find.
 func missingPrograms(cfg *config) []string {
 	need := []string{"/usr/sbin/smtp-source", "/usr/sbin/smtp-sink", "/usr/sbin/clamd"}
+	if slices.Contains(cfg.loads, "spamd") {
+		need = append(need, "/usr/sbin/spamd")
+	}
+	if slices.Contains(cfg.loads, "rspamd") {
+		need = append(need, "/usr/bin/rspamd")
+	}
 	if slices.Contains(cfg.filters, report.Perl) {
 		need = append(need, cfg.perl)
 	}
@@ -247,9 +256,11 @@ func run(cfg *config) error {
 	defer env.sink.stop(5 * time.Second)
 
 	allLoads := map[string]load{
-		"2KB":   {key: "2KB", name: report.Load2KB, clean: plainMessage(2048)},
-		"100KB": {key: "100KB", name: report.Load100KB, clean: largeMessage(100 * 1024)},
-		"mix":   {key: "mix", name: report.LoadMix, clean: plainMessage(2048), infected: eicarMessage(), eicarEvery: 10},
+		"2KB":    {key: "2KB", name: report.Load2KB, clean: plainMessage(2048)},
+		"100KB":  {key: "100KB", name: report.Load100KB, clean: largeMessage(100 * 1024)},
+		"mix":    {key: "mix", name: report.LoadMix, clean: plainMessage(2048), infected: eicarMessage(), eicarEvery: 10},
+		"spamd":  {key: "spamd", name: report.LoadSpamd, clean: plainMessage(2048), engine: "spamd"},
+		"rspamd": {key: "rspamd", name: report.LoadRspamd, clean: plainMessage(2048), engine: "rspamd"},
 	}
 	var loads []load
 	for _, name := range cfg.loads {
@@ -262,7 +273,11 @@ func run(cfg *config) error {
 			return err
 		}
 		loads = append(loads, l)
+		if err := env.startEngine(l.engine, dir, slices.Max(cfg.sessions)); err != nil {
+			return err
+		}
 	}
+	defer env.stopEngines()
 
 	started := time.Now()
 	env.describe(cfg, daemons)
@@ -354,7 +369,10 @@ the machine's load average. CPU is the filter's utime+stime (its reaped children
 message; clamd's CPU is shown separately. Peak RSS is VmHWM for a single process, else the
 largest sum of the processes' RSS sampled every 100 ms (the Perl master and its children).
 Both daemons: Debian's defaults (clamd entry, banned-file rules, D_DISCARD for viruses with
-quarantine and a notice to virus_admin), log_level 0 to a file, spam checks off. Perl:
+quarantine and a notice to virus_admin), log_level 0 to a file, spam checks off except in the
+loads "2 KB via spamd" / "2 KB via rspamd", where both ask the same engine (Perl's SpamdClient /
+RspamdClient, Debian's spam levels; spamd on 127.0.0.1:783, SpamdClient's only address) and the
+engine's CPU is measured over its process tree. Perl:
 $enable_db off; at max_servers 1 amavis runs as one plain Net::Server process, which exits
 after $max_requests tasks, so there $max_requests = 0 (elsewhere the default 20).
 `
@@ -365,6 +383,9 @@ func writeOutputs(cfg *config, env *environment, points []report.Point, failures
 	md.WriteString(env.header)
 	fmt.Fprintf(&md, "- repetitions: %d per point, about %gs each; run time %v\n\n", cfg.reps, cfg.seconds, took.Round(time.Second))
 	if err := report.WriteMarkdown(&md, points); err != nil {
+		return err
+	}
+	if err := report.WriteSpamMarkdown(&md, points); err != nil {
 		return err
 	}
 	for _, n := range env.notes {

@@ -27,6 +27,7 @@ type load struct {
 	infected   []byte
 	eicarEvery int
 	file       string // clean, written out for smtp-source -F
+	engine     string // the spam engine both filters ask: "", "spamd" or "rspamd"
 }
 
 // infectedCount is how many of the first n messages of the load are infected.
@@ -143,7 +144,7 @@ func (c *contender) prepare(cfg *config, env *environment, d filterDaemon, l loa
 			return err
 		}
 		var err error
-		if c.run, err = d.start(dir, sessions, env.sink.addr, env.clamd.socket); err != nil {
+		if c.run, err = d.start(dir, sessions, env.sink.addr, env.clamd.socket, env.spamSetup(l)); err != nil {
 			return err
 		}
 		c.addr = c.run.addr
@@ -191,6 +192,13 @@ func measureRep(cfg *config, env *environment, f *filterRun, l load, addr string
 			return s, err
 		}
 	}
+	var engineBefore time.Duration
+	engine := env.enginePID(l)
+	if engine != 0 {
+		if engineBefore, err = procstat.CPU(engine); err != nil {
+			return s, err
+		}
+	}
 	var cpuBefore time.Duration
 	var sampler *procstat.Sampler
 	if f != nil {
@@ -230,6 +238,13 @@ func measureRep(cfg *config, env *environment, f *filterRun, l load, addr string
 			return s, err
 		}
 		s.DBCPUms = float64((dbAfter - dbBefore).Microseconds()) / 1000 / float64(n)
+	}
+	if engine != 0 {
+		engineAfter, err := procstat.CPU(engine)
+		if err != nil {
+			return s, err
+		}
+		s.EngineCPUms = float64((engineAfter - engineBefore).Microseconds()) / 1000 / float64(n)
 	}
 
 	// Every clean message must have reached the sink (the Perl daemon also

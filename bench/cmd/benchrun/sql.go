@@ -152,10 +152,11 @@ type oursSQLDaemon struct {
 	pg *postgres
 }
 
-func (d oursSQLDaemon) start(dir string, servers int, next, clamdSocket string) (*filterRun, error) {
+func (d oursSQLDaemon) start(dir string, servers int, next, clamdSocket string, sp spamSetup) (*filterRun, error) {
 	return startFilter(dir, "amavisd (ours, SQL log)", d.bin, "amavisd.toml", func(home string, port int) string {
 		// first: the configuration ends in tables, which would take these keys
+		keys, tables := sp.ours()
 		return fmt.Sprintf("# amavis's SQL log (the ours-sql filter)\nstorage_sql_dsn = [[%q, \"postgres\", \"\"]]\nsql_allow_8bit_address = true\n", d.pg.dsn()) +
-			oursConfig(home, port, servers, next, clamdSocket, d.omit)
+			keys + oursConfig(home, port, servers, next, clamdSocket, d.omit) + tables
 	}, 30*time.Second, 10*time.Second)
 }
