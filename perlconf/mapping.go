@@ -35,6 +35,7 @@ const (
 	cScanners
 	cStrMap
 	cBoolMap
+	cNone // a conf type the reader cannot produce yet: set the key in a TOML file
 )
 
 // binding ties an amavis variable to a conf key.
@@ -156,7 +157,7 @@ var bindings = func() map[string]binding {
 			case f.Type.Kind() >= reflect.Int && f.Type.Kind() <= reflect.Uint64:
 				b.conv = cInt
 			default:
-				panic("perlconf: no conversion for conf key " + tag)
+				b.conv = cNone
 			}
 			name := sig + tag
 			if n, ok := amavisName[tag]; ok {
@@ -380,7 +381,7 @@ func (c *converter) convert(b binding, vs []Value, isArray bool) (any, bool, err
 		}
 		return c.scannerList(vs)
 	}
-	return nil, false, c.errf("no conversion for %s", b.key)
+	return nil, false, c.errf("%s cannot be read from a Perl configuration yet: set %s in a TOML file given after the Perl ones", b.key, b.key)
 }
 
 func kindName(v Value) string {
