@@ -11,6 +11,7 @@ import (
 type Global struct {
 	QuarantineGlobal // QUARANTINEDIR, quarantine_subdir_levels (conf/global_quarantine.go)
 	ScannersGlobal   // av_scanners, av_scanners_backup (conf/global_scanners.go)
+	LDAPGlobal       // enable_ldap, default_ldap (conf/ldap.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -79,6 +80,7 @@ func (g *Global) setDefaults() {
 		"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "[fc00::]/7")
 	g.MIN_EXPANSION_FACTOR = 5
 	g.MAX_EXPANSION_FACTOR = 500
+	g.LDAPGlobal.setDefaults()
 }
 
 // resolve fills the after-defaults that depend on other settings, as amavis does after reading
@@ -110,6 +112,9 @@ func (g *Global) validate() error {
 		return invalid("MAX_EXPANSION_FACTOR", "expansion factors must not be negative")
 	}
 	if err := g.ScannersGlobal.validate(); err != nil {
+		return err
+	}
+	if err := g.LDAPGlobal.validate(); err != nil {
 		return err
 	}
 	for _, s := range g.InetSocketPort {

@@ -102,6 +102,9 @@ func normDomain(domain string) string {
 	return strings.ToLower(domain)
 }
 
+// NormDomain is normDomain for the SQL log's addresses (maddr.email, maddr.domain).
+func NormDomain(domain string) string { return normDomain(domain) }
+
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
