@@ -10,6 +10,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery/amavissmtp"
+	"amavisgo/ldapdb"
 	"amavisgo/notify"
 	"amavisgo/quarantine"
 	"amavisgo/quarantine/ampdp"
@@ -27,6 +28,7 @@ type engines struct {
 	store    *quarantine.Store
 	notifier *notify.Notifier
 	release  *ampdp.Server
+	ldap     *ldapdb.Client // enable_ldap: the directory of default_ldap (ldap.go)
 }
 
 // newEngines builds the engines of cfg. The sender used for notifications, quarantine
@@ -58,6 +60,7 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 		av:       av,
 		store:    store,
 		notifier: notify.New(cfg, sender),
+		ldap:     newLDAP(cfg),
 	}
 	e.notifier.Log = d.slog("")
 	e.release = &ampdp.Server{Config: cfg, Store: store, Sender: sender, Log: d.slog("")}

@@ -99,6 +99,9 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.failed(m, tl, "spool", err)
 	}
 	m.tl = tl
+	if err := d.ldapPolicy(ctx, m); err != nil {
+		return d.stageFailed(m, tl, err)
+	}
 	// child_timeout runs from the last input received (Amavis::Util's get_deadline): the end of
 	// DATA, however long the transfer took (smtpd_timeout bounds each line of it).
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.ChildTimeout)*time.Second)

@@ -82,6 +82,20 @@ func (f *fetcher) Fetch(ctx context.Context, addr string) (lookup.Record, error)
 	return record(res.Entries, keys, byAttr), nil
 }
 
+// Error is a failed lookup. Its text is what amavis's lookup_ldap dies with (the MTA sees it
+// in the 451); Detail adds the server's or the network's own words, for the log.
+type Error struct {
+	Msg string
+	Err error
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Detail is the message with its cause.
+func (e *Error) Detail() string { return e.Msg + ": " + e.Err.Error() }
+
 // search runs req on an idle connection or a new one. A connection that fails with an error
 // worth retrying (the server went away, is busy or unavailable) is dropped and the search
 // tried once more on a new connection, as Amavis::LDAP::Connection's do_search does.
@@ -102,7 +116,7 @@ func (c *Client) search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Sea
 		}
 		l.Close()
 		if attempt > 0 || !retryable(err) {
-			return nil, fmt.Errorf("lookup_ldap: do_search: failed: %w", err)
+			return nil, &Error{Msg: "do_search: failed", Err: err}
 		}
 	}
 }
@@ -150,7 +164,7 @@ func (c *Client) connect(ctx context.Context) (*ldap.Conn, error) {
 		timeout = time.Until(dl)
 	}
 	if timeout <= 0 {
-		return nil, errors.New("lookup_ldap: connect_to_ldap: timed out")
+		return nil, &Error{Msg: "connect_to_ldap: timed out", Err: ctx.Err()}
 	}
 	tc, err := c.tlsConfig()
 	if err != nil {
@@ -173,20 +187,20 @@ func (c *Client) connect(ctx context.Context) (*ldap.Conn, error) {
 		errs = append(errs, err.Error())
 	}
 	if l == nil {
-		return nil, fmt.Errorf("lookup_ldap: connect_to_ldap: unable to connect to host %s (%s)",
-			strings.Join(c.p.Hostname, ", "), strings.Join(errs, "; "))
+		return nil, &Error{Msg: "connect_to_ldap: unable to connect", Err: fmt.Errorf("host %s: %s",
+			strings.Join(c.p.Hostname, ", "), strings.Join(errs, "; "))}
 	}
 	l.SetTimeout(timeout)
 	if c.p.TLS {
 		if err := l.StartTLS(tc); err != nil {
 			l.Close()
-			return nil, fmt.Errorf("lookup_ldap: connect_to_ldap: start TLS failed: %w", err)
+			return nil, &Error{Msg: "connect_to_ldap: start TLS failed", Err: err}
 		}
 	}
 	if c.p.BindDN != "" {
 		if err := l.Bind(c.p.BindDN, c.p.BindPassword); err != nil {
 			l.Close()
-			return nil, fmt.Errorf("lookup_ldap: connect_to_ldap: bind failed: %w", err)
+			return nil, &Error{Msg: "connect_to_ldap: bind failed", Err: err}
 		}
 	}
 	return l, nil
@@ -228,17 +242,17 @@ func (c *Client) tlsConfig() (*tls.Config, error) {
 	if c.p.CAFile != "" {
 		pem, err := os.ReadFile(c.p.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("lookup_ldap: cafile: %w", err)
+			return nil, &Error{Msg: "connect_to_ldap: cafile", Err: err}
 		}
 		tc.RootCAs = x509.NewCertPool()
 		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("lookup_ldap: cafile %s holds no certificate", c.p.CAFile)
+			return nil, &Error{Msg: "connect_to_ldap: cafile", Err: fmt.Errorf("%s holds no certificate", c.p.CAFile)}
 		}
 	}
 	if c.p.ClientCert != "" {
 		crt, err := tls.LoadX509KeyPair(c.p.ClientCert, c.p.ClientKey)
 		if err != nil {
-			return nil, fmt.Errorf("lookup_ldap: clientcert: %w", err)
+			return nil, &Error{Msg: "connect_to_ldap: clientcert", Err: err}
 		}
 		tc.Certificates = []tls.Certificate{crt}
 	}

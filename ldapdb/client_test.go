@@ -2,6 +2,7 @@ package ldapdb
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -141,7 +142,8 @@ func TestFetchServerDown(t *testing.T) {
 	}
 	s.Stop()
 	_, err := fe.Fetch(context.Background(), "bob@example.com")
-	if err == nil || !strings.Contains(err.Error(), "unable to connect to host "+s.Addr) {
+	var le *Error
+	if !errors.As(err, &le) || le.Error() != "connect_to_ldap: unable to connect" || !strings.Contains(le.Detail(), "host "+s.Addr+": ") {
 		t.Fatalf("slapd stopped: err = %v, want unable to connect", err)
 	}
 	s.Restart(t)
