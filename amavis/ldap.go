@@ -3,6 +3,8 @@ package amavis
 import (
 	"context"
 	"errors"
+	"reflect"
+	"strings"
 
 	"amavisgo/conf"
 	"amavisgo/ldapdb"
@@ -22,28 +24,48 @@ func newLDAP(cfg *conf.Config) *ldapdb.Client {
 	return ldapdb.New(&cfg.LDAPGlobal)
 }
 
-// ldapMaps are the settings an LDAP attribute may override (ldapdb.Attrs names the
-// setting of each), by TOML key. The attributes whose setting is not here (spam levels and
-// subject tags, quarantine_to and admin addresses, address extensions, warn*recip, the
-// white/black lists, disclaimer options, forward_method_maps, SpamAssassin's user settings)
-// are fetched and wait for their setting.
-var ldapMaps = map[string]func(p *conf.Policy) *lookup.Maps{
-	"local_domains_maps":       func(p *conf.Policy) *lookup.Maps { return &p.LocalDomainsMaps },
-	"virus_lovers_maps":        func(p *conf.Policy) *lookup.Maps { return &p.VirusLoversMaps },
-	"spam_lovers_maps":         func(p *conf.Policy) *lookup.Maps { return &p.SpamLoversMaps },
-	"unchecked_lovers_maps":    func(p *conf.Policy) *lookup.Maps { return &p.UncheckedLoversMaps },
-	"banned_files_lovers_maps": func(p *conf.Policy) *lookup.Maps { return &p.BannedFilesLoversMaps },
-	"bad_header_lovers_maps":   func(p *conf.Policy) *lookup.Maps { return &p.BadHeaderLoversMaps },
-	"bypass_virus_checks_maps": func(p *conf.Policy) *lookup.Maps { return &p.BypassVirusChecksMaps },
-	"bypass_spam_checks_maps":  func(p *conf.Policy) *lookup.Maps { return &p.BypassSpamChecksMaps },
-	"bypass_banned_checks_maps": func(p *conf.Policy) *lookup.Maps {
-		return &p.BypassBannedChecksMaps
-	},
-	"bypass_header_checks_maps": func(p *conf.Policy) *lookup.Maps {
-		return &p.BypassHeaderChecksMaps
-	},
-	"message_size_limit_maps": func(p *conf.Policy) *lookup.Maps { return &p.MessageSizeLimitMaps },
-	"banned_filename_maps":    func(p *conf.Policy) *lookup.Maps { return &p.BannedFilenameMaps },
+// prependSetting puts t in front of the policy's setting whose TOML key is key: a lookup.Maps,
+// or any setting type with a Prepend(lookup.Table) method of its own. It reports whether the
+// policy has such a setting; the attributes whose setting is not here yet (the spam levels and
+// subject tags until the spam checks come, the address settings until conf.AddrMap takes a
+// table in front) are fetched and slot in when their setting arrives.
+func prependSetting(p *conf.Policy, key string, t lookup.Table) bool {
+	f := fieldByTOMLKey(reflect.ValueOf(p).Elem(), key)
+	if !f.IsValid() {
+		return false
+	}
+	if m, ok := f.Addr().Interface().(*lookup.Maps); ok {
+		*m = m.Prepend(t)
+		return true
+	}
+	pre := f.MethodByName("Prepend")
+	if !pre.IsValid() || pre.Type().NumIn() != 1 || pre.Type().In(0) != tableType ||
+		pre.Type().NumOut() != 1 || pre.Type().Out(0) != f.Type() {
+		return false
+	}
+	f.Set(pre.Call([]reflect.Value{reflect.ValueOf(&t).Elem()})[0])
+	return true
+}
+
+var tableType = reflect.TypeOf((*lookup.Table)(nil)).Elem()
+
+// fieldByTOMLKey finds the field tagged key in v or in the structs v embeds.
+func fieldByTOMLKey(v reflect.Value, key string) reflect.Value {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && tag == "" {
+			if r := fieldByTOMLKey(v.Field(i), key); r.IsValid() {
+				return r
+			}
+			continue
+		}
+		if tag == key && f.IsExported() {
+			return v.Field(i)
+		}
+	}
+	return reflect.Value{}
 }
 
 // ldapPolicy fetches the recipients' entries and puts their attributes first in the
@@ -70,9 +92,8 @@ func (d *Daemon) ldapPolicy(ctx context.Context, m *Message) error {
 	}
 	p := *m.Policy
 	for _, a := range ldapdb.Attrs {
-		if maps, ok := ldapMaps[a.Setting]; ok {
-			mp := maps(&p)
-			*mp = mp.Prepend(f.Field(a.Field(), a.Kind))
+		if !a.List {
+			prependSetting(&p, a.Setting, f.Field(a.Field(), a.Kind))
 		}
 	}
 	m.Policy = &p

@@ -1,14 +1,19 @@
 package amavis
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
+	"amavisgo/conf"
 	"amavisgo/internal/testenv"
+	"amavisgo/ldapdb"
+	"amavisgo/lookup"
 	"amavisgo/smtp/smtptest"
 )
 
@@ -201,4 +206,75 @@ func TestLDAPServerDown(t *testing.T) {
 	if n := len(h.Msgs()); n != 2 {
 		t.Errorf("slapd back: the next hop has %d messages, want 2", n)
 	}
+}
+
+// TestLDAPAttrsWired: an entry with every amavis attribute, fetched from slapd: each
+// attribute whose setting this configuration has answers through that setting for the
+// entry's address, so none is forgotten when its setting arrives (the spam levels, for
+// instance); the attributes whose setting is missing or takes no table are listed in the log.
+func TestLDAPAttrsWired(t *testing.T) {
+	entry := "dn: uid=all,ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nobjectClass: amavisAccount\nuid: all\ncn: All\nsn: A\nmail: all@example.com\n"
+	want := map[string]string{}
+	for i, a := range ldapdb.Attrs {
+		v := fmt.Sprintf("v%d@example.com", i)
+		switch a.Kind {
+		case lookup.FieldBool, lookup.FieldBoolDefaultTrue:
+			v = "TRUE"
+			want[a.Setting] = "1"
+		case lookup.FieldNumber:
+			v = fmt.Sprint(1000 + i)
+			want[a.Setting] = v
+		default:
+			want[a.Setting] = v
+		}
+		entry += a.Name + ": " + v + "\n"
+	}
+	s := testenv.StartSlapd(t, "dn: ou=People,dc=example,dc=com\nobjectClass: organizationalUnit\nou: People\n\n"+entry)
+	cfg := conf.Default()
+	cfg.DefaultLDAP.Hostname = conf.HostList{s.Addr}
+	cfg.DefaultLDAP.Base = testenv.SlapdSuffix
+	c := ldapdb.New(&cfg.LDAPGlobal)
+	defer c.Close()
+	p := cfg.Policy
+	o := p.LookupOptions()
+	f, err := lookup.Prefetch(context.Background(), c.ForMessage(o, func(string) bool { return true }), []string{"all@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Record("all@example.com")) != 1 {
+		t.Fatalf("the entry was not found: %v", f.Record("all@example.com"))
+	}
+	keys := map[string]bool{}
+	for _, k := range conf.Keys() {
+		keys[k.Key] = true
+	}
+	var waiting []string
+	for _, a := range ldapdb.Attrs {
+		if a.List {
+			continue
+		}
+		if !prependSetting(&p, a.Setting, f.Field(a.Field(), a.Kind)) {
+			if fv := fieldByTOMLKey(reflect.ValueOf(&p).Elem(), a.Setting); fv.IsValid() && fv.Type() == reflect.TypeOf(lookup.Maps{}) {
+				t.Errorf("%s: %s is a lookup.Maps but was not overridden", a.Name, a.Setting)
+			}
+			waiting = append(waiting, a.Name+" ("+a.Setting+")")
+			continue
+		}
+		fv := fieldByTOMLKey(reflect.ValueOf(&p).Elem(), a.Setting)
+		res := fv.MethodByName("Lookup").Call([]reflect.Value{reflect.ValueOf("all@example.com"), reflect.ValueOf(o)})
+		var got string
+		if m, ok := fv.Interface().(lookup.Maps); ok {
+			v, _, _ := m.Lookup("all@example.com", o)
+			got = lookup.String(v)
+		} else {
+			got = fmt.Sprint(res[0].Interface())
+		}
+		if got != want[a.Setting] {
+			t.Errorf("%s: %s answers %q, want %q", a.Name, a.Setting, got, want[a.Setting])
+		}
+		if !keys[a.Setting] {
+			t.Errorf("%s: %s overridden but not a configuration key", a.Name, a.Setting)
+		}
+	}
+	t.Logf("attributes waiting for their setting: %s", strings.Join(waiting, ", "))
 }

@@ -16,7 +16,8 @@ type Attr struct {
 	Name    string // as the schema spells it; entries are read case-insensitively
 	Kind    lookup.FieldKind
 	Setting string // the TOML key (amavis's variable) the attribute overrides
-	// List attributes are multivalued (the white and black lists): every value is kept.
+	// List attributes are multivalued (the white and black lists): the row holds every value
+	// as a []string.
 	List bool
 }
 
@@ -71,8 +72,8 @@ var Attrs = []Attr{
 	{"amavisForwardMethod", lookup.FieldString, "forward_method_maps", false},
 	{"amavisSaUserConf", lookup.FieldString, "sa_userconf_maps", false},
 	{"amavisSaUserName", lookup.FieldString, "sa_username_maps", false},
-	// Amavis::SpamControl compares the sender with these lists itself; they override
-	// whitelist_sender_maps and blacklist_sender_maps.
+	// Amavis::SpamControl compares the sender with these lists itself, before
+	// whitelist_sender_maps and blacklist_sender_maps: they are put in front of no setting.
 	{"amavisWhitelistSender", lookup.FieldString, "whitelist_sender_maps", true},
 	{"amavisBlacklistSender", lookup.FieldString, "blacklist_sender_maps", true},
 }
