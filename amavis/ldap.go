@@ -5,16 +5,21 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"time"
 
 	"amavisgo/conf"
 	"amavisgo/ldapdb"
 	"amavisgo/lookup"
+	"amavisgo/smtp"
 )
 
-// The LDAP side of the flow (package ldapdb): right after the message is spooled, each
-// recipient's directory entries are fetched once, and a copy of the message's policy gets
-// the attributes in front of the *_maps they stand for, as Amavis.pm unshifts its LDAPattr
-// objects onto each @*_maps when lookup_maps_imply_sql_and_ldap is set.
+// The LDAP side of the flow (package ldapdb). Each recipient's directory entries are
+// fetched at RCPT, as amavis's lookup of message_size_limit_maps there asks the directory
+// first: a directory that cannot be asked ends the session with a 421, as the child that
+// died in that lookup does, and the MTA keeps the mail. The entries are kept for the
+// transaction (amavis caches them per message), and after the message is spooled a copy of
+// its policy gets the attributes in front of the settings they stand for, as Amavis.pm
+// unshifts its LDAPattr objects onto each @*_maps when lookup_maps_imply_sql_and_ldap is set.
 
 // newLDAP is the directory of cfg, nil when enable_ldap is off.
 func newLDAP(cfg *conf.Config) *ldapdb.Client {
@@ -68,9 +73,78 @@ func fieldByTOMLKey(v reflect.Value, key string) reflect.Value {
 	return reflect.Value{}
 }
 
-// ldapPolicy fetches the recipients' entries and puts their attributes first in the
-// message's policy. A directory that cannot be asked fails the message (451), as
-// lookup_ldap's die does; a recipient without an entry keeps the configured tables.
+// ldapSession holds the entries fetched at RCPT for the connection's current transaction.
+type ldapSession struct {
+	tx   *smtp.Transaction
+	recs map[string]lookup.Record
+}
+
+// take hands tx's entries to its message.
+func (l *ldapSession) take(tx *smtp.Transaction) map[string]lookup.Record {
+	if l.tx != tx {
+		return nil
+	}
+	recs := l.recs
+	l.tx, l.recs = nil, nil
+	return recs
+}
+
+// ldapFetcher is the connection's directory for the policy p, nil when LDAP lookups are off.
+func (cs *connState) ldapFetcher(p *conf.Policy) lookup.Fetcher {
+	c := cs.eng.ldap
+	if c == nil || !cs.cfg.LookupMapsImplySQLAndLDAP {
+		return nil
+	}
+	o := p.LookupOptions()
+	return c.ForMessage(o, func(a string) bool { return p.LocalDomainsMaps.Bool(a, o) })
+}
+
+// ldapRcpt fetches a recipient's entries at RCPT. A directory that cannot be asked ends the
+// session (421 4.3.2), logged as amavis logs the child's fatal error.
+func (cs *connState) ldapRcpt(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.Reply {
+	f := cs.ldapFetcher(cs.policy)
+	if f == nil {
+		return nil
+	}
+	if cs.ldap.tx != tx {
+		cs.ldap = ldapSession{tx: tx, recs: map[string]lookup.Record{}}
+	}
+	if _, done := cs.ldap.recs[rc.Addr]; done {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cs.cfg.SmtpdTimeout)*time.Second)
+	defer cancel()
+	rec, err := f.Fetch(ctx, rc.Addr)
+	if err != nil {
+		var le *ldapdb.Error
+		if errors.As(err, &le) {
+			cs.tl.Logf(-1, "lookup_ldap: %s", le.Detail())
+		}
+		cs.tl.Logf(-2, "TROUBLE in process_request: %v", err)
+		cs.tl.Logf(-1, "Requesting process rundown after fatal error")
+		return &smtp.Reply{Code: 421, Enh: "4.3.2", Text: "Service shutting down, closing channel"}
+	}
+	cs.ldap.recs[rc.Addr] = rec
+	return nil
+}
+
+// cachedFetcher answers from the entries fetched at RCPT and asks the directory only for the
+// addresses it has not seen.
+type cachedFetcher struct {
+	recs map[string]lookup.Record
+	f    lookup.Fetcher
+}
+
+func (c cachedFetcher) Fetch(ctx context.Context, addr string) (lookup.Record, error) {
+	if rec, ok := c.recs[addr]; ok {
+		return rec, nil
+	}
+	return c.f.Fetch(ctx, addr)
+}
+
+// ldapPolicy puts the recipients' attributes first in the message's policy. A recipient
+// without an entry keeps the configured tables. A directory that cannot be asked for a
+// recipient not fetched at RCPT fails the message (451).
 func (d *Daemon) ldapPolicy(ctx context.Context, m *Message) error {
 	c := m.eng.ldap
 	if c == nil || !m.cfg.LookupMapsImplySQLAndLDAP {
@@ -82,7 +156,7 @@ func (d *Daemon) ldapPolicy(ctx context.Context, m *Message) error {
 	for i, r := range m.Recips {
 		addrs[i] = r.Addr
 	}
-	f, err := lookup.Prefetch(ctx, c.ForMessage(o, local), addrs)
+	f, err := lookup.Prefetch(ctx, cachedFetcher{recs: m.ldapRecs, f: c.ForMessage(o, local)}, addrs)
 	if err != nil {
 		var le *ldapdb.Error
 		if errors.As(err, &le) {

@@ -177,35 +177,74 @@ func TestLDAPPolicyPerRecipient(t *testing.T) {
 	}
 }
 
-// TestLDAPServerDown: with slapd stopped the message gets a 451 and nothing is delivered;
-// once slapd is back the same message is delivered once.
+// TestLDAPServerDown: with slapd stopped the RCPT gets amavis's 421 and the session ends, as
+// when amavis's child dies in the lookup there; nothing is delivered. Once slapd is back the
+// message is delivered once. A directory that goes away between RCPT and DATA no longer
+// matters for that message: its entries were fetched at RCPT.
 func TestLDAPServerDown(t *testing.T) {
 	clamd := testenv.StartClamd(t)
 	s := testenv.StartSlapd(t, ldapUsers)
 	h := hop(t, smtptest.Options{})
 	td := startDaemon(t, h.Addr, ldapConfig(t, s, clamd))
+	const from = "sender@sender.example.org"
 	rcpts := []string{"alice@example.com", "bob@example.com"}
-	if got := sendMessage(t, td, false, "sender@sender.example.org", rcpts, smallBody); !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
+	if got := sendMessage(t, td, false, from, rcpts, smallBody); !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
 		t.Fatalf("slapd up: %q", got)
 	}
 	s.Stop()
-	got := sendMessage(t, td, false, "sender@sender.example.org", rcpts, smallBody)
-	if got[0] != "451 4.5.0 Error in processing, id=PID-NN, lookup_ldap FAILED: connect_to_ldap: unable to connect" {
-		t.Errorf("slapd stopped: %q, want a 451", got)
+	c, r := dial(t, td.addr)
+	expectPrefix(t, r, "220 ")
+	send(t, c, "EHLO mta.example.com")
+	for l := expectPrefix(t, r, "250"); !strings.HasPrefix(l, "250 "); l = expectPrefix(t, r, "250") {
 	}
+	send(t, c, "MAIL FROM:<"+from+">")
+	expectPrefix(t, r, "250 2.1.0")
+	send(t, c, "RCPT TO:<alice@example.com>")
+	if l := expectPrefix(t, r, "421 "); l != "421 4.3.2 Service shutting down, closing channel" {
+		t.Errorf("RCPT with slapd stopped: %q", l)
+	}
+	if l, err := r.ReadString('\n'); err == nil {
+		t.Errorf("the session goes on after the 421: %q", l)
+	}
+	c.Close()
 	if n := len(h.Msgs()); n != 1 {
 		t.Errorf("slapd stopped: the next hop has %d messages, want only the first", n)
 	}
-	if !regexp.MustCompile(`lookup_ldap: connect_to_ldap: unable to connect: host ` + regexp.QuoteMeta(s.Addr) + `: .*connection refused`).MatchString(td.log.String()) {
-		t.Errorf("the log does not say why:\n%s", td.log.String())
+	log := td.log.String()
+	for _, want := range []string{
+		`lookup_ldap: connect_to_ldap: unable to connect: host ` + regexp.QuoteMeta(s.Addr) + `: .*connection refused`,
+		`TROUBLE in process_request: connect_to_ldap: unable to connect$`,
+		`Requesting process rundown after fatal error$`,
+	} {
+		if !regexp.MustCompile(`(?m)` + want).MatchString(log) {
+			t.Errorf("the log has no line matching %s:\n%s", want, log)
+		}
 	}
 	s.Restart(t)
-	if got := sendMessage(t, td, false, "sender@sender.example.org", rcpts, smallBody); !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
+	if got := sendMessage(t, td, false, from, rcpts, smallBody); !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
 		t.Fatalf("slapd back: %q", got)
 	}
 	if n := len(h.Msgs()); n != 2 {
 		t.Errorf("slapd back: the next hop has %d messages, want 2", n)
 	}
+
+	// entries fetched at RCPT serve the message even when slapd stops before DATA
+	c, r = dial(t, td.addr)
+	expectPrefix(t, r, "220 ")
+	send(t, c, "EHLO mta.example.com")
+	for l := expectPrefix(t, r, "250"); !strings.HasPrefix(l, "250 "); l = expectPrefix(t, r, "250") {
+	}
+	send(t, c, "MAIL FROM:<"+from+">", "RCPT TO:<alice@example.com>")
+	expectPrefix(t, r, "250 2.1.0")
+	expectPrefix(t, r, "250 2.1.5")
+	s.Stop()
+	send(t, c, "DATA")
+	expectPrefix(t, r, "354 ")
+	send(t, c, eicarMessages(t)["plain"]+".")
+	if l := expectPrefix(t, r, "250 "); !strings.HasPrefix(l, "250 2.0.0 from MTA(") {
+		t.Errorf("EICAR to alice, slapd stopped after RCPT: %q, want delivered (she is a virus lover)", l)
+	}
+	c.Close()
 }
 
 // TestLDAPAttrsWired: an entry with every amavis attribute, fetched from slapd: each

@@ -220,6 +220,8 @@ type connState struct {
 
 	// current message, for Finish
 	msg *Message
+
+	ldap ldapSession // directory entries fetched at RCPT for the transaction (ldap.go)
 }
 
 // admit loads the interface policy bank and checks inet_acl (Amavis.pm's access_is_allowed): a

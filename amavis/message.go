@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"amavisgo/conf"
+	"amavisgo/lookup"
 	"amavisgo/mailid"
 	"amavisgo/policybank"
 	"amavisgo/scanners"
@@ -75,6 +76,8 @@ type Message struct {
 
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
+
+	ldapRecs map[string]lookup.Record // recipients' directory entries fetched at RCPT (ldap.go)
 }
 
 // processMessage runs one message through all stages and returns the replies for the
@@ -147,6 +150,7 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 		m.Policy = p
 	}
 	m.eng = cs.eng
+	m.ldapRecs = cs.ldap.take(tx)
 	m.Recips = make([]*verdict.Recipient, len(tx.Rcpts))
 	for i, rc := range tx.Rcpts {
 		m.Recips[i] = &verdict.Recipient{Recipient: rc, Destiny: conf.D_PASS}

@@ -195,6 +195,9 @@ func expandBanner(tmpl string, vars map[string]string) string {
 // rcptCheck refuses a recipient whose message_size_limit_maps limit is below the size the
 // client declared with MAIL SIZE= (as Amavis::In::SMTP does); oversized mail would bounce anyway.
 func (cs *connState) rcptCheck(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.Reply {
+	if rep := cs.ldapRcpt(tx, rc); rep != nil {
+		return rep
+	}
 	if tx.Size <= 0 {
 		return nil
 	}

@@ -47,6 +47,11 @@ type LDAPParams struct {
 	ClientKey    string `toml:"clientkey"`
 }
 
+// defaultLDAPNote is default_ldap's note in the migration table.
+const defaultLDAPNote = "a table of hostname (a string or a list, tried in order), port, scheme, version, timeout, " +
+	"base, scope, query_filter, deref, bind_dn, bind_password, tls, verify, cafile, clientcert, clientkey; " +
+	"sasl, localaddr, inet6, sslversion and capath are not taken"
+
 // HostList is one hostname or a list of them.
 type HostList []string
 

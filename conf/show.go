@@ -157,9 +157,7 @@ var machineDefaults = map[string]string{
 // keyNotes explain the keys whose TOML form differs from the Perl one.
 var keyNotes = map[string]string{
 	"path":             "a list of directories, not a colon-separated string",
-	"default_ldap": "a table of hostname (a string or a list, tried in order), port, scheme, version, timeout, base, scope, " +
-		"query_filter, deref, bind_dn, bind_password, tls, verify, cafile, clientcert, clientkey; " +
-		"sasl, localaddr, inet6, sslversion and capath are not taken",
+	"default_ldap":     defaultLDAPNote,
 	"inet_socket_port": "a port number, a socket string, or a list of them",
 	"inet_socket_bind": "always a list",
 	"interface_policy": `a table: "10026" = "ORIGINATING"`,
