@@ -203,3 +203,18 @@ amavisVirusLover: TRUE
 		t.Fatalf("wrong password: err = %v, want bind failed", err)
 	}
 }
+
+// BenchmarkFetch: one recipient's search on a kept connection to slapd, ranked into a record
+// (alice's entry, her domain's and the catch-all).
+func BenchmarkFetch(b *testing.B) {
+	s := testenv.StartSlapd(b, directory)
+	c := New(testParams(s))
+	defer c.Close()
+	fe := c.ForMessage(lookup.Options{RecipientDelimiter: "+"}, localExample)
+	b.ReportAllocs()
+	for b.Loop() {
+		if rec, err := fe.Fetch(context.Background(), "alice+tag@example.com"); err != nil || len(rec) != 3 {
+			b.Fatalf("%v, %v", rec, err)
+		}
+	}
+}

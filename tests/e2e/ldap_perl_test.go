@@ -365,19 +365,24 @@ func TestLDAPSideBySide(t *testing.T) {
 		"--b1\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
 		base64.StdEncoding.EncodeToString(pe) + "\r\n--b1--\r\n"
 	clean := head + "\r\nclean\r\n"
+	const (
+		passed    = "reply: 250 2.0.0 from MTA("
+		discarded = "reply: 250 2.7.0 Ok, discarded, id=LOGID - "
+	)
 	cases := []struct {
 		name, msg string
 		rcpts     []string
+		want      string // the start of both replies, normalised
 	}{
-		{"lover", eicar, []string{"alice@example.com"}},
-		{"lover-and-default", eicar, []string{"alice@example.com", "bob@example.com"}},
-		{"bypass", eicar, []string{"bypass@example.com"}},
-		{"default", eicar, []string{"bob@example.com"}},
-		{"passall", exe, []string{"exe@example.com"}},
-		{"banned-default", exe, []string{"bob@example.com"}},
-		{"not-local", clean, []string{"carol@example.com"}},
-		{"local-by-entry", clean, []string{"dan@example.net"}},
-		{"unknown", clean, []string{"nobody@example.org"}},
+		{"lover", eicar, []string{"alice@example.com"}, passed},
+		{"lover-and-default", eicar, []string{"alice@example.com", "bob@example.com"}, passed},
+		{"bypass", eicar, []string{"bypass@example.com"}, passed},
+		{"default", eicar, []string{"bob@example.com"}, discarded + "INFECTED: " + clamd.VirusName},
+		{"passall", exe, []string{"exe@example.com"}, passed},
+		{"banned-default", exe, []string{"bob@example.com"}, discarded + "BANNED: "},
+		{"not-local", clean, []string{"carol@example.com"}, passed},
+		{"local-by-entry", clean, []string{"dan@example.net"}, passed},
+		{"unknown", clean, []string{"nobody@example.org"}, passed},
 	}
 	for _, c := range cases {
 		var got [2][]string
@@ -394,6 +399,9 @@ func TestLDAPSideBySide(t *testing.T) {
 			for _, m := range sd.next.Msgs()[msgs:] {
 				got[i] = append(got[i], fmt.Sprint("delivered to ", m.Rcpts))
 			}
+		}
+		if !strings.HasPrefix(got[1][0], c.want) {
+			t.Errorf("%s: ours %q, want %q...", c.name, got[1][0], c.want)
 		}
 		if strings.Join(got[0], "\n") != strings.Join(got[1], "\n") {
 			t.Errorf("%s:\namavis:\n  %s\nours:\n  %s", c.name, strings.Join(got[0], "\n  "), strings.Join(got[1], "\n  "))
