@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"amavisgo/conf"
 	"amavisgo/lookup"
 )
 
@@ -54,6 +55,29 @@ func TestExpandBase(t *testing.T) {
 	} {
 		if got := expandBase(c.base, c.addr); got != c.want {
 			t.Errorf("expandBase(%q, %q) = %q, want %q", c.base, c.addr, got, c.want)
+		}
+	}
+}
+
+// TestHostURL: README.ldap's forms of hostname.
+func TestHostURL(t *testing.T) {
+	for _, c := range []struct {
+		host, scheme string
+		port         int
+		want         string
+	}{
+		{"localhost", "", 0, "ldap://localhost:389"},
+		{"ldap.example.com:3389", "", 0, "ldap://ldap.example.com:3389"},
+		{"ldaps.example.com", "", 0, "ldaps://ldaps.example.com:636"},
+		{"ldap.example.com", "", 10389, "ldap://ldap.example.com:10389"},
+		{"ldaps://127.0.0.1:636", "", 389, "ldaps://127.0.0.1:636"},
+		{"ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi/", "", 0, "ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi/"},
+		{"/var/run/slapd/ldapi", "", 0, "ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"},
+		{"::1", "ldaps", 0, "ldaps://[::1]:636"},
+	} {
+		c0 := &Client{p: conf.LDAPParams{Scheme: c.scheme, Port: c.port}}
+		if got := c0.hostURL(c.host); got != c.want {
+			t.Errorf("hostURL(%q, scheme %q, port %d) = %q, want %q", c.host, c.scheme, c.port, got, c.want)
 		}
 	}
 }
