@@ -164,12 +164,33 @@ func (d *Daemon) ldapPolicy(ctx context.Context, m *Message) error {
 		}
 		return &stageError{section: "lookup_ldap", err: err}
 	}
-	p := *m.Policy
+	m.Policy = withLDAP(m.Policy, f)
+	return nil
+}
+
+// withLDAP is a copy of p with the fetched attributes in front of their settings.
+func withLDAP(p *conf.Policy, f *lookup.Fetched) *conf.Policy {
+	c := *p
 	for _, a := range ldapdb.Attrs {
 		if !a.List {
-			prependSetting(&p, a.Setting, f.Field(a.Field(), a.Kind))
+			prependSetting(&c, a.Setting, f.Field(a.Field(), a.Kind))
 		}
 	}
-	m.Policy = &p
-	return nil
+	return &c
+}
+
+// rcptPolicy is the policy RCPT checks use: the connection's, with the attributes fetched for
+// the transaction so far in front (amavis's message_size_limit_maps lookup at RCPT answers
+// from amavisMessageSizeLimit first).
+func (cs *connState) rcptPolicy(tx *smtp.Transaction) *conf.Policy {
+	if cs.ldap.tx != tx || len(cs.ldap.recs) == 0 {
+		return cs.policy
+	}
+	addrs := make([]string, 0, len(cs.ldap.recs))
+	for a := range cs.ldap.recs {
+		addrs = append(addrs, a)
+	}
+	// every address is in recs: nothing is asked of the directory
+	f, _ := lookup.Prefetch(context.Background(), cachedFetcher{recs: cs.ldap.recs}, addrs)
+	return withLDAP(cs.policy, f)
 }

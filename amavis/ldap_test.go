@@ -59,6 +59,15 @@ cn: Bob
 sn: B
 mail: bob@example.com
 
+dn: uid=small,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: amavisAccount
+uid: small
+cn: Small
+sn: S
+mail: small@example.com
+amavisMessageSizeLimit: 70000
+
 dn: uid=carol,ou=People,dc=example,dc=com
 objectClass: inetOrgPerson
 objectClass: amavisAccount

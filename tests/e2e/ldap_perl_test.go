@@ -62,6 +62,15 @@ cn: Bob
 sn: B
 mail: bob@example.com
 
+dn: uid=small,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: amavisAccount
+uid: small
+cn: Small
+sn: S
+mail: small@example.com
+amavisMessageSizeLimit: 70000
+
 dn: uid=carol,ou=People,dc=example,dc=com
 objectClass: inetOrgPerson
 objectClass: amavisAccount
@@ -270,7 +279,8 @@ func readLog(p string) string {
 }
 
 // smtpSend sends one message over SMTP and returns the reply to the end of DATA, or the
-// first reply that refused a command, prefixed with the command.
+// first reply that refused a command, prefixed with the command. from may be followed by MAIL
+// parameters ("a@b SIZE=5000").
 func smtpSend(t *testing.T, addr, from string, rcpts []string, msg string) string {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -296,7 +306,12 @@ func smtpSend(t *testing.T, addr, from string, rcpts []string, msg string) strin
 	if r, ok := step("", 220); !ok {
 		return r
 	}
-	cmds := []string{"EHLO mta.example.com", "MAIL FROM:<" + from + ">"}
+	addr0, params, _ := strings.Cut(from, " ")
+	mail := "MAIL FROM:<" + addr0 + ">"
+	if params != "" {
+		mail += " " + params
+	}
+	cmds := []string{"EHLO mta.example.com", mail}
 	for _, r := range rcpts {
 		cmds = append(cmds, "RCPT TO:<"+r+">")
 	}
@@ -383,13 +398,19 @@ func TestLDAPSideBySide(t *testing.T) {
 		{"not-local", clean, []string{"carol@example.com"}, passed},
 		{"local-by-entry", clean, []string{"dan@example.net"}, passed},
 		{"unknown", clean, []string{"nobody@example.org"}, passed},
+		{"size-limit", clean, []string{"small@example.com"}, "reply: RCPT: 552 5.3.4 Declared message size (100000 B) exceeds size limit for recipient <small@example.com>"},
+		{"size-default", clean, []string{"bob@example.com"}, passed},
 	}
 	for _, c := range cases {
 		var got [2][]string
 		for i, sd := range sides {
 			from := len(readLog(sd.logFile))
 			msgs := len(sd.next.Msgs())
-			reply := smtpSend(t, sd.addr, "sender@sender.example.org", c.rcpts, strings.Replace(c.msg, "MSGID", c.name, 1))
+			mailFrom := "sender@sender.example.org"
+			if strings.HasPrefix(c.name, "size-") {
+				mailFrom += " SIZE=100000"
+			}
+			reply := smtpSend(t, sd.addr, mailFrom, c.rcpts, strings.Replace(c.msg, "MSGID", c.name, 1))
 			got[i] = append(got[i], "reply: "+normalizeLDAP(reply))
 			var lines []string
 			for deadline := time.Now().Add(10 * time.Second); len(lines) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
