@@ -24,6 +24,10 @@ import (
 // maxIdle bounds the connections kept open between messages.
 const maxIdle = 4
 
+// idleTimeout closes the kept connections of a client that has not been used for that long:
+// the client of a configuration replaced by a reload lets its connections go.
+const idleTimeout = 5 * time.Minute
+
 // maxEntries bounds the entries one search may return: an address has a handful of keys,
 // each naming at most a few entries.
 const maxEntries = 100
@@ -35,11 +39,13 @@ type Client struct {
 	noAtDom bool
 	mu      sync.Mutex
 	idle    []*ldap.Conn
+	expire  *time.Timer   // closes idle after idleFor without use
+	idleFor time.Duration // idleTimeout; shorter in tests
 }
 
 // New makes the client of a configuration; nothing is connected yet.
 func New(g *conf.LDAPGlobal) *Client {
-	return &Client{p: g.DefaultLDAP, noAtDom: g.LDAPLookupsNoAtMeansDomain}
+	return &Client{p: g.DefaultLDAP, noAtDom: g.LDAPLookupsNoAtMeansDomain, idleFor: idleTimeout}
 }
 
 // Close closes the idle connections.
@@ -149,6 +155,11 @@ func (c *Client) get(ctx context.Context, fresh bool) (*ldap.Conn, error) {
 func (c *Client) put(l *ldap.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.expire == nil {
+		c.expire = time.AfterFunc(c.idleFor, c.Close)
+	} else {
+		c.expire.Reset(c.idleFor)
+	}
 	if len(c.idle) < maxIdle {
 		c.idle = append(c.idle, l)
 		return

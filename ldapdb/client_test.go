@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"amavisgo/conf"
 	"amavisgo/internal/testenv"
@@ -149,6 +150,33 @@ func TestFetchServerDown(t *testing.T) {
 	s.Restart(t)
 	if rec, err := fe.Fetch(context.Background(), "bob@example.com"); err != nil || len(rec) == 0 {
 		t.Fatalf("slapd back: %v, %v", rec, err)
+	}
+}
+
+// idleCount is the number of kept connections.
+func (c *Client) idleCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.idle)
+}
+
+// TestIdleConnectionsExpire: the connections kept after a search are closed once the client
+// has not been used for its idle time, and a later search connects again.
+func TestIdleConnectionsExpire(t *testing.T) {
+	s := testenv.StartSlapd(t, directory)
+	c := New(testParams(s))
+	c.idleFor = 100 * time.Millisecond
+	fe := c.ForMessage(lookup.Options{}, localExample)
+	if _, err := fe.Fetch(context.Background(), "bob@example.com"); err != nil || c.idleCount() != 1 {
+		t.Fatalf("after a search: %v, %d kept", err, c.idleCount())
+	}
+	for deadline := time.Now().Add(10 * time.Second); c.idleCount() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still kept", c.idleCount())
+		}
+	}
+	if rec, err := fe.Fetch(context.Background(), "bob@example.com"); err != nil || len(rec) == 0 {
+		t.Fatalf("after the expiry: %v, %v", rec, err)
 	}
 }
 
