@@ -90,19 +90,19 @@ func (l *ldapSession) take(tx *smtp.Transaction) map[string]lookup.Record {
 }
 
 // ldapFetcher is the connection's directory for the policy p, nil when LDAP lookups are off.
-func (cs *connState) ldapFetcher(p *conf.Policy) lookup.Fetcher {
+func (cs *connState) ldapFetcher(p *conf.Policy, logf ldapdb.Logf) lookup.Fetcher {
 	c := cs.eng.ldap
 	if c == nil || !cs.cfg.LookupMapsImplySQLAndLDAP {
 		return nil
 	}
 	o := p.LookupOptions()
-	return c.ForMessage(o, func(a string) bool { return p.LocalDomainsMaps.Bool(a, o) })
+	return c.ForMessage(o, func(a string) bool { return p.LocalDomainsMaps.Bool(a, o) }, logf)
 }
 
 // ldapRcpt fetches a recipient's entries at RCPT. A directory that cannot be asked ends the
 // session (421 4.3.2), logged as amavis logs the child's fatal error.
 func (cs *connState) ldapRcpt(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.Reply {
-	f := cs.ldapFetcher(cs.policy)
+	f := cs.ldapFetcher(cs.policy, cs.tl.Logf)
 	if f == nil {
 		return nil
 	}
@@ -116,16 +116,23 @@ func (cs *connState) ldapRcpt(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.Re
 	defer cancel()
 	rec, err := f.Fetch(ctx, rc.Addr)
 	if err != nil {
-		var le *ldapdb.Error
-		if errors.As(err, &le) {
-			cs.tl.Logf(-1, "lookup_ldap: %s", le.Detail())
-		}
+		logLookupFailed(cs.tl, err)
 		cs.tl.Logf(-2, "TROUBLE in process_request: %v", err)
 		cs.tl.Logf(-1, "Requesting process rundown after fatal error")
 		return &smtp.Reply{Code: 421, Enh: "4.3.2", Text: "Service shutting down, closing channel"}
 	}
 	cs.ldap.recs[rc.Addr] = rec
 	return nil
+}
+
+// logLookupFailed logs a failed search as lookup_ldap does, and its cause (the server's or
+// the network's words, which amavis does not log) at level 1.
+func logLookupFailed(tl *taskLog, err error) {
+	tl.Logf(-1, "lookup_ldap: %v", err)
+	var le *ldapdb.Error
+	if errors.As(err, &le) {
+		tl.Logf(1, "lookup_ldap: %s", le.Detail())
+	}
 }
 
 // cachedFetcher answers from the entries fetched at RCPT and asks the directory only for the
@@ -156,12 +163,9 @@ func (d *Daemon) ldapPolicy(ctx context.Context, m *Message) error {
 	for i, r := range m.Recips {
 		addrs[i] = r.Addr
 	}
-	f, err := lookup.Prefetch(ctx, cachedFetcher{recs: m.ldapRecs, f: c.ForMessage(o, local)}, addrs)
+	f, err := lookup.Prefetch(ctx, cachedFetcher{recs: m.ldapRecs, f: c.ForMessage(o, local, m.tl.Logf)}, addrs)
 	if err != nil {
-		var le *ldapdb.Error
-		if errors.As(err, &le) {
-			m.tl.Logf(-1, "lookup_ldap: %s", le.Detail())
-		}
+		logLookupFailed(m.tl, err)
 		return &stageError{section: "lookup_ldap", err: err}
 	}
 	m.Policy = withLDAP(m.Policy, f)

@@ -221,9 +221,12 @@ func TestLDAPServerDown(t *testing.T) {
 	}
 	log := td.log.String()
 	for _, want := range []string{
-		`lookup_ldap: connect_to_ldap: unable to connect: host ` + regexp.QuoteMeta(s.Addr) + `: .*connection refused`,
-		`TROUBLE in process_request: connect_to_ldap: unable to connect$`,
-		`Requesting process rundown after fatal error$`,
+		`NOTICE: do_search: trying again: LDAP_OPERATIONS_ERROR$`,
+		`\(!\)connect_to_ldap: unable to connect to host ` + regexp.QuoteMeta(s.Addr) + `$`,
+		`\(!\)lookup_ldap: connect_to_ldap: unable to connect$`,
+		`lookup_ldap: connect_to_ldap: unable to connect: host ` + regexp.QuoteMeta(s.Addr) + `: .*connection refused$`,
+		`\(!!\)TROUBLE in process_request: connect_to_ldap: unable to connect$`,
+		`\(!\)Requesting process rundown after fatal error$`,
 	} {
 		if !regexp.MustCompile(`(?m)` + want).MatchString(log) {
 			t.Errorf("the log has no line matching %s:\n%s", want, log)
@@ -285,7 +288,7 @@ func TestLDAPAttrsWired(t *testing.T) {
 	defer c.Close()
 	p := cfg.Policy
 	o := p.LookupOptions()
-	f, err := lookup.Prefetch(context.Background(), c.ForMessage(o, func(string) bool { return true }), []string{"all@example.com"})
+	f, err := lookup.Prefetch(context.Background(), c.ForMessage(o, func(string) bool { return true }, func(_ int, f string, a ...any) { t.Logf(f, a...) }), []string{"all@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,17 +59,22 @@ func (c *Client) Close() {
 	}
 }
 
+// Logf receives the log lines amavis writes about its LDAP connection (a level as amavis's
+// log_level, a format and its arguments).
+type Logf func(level int, format string, args ...any)
+
 // ForMessage is the lookup.Fetcher of one message. local tells whether an address is in
 // local_domains_maps without the server-backed tables (bare user keys are tried only for
-// those), as Amavis::Lookup::LDAP asks it.
-func (c *Client) ForMessage(o lookup.Options, local func(string) bool) lookup.Fetcher {
-	return &fetcher{c: c, o: o, local: local}
+// those), as Amavis::Lookup::LDAP asks it; logf gets the connection's log lines.
+func (c *Client) ForMessage(o lookup.Options, local func(string) bool, logf Logf) lookup.Fetcher {
+	return &fetcher{c: c, o: o, local: local, logf: logf}
 }
 
 type fetcher struct {
 	c     *Client
 	o     lookup.Options
 	local func(string) bool
+	logf  Logf
 }
 
 // Fetch searches the entries of addr's keys. A directory that cannot be reached, or answers
@@ -81,7 +86,7 @@ func (f *fetcher) Fetch(ctx context.Context, addr string) (lookup.Record, error)
 	req := ldap.NewSearchRequest(expandBase(f.c.p.Base, addr), scopes[f.c.p.Scope], derefs[f.c.p.Deref],
 		maxEntries, f.c.p.Timeout, false, filter, requested(byAttr), nil)
 	req.EnforceSizeLimit = true
-	res, err := f.c.search(ctx, req)
+	res, err := f.c.search(ctx, req, f.logf)
 	if err != nil {
 		return nil, err
 	}
@@ -105,9 +110,9 @@ func (e *Error) Detail() string { return e.Msg + ": " + e.Err.Error() }
 // search runs req on an idle connection or a new one. A connection that fails with an error
 // worth retrying (the server went away, is busy or unavailable) is dropped and the search
 // tried once more on a new connection, as Amavis::LDAP::Connection's do_search does.
-func (c *Client) search(ctx context.Context, req *ldap.SearchRequest) (*ldap.SearchResult, error) {
+func (c *Client) search(ctx context.Context, req *ldap.SearchRequest, logf Logf) (*ldap.SearchResult, error) {
 	for attempt := 0; ; attempt++ {
-		l, err := c.get(ctx, attempt > 0)
+		l, err := c.get(ctx, attempt > 0, logf)
 		if err != nil {
 			return nil, err
 		}
@@ -122,9 +127,35 @@ func (c *Client) search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Sea
 		}
 		l.Close()
 		if attempt > 0 || !retryable(err) {
-			return nil, &Error{Msg: "do_search: failed", Err: err}
+			return nil, &Error{Msg: "do_search: failed: " + errorName(err), Err: err}
 		}
+		logf(0, "NOTICE: do_search: trying again: %s", errorName(err))
 	}
+}
+
+// errorName is Net::LDAP's name of err's result code (LDAP_BUSY...), as amavis logs it. A
+// connection that went away is LDAP_OPERATIONS_ERROR, as Net::LDAP reports a request it could
+// not send.
+func errorName(err error) string {
+	var le *ldap.Error
+	if !errors.As(err, &le) {
+		return err.Error()
+	}
+	switch le.ResultCode {
+	case ldap.ErrorNetwork:
+		return "LDAP_OPERATIONS_ERROR"
+	case ldap.LDAPResultTimeLimitExceeded:
+		return "LDAP_TIMELIMIT_EXCEEDED"
+	case ldap.LDAPResultSizeLimitExceeded:
+		return "LDAP_SIZELIMIT_EXCEEDED"
+	case ldap.LDAPResultInsufficientAccessRights:
+		return "LDAP_INSUFFICIENT_ACCESS"
+	}
+	name, ok := ldap.LDAPResultCodeMap[le.ResultCode]
+	if !ok {
+		return fmt.Sprintf("LDAP_%d", le.ResultCode)
+	}
+	return "LDAP_" + strings.ToUpper(strings.ReplaceAll(name, " ", "_"))
 }
 
 func retryable(err error) bool {
@@ -135,21 +166,20 @@ func retryable(err error) bool {
 }
 
 // get returns an idle connection, or a new one when there is none or fresh is set.
-func (c *Client) get(ctx context.Context, fresh bool) (*ldap.Conn, error) {
+func (c *Client) get(ctx context.Context, fresh bool, logf Logf) (*ldap.Conn, error) {
 	if !fresh {
+		// A kept connection the server has closed is not skipped: the search on it fails and
+		// is tried again on a new one, with amavis's notice.
 		c.mu.Lock()
-		for len(c.idle) > 0 {
-			l := c.idle[len(c.idle)-1]
-			c.idle = c.idle[:len(c.idle)-1]
-			if !l.IsClosing() {
-				c.mu.Unlock()
-				return l, nil
-			}
-			l.Close()
+		if n := len(c.idle); n > 0 {
+			l := c.idle[n-1]
+			c.idle = c.idle[:n-1]
+			c.mu.Unlock()
+			return l, nil
 		}
 		c.mu.Unlock()
 	}
-	return c.connect(ctx)
+	return c.connect(ctx, logf)
 }
 
 func (c *Client) put(l *ldap.Conn) {
@@ -169,7 +199,7 @@ func (c *Client) put(l *ldap.Conn) {
 
 // connect tries each hostname in order, then StartTLS and bind when configured, as
 // Amavis::LDAP::Connection's connect_to_ldap does.
-func (c *Client) connect(ctx context.Context) (*ldap.Conn, error) {
+func (c *Client) connect(ctx context.Context, logf Logf) (*ldap.Conn, error) {
 	timeout := time.Duration(c.p.Timeout) * time.Second
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
@@ -197,22 +227,28 @@ func (c *Client) connect(ctx context.Context) (*ldap.Conn, error) {
 		}
 		errs = append(errs, err.Error())
 	}
+	hosts := strings.Join(c.p.Hostname, ", ")
 	if l == nil {
+		logf(-1, "connect_to_ldap: unable to connect to host %s", hosts)
 		return nil, &Error{Msg: "connect_to_ldap: unable to connect", Err: fmt.Errorf("host %s: %s",
-			strings.Join(c.p.Hostname, ", "), strings.Join(errs, "; "))}
+			hosts, strings.Join(errs, "; "))}
 	}
+	logf(3, "connect_to_ldap: connected to %s", hosts)
 	l.SetTimeout(timeout)
 	if c.p.TLS {
 		if err := l.StartTLS(tc); err != nil {
 			l.Close()
+			logf(-1, "connect_to_ldap: start TLS failed: %s", errorName(err))
 			return nil, &Error{Msg: "connect_to_ldap: start TLS failed", Err: err}
 		}
 	}
 	if c.p.BindDN != "" {
 		if err := l.Bind(c.p.BindDN, c.p.BindPassword); err != nil {
 			l.Close()
+			logf(-1, "connect_to_ldap: bind failed: %s", errorName(err))
 			return nil, &Error{Msg: "connect_to_ldap: bind failed", Err: err}
 		}
+		logf(3, "connect_to_ldap: bind %s succeeded", c.p.BindDN)
 	}
 	return l, nil
 }

@@ -3,8 +3,10 @@ package ldapdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,6 +81,27 @@ func testParams(s *testenv.Slapd) *conf.LDAPGlobal {
 
 func localExample(a string) bool { return strings.HasSuffix(a, "@example.com") }
 
+// logRecorder keeps the lines of the level-0 and more important log ("(!)" is -1).
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *logRecorder) logf(level int, format string, args ...any) {
+	if level > 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, fmt.Sprintf("%d %s", level, fmt.Sprintf(format, args...)))
+}
+
+func (r *logRecorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.lines, "\n")
+}
+
 // TestFetchEntries searches the real slapd: a user's entry comes before their domain's and
 // the catch-all, its booleans read as amavis reads TRUE/FALSE, and the tables built on the
 // record answer for each setting as amavis's LDAPattr lookups would.
@@ -88,7 +111,7 @@ func TestFetchEntries(t *testing.T) {
 	defer c.Close()
 	o := lookup.Options{RecipientDelimiter: "+"}
 	addrs := []string{"Alice+tag@Example.COM", "bob@example.com", "carol@elsewhere.example", "dave@nowhere.example"}
-	f, err := lookup.Prefetch(context.Background(), c.ForMessage(o, localExample), addrs)
+	f, err := lookup.Prefetch(context.Background(), c.ForMessage(o, localExample, (&logRecorder{}).logf), addrs)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, s.Log())
 	}
@@ -137,7 +160,8 @@ func TestFetchServerDown(t *testing.T) {
 	s := testenv.StartSlapd(t, directory)
 	c := New(testParams(s))
 	defer c.Close()
-	fe := c.ForMessage(lookup.Options{}, localExample)
+	logs := &logRecorder{}
+	fe := c.ForMessage(lookup.Options{}, localExample, logs.logf)
 	if rec, err := fe.Fetch(context.Background(), "bob@example.com"); err != nil || len(rec) == 0 {
 		t.Fatalf("before the stop: %v, %v", rec, err)
 	}
@@ -146,6 +170,11 @@ func TestFetchServerDown(t *testing.T) {
 	var le *Error
 	if !errors.As(err, &le) || le.Error() != "connect_to_ldap: unable to connect" || !strings.Contains(le.Detail(), "host "+s.Addr+": ") {
 		t.Fatalf("slapd stopped: err = %v, want unable to connect", err)
+	}
+	// amavis's lines: the kept connection failed, the new one could not be made
+	want := "0 NOTICE: do_search: trying again: LDAP_OPERATIONS_ERROR\n-1 connect_to_ldap: unable to connect to host " + s.Addr
+	if logs.String() != want {
+		t.Errorf("log:\n%s\nwant:\n%s", logs, want)
 	}
 	s.Restart(t)
 	if rec, err := fe.Fetch(context.Background(), "bob@example.com"); err != nil || len(rec) == 0 {
@@ -166,7 +195,7 @@ func TestIdleConnectionsExpire(t *testing.T) {
 	s := testenv.StartSlapd(t, directory)
 	c := New(testParams(s))
 	c.idleFor = 100 * time.Millisecond
-	fe := c.ForMessage(lookup.Options{}, localExample)
+	fe := c.ForMessage(lookup.Options{}, localExample, (&logRecorder{}).logf)
 	if _, err := fe.Fetch(context.Background(), "bob@example.com"); err != nil || c.idleCount() != 1 {
 		t.Fatalf("after a search: %v, %d kept", err, c.idleCount())
 	}
@@ -187,7 +216,7 @@ func TestFailOver(t *testing.T) {
 	g.DefaultLDAP.Hostname = conf.HostList{"127.0.0.1:" + itoa(testenv.FreePort(t)), s.URL}
 	c := New(g)
 	defer c.Close()
-	rec, err := c.ForMessage(lookup.Options{}, localExample).Fetch(context.Background(), "bob@example.com")
+	rec, err := c.ForMessage(lookup.Options{}, localExample, (&logRecorder{}).logf).Fetch(context.Background(), "bob@example.com")
 	if err != nil || len(rec) != 3 {
 		t.Fatalf("got %v, %v; want bob's, the domain's and the catch-all entries from the second host", rec, err)
 	}
@@ -216,7 +245,8 @@ amavisVirusLover: TRUE
 	g.DefaultLDAP.BindDN, g.DefaultLDAP.BindPassword = testenv.SlapdAdmin, testenv.SlapdPassword
 	c := New(g)
 	defer c.Close()
-	fe := c.ForMessage(lookup.Options{}, localExample)
+	logs := &logRecorder{}
+	fe := c.ForMessage(lookup.Options{}, localExample, logs.logf)
 	rec, err := fe.Fetch(context.Background(), "erin@example.net")
 	if err != nil || len(rec) != 1 || rec[0]["amavisviruslover"] != "Y" {
 		t.Fatalf("erin: %v, %v", rec, err)
@@ -227,8 +257,11 @@ amavisVirusLover: TRUE
 	g.DefaultLDAP.BindPassword = "wrong"
 	bad := New(g)
 	defer bad.Close()
-	if _, err := bad.ForMessage(lookup.Options{}, localExample).Fetch(context.Background(), "erin@example.net"); err == nil || !strings.Contains(err.Error(), "bind failed") {
+	if _, err := bad.ForMessage(lookup.Options{}, localExample, logs.logf).Fetch(context.Background(), "erin@example.net"); err == nil || err.Error() != "connect_to_ldap: bind failed" {
 		t.Fatalf("wrong password: err = %v, want bind failed", err)
+	}
+	if logs.String() != "-1 connect_to_ldap: bind failed: LDAP_INVALID_CREDENTIALS" {
+		t.Errorf("log: %s", logs)
 	}
 }
 
@@ -238,7 +271,7 @@ func BenchmarkFetch(b *testing.B) {
 	s := testenv.StartSlapd(b, directory)
 	c := New(testParams(s))
 	defer c.Close()
-	fe := c.ForMessage(lookup.Options{RecipientDelimiter: "+"}, localExample)
+	fe := c.ForMessage(lookup.Options{RecipientDelimiter: "+"}, localExample, (&logRecorder{}).logf)
 	b.ReportAllocs()
 	for b.Loop() {
 		if rec, err := fe.Fetch(context.Background(), "alice+tag@example.com"); err != nil || len(rec) != 3 {

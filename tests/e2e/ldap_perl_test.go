@@ -158,6 +158,7 @@ $default_ldap = { hostname => '%[6]s', port => %[7]s, timeout => 5,
 // oursLDAPConf is perlLDAPConf in our TOML.
 func oursLDAPConf(home string, port int, next, clamdAddr, ldapAddr string) string {
 	q := strconv.Quote
+	lhost, lport, _ := net.SplitHostPort(ldapAddr)
 	return strings.Join([]string{
 		"MYHOME = " + q(home),
 		"TEMPBASE = " + q(home+"/tmp"),
@@ -178,7 +179,7 @@ func oursLDAPConf(home string, port int, next, clamdAddr, ldapAddr string) strin
 		`final_banned_destiny = "D_DISCARD"`,
 		`X_HEADER_LINE = "Debian amavisd-new at example.com"`,
 		"enable_ldap = true",
-		"default_ldap = { hostname = [" + q(ldapAddr) + `], timeout = 5, base = "ou=People,dc=example,dc=com" }`,
+		"default_ldap = { hostname = [" + q(lhost) + "], port = " + lport + `, timeout = 5, base = "ou=People,dc=example,dc=com" }`,
 		"[[local_domains_maps]]",
 		`acl = [".example.com"]`,
 		"[[av_scanners]]",
@@ -430,15 +431,31 @@ func TestLDAPSideBySide(t *testing.T) {
 	}
 	slapd.Stop()
 	var replies []string
-	for _, sd := range sides {
+	var logs [2][]string
+	perlLine := regexp.MustCompile(` at /usr/share/perl5/\S+ line \d+\.`)
+	for i, sd := range sides {
 		msgs := len(sd.next.Msgs())
+		from := len(readLog(sd.logFile))
 		reply := smtpSend(t, sd.addr, "sender@sender.example.org", []string{"bob@example.com"}, strings.Replace(clean, "MSGID", "down", 1))
 		replies = append(replies, reply)
 		if n := len(sd.next.Msgs()) - msgs; n != 0 {
 			t.Errorf("%s with slapd stopped: %d delivered", sd.name, n)
 		}
+		want := "Requesting process rundown after fatal error"
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readLog(sd.logFile)[from:], want) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		}
+		for _, l := range strings.Split(strings.TrimSpace(readLog(sd.logFile)[from:]), "\n") {
+			logs[i] = append(logs[i], perlLine.ReplaceAllString(normalizeLDAP(l), ""))
+		}
 	}
 	if replies[0] != replies[1] || replies[1] != "RCPT: 421 4.3.2 Service shutting down, closing channel" {
 		t.Errorf("slapd stopped:\namavis: %s\nours:   %s", replies[0], replies[1])
+	}
+	if got := strings.Join(logs[1], "\n"); !strings.Contains(got, "NOTICE: do_search: trying again: LDAP_OPERATIONS_ERROR\n") ||
+		!strings.Contains(got, "(!!)TROUBLE in process_request: connect_to_ldap: unable to connect\n") {
+		t.Errorf("slapd stopped, our log lacks amavis's lines:\n%s", got)
+	}
+	if strings.Join(logs[0], "\n") != strings.Join(logs[1], "\n") {
+		t.Errorf("slapd stopped, the log:\namavis:\n  %s\nours:\n  %s", strings.Join(logs[0], "\n  "), strings.Join(logs[1], "\n  "))
 	}
 }
