@@ -183,18 +183,14 @@ func withLDAP(p *conf.Policy, f *lookup.Fetched) *conf.Policy {
 	return &c
 }
 
-// rcptPolicy is the policy RCPT checks use: the connection's, with the attributes fetched for
-// the transaction so far in front (amavis's message_size_limit_maps lookup at RCPT answers
-// from amavisMessageSizeLimit first).
-func (cs *connState) rcptPolicy(tx *smtp.Transaction) *conf.Policy {
-	if cs.ldap.tx != tx || len(cs.ldap.recs) == 0 {
+// rcptPolicy is the policy RCPT checks of addr use: the connection's, with addr's attributes
+// fetched for the transaction in front (amavis's message_size_limit_maps lookup at RCPT
+// answers from amavisMessageSizeLimit first).
+func (cs *connState) rcptPolicy(tx *smtp.Transaction, addr string) *conf.Policy {
+	if cs.ldap.tx != tx || cs.ldap.recs[addr] == nil {
 		return cs.policy
 	}
-	addrs := make([]string, 0, len(cs.ldap.recs))
-	for a := range cs.ldap.recs {
-		addrs = append(addrs, a)
-	}
-	// every address is in recs: nothing is asked of the directory
-	f, _ := lookup.Prefetch(context.Background(), cachedFetcher{recs: cs.ldap.recs}, addrs)
+	// addr is in recs: nothing is asked of the directory
+	f, _ := lookup.Prefetch(context.Background(), cachedFetcher{recs: cs.ldap.recs}, []string{addr})
 	return withLDAP(cs.policy, f)
 }

@@ -201,7 +201,7 @@ func (cs *connState) rcptCheck(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.R
 	if tx.Size <= 0 {
 		return nil
 	}
-	if limit := verdict.SizeLimit(cs.rcptPolicy(tx), rc.Addr); limit > 0 && tx.Size > limit {
+	if limit := verdict.SizeLimit(cs.rcptPolicy(tx, rc.Addr), rc.Addr); limit > 0 && tx.Size > limit {
 		return &smtp.Reply{Code: 552, Enh: "5.3.4", Text: fmt.Sprintf(
 			"Declared message size (%d B) exceeds size limit for recipient %s", tx.Size, smtp.Quote(rc.Addr))}
 	}
