@@ -12,6 +12,7 @@ import (
 
 	"amavisgo/conf"
 	"amavisgo/delivery/amavissmtp"
+	"amavisgo/ldapdb"
 	"amavisgo/notify"
 	"amavisgo/quarantine"
 	"amavisgo/quarantine/ampdp"
@@ -31,7 +32,8 @@ type engines struct {
 	store    *quarantine.Store
 	notifier *notify.Notifier
 	release  *ampdp.Server
-	sql      *sqlEngine // storage_sql_dsn and lookup_sql_dsn (sql.go)
+	sql      *sqlEngine     // storage_sql_dsn and lookup_sql_dsn (sql.go)
+	ldap     *ldapdb.Client // enable_ldap: the directory of default_ldap (ldap.go)
 }
 
 // newEngines builds the engines of cfg. The sender used for notifications, quarantine
@@ -68,6 +70,7 @@ func (d *Daemon) newEngines(cfg *conf.Config) (*engines, error) {
 		spam:     spamSet,
 		store:    store,
 		notifier: notify.New(cfg, countingSender{Sender: sender, metrics: d.metrics}),
+		ldap:     newLDAP(cfg),
 	}
 	// their records obey the configuration's log_level (a release's SEND line is level 1)
 	logger := slog.New(&slogHandler{l: d.log, level: cfg.LogLevel})

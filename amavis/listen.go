@@ -222,6 +222,7 @@ type connState struct {
 	msg *Message
 
 	proc *metrics.Proc // the session's state for amavisd nanny
+	ldap ldapSession   // directory entries fetched at RCPT for the transaction (ldap.go)
 }
 
 // admit loads the interface policy bank and checks inet_acl (Amavis.pm's access_is_allowed): a

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"amavisgo/conf"
+	"amavisgo/lookup"
 	"amavisgo/mailid"
 	"amavisgo/metrics"
 	"amavisgo/policybank"
@@ -86,7 +87,8 @@ type Message struct {
 	// Response is the one reply to an SMTP client (not LMTP), which the log's action words
 	// go by, as in Amavis.pm.
 	Response smtp.Reply
-	sql      sqlMessage // the SQL log's row, the wblist values (sql.go)
+	sql      sqlMessage               // the SQL log's row, the wblist values (sql.go)
+	ldapRecs map[string]lookup.Record // recipients' directory entries fetched at RCPT (ldap.go)
 }
 
 // processMessage runs one message through all stages and returns the replies for the
@@ -115,6 +117,9 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.refuseOversized(m, tl, tx, data.WireSize())
 	}
 	m.tl = tl
+	if err := d.ldapPolicy(ctx, m); err != nil {
+		return d.stageFailed(m, tl, err)
+	}
 	if err := d.sqlBegin(ctx, m); err != nil {
 		return d.stageFailed(m, tl, err)
 	}
@@ -171,6 +176,7 @@ func (d *Daemon) newMessage(cs *connState, s *smtp.Session, tx *smtp.Transaction
 	}
 	m.eng = cs.eng
 	m.proc = cs.proc
+	m.ldapRecs = cs.ldap.take(tx)
 	m.Recips = make([]*verdict.Recipient, len(tx.Rcpts))
 	for i, rc := range tx.Rcpts {
 		m.Recips[i] = &verdict.Recipient{Recipient: rc, Destiny: conf.D_PASS}

@@ -15,10 +15,13 @@ import (
 // rcptCheck refuses a recipient whose message_size_limit_maps limit is below the size the
 // client declared with MAIL SIZE=, and logs it as amavis does (not as a client error).
 func (cs *connState) rcptCheck(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.Reply {
+	if rep := cs.ldapRcpt(tx, rc); rep != nil { // the directory is asked at RCPT (ldap.go)
+		return rep
+	}
 	if tx.Size <= 0 {
 		return nil
 	}
-	if limit := verdict.SizeLimit(cs.policy, rc.Addr); limit > 0 && tx.Size > limit {
+	if limit := verdict.SizeLimit(cs.rcptPolicy(tx, rc.Addr), rc.Addr); limit > 0 && tx.Size > limit {
 		rep := &smtp.Reply{Code: 552, Enh: "5.3.4", Text: fmt.Sprintf(
 			"Declared message size (%d B) exceeds size limit for recipient %s", tx.Size, rc.AddrSMTP)}
 		cs.tl.Logf(0, "%s REJECT 'RCPT TO': %s", tx.Proto, rep)
@@ -33,7 +36,7 @@ func (cs *connState) rcptCheck(tx *smtp.Transaction, rc *smtp.Recipient) *smtp.R
 func (cs *connState) dataSizeLimit(tx *smtp.Transaction) int64 {
 	var limit int64
 	for _, rc := range tx.Rcpts {
-		limit = max(limit, verdict.SizeLimit(cs.policy, rc.Addr))
+		limit = max(limit, verdict.SizeLimit(cs.rcptPolicy(tx, rc.Addr), rc.Addr))
 	}
 	if limit == 0 {
 		return 0

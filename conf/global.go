@@ -17,6 +17,7 @@ type Global struct {
 	SQLGlobal        // storage_sql_dsn, lookup_sql_dsn, sql_clause... (conf/sql.go)
 	PerlGlobal       // allow_unimplemented (conf/perl.go)
 	SpamGlobal       // spam_scanners (conf/spam.go)
+	LDAPGlobal       // enable_ldap, default_ldap (conf/ldap.go)
 
 	MYHOME   string `toml:"MYHOME"`
 	TEMPBASE string `toml:"TEMPBASE"` // default: MYHOME
@@ -87,6 +88,7 @@ func (g *Global) setDefaults() {
 	g.MIN_EXPANSION_FACTOR = 5
 	g.MAX_EXPANSION_FACTOR = 500
 	g.SQLGlobal.setDefaults()
+	g.LDAPGlobal.setDefaults()
 }
 
 // resolve fills the after-defaults that depend on other settings, as amavis does after reading
@@ -130,6 +132,9 @@ func (g *Global) validate() error {
 		return err
 	}
 	if err := g.SpamGlobal.validate(); err != nil {
+		return err
+	}
+	if err := g.LDAPGlobal.validate(); err != nil {
 		return err
 	}
 	for _, s := range g.InetSocketPort {

@@ -180,6 +180,7 @@ var keyNotes = map[string]string{
 	"partition_tag":                        "a number or a string; amavis's code form is not taken",
 	"spam_scanners":                        `[[spam_scanners]] tables with name, type ("spamd", "rspamd" or amavis's module name) and the module's options`,
 	"score_sender_maps":                    "[[score_sender_maps]] tables with recipients (an acl) and senders (sender = points)",
+	"default_ldap":                         defaultLDAPNote,
 }
 
 // Keys lists every key the configuration knows, globals first, in struct order.

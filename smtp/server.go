@@ -31,8 +31,9 @@ type Config struct {
 	Log                 Logger
 	// RcptCheck, when set, is asked about each syntactically valid recipient (the policy's
 	// per-recipient checks, such as a declared SIZE over message_size_limit_maps). A nil
-	// reply accepts it with the usual 250; a 2xx reply accepts it with that reply; any other
-	// reply refuses it.
+	// reply accepts it with the usual 250; a 2xx reply accepts it with that reply; a 421
+	// ends the session with the shutdown reply (the recipient could not be checked: amavis's
+	// process rundown); any other reply refuses it.
 	// A refusal from RcptCheck is not penalized (no "smtp_resp:" line): RcptCheck logs it
 	// itself, as amavis does for a declared size over a recipient's limit.
 	RcptCheck func(tx *Transaction, rc *Recipient) *Reply
@@ -179,6 +180,10 @@ func (s *Session) awaitLine() { s.newWait = true }
 
 var errShuttingDown = errors.New("shutting down")
 
+// errRundown ends a session whose RcptCheck answered 421; the replies so far, the 421 last,
+// are sent first.
+var errRundown = errors.New("recipient check failed: session ends")
+
 // Shutdown asks the session to end: an idle session (waiting for a command) gets "421" at
 // once; a session receiving or processing a message finishes it and gets "421" before its
 // next command.
@@ -242,6 +247,9 @@ func (s *Session) Serve() error {
 				s.logf(4, `%s< %s\r\n`, s.proto, line)
 			}
 			quit, err := s.command(string(line))
+			if err == errRundown {
+				s.flush()
+			}
 			if err != nil {
 				return err
 			}
@@ -369,7 +377,9 @@ func (s *Session) command(line string) (quit bool, err error) {
 	case "MAIL":
 		s.mail(args, line)
 	case "RCPT":
-		s.rcpt(args, line)
+		if s.rcpt(args, line) {
+			return false, errRundown
+		}
 	case "DATA":
 		return false, s.data(args, line)
 	case "EXPN", "TURN", "ETRN", "SEND", "SOML", "SAML":
@@ -540,17 +550,17 @@ func (s *Session) mail(args, line string) {
 	s.reply(r(250, "2.1.0", "Sender "+path+" OK"))
 }
 
-func (s *Session) rcpt(args, line string) {
+func (s *Session) rcpt(args, line string) (end bool) {
 	if s.tx == nil {
 		s.penalize(r(503, "5.5.1", "Need MAIL command before RCPT"), line)
 		s.gotRcpt = 0
-		return
+		return false
 	}
 	s.gotRcpt++
 	path, params, ok := parsePath(rcptArgsRE, args)
 	if !ok {
 		s.penalize(r(501, "5.5.2", "Syntax: RCPT TO:<address>"), line)
-		return
+		return false
 	}
 	rc := Recipient{AddrSMTP: path, Addr: Unquote(path)}
 	var fail *Reply
@@ -614,16 +624,21 @@ func (s *Session) rcpt(args, line string) {
 			}
 		}
 	}
+	if fail != nil && fail.Code == 421 {
+		s.reply(*fail)
+		return true
+	}
 	if fail != nil {
 		if fail.Code >= 500 && !checked {
 			s.penalize(*fail, line)
 		} else {
 			s.reply(*fail)
 		}
-		return
+		return false
 	}
 	s.tx.Rcpts = append(s.tx.Rcpts, rc)
 	s.reply(ok250)
+	return false
 }
 
 func (s *Session) data(args, line string) error {

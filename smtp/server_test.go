@@ -202,6 +202,22 @@ func TestRcptCheck(t *testing.T) {
 	}
 }
 
+// A 421 from RcptCheck (the recipient could not be checked) ends the session with one 421,
+// whatever the client sent after the RCPT.
+func TestRcptCheck421EndsSession(t *testing.T) {
+	cfg := testConfig()
+	cfg.RcptCheck = func(tx *Transaction, rc *Recipient) *Reply {
+		if rc.Addr == "down@d" {
+			return &Reply{421, "4.3.2", "Service shutting down, closing channel"}
+		}
+		return nil
+	}
+	out := dialog(t, cfg, &recorder{}, "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<down@d>\r\nRCPT TO:<e@d>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n")
+	if !strings.HasSuffix(out, "250 2.1.5 Recipient <c@d> OK\r\n421 4.3.2 Service shutting down, closing channel\r\n") {
+		t.Errorf("want the session to end with one 421 after the RCPT:\n%s", out)
+	}
+}
+
 type silentHandler struct{}
 
 func (silentHandler) Data(s *Session, tx *Transaction, r *DataReader) []Reply {
