@@ -80,14 +80,16 @@ type daemonConfig struct {
 // daemon is our amavisd running in the foreground, as a site runs it:
 // started as root, switching to daemon_user nobody.
 type daemon struct {
-	t       testing.TB
-	bin     string
-	Dir     string
-	Config  string
-	LogFile string
-	Addr    string
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	t      testing.TB
+	bin    string
+	Dir    string
+	Config string
+	// confArgs replace "-c Config" when set (several -c: Perl files, then TOML)
+	confArgs []string
+	LogFile  string
+	Addr     string
+	cmd      *exec.Cmd
+	exited   chan struct{}
 }
 
 const daemonHostname = "amavis.example.com"
@@ -186,7 +188,11 @@ func (d *daemon) tryStart() error {
 	defer errFile.Close()
 	starts := strings.Count(d.Log(), " listening on ")
 	stderrBefore := len(d.stderr())
-	d.cmd = exec.Command(d.bin, "-c", d.Config, "foreground")
+	conf := d.confArgs
+	if conf == nil {
+		conf = []string{"-c", d.Config}
+	}
+	d.cmd = exec.Command(d.bin, append(conf, "foreground")...)
 	d.cmd.Stdout, d.cmd.Stderr = errFile, errFile
 	if err := d.cmd.Start(); err != nil {
 		return err

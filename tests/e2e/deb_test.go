@@ -57,16 +57,22 @@ func TestDebianPackage(t *testing.T) {
 			exec.Command("apt-get", "-y", "purge", "amavisgo").Run()
 		}
 	})
-	for _, path := range []string{"/usr/sbin/amavisgo", "/etc/amavisgo/amavisd.toml", "/lib/systemd/system/amavisgo.service", "/var/lib/amavis/tmp"} {
+	for _, path := range []string{"/usr/sbin/amavisgo", "/usr/share/doc/amavisgo/examples/amavisd.toml", "/lib/systemd/system/amavisgo.service", "/var/lib/amavis/tmp"} {
 		if _, err := os.Stat(path); err != nil {
 			t.Errorf("after install: %v", err)
 		}
 	}
+	// amavisd-new's configuration is here: it is what the daemon reads, no TOML file of ours
+	if _, err := os.Stat("/etc/amavisgo/amavisd.toml"); err == nil {
+		t.Error("postinst wrote /etc/amavisgo/amavisd.toml beside amavisd-new's /etc/amavis/conf.d")
+	}
 	if err := exec.Command("id", "amavis").Run(); err != nil {
 		t.Errorf("no amavis user after install: %v", err)
 	}
-	if out, err := exec.Command("/usr/sbin/amavisgo", "-c", "/etc/amavisgo/amavisd.toml", "configtest").CombinedOutput(); err != nil {
-		t.Errorf("configtest of the packaged configuration: %v\n%s", err, out)
+	// the unit's own command line: no -c, so Debian's conf.d in Debian's order
+	if out, err := exec.Command("/usr/sbin/amavisgo", "configtest").CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "/etc/amavis/conf.d/50-user is OK") {
+		t.Errorf("configtest as the unit runs it: %v\n%s", err, out)
 	}
 	if sa, err := exec.LookPath("systemd-analyze"); err == nil {
 		out, err := exec.Command(sa, "verify", "/lib/systemd/system/amavisgo.service").CombinedOutput()
@@ -77,44 +83,40 @@ func TestDebianPackage(t *testing.T) {
 		t.Error("systemd-analyze is missing")
 	}
 
-	// The packaged configuration, pointed at this test's clamd, Postfix and log file.
+	// Debian's conf.d as amavisd-new installed it, a site's usual edit (virus checks on, as
+	// uncommenting 15-content_filter_mode does) and, last, TOML pointing the daemon at this
+	// test's clamd, Postfix, log and sockets.
 	clamd := testenv.StartClamd(t)
-	packaged, err := os.ReadFile("/etc/amavisgo/amavisd.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	amPort := testenv.FreePort(t)
 	pf := testenv.StartPostfix(t, testenv.PostfixOptions{FilterPort: amPort, Transport: "smtp"})
 	fwd, _ := strconv.Atoi(portOf(pf.ForwardAddr))
 	d := &daemon{t: t, bin: "/usr/sbin/amavisgo", Dir: t.TempDir(), Addr: fmt.Sprintf("127.0.0.1:%d", amPort)}
 	d.Config, d.LogFile = filepath.Join(d.Dir, "amavisd.toml"), filepath.Join(d.Dir, "amavis.log")
-	overrides := map[string]string{
-		"inet_socket_port": strconv.Itoa(amPort),
-		"forward_method":   strconv.Quote(fmt.Sprintf("smtp:[127.0.0.1]:%d", fwd)),
-		"notify_method":    strconv.Quote(fmt.Sprintf("smtp:[127.0.0.1]:%d", fwd)),
-		"DO_SYSLOG":        "false",
-		"log_level":        "2", // daemon.start waits for the level-1 "listening on" line
-		"LOGFILE":          strconv.Quote(d.LogFile),
-		"pid_file":         strconv.Quote(filepath.Join(d.Dir, "amavisd.pid")),
-		"unix_socketname":  strconv.Quote(filepath.Join(d.Dir, "amavisd.sock")),
-	}
-	text := string(packaged)
-	var top strings.Builder
-	for k, v := range overrides {
-		text = regexp.MustCompile(`(?m)^`+k+`\s*=.*$`).ReplaceAllString(text, "")
-		fmt.Fprintf(&top, "%s = %s\n", k, v)
-	}
-	if !strings.Contains(text, `"/var/run/clamav/clamd.ctl"`) {
-		t.Fatal("the packaged configuration has no Debian clamd socket to point at the test's clamd")
-	}
-	// clamd listens on TCP too: its socket directory is root's, the daemon runs as amavis.
-	text = strings.ReplaceAll(text, `"/var/run/clamav/clamd.ctl"`, strconv.Quote(clamd.TCPAddr))
-	if err := os.WriteFile(d.Config, []byte(top.String()+text), 0o644); err != nil {
+	site := filepath.Join(d.Dir, "60-site")
+	if err := os.WriteFile(site, []byte("@bypass_virus_checks_maps = (\\%bypass_virus_checks, \\@bypass_virus_checks_acl, \\$bypass_virus_checks_re);\n1;\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	override := fmt.Sprintf(`inet_socket_port = %d
+forward_method = "smtp:[127.0.0.1]:%d"
+notify_method = "smtp:[127.0.0.1]:%d"
+DO_SYSLOG = false
+log_level = 2 # daemon.start waits for the level-1 "listening on" line
+LOGFILE = %q
+pid_file = %q
+unix_socketname = %q
+[[av_scanners]] # clamd on TCP: its socket directory is root's, the daemon runs as amavis
+name = "ClamAV-clamd"
+type = "clamd"
+sockets = [%q]
+query = "CONTSCAN {}\n"
+`, amPort, fwd, fwd, d.LogFile, filepath.Join(d.Dir, "amavisd.pid"), filepath.Join(d.Dir, "amavisd.sock"), clamd.TCPAddr)
+	if err := os.WriteFile(d.Config, []byte(override), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.confArgs = []string{"-c", "/usr/share/amavis/conf.d", "-c", "/etc/amavis/conf.d", "-c", site, "-c", d.Config}
 	t.Cleanup(d.stop)
 
-	if out, err := exec.Command(d.bin, "-c", d.Config, "selftest").CombinedOutput(); err != nil {
+	if out, err := exec.Command(d.bin, append(d.confArgs, "selftest")...).CombinedOutput(); err != nil {
 		t.Errorf("selftest: %v\n%s", err, out)
 	}
 	d.start()
