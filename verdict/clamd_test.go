@@ -85,7 +85,7 @@ func TestEicarWithClamd(t *testing.T) {
 			}
 			if d.reply == "" {
 				h := v.HeaderEdits(v.Recips[0], "", false)
-				if h.SubjectTag != "***INFECTED*** " || h.Add[len(h.Add)-1] != (Field{"X-Amavis-Alert", "INFECTED, message contains virus: " + c.VirusName}) {
+				if h.SubjectTag != "***INFECTED*** " || h.Add[len(h.Add)-1] != (Field{Name: "X-Amavis-Alert", Value: "INFECTED, message contains virus: " + c.VirusName}) {
 					t.Errorf("%s: edits of a passed copy %+v", name, h)
 				}
 			}

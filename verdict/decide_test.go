@@ -73,9 +73,9 @@ func TestMixedRecipients(t *testing.T) {
 	}
 	h := v.HeaderEdits(v.Recips[1], "n8rZJ2zBYamo", true)
 	want := []Field{
-		{"X-Quarantine-ID", "<n8rZJ2zBYamo>"},
-		{"X-Virus-Scanned", "amavis at !change-mydomain-variable!.example.com"},
-		{"X-Amavis-Alert", "INFECTED, message contains virus: Eicar-Test-Signature"},
+		{Name: "X-Quarantine-ID", Value: "<n8rZJ2zBYamo>"},
+		{Name: "X-Virus-Scanned", Value: "amavis at !change-mydomain-variable!.example.com"},
+		{Name: "X-Amavis-Alert", Value: "INFECTED, message contains virus: Eicar-Test-Signature"},
 	}
 	if !reflect.DeepEqual(h.Add, want) || h.SubjectTag != "***INFECTED*** " || !h.Tagged {
 		t.Errorf("edits for the lover: %+v", h)
@@ -128,7 +128,7 @@ func TestBanned(t *testing.T) {
 					t.Fatalf("a lover must get banned mail: blocked %v, reason %q", r.Blocked, r.BannedReason)
 				}
 				h := v.HeaderEdits(r, "", false)
-				if h.Add[len(h.Add)-1] != (Field{"X-Amavis-Alert", "BANNED, message contains " + r.BannedReason}) {
+				if h.Add[len(h.Add)-1] != (Field{Name: "X-Amavis-Alert", Value: "BANNED, message contains " + r.BannedReason}) {
 					t.Errorf("edits %+v", h.Add)
 				}
 			default:
@@ -238,7 +238,7 @@ func TestUnchecked(t *testing.T) {
 			t.Errorf("ccats %v, category %q", v.Recips[0].CCats, v.LogCategory())
 		}
 		h := v.HeaderEdits(v.Recips[0], "", false)
-		if h.Add[0] != (Field{"X-Amavis-Hold", "Maximum decoding depth (2) exceeded"}) || h.Delete[0] != "X-Amavis-Hold" {
+		if h.Add[0] != (Field{Name: "X-Amavis-Hold", Value: "Maximum decoding depth (2) exceeded"}) || h.Delete[0] != "X-Amavis-Hold" {
 			t.Errorf("edits %+v", h)
 		}
 	})
@@ -281,7 +281,7 @@ func TestBadHeaderDecisions(t *testing.T) {
 			}
 			if tc.reply == "" && tc.name != "lovers" {
 				h := v.HeaderEdits(r, "", false)
-				if h.Add[len(h.Add)-1] != (Field{"X-Amavis-Alert", `BAD HEADER SECTION, Missing required header field: "Date"`}) {
+				if h.Add[len(h.Add)-1] != (Field{Name: "X-Amavis-Alert", Value: `BAD HEADER SECTION, Missing required header field: "Date"`}) {
 					t.Errorf("edits %+v", h.Add)
 				}
 			}
@@ -331,8 +331,8 @@ func TestCleanPasses(t *testing.T) {
 	}
 	h := v.HeaderEdits(v.Recips[0], "mailid", true)
 	want := HeaderEdits{Delete: []string{"X-Amavis-Hold"}, Add: []Field{
-		{"X-Quarantine-ID", "<mailid>"},
-		{"X-Virus-Scanned", "amavis at !change-mydomain-variable!.example.com"},
+		{Name: "X-Quarantine-ID", Value: "<mailid>"},
+		{Name: "X-Virus-Scanned", Value: "amavis at !change-mydomain-variable!.example.com"},
 	}}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("edits %+v", h)
@@ -451,7 +451,7 @@ X_HEADER_LINE = "amavis at example.com (outgoing)"
 		}
 		in.AV = scanners.Report{}
 		v = mustDecide(t, in)
-		if h := v.HeaderEdits(v.Recips[0], "", false); h.Add[0] != (Field{"X-Virus-Scanned", tc.xline}) {
+		if h := v.HeaderEdits(v.Recips[0], "", false); h.Add[0] != (Field{Name: "X-Virus-Scanned", Value: tc.xline}) {
 			t.Errorf("%s from %s: edits %+v", tc.port, tc.client, h.Add)
 		}
 	}

@@ -8,16 +8,19 @@ import (
 	"amavisgo/hdr"
 )
 
-// Field is a header field to add. A Value with line feeds is structured, as amavis's
-// EditHeader takes one: it is folded only where a line feed is, each followed by a blank
-// (X-Spam-Status), the pieces joined on one line as long as they fit in 78 columns.
-type Field struct{ Name, Value string }
+// Field is a header field to add. A Structured value (X-Spam-Status) is folded as amavis's
+// EditHeader folds one: only where a line feed is, each followed by a blank, the pieces joined
+// on one line as long as they fit in 78 columns; any other value is wrapped (wrapField).
+type Field struct {
+	Name, Value string
+	Structured  bool
+}
 
 // String is the field as it goes on the wire: non-ASCII values RFC 2047-encoded, a value over
 // 78 columns wrapped as Amavis::Out::EditHeader's hdr wraps it (wrapField), CRLF at the end.
 func (f Field) String() string {
 	v := f.Value
-	if strings.Contains(v, "\n") && nonASCII(v) < 0 {
+	if f.Structured && nonASCII(v) < 0 {
 		chunks := strings.Split(" "+v, "\n")
 		return string(hdr.Fold(nil, f.Name+":", chunks, hdr.Style{Width: 78, EOL: "\r\n"})) + "\r\n"
 	}
@@ -188,7 +191,7 @@ func (v *Verdict) HeaderEdits(r *Recipient, mailID string, quarantined bool) Hea
 	if p.HeaderFieldAllowed("X-Amavis-Hold") {
 		h.Delete = append(h.Delete, "X-Amavis-Hold")
 		if v.Hold != "" {
-			h.Add = append(h.Add, Field{"X-Amavis-Hold", v.Hold})
+			h.Add = append(h.Add, Field{Name: "X-Amavis-Hold", Value: v.Hold})
 		}
 	}
 	if v.spamChecked && v.removesSpamHeaders(r) {
@@ -200,22 +203,22 @@ func (v *Verdict) HeaderEdits(r *Recipient, mailID string, quarantined bool) Hea
 		h.Delete = append(h.Delete, tag)
 	}
 	if r.Local && quarantined && mailID != "" && p.HeaderFieldAllowed("X-Quarantine-ID") {
-		h.Add = append(h.Add, Field{"X-Quarantine-ID", "<" + mailID + ">"})
+		h.Add = append(h.Add, Field{Name: "X-Quarantine-ID", Value: "<" + mailID + ">"})
 	}
 	if addTag && !r.BypassVirus {
-		h.Add = append(h.Add, Field{tag, v.xHeaderLine})
+		h.Add = append(h.Add, Field{Name: tag, Value: v.xHeaderLine})
 	}
 	if p.HeaderFieldAllowed("X-Amavis-Alert") {
 		if r.CCats.Has(CC_VIRUS, 0) {
-			h.Add = append(h.Add, Field{"X-Amavis-Alert", "INFECTED, message contains virus: " + strings.Join(v.Viruses, ", ")})
+			h.Add = append(h.Add, Field{Name: "X-Amavis-Alert", Value: "INFECTED, message contains virus: " + strings.Join(v.Viruses, ", ")})
 			h.Tagged = true
 		}
 		if r.CCats.Has(CC_BANNED, 0) {
-			h.Add = append(h.Add, Field{"X-Amavis-Alert", "BANNED, message contains " + r.BannedReason})
+			h.Add = append(h.Add, Field{Name: "X-Amavis-Alert", Value: "BANNED, message contains " + r.BannedReason})
 			h.Tagged = true
 		}
 		if r.CCats.Has(CC_BADH, 0) && len(v.BadHeaders) > 0 {
-			h.Add = append(h.Add, Field{"X-Amavis-Alert", "BAD HEADER SECTION, " + alertText(strings.TrimSuffix(v.BadHeaders[0], "\n"))})
+			h.Add = append(h.Add, Field{Name: "X-Amavis-Alert", Value: "BAD HEADER SECTION, " + alertText(strings.TrimSuffix(v.BadHeaders[0], "\n"))})
 		}
 	}
 	if v.spamChecked {
@@ -232,7 +235,7 @@ func (v *Verdict) HeaderEdits(r *Recipient, mailID string, quarantined bool) Hea
 			if v.hasSubject {
 				h.SubjectTag = t
 			} else {
-				h.Add = append(h.Add, Field{"Subject", strings.TrimRight(t, " \t")})
+				h.Add = append(h.Add, Field{Name: "Subject", Value: strings.TrimRight(t, " \t")})
 			}
 		}
 	}

@@ -95,7 +95,7 @@ func TestBadHeaderReplyAndAlert(t *testing.T) {
 }
 
 func TestFieldString(t *testing.T) {
-	f := Field{"X-Amavis-Alert", "BANNED, message contains " + strings.Repeat("application/octet-stream,.exe,.exe-ms,run.exe ", 3)}
+	f := Field{Name: "X-Amavis-Alert", Value: "BANNED, message contains " + strings.Repeat("application/octet-stream,.exe,.exe-ms,run.exe ", 3)}
 	got := f.String()
 	for _, line := range strings.Split(strings.TrimSuffix(got, "\r\n"), "\r\n") {
 		if len(line) > 78 {
@@ -105,7 +105,7 @@ func TestFieldString(t *testing.T) {
 	if strings.ReplaceAll(got, "\r\n ", " ") != "X-Amavis-Alert: "+f.Value+"\r\n" {
 		t.Errorf("unfolded %q", got)
 	}
-	if got := (Field{"Subject", "***INFECTED*** café"}).String(); got != "Subject: =?UTF-8?q?***INFECTED***_caf=C3=A9?=\r\n" {
+	if got := (Field{Name: "Subject", Value: "***INFECTED*** café"}).String(); got != "Subject: =?UTF-8?q?***INFECTED***_caf=C3=A9?=\r\n" {
 		t.Errorf("encoded %q", got)
 	}
 }
@@ -148,7 +148,7 @@ func FuzzCheckHeader(f *testing.F) {
 func TestEditHeader(t *testing.T) {
 	orig := "Received: from x\r\n by y\r\nX-Amavis-Hold: forged\r\nSubject: ***INFECTED*** hello\r\n world\r\nx-virus-scanned: old\r\nTo: b@example.com\r\n"
 	h := HeaderEdits{Delete: []string{"X-Amavis-Hold", "X-Virus-Scanned"}, SubjectTag: "***INFECTED*** ",
-		Add: []Field{{"X-Virus-Scanned", "amavis at example.com"}}}
+		Add: []Field{{Name: "X-Virus-Scanned", Value: "amavis at example.com"}}}
 	want := "Received: from x\r\n by y\r\nSubject: ***INFECTED*** hello\r\n world\r\nTo: b@example.com\r\n"
 	if got := string(h.EditHeader([]byte(orig))); got != want {
 		t.Errorf("EditHeader:\n%q\nwant\n%q", got, want)

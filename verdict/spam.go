@@ -351,7 +351,7 @@ func (v *Verdict) spamFields(r *Recipient) (fields []Field, status string) {
 		fields = append(fields, Field{Name: "X-Spam-Level", Value: bar})
 	}
 	if doTag && p.HeaderFieldAllowed("X-Spam-Status") {
-		fields = append(fields, Field{Name: "X-Spam-Status", Value: statusValue})
+		fields = append(fields, Field{Name: "X-Spam-Status", Value: statusValue, Structured: true})
 	}
 	return fields, strings.ReplaceAll(statusValue, "\n", "")
 }
