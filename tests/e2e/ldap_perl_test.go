@@ -174,6 +174,7 @@ func oursLDAPConf(home string, port int, next, clamdAddr, ldapAddr string) strin
 		"DO_SYSLOG = false",
 		"LOGFILE = " + q(home+"/amavisd.log"),
 		"log_level = 0",
+		`log_recip_templ = ""`, // as the Perl side's undef
 		`path = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]`,
 		`final_virus_destiny = "D_DISCARD"`,
 		`final_banned_destiny = "D_DISCARD"`,
@@ -264,7 +265,7 @@ func startLDAPSide(t *testing.T, name string, clamd *testenv.Clamd, slapd *teste
 		}
 		l := readLog(sd.logFile)
 		if g, err := testenv.Greeting(sd.addr); err == nil && strings.HasPrefix(g, "220 ") &&
-			(strings.Contains(l, "listening on") || strings.Contains(l, "Net::Server: ")) {
+			(strings.Contains(l, "starting. ") || strings.Contains(l, "Net::Server: ")) {
 			return sd
 		}
 		if time.Now().After(deadline) {
