@@ -210,6 +210,7 @@ func oursConf(home string, port int, next, clamdSock string, s settings) string 
 		"DO_SYSLOG = false",
 		"LOGFILE = " + q(home+"/amavisd.log"),
 		"log_level = 0",
+		`log_recip_templ = ""`, // as the Perl side's undef
 		`path = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]`,
 		"final_virus_destiny = " + q(s.destiny),
 		"final_banned_destiny = " + q(s.destiny),
@@ -318,7 +319,7 @@ func (sd *side) listening() bool {
 		return false
 	}
 	l := readFile(sd.logFile)
-	return strings.Contains(l, "listening on") || strings.Contains(l, "Net::Server: ") && strings.Contains(l, "starting")
+	return strings.Contains(l, "listening on") || strings.Contains(l, " amavisd-new-compatible ") || strings.Contains(l, "Net::Server: ") && strings.Contains(l, "starting")
 }
 
 func readFile(p string) string {
