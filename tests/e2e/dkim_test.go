@@ -36,6 +36,7 @@ func TestDKIMSigningOriginating(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	rs := testenv.StartRspamd(t) // GTUBE from inside is spam: not signed
 	var p pipeline
 	for attempt := 1; ; attempt++ {
 		amPort, op := testenv.FreePort(t), testenv.FreePort(t)
@@ -47,6 +48,9 @@ func TestDKIMSigningOriginating(t *testing.T) {
 			`mynetworks = ["192.0.2.0/24"]`,
 			`enable_dkim_signing = true`,
 			`interface_policy = { "` + strconv.Itoa(op) + `" = "ORIGINATING" }`,
+			"sa_tag_level_deflt = 2.0", "sa_tag2_level_deflt = 6.31", "sa_kill_level_deflt = 6.31",
+			"[[spam_scanners]]", `name = "Local Rspamd"`, `type = "rspamd"`,
+			`url = "http://` + rs.Addr + `/checkv2"`, "score_factor = 0.42066666666666666",
 			`[[dkim_key]]`,
 			`domain = "example.org"`,
 			`selector = "sel"`,
@@ -72,15 +76,24 @@ func TestDKIMSigningOriginating(t *testing.T) {
 	if _, err := p.pf.SubmitFrom("127.0.0.2", sender, rcpt, message("<dkim-in@e2e>", "not signed", "incoming\n")); err != nil {
 		t.Fatal(err)
 	}
-	msgs := p.pf.WaitMessages(t, 2, 60*time.Second)
+	if _, err := p.pf.SubmitFrom("127.0.0.3", sender, rcpt, message("<dkim-gtube@e2e>", "spam from inside", testenv.GTUBE+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	msgs := p.pf.WaitMessages(t, 3, 60*time.Second)
 	byID := map[string]testenv.MailboxMessage{}
 	for _, m := range msgs {
 		byID[m.MessageID] = m
 	}
-	out, in := byID["<dkim-out@e2e>"], byID["<dkim-in@e2e>"]
+	out, in, spam := byID["<dkim-out@e2e>"], byID["<dkim-in@e2e>"], byID["<dkim-gtube@e2e>"]
 	if v := in.HeaderValues("DKIM-Signature"); len(v) != 0 {
 		t.Errorf("inbound mail was signed: %q", v)
 	}
+	// delivered (final_spam_destiny D_PASS; rcpt is not local here, so no X-Spam-* fields), unsigned
+	if v := spam.HeaderValues("DKIM-Signature"); spam.MessageID == "" || len(v) != 0 {
+		t.Errorf("GTUBE from inside: delivered %v, signatures %q; want delivered without one", spam.MessageID != "", v)
+	}
+	p.am.waitLog(regexp.MustCompile(`Passed SPAM \{RelayedOutbound\}, ORIGINATING LOCAL .*Message-ID: <dkim-gtube@e2e>, .*Hits: 6\.31,`), 10*time.Second)
+	p.am.waitLog(regexp.MustCompile(`dkim: not signing spam \(from inside\), From: `), 10*time.Second)
 	sigs := out.HeaderValues("DKIM-Signature")
 	if len(sigs) != 1 {
 		t.Fatalf("originating mail has %d signatures:\n%s", len(sigs), out.Header)
