@@ -202,6 +202,8 @@ func (d *Daemon) sqlEnd(m *Message) {
 	row.Content = contentCode(m.Verdict.CCats.Main())
 	row.QuarType, row.QuarLoc = m.sql.quarType, m.sql.quarLoc
 	row.DSNSent = 'N'
+	row.SpamLevel = 0 // no recipient with a level: 0, as amavis
+	scored := false
 	for i, r := range m.Recips {
 		switch r.DSN {
 		case verdict.DSNSent:
@@ -223,6 +225,16 @@ func (d *Daemon) sqlEnd(m *Message) {
 				rr.Whitelisted = true
 			case "B", "N", "F":
 				rr.Blacklisted = true
+			}
+		}
+		// the spam check's sender lists and level, as Amavis::Out::SQL::Log writes them: bl, wl
+		// and bspam_level per recipient, the lowest level of the message in msgs.spam_level
+		rr.Whitelisted = rr.Whitelisted || r.Spam.Whitelisted
+		rr.Blacklisted = rr.Blacklisted || r.Spam.Blacklisted
+		if r.Spam.Scored {
+			rr.SpamLevel = r.Spam.Level
+			if !scored || r.Spam.Level < row.SpamLevel {
+				row.SpamLevel, scored = r.Spam.Level, true
 			}
 		}
 	}
