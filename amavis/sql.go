@@ -115,9 +115,8 @@ func (d *Daemon) sqlPreliminary(ctx context.Context, m *Message, l *sqldb.Log) {
 
 // sqlPolicy fetches each recipient's users/policy rows and wblist entry and gives the message
 // a copy of its policy in which those values come first, as amavis puts its SQLfield lookups
-// first in each *_maps. The spam settings of the policy table (spam_tag_level...,
-// spam_subject_tag..., spam_lover is taken) and the W/B/score of wblist wait for the spam
-// checks: the wblist value is kept per recipient (the log's bl/wl).
+// first in each *_maps. The wblist value of each recipient is its own sender list, which the
+// spam check asks first (verdict.Recipient.SenderList) and the log's bl/wl show.
 func sqlPolicy(ctx context.Context, m *Message, l *sqldb.Lookups) error {
 	o := m.Policy.LookupOptions()
 	local := func(a string) bool { return m.Policy.LocalDomainsMaps.Bool(a, o) }
@@ -147,6 +146,15 @@ func sqlPolicy(ctx context.Context, m *Message, l *sqldb.Lookups) error {
 		{&p.BypassHeaderChecksMaps, "bypass_header_checks", lookup.FieldBool},
 		{&p.MessageSizeLimitMaps, "message_size_limit", lookup.FieldNumber},
 		{&p.BannedFilenameMaps, "banned_rulenames", lookup.FieldString},
+		{&p.SpamTagLevelMaps, "spam_tag_level", lookup.FieldNumber},
+		{&p.SpamTag2LevelMaps, "spam_tag2_level", lookup.FieldNumber},
+		{&p.SpamTag3LevelMaps, "spam_tag3_level", lookup.FieldNumber},
+		{&p.SpamKillLevelMaps, "spam_kill_level", lookup.FieldNumber},
+		{&p.SpamDsnCutoffLevelMaps, "spam_dsn_cutoff_level", lookup.FieldNumber},
+		{&p.SpamQuarantineCutoffLevelMaps, "spam_quarantine_cutoff_level", lookup.FieldNumber},
+		{&p.SpamSubjectTagMaps, "spam_subject_tag", lookup.FieldString},
+		{&p.SpamSubjectTag2Maps, "spam_subject_tag2", lookup.FieldString},
+		{&p.SpamSubjectTag3Maps, "spam_subject_tag3", lookup.FieldString},
 	} {
 		*b.maps = b.maps.Prepend(f.Field(b.field, b.kind))
 	}
@@ -169,6 +177,7 @@ func sqlPolicy(ctx context.Context, m *Message, l *sqldb.Lookups) error {
 	for i, r := range m.Recips {
 		if v, _, ok := wb.Lookup(r.Addr, o); ok {
 			m.sql.wb[i] = lookup.String(v)
+			r.SenderList = m.sql.wb[i] // the spam check's sender lists (verdict/spam.go)
 			m.tl.Logf(3, "wbl: (SQL) recip <%s>, sender <%s>: %s", r.Addr, m.Sender, m.sql.wb[i])
 		}
 	}

@@ -2,9 +2,11 @@ package amavis
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"amavisgo/hdr"
 	"amavisgo/internal/testenv"
 	"amavisgo/smtp/smtptest"
 )
@@ -58,5 +60,70 @@ score_factor = 0.42066666666666666
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rows\n got %q\nwant %q", got, want)
+	}
+}
+
+// Per-user spam policy from SQL: a recipient whose policy row raises tag2 and kill levels keeps
+// GTUBE (X-Spam-Flag: NO), one whose wblist whitelists the sender's domain gets it untagged,
+// and a third with the defaults has it discarded as spam; msgrcpt shows the W.
+func TestSQLPolicySpam(t *testing.T) {
+	rs := testenv.StartRspamd(t)
+	srv, name, db := sqlDB(t, "Pg")
+	for _, s := range []string{
+		"INSERT INTO policy (id, policy_name, spam_tag2_level, spam_kill_level) VALUES (1, 'default', NULL, NULL), (2, 'tolerant', 999, 999)",
+		"INSERT INTO users (id, priority, policy_id, email) VALUES (1, 7, 2, 'tolerant@example.com'), (2, 0, 1, '@.'), (3, 7, 1, 'listed@example.com')",
+		"INSERT INTO mailaddr (id, priority, email) VALUES (1, 5, '@sender.example.org')",
+		"INSERT INTO wblist (rid, sid, wb) VALUES (3, 1, 'W')",
+	} {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := hop(t, smtptest.Options{KeepData: 1 << 16})
+	dsn := fmt.Sprintf("[[%q, %q, \"\"]]", srv.DSN(name), srv.User())
+	td := startDaemon(t, h.Addr, fmt.Sprintf(`storage_sql_dsn = %s
+lookup_sql_dsn = %s
+sql_allow_8bit_address = true
+sa_tag_level_deflt = 2.0
+sa_tag2_level_deflt = 6.31
+sa_kill_level_deflt = 6.31
+final_spam_destiny = "D_DISCARD"
+[[spam_scanners]]
+name = "Local Rspamd"
+type = "rspamd"
+url = "http://%s/checkv2"
+score_factor = 0.42066666666666666
+`, dsn, dsn, rs.Addr))
+	gtube := "From: spammer@sender.example.org\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\nMessage-ID: <sqlpolicy@sender.example.org>\r\nSubject: offer\r\n\r\n" + testenv.GTUBE + "\r\n"
+	got := sendMessage(t, td, true, "spammer@sender.example.org", []string{"tolerant@example.com", "other@example.com", "listed@example.com"}, gtube)
+	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") || !strings.HasPrefix(got[1], "250 2.7.0 Ok, discarded, id=PID-NN - spam") ||
+		!strings.HasPrefix(got[2], "250 2.0.0 from MTA(") {
+		t.Errorf("replies %q", got)
+	}
+	var copies []string
+	for _, m := range h.Msgs() {
+		flag, _ := hdr.Get(m.Data, "X-Spam-Flag")
+		copies = append(copies, fmt.Sprint(m.Rcpts, " ", flag))
+	}
+	// the whitelisted copy is below the tag level (whitelisting counts as -10 against it, as in
+	// amavis's decide_mail_destiny): no X-Spam-* fields
+	if fmt.Sprint(copies) != "[[tolerant@example.com] NO [listed@example.com] ]" {
+		t.Errorf("delivered copies (recipients, X-Spam-Flag): %v", copies)
+	}
+	testenv.WaitRows(t, db, 3, 10*time.Second, "SELECT count(*) FROM msgrcpt")
+	rows, err := db.Query("SELECT content, ds, wl, bl FROM msgrcpt ORDER BY rseqnum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var flags []string
+	for rows.Next() {
+		var content, ds, wl, bl string
+		rows.Scan(&content, &ds, &wl, &bl)
+		flags = append(flags, content+ds+wl+bl)
+	}
+	// content C for the tolerant recipient too: tagged at tag level 2, CC_CLEAN,1
+	if fmt.Sprint(flags) != "[CPNN SDNN CPYN]" {
+		t.Errorf("msgrcpt content, ds, wl, bl: %v, want [CPNN SDNN CPYN]", flags)
 	}
 }

@@ -137,6 +137,7 @@ func newVerdict(in Input) *Verdict {
 		addr := r.Addr
 		*r = Recipient{
 			Recipient:    r.Recipient,
+			SenderList:   r.SenderList,
 			Local:        p.LocalDomainsMaps.Bool(addr, o),
 			BypassVirus:  p.BypassVirusChecksMaps.Bool(addr, o),
 			BypassBanned: p.BypassBannedChecksMaps.Bool(addr, o),

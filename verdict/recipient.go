@@ -11,6 +11,10 @@ import (
 type Recipient struct {
 	smtp.Recipient // Addr, AddrSMTP, NOTIFY and ORCPT as RCPT gave them
 
+	// SenderList is the sender's entry in this recipient's own white/black list (SQL wblist):
+	// "W", "B" or a score; "" for none. Amavis::SpamControl asks it before the static lists.
+	SenderList string
+
 	// The decision (Decide).
 	Local bool // local_domains_maps
 

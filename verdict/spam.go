@@ -60,8 +60,21 @@ func Senders(sender string, header []byte) []string {
 }
 
 // listed is the sender lists' answer for one recipient (Amavis::SpamControl's
-// white_black_list): black- or whitelisted, and the points of score_sender_maps.
-func listed(p *conf.Policy, senders []string, rcpt string) (white, black bool, boost float64) {
+// white_black_list): black- or whitelisted, and the points of score_sender_maps. The
+// recipient's own entry for the sender (SQL wblist) comes first and decides alone: a number is
+// a score, B (or N, F) blacklists, anything else whitelists.
+func listed(p *conf.Policy, senders []string, r *Recipient) (white, black bool, boost float64) {
+	if wb := strings.TrimSpace(r.SenderList); wb != "" {
+		if n, err := strconv.ParseFloat(wb, 64); err == nil {
+			return false, false, n
+		}
+		switch strings.ToUpper(wb[:1]) {
+		case "B", "N", "F":
+			return false, true, 0
+		}
+		return true, false, 0
+	}
+	rcpt := r.Addr
 	o := p.LookupOptions()
 	for _, s := range senders {
 		found := false
@@ -84,7 +97,7 @@ func listed(p *conf.Policy, senders []string, rcpt string) (white, black bool, b
 func AllListed(p *conf.Policy, sender string, header []byte, recips []*Recipient) bool {
 	senders := Senders(sender, header)
 	for _, r := range recips {
-		if w, b, _ := listed(p, senders, r.Addr); !w && !b {
+		if w, b, _ := listed(p, senders, r); !w && !b {
 			return false
 		}
 	}
@@ -107,7 +120,7 @@ func (v *Verdict) spam(in Input) {
 	for _, r := range v.Recips {
 		s := &r.Spam
 		var boost float64
-		s.Whitelisted, s.Blacklisted, boost = listed(p, senders, r.Addr)
+		s.Whitelisted, s.Blacklisted, boost = listed(p, senders, r)
 		if s.Whitelisted {
 			nw, wr = nw+1, r.Addr
 		}
