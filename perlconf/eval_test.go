@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"amavisgo/conf"
+	"amavisgo/lookup"
 )
 
 // run evaluates src as one file and fails the test on an error.
@@ -238,9 +241,12 @@ func TestConversionErrors(t *testing.T) {
 		{"@bypass_spam_checks_maps = (1);\n@local_domains_maps = (sub { 1 });\n", ":2:1: unsupported Perl: a sub { ... } as a lookup table would run Perl code for each message; write a hash { 'address' => value }, an ACL [ '.domain', ... ] or new_RE(qr'...')"},
 		{"@bypass_spam_checks_maps = (1);\n$forward_method = 'smtp:[127.0.0.1]:x';\n", `:2:1: $forward_method: method "smtp:[127.0.0.1]:x": bad port "x"`},
 		{"@bypass_spam_checks_maps = (1);\n$policy_bank{'B'} = { log_level => 'x', final_virus_destiny => 7 };\n", `:2:1: $policy_bank{'B'}{final_virus_destiny}: unknown destiny 7`},
-		{"@lookup_sql_dsn = (['DBI:mysql:x']);\n@bypass_spam_checks_maps = (1);\n", ":1:1: SQL lookups and logging is switched on (@lookup_sql_dsn) but amavisgo does not implement it yet; switch it off, or set allow_unimplemented = true in a TOML file to run without it"},
-		{"@bypass_spam_checks_maps = (1);\n$enable_dkim_verification = 1;\n", ":2:1: DKIM signing and verification is switched on ($enable_dkim_verification) but amavisgo does not implement it yet; switch it off, or set allow_unimplemented = true in a TOML file to run without it"},
-		{"@bypass_spam_checks_maps = (1);\n$virus_quarantine_method = 'sql:';\n", ":2:1: $virus_quarantine_method = 'sql:': quarantine to SQL is not implemented by amavisgo; quarantine locally (local:...) or set allow_unimplemented = true in a TOML file to run without this quarantine"},
+		{"$bounce_killer_score = 100;\n", ":1:1: the bounce killer is switched on ($bounce_killer_score) but amavisgo does not implement it yet; switch it off, or set allow_unimplemented = true in a TOML file to run without it"},
+		{"@storage_sql_dsn = (['DBI:Pg:x']);\n$penpals_bonus_score = 8;\n", ":2:1: pen pals is switched on ($penpals_bonus_score) but amavisgo does not implement it yet; switch it off, or set allow_unimplemented = true in a TOML file to run without it"},
+		{"@spam_scanners = (['DSPAM', 'Amavis::SpamControl::ExtProg', 'dspam', []]);\n", `:1:1: spam_scanners entry "DSPAM": the engine Amavis::SpamControl::ExtProg is not implemented by amavisgo (SpamdClient, RspamdClient and SpamAssassin through spamd are); spam checking is on (@bypass_spam_checks_maps): remove the entry, or set allow_unimplemented = true in a TOML file to run without it`},
+		{"@bypass_spam_checks_maps = (1);\n$partition_tag = sub { 'x' };\n", ":2:1: partition_tag must be a number or a string, found a code reference (amavis's code form is not taken)"},
+		{"@bypass_spam_checks_maps = (1);\n@dkim_signature_options_bysender_maps = (new_RE([qr'x' => {}]));\n", ":2:1: dkim_signature_options_bysender_maps table 1: only a hash { 'address' => { option => value } } is supported, found a new_RE list"},
+		{"@bypass_spam_checks_maps = (1);\n$default_ldap = { hostname => 'h', port => [1] };\n", ":2:1: default_ldap: parameter port: want a plain value (array reference given)"},
 	} {
 		f := filepath.Join(dir, "amavisd.conf")
 		if err := os.WriteFile(f, []byte(tc.src), 0o644); err != nil {
@@ -255,7 +261,7 @@ func TestConversionErrors(t *testing.T) {
 
 func TestPolicyBankWarnings(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "amavisd.conf")
-	src := "@bypass_spam_checks_maps = (1);\n$policy_bank{'M'} = { bypass_virus_check_maps => [1], spam_kill_level_maps => [9] };\n$warnspamsender = 1;\n$sql_select_policy = 'SELECT *';\n  ' ORDER BY users.priority DESC';\n1;\n"
+	src := "@bypass_spam_checks_maps = (1);\n$policy_bank{'M'} = { bypass_virus_check_maps => [1], sa_userconf_maps => ['x'], spam_kill_level_maps => [9] };\n$warnspamsender = 1;\n$sql_select_policy = 'SELECT *';\n  ' ORDER BY users.priority DESC';\n1;\n"
 	if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -266,13 +272,24 @@ func TestPolicyBankWarnings(t *testing.T) {
 	got := strings.Join(r.Warnings, "\n")
 	for _, want := range []string{
 		f + ":2:1: policy bank 'M': unknown field 'bypass_virus_check_maps' (amavis ignores it too)",
-		f + ":2:1: policy bank 'M': spam_kill_level_maps is not implemented by amavisgo; it is ignored",
+		f + ":2:1: policy bank 'M': sa_userconf_maps is not implemented by amavisgo; it is ignored",
 		f + ":3:1: Variable $warnspamsender was retired, changing its value has no effect",
 		f + ":5:3: a string on its own is not used (a ';' too many before it?)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings lack %q:\n%s", want, got)
 		}
+	}
+	// spam levels are read in a policy bank like any other key
+	if strings.Contains(got, "spam_kill_level_maps") {
+		t.Errorf("a warning about spam_kill_level_maps:\n%s", got)
+	}
+	m, err := r.Config.Bank(&r.Config.Policy, "M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lv := conf.Level(m.SpamKillLevelMaps, nil, "u@example.com", lookup.Options{}); lv == nil || *lv != 9 {
+		t.Errorf("policy bank M: spam_kill_level_maps gives %v, want 9", lv)
 	}
 }
 
