@@ -355,3 +355,77 @@ func TestDeclaredMatchesAmavis(t *testing.T) {
 		}
 	}
 }
+
+// TestFeatureSettings: the Perl shapes of amavis's spam, SQL, LDAP and DKIM settings give
+// conf's values, and what conf cannot take is named in a warning.
+func TestFeatureSettings(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "amavisd.conf")
+	src := `use strict;
+$sql_select_policy = 'SELECT *, users.id FROM users WHERE users.email IN (%k)';
+@lookup_sql_dsn = ( ['DBI:mysql:database=mail;host=127.0.0.1;port=3306', 'amavis', 'secret'] );
+@storage_sql_dsn = @lookup_sql_dsn;
+%sql_clause = ( 'sel_policy' => \$sql_select_policy, 'ins_mailadr' => 'INSERT x' );
+$sql_partition_tag = 7;
+$enable_ldap = 1;
+$default_ldap = { hostname => ['ldap1.example.com', 'ldap2.example.com'], tls => 1, timeout => 5,
+  base => 'ou=People,dc=example,dc=com', sasl => 0 };
+$enable_dkim_signing = 1;
+dkim_key('example.com', 'dkim', '/var/lib/dkim/example.com.pem', t => 's');
+@dkim_signature_options_bysender_maps = ( { '.' => { ttl => 21*24*3600, c => 'relaxed/simple' } } );
+$signed_header_fields{'Received'} = 0;
+$sa_tag_level_deflt = undef;
+$sa_kill_level_deflt = 8.5;
+@score_sender_maps = ({ '.' => [ new_RE([qr'^offers@'i => 5.0]), { 'Friend@Example.org' => -3 } ] });
+@spam_scanners = ( ['R', 'Amavis::SpamControl::RspamdClient', url => 'http://127.0.0.1:11333/checkv2',
+  timeout => 30, credentials => { username => 'u', password => 'p', realm => 'r' }, ssl_opts => {} ] );
+1;
+`
+	if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load([]string{f}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Config
+	if len(c.LookupSQLDSN) != 1 || c.LookupSQLDSN[0] != (conf.SQLDSN{DSN: "DBI:mysql:database=mail;host=127.0.0.1;port=3306", User: "amavis", Password: "secret"}) || len(c.StorageSQLDSN) != 1 {
+		t.Errorf("DSNs: lookup %+v, storage %+v", c.LookupSQLDSN, c.StorageSQLDSN)
+	}
+	if got := c.Clause("sel_policy", ""); !strings.HasPrefix(got, "SELECT *, users.id") || len(c.SQLClause) != 1 || c.PartitionTag != int64(7) {
+		t.Errorf("sql_clause %v, partition_tag %#v", c.SQLClause, c.PartitionTag)
+	}
+	l := c.DefaultLDAP
+	if !c.EnableLDAP || strings.Join(l.Hostname, " ") != "ldap1.example.com ldap2.example.com" || !l.TLS || l.Timeout != 5 || l.Base != "ou=People,dc=example,dc=com" || l.Scope != "sub" {
+		t.Errorf("default_ldap %+v", l)
+	}
+	if len(c.DKIMKeys) != 1 || c.DKIMKeys[0].Domain != "example.com" || c.DKIMKeys[0].Selector != "dkim" || c.DKIMKeys[0].KeyFile != "/var/lib/dkim/example.com.pem" || c.DKIMKeys[0].Options["t"] != "s" {
+		t.Errorf("dkim_key %+v", c.DKIMKeys)
+	}
+	if m := c.DKIMSignatureOptionsBysenderMaps; len(m) != 1 || m[0]["."]["ttl"] != int64(21*24*3600) || m[0]["."]["c"] != "relaxed/simple" {
+		t.Errorf("dkim_signature_options_bysender_maps %+v", m)
+	}
+	if !c.EnableDKIMSigning || c.SignedHeaderFields["received"] != 0 || c.SignedHeaderFields["from"] != 2 {
+		t.Errorf("enable_dkim_signing %v, signed_header_fields received %d from %d", c.EnableDKIMSigning, c.SignedHeaderFields["received"], c.SignedHeaderFields["from"])
+	}
+	if c.SaTagLevelDeflt != nil || c.SaKillLevelDeflt == nil || *c.SaKillLevelDeflt != 8.5 {
+		t.Errorf("levels: tag %v, kill %v", c.SaTagLevelDeflt, c.SaKillLevelDeflt)
+	}
+	if got := c.ScoreSenderMaps.Score("x@example.com", "friend@example.org", lookup.Options{}); got != -3 {
+		t.Errorf("score_sender_maps gives friend@example.org %v, want -3", got)
+	}
+	if s := c.SpamScanners; len(s) != 1 || s[0].Type != "rspamd" || s[0].URL != "http://127.0.0.1:11333/checkv2" || s[0].Timeout != 30 || s[0].Username != "u" || s[0].Password != "p" {
+		t.Errorf("spam_scanners %+v", s)
+	}
+	got := strings.Join(r.Warnings, "\n")
+	for _, want := range []string{
+		f + ":5:1: %sql_clause{'ins_mailadr'} is not a statement amavis uses; it is ignored",
+		f + ":8:1: default_ldap: parameter sasl is not implemented by amavisgo; it is ignored",
+		f + ":16:1: score_sender_maps: recipient \".\": a regular-expression table of senders is not implemented by amavisgo; its 1 rules are ignored",
+		f + ":17:1: spam_scanners entry \"R\": option ssl_opts is not implemented by amavisgo; it is ignored",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+}
