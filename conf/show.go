@@ -144,7 +144,7 @@ var ourOwnKeys = map[string]string{
 	"dkim_key":             "amavis's dkim_key('example.com', 'sel', '/path/key.pem', tag => value) calls: one [[dkim_key]] each, with domain, selector, key_file, options",
 	"sql_timeout":          "amavisgo only: seconds for connecting to a database and for each statement",
 	"sql_release_peers":    `amavisgo only: myhostname = "inet:host:port" of other nodes' AM.PDP sockets, for releasing their local: quarantine`,
-	"allow_unimplemented":  "amavisgo only: a Perl configuration may enable spam, SQL, LDAP or DKIM settings not implemented yet (they are ignored with a warning)",
+	"allow_unimplemented":  "amavisgo only: a Perl configuration may switch on settings amavisgo does not implement (the bounce killer, pen pals, an ExtProg spam engine); they are ignored with a warning",
 	"spam_scanner_failure": `amavisgo only: "tempfail" answers 451 when a spam engine fails; amavis (and "pass") counts it as score 0`,
 }
 

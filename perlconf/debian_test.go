@@ -159,20 +159,21 @@ $final_virus_destiny = D_BOUNCE;
 
 func TestDebianSiteEdits(t *testing.T) {
 	files := siteEdits(t, user50)
-	// the uncommented spam block switches spam checking on, which amavisgo lacks
-	_, err := Load(files, Options{})
-	if err == nil || !strings.Contains(err.Error(), "15-content_filter_mode:24:1: spam checking is switched on (@bypass_spam_checks_maps) but amavisgo does not implement it yet") {
-		t.Fatalf("want the spam block refused with its position, got %v", err)
-	}
-	allow := filepath.Join(t.TempDir(), "allow.toml")
-	if err := os.WriteFile(allow, []byte("allow_unimplemented = true\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r, err := Load(append(files, allow), Options{})
+	// the uncommented spam block switches spam checking on: it loads as it is
+	r, err := Load(files, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := r.Config
+	// spam checking is on for local recipients, with amavis's default engine (SpamAssassin,
+	// asked through spamd) and 20-debian_defaults' levels
+	if answers(c.BypassSpamChecksMaps, "u@example.com") || len(c.SpamScanners) != 1 || c.SpamScanners[0].Type != "spamd" || c.SpamScanners[0].Name != "SpamAssassin" {
+		t.Errorf("spam checking: bypass %+v, spam_scanners %+v", c.BypassSpamChecksMaps, c.SpamScanners)
+	}
+	if c.SaTagLevelDeflt == nil || *c.SaTagLevelDeflt != 2.0 || c.SaKillLevelDeflt == nil || *c.SaKillLevelDeflt != 6.31 ||
+		c.SaDsnCutoffLevel == nil || *c.SaDsnCutoffLevel != 10 || c.SaSpamSubjectTag != "***SPAM*** " || c.SaMailBodySizeLimit != 200*1024 {
+		t.Errorf("spam levels: tag %v kill %v dsn cutoff %v subject tag %q body limit %d", c.SaTagLevelDeflt, c.SaKillLevelDeflt, c.SaDsnCutoffLevel, c.SaSpamSubjectTag, c.SaMailBodySizeLimit)
+	}
 	if got := strings.Join(c.InetSocketPort, ","); got != "10024,10026" {
 		t.Errorf("inet_socket_port = %s", got)
 	}
@@ -205,7 +206,7 @@ func TestDebianSiteEdits(t *testing.T) {
 	if err != nil || m.LogLevel != 2 {
 		t.Errorf("policy bank MYNETS: log_level %d, %v", m.LogLevel, err)
 	}
-	if !strings.Contains(strings.Join(r.Warnings, "\n"), "spam checking is switched on (@bypass_spam_checks_maps) but amavisgo does not implement it yet; running without it") {
-		t.Errorf("no warning about running without spam checks:\n%s", strings.Join(r.Warnings, "\n"))
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), `spam_scanners entry "SpamAssassin": amavisgo does not embed SpamAssassin; it asks spamd at 127.0.0.1:783`) {
+		t.Errorf("no warning that SpamAssassin is asked through spamd:\n%s", strings.Join(r.Warnings, "\n"))
 	}
 }

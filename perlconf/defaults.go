@@ -24,6 +24,9 @@ func setDefaults(in *Interp) {
 	for _, q := range []string{"virus", "banned", "unchecked", "spam", "bad_header", "clean", "archive"} {
 		set(q+"_quarantine_to", str(strings.ReplaceAll(q, "_", "-")+"-quarantine"))
 	}
+	set("remove_existing_spam_headers", num(1))
+	// the engine amavis asks once spam checking is on
+	in.arrays["spam_scanners"].E = []Value{{Kind: ArrayRef, A: &Array{E: words("SpamAssassin Amavis::SpamControl::SpamAssassin")}}}
 	in.arrays["inet_acl"].E = words("127.0.0.1 [::1]")
 	in.arrays["mynetworks"].E = words("127.0.0.0/8 [::1] 169.254.0.0/16 [fe80::]/10 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 [fc00::]/7")
 

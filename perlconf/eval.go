@@ -65,10 +65,10 @@ type Interp struct {
 	// Commands logs each backtick command run, with its position.
 	Commands []string
 	// Warnings are the settings read but not used, once each, FILE:LINE:COL first.
-	Warnings []string
-	warned   map[string]bool
-	depth    int
-	dkimKeys []Pos
+	Warnings  []string
+	warned    map[string]bool
+	depth     int
+	dkimCalls []dkimKeyCall
 	// source numbers the file being read (Load's position in its list); writtenIn records it
 	// per variable, so that a TOML file later in the list overrides only what came before it.
 	source    int

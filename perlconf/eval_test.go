@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"amavisgo/conf"
+	"amavisgo/lookup"
 )
 
 // run evaluates src as one file and fails the test on an error.
@@ -238,9 +241,12 @@ func TestConversionErrors(t *testing.T) {
 		{"@bypass_spam_checks_maps = (1);\n@local_domains_maps = (sub { 1 });\n", ":2:1: unsupported Perl: a sub { ... } as a lookup table would run Perl code for each message; write a hash { 'address' => value }, an ACL [ '.domain', ... ] or new_RE(qr'...')"},
 		{"@bypass_spam_checks_maps = (1);\n$forward_method = 'smtp:[127.0.0.1]:x';\n", `:2:1: $forward_method: method "smtp:[127.0.0.1]:x": bad port "x"`},
 		{"@bypass_spam_checks_maps = (1);\n$policy_bank{'B'} = { log_level => 'x', final_virus_destiny => 7 };\n", `:2:1: $policy_bank{'B'}{final_virus_destiny}: unknown destiny 7`},
-		{"@lookup_sql_dsn = (['DBI:mysql:x']);\n@bypass_spam_checks_maps = (1);\n", ":1:1: SQL lookups and logging is switched on (@lookup_sql_dsn) but amavisgo does not implement it yet; switch it off, or set allow_unimplemented = true in a TOML file to run without it"},
-		{"@bypass_spam_checks_maps = (1);\n$enable_dkim_verification = 1;\n", ":2:1: DKIM signing and verification is switched on ($enable_dkim_verification) but amavisgo does not implement it yet; switch it off, or set allow_unimplemented = true in a TOML file to run without it"},
-		{"@bypass_spam_checks_maps = (1);\n$virus_quarantine_method = 'sql:';\n", ":2:1: $virus_quarantine_method = 'sql:': quarantine to SQL is not implemented by amavisgo; quarantine locally (local:...) or set allow_unimplemented = true in a TOML file to run without this quarantine"},
+		{"$bounce_killer_score = 100;\n", ":1:1: the bounce killer is switched on ($bounce_killer_score) but amavisgo does not implement it yet; switch it off, or set allow_unimplemented = true in a TOML file to run without it"},
+		{"@storage_sql_dsn = (['DBI:Pg:x']);\n$penpals_bonus_score = 8;\n", ":2:1: pen pals is switched on ($penpals_bonus_score) but amavisgo does not implement it yet; switch it off, or set allow_unimplemented = true in a TOML file to run without it"},
+		{"@spam_scanners = (['DSPAM', 'Amavis::SpamControl::ExtProg', 'dspam', []]);\n", `:1:1: spam_scanners entry "DSPAM": the engine Amavis::SpamControl::ExtProg is not implemented by amavisgo (SpamdClient, RspamdClient and SpamAssassin through spamd are); spam checking is on (@bypass_spam_checks_maps): remove the entry, or set allow_unimplemented = true in a TOML file to run without it`},
+		{"@bypass_spam_checks_maps = (1);\n$partition_tag = sub { 'x' };\n", ":2:1: partition_tag must be a number or a string, found a code reference (amavis's code form is not taken)"},
+		{"@bypass_spam_checks_maps = (1);\n@dkim_signature_options_bysender_maps = (new_RE([qr'x' => {}]));\n", ":2:1: dkim_signature_options_bysender_maps table 1: only a hash { 'address' => { option => value } } is supported, found a new_RE list"},
+		{"@bypass_spam_checks_maps = (1);\n$default_ldap = { hostname => 'h', port => [1] };\n", ":2:1: default_ldap: parameter port: want a plain value (array reference given)"},
 	} {
 		f := filepath.Join(dir, "amavisd.conf")
 		if err := os.WriteFile(f, []byte(tc.src), 0o644); err != nil {
@@ -255,7 +261,7 @@ func TestConversionErrors(t *testing.T) {
 
 func TestPolicyBankWarnings(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "amavisd.conf")
-	src := "@bypass_spam_checks_maps = (1);\n$policy_bank{'M'} = { bypass_virus_check_maps => [1], spam_kill_level_maps => [9] };\n$warnspamsender = 1;\n$sql_select_policy = 'SELECT *';\n  ' ORDER BY users.priority DESC';\n1;\n"
+	src := "@bypass_spam_checks_maps = (1);\n$policy_bank{'M'} = { bypass_virus_check_maps => [1], sa_userconf_maps => ['x'], spam_kill_level_maps => [9] };\n$warnspamsender = 1;\n$sql_select_policy = 'SELECT *';\n  ' ORDER BY users.priority DESC';\n1;\n"
 	if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -266,13 +272,24 @@ func TestPolicyBankWarnings(t *testing.T) {
 	got := strings.Join(r.Warnings, "\n")
 	for _, want := range []string{
 		f + ":2:1: policy bank 'M': unknown field 'bypass_virus_check_maps' (amavis ignores it too)",
-		f + ":2:1: policy bank 'M': spam_kill_level_maps is not implemented by amavisgo; it is ignored",
+		f + ":2:1: policy bank 'M': sa_userconf_maps is not implemented by amavisgo; it is ignored",
 		f + ":3:1: Variable $warnspamsender was retired, changing its value has no effect",
 		f + ":5:3: a string on its own is not used (a ';' too many before it?)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings lack %q:\n%s", want, got)
 		}
+	}
+	// spam levels are read in a policy bank like any other key
+	if strings.Contains(got, "spam_kill_level_maps") {
+		t.Errorf("a warning about spam_kill_level_maps:\n%s", got)
+	}
+	m, err := r.Config.Bank(&r.Config.Policy, "M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lv := conf.Level(m.SpamKillLevelMaps, nil, "u@example.com", lookup.Options{}); lv == nil || *lv != 9 {
+		t.Errorf("policy bank M: spam_kill_level_maps gives %v, want 9", lv)
 	}
 }
 
@@ -335,6 +352,80 @@ func TestDeclaredMatchesAmavis(t *testing.T) {
 	for n, tag := range declared {
 		if !theirs[n] && tag != "alias" {
 			t.Errorf("we declare %s, amavis does not", n)
+		}
+	}
+}
+
+// TestFeatureSettings: the Perl shapes of amavis's spam, SQL, LDAP and DKIM settings give
+// conf's values, and what conf cannot take is named in a warning.
+func TestFeatureSettings(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "amavisd.conf")
+	src := `use strict;
+$sql_select_policy = 'SELECT *, users.id FROM users WHERE users.email IN (%k)';
+@lookup_sql_dsn = ( ['DBI:mysql:database=mail;host=127.0.0.1;port=3306', 'amavis', 'secret'] );
+@storage_sql_dsn = @lookup_sql_dsn;
+%sql_clause = ( 'sel_policy' => \$sql_select_policy, 'ins_mailadr' => 'INSERT x' );
+$sql_partition_tag = 7;
+$enable_ldap = 1;
+$default_ldap = { hostname => ['ldap1.example.com', 'ldap2.example.com'], tls => 1, timeout => 5,
+  base => 'ou=People,dc=example,dc=com', sasl => 0 };
+$enable_dkim_signing = 1;
+dkim_key('example.com', 'dkim', '/var/lib/dkim/example.com.pem', t => 's');
+@dkim_signature_options_bysender_maps = ( { '.' => { ttl => 21*24*3600, c => 'relaxed/simple' } } );
+$signed_header_fields{'Received'} = 0;
+$sa_tag_level_deflt = undef;
+$sa_kill_level_deflt = 8.5;
+@score_sender_maps = ({ '.' => [ new_RE([qr'^offers@'i => 5.0]), { 'Friend@Example.org' => -3 } ] });
+@spam_scanners = ( ['R', 'Amavis::SpamControl::RspamdClient', url => 'http://127.0.0.1:11333/checkv2',
+  timeout => 30, credentials => { username => 'u', password => 'p', realm => 'r' }, ssl_opts => {} ] );
+1;
+`
+	if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load([]string{f}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Config
+	if len(c.LookupSQLDSN) != 1 || c.LookupSQLDSN[0] != (conf.SQLDSN{DSN: "DBI:mysql:database=mail;host=127.0.0.1;port=3306", User: "amavis", Password: "secret"}) || len(c.StorageSQLDSN) != 1 {
+		t.Errorf("DSNs: lookup %+v, storage %+v", c.LookupSQLDSN, c.StorageSQLDSN)
+	}
+	if got := c.Clause("sel_policy", ""); !strings.HasPrefix(got, "SELECT *, users.id") || len(c.SQLClause) != 1 || c.PartitionTag != int64(7) {
+		t.Errorf("sql_clause %v, partition_tag %#v", c.SQLClause, c.PartitionTag)
+	}
+	l := c.DefaultLDAP
+	if !c.EnableLDAP || strings.Join(l.Hostname, " ") != "ldap1.example.com ldap2.example.com" || !l.TLS || l.Timeout != 5 || l.Base != "ou=People,dc=example,dc=com" || l.Scope != "sub" {
+		t.Errorf("default_ldap %+v", l)
+	}
+	if len(c.DKIMKeys) != 1 || c.DKIMKeys[0].Domain != "example.com" || c.DKIMKeys[0].Selector != "dkim" || c.DKIMKeys[0].KeyFile != "/var/lib/dkim/example.com.pem" || c.DKIMKeys[0].Options["t"] != "s" {
+		t.Errorf("dkim_key %+v", c.DKIMKeys)
+	}
+	if m := c.DKIMSignatureOptionsBysenderMaps; len(m) != 1 || m[0]["."]["ttl"] != int64(21*24*3600) || m[0]["."]["c"] != "relaxed/simple" {
+		t.Errorf("dkim_signature_options_bysender_maps %+v", m)
+	}
+	if !c.EnableDKIMSigning || c.SignedHeaderFields["received"] != 0 || c.SignedHeaderFields["from"] != 2 {
+		t.Errorf("enable_dkim_signing %v, signed_header_fields received %d from %d", c.EnableDKIMSigning, c.SignedHeaderFields["received"], c.SignedHeaderFields["from"])
+	}
+	if c.SaTagLevelDeflt != nil || c.SaKillLevelDeflt == nil || *c.SaKillLevelDeflt != 8.5 {
+		t.Errorf("levels: tag %v, kill %v", c.SaTagLevelDeflt, c.SaKillLevelDeflt)
+	}
+	if got := c.ScoreSenderMaps.Score("x@example.com", "friend@example.org", lookup.Options{}); got != -3 {
+		t.Errorf("score_sender_maps gives friend@example.org %v, want -3", got)
+	}
+	if s := c.SpamScanners; len(s) != 1 || s[0].Type != "rspamd" || s[0].URL != "http://127.0.0.1:11333/checkv2" || s[0].Timeout != 30 || s[0].Username != "u" || s[0].Password != "p" {
+		t.Errorf("spam_scanners %+v", s)
+	}
+	got := strings.Join(r.Warnings, "\n")
+	for _, want := range []string{
+		f + ":5:1: %sql_clause{'ins_mailadr'} is not a statement amavis uses; it is ignored",
+		f + ":8:1: default_ldap: parameter sasl is not implemented by amavisgo; it is ignored",
+		f + ":16:1: score_sender_maps: recipient \".\": a regular-expression table of senders is not implemented by amavisgo; its 1 rules are ignored",
+		f + ":17:1: spam_scanners entry \"R\": option ssl_opts is not implemented by amavisgo; it is ignored",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
 		}
 	}
 }

@@ -256,10 +256,11 @@ func (in *Interp) call(n *call, list bool) ([]Value, error) {
 		}
 		return one(str(strings.ToLower(s)), nil)
 	case "dkim_key":
-		if _, err := in.list(n.args...); err != nil {
+		args, err := in.list(n.args...)
+		if err != nil {
 			return nil, err
 		}
-		in.dkimKeys = append(in.dkimKeys, n.pos)
+		in.dkimCalls = append(in.dkimCalls, dkimKeyCall{pos: n.pos, idx: in.source, args: args})
 		return one(num(1), nil)
 	case "q_sql_s", "q_sql_n", "q_sql_b", "q_ldap_s", "q_ldap_n", "q_ldap_b", "q_dns_a":
 		vs, err := in.list(n.args...)

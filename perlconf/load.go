@@ -224,7 +224,8 @@ func (in *Interp) toTOML(opt Options, files []string) (map[string]any, map[strin
 				}
 			}
 		}
-		if !dirty {
+		if !dirty && !(name == "@spam_scanners" && spamOn(in)) {
+			// amavis's default engine runs once spam checking is on; conf's default is none
 			continue
 		}
 		c := &converter{in: in, pos: last}
@@ -258,6 +259,14 @@ func (in *Interp) toTOML(opt Options, files []string) (map[string]any, map[strin
 		}
 		gen["banned_rules"] = rules
 		src["banned_rules"] = source{pos: p, idx: max(in.writtenIn["%banned_rules"], in.writtenIn["$banned_filename_re"])}
+	}
+	if len(in.dkimCalls) > 0 {
+		keys, err := in.dkimKeys()
+		if err != nil {
+			return nil, nil, err
+		}
+		gen["dkim_key"] = keys
+		src["dkim_key"] = source{pos: in.dkimCalls[0].pos, idx: in.dkimCalls[len(in.dkimCalls)-1].idx}
 	}
 	if err := in.banks(gen, src, names, reach); err != nil {
 		return nil, nil, err
@@ -413,9 +422,6 @@ func (in *Interp) bankKeyUnknown(p Pos, bank, k string) {
 func (in *Interp) checkUnimplemented(opt Options, reach map[string]bool, files []string) error {
 	for i := range features {
 		f := &features[i]
-		if f.implemented {
-			continue
-		}
 		by, on := f.active(in)
 		if !on {
 			continue
@@ -424,13 +430,7 @@ func (in *Interp) checkUnimplemented(opt Options, reach map[string]bool, files [
 		if !ok && len(files) > 0 {
 			p = Pos{File: files[0], Line: 1, Col: 1}
 		}
-		if by == "dkim_key()" && len(in.dkimKeys) > 0 {
-			p = in.dkimKeys[0]
-		}
 		msg := fmt.Sprintf("%s is switched on (%s) but amavisgo does not implement it yet", f.name, by)
-		if by == "@bypass_spam_checks_maps" && !ok {
-			msg = fmt.Sprintf("%s is on by amavis's default (no @bypass_spam_checks_maps = (1)) but amavisgo does not implement it yet", f.name)
-		}
 		if !opt.AllowUnimplemented {
 			return &Error{Pos: p, Msg: msg + "; switch it off, or set allow_unimplemented = true in a TOML file to run without it"}
 		}

@@ -9,6 +9,7 @@ import (
 	"amavisgo/conf"
 	"amavisgo/lookup"
 	"amavisgo/scanners"
+	"amavisgo/spam"
 )
 
 // conversion says how a Perl value becomes the TOML value of a conf key.
@@ -35,7 +36,15 @@ const (
 	cScanners
 	cStrMap
 	cBoolMap
-	cNone // a conf type the reader cannot produce yet: set the key in a TOML file
+	cOptFloat // *float64: undef leaves the key out (a spam level that never triggers)
+	cIntMap
+	cNumOrStr     // partition_tag
+	cDSNs         // @lookup_sql_dsn: [dsn, user, password] or a DSN
+	cTable        // a hash of named parameters ($default_ldap)
+	cDKIMOptions  // @dkim_signature_options_bysender_maps
+	cSpamScanners // @spam_scanners
+	cScoreSender  // @score_sender_maps
+	cNone         // a conf type the reader cannot produce yet: set the key in a TOML file
 )
 
 // binding ties an amavis variable to a conf key.
@@ -43,6 +52,7 @@ type binding struct {
 	key  string
 	conv conversion
 	bank bool
+	typ  reflect.Type // the conf field's type (cTable reads its keys)
 }
 
 // amavisName gives the amavis variable behind a conf key when it is not the key with the
@@ -97,6 +107,11 @@ var (
 	typClientIP = reflect.TypeOf(conf.ClientIPPolicies(nil))
 	typFake     = reflect.TypeOf(conf.FakeSenderRules{})
 	typScanners = reflect.TypeOf([]scanners.Entry(nil))
+	typDSNs     = reflect.TypeOf([]conf.SQLDSN(nil))
+	typLDAP     = reflect.TypeOf(conf.LDAPParams{})
+	typDKIMOpts = reflect.TypeOf(conf.DKIMOptionsMaps(nil))
+	typSpam     = reflect.TypeOf([]spam.Entry(nil))
+	typScore    = reflect.TypeOf(conf.ScoreSenderMaps(nil))
 )
 
 // bindings maps every amavis variable conf implements (with its sigil) to its key; built from
@@ -115,7 +130,7 @@ var bindings = func() map[string]binding {
 			if tag == "" || tag == "-" || !f.IsExported() || tag == "policy_bank" {
 				continue
 			}
-			b := binding{key: tag, bank: bank}
+			b := binding{key: tag, bank: bank, typ: f.Type}
 			sig := "$"
 			switch {
 			case f.Type == typDestiny:
@@ -134,6 +149,22 @@ var bindings = func() map[string]binding {
 				b.conv, sig = cFakeSender, "@"
 			case f.Type == typScanners:
 				b.conv, sig = cScanners, "@"
+			case f.Type == typDSNs:
+				b.conv, sig = cDSNs, "@"
+			case f.Type == typLDAP:
+				b.conv = cTable
+			case f.Type == typDKIMOpts:
+				b.conv, sig = cDKIMOptions, "@"
+			case f.Type == typSpam:
+				b.conv, sig = cSpamScanners, "@"
+			case f.Type == typScore:
+				b.conv, sig = cScoreSender, "@"
+			case f.Type == reflect.TypeOf((*float64)(nil)):
+				b.conv = cOptFloat
+			case f.Type.Kind() == reflect.Interface:
+				b.conv = cNumOrStr
+			case f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Int:
+				b.conv, sig = cIntMap, "%"
 			case tag == "banned_rules":
 				b.conv, sig = cBannedRules, "%"
 			case tag == "path":
@@ -222,6 +253,12 @@ func listOf(v []Value) []Value {
 	return v
 }
 
+// listConv are the conversions of array variables: they take all the elements.
+var listConv = map[conversion]bool{
+	cMaps: true, cIPList: true, cStrList: true, cClientIP: true, cFakeSender: true, cScanners: true,
+	cAddrMap: true, cBoolMaps: true, cDSNs: true, cDKIMOptions: true, cSpamScanners: true, cScoreSender: true,
+}
+
 // convert builds the TOML value of key from the variable's value (vs: the array's elements
 // for an array variable, the one value otherwise). ok is false when the key stays at its default.
 func (c *converter) convert(b binding, vs []Value, isArray bool) (any, bool, error) {
@@ -229,7 +266,7 @@ func (c *converter) convert(b binding, vs []Value, isArray bool) (any, bool, err
 	if len(vs) > 0 {
 		v = vs[0]
 	}
-	if isArray && b.conv != cMaps && b.conv != cIPList && b.conv != cStrList && b.conv != cClientIP && b.conv != cFakeSender && b.conv != cScanners && b.conv != cAddrMap && b.conv != cBoolMaps {
+	if isArray && !listConv[b.conv] {
 		if len(vs) == 0 {
 			v = undef()
 		} else {
@@ -240,15 +277,6 @@ func (c *converter) convert(b binding, vs []Value, isArray bool) (any, bool, err
 	case cStr:
 		if v.Kind != Str && v.Kind != Num && v.Kind != Undef {
 			return nil, false, c.errf("%s must be a string, found a %s", b.key, kindName(v))
-		}
-		if strings.HasSuffix(b.key, "_quarantine_method") && strings.HasPrefix(v.String(), "sql:") {
-			// quarantine into SQL is part of the SQL feature (see support.go)
-			msg := fmt.Sprintf("$%s = '%s': quarantine to SQL is not implemented by amavisgo", b.key, v.String())
-			if !c.in.allow {
-				return nil, false, c.errf("%s; quarantine locally (local:...) or set allow_unimplemented = true in a TOML file to run without this quarantine", msg)
-			}
-			c.in.warn(c.pos, msg+"; nothing is quarantined in its place (allow_unimplemented)")
-			return "", true, nil
 		}
 		return v.String(), true, nil
 	case cOptStr:
@@ -327,19 +355,70 @@ func (c *converter) convert(b binding, vs []Value, isArray bool) (any, bool, err
 			return x.Truth(), true, nil
 		}
 		return false, true, nil
-	case cStrMap, cBoolMap:
+	case cStrMap, cBoolMap, cIntMap:
 		if v.Kind != HashRef {
 			return nil, false, c.errf("%s must be a hash", b.key)
 		}
 		out := map[string]any{}
 		for _, k := range v.H.Keys {
-			if b.conv == cBoolMap {
-				out[k] = v.H.M[k].Truth()
-			} else {
-				out[k] = v.H.M[k].String()
+			x := v.H.M[k]
+			if x.Kind == ScalarRef { // %sql_clause's values may refer to $sql_select_policy
+				x = x.R.V
+			}
+			switch b.conv {
+			case cBoolMap:
+				out[k] = x.Truth()
+			case cIntMap:
+				// amavis looks header field names up in lower case (Amavis::DKIM)
+				out[strings.ToLower(k)] = int64(x.Number())
+			default:
+				if b.key == "sql_clause" && !c.sqlClause(k) {
+					continue
+				}
+				out[k] = x.String()
 			}
 		}
 		return out, true, nil
+	case cOptFloat:
+		if !v.Defined() {
+			return nil, false, nil
+		}
+		return v.Number(), true, nil
+	case cNumOrStr:
+		switch v.Kind {
+		case Undef:
+			return nil, false, nil
+		case Str:
+			return v.S, true, nil
+		case Num:
+			if v.N == float64(int64(v.N)) {
+				return int64(v.N), true, nil
+			}
+			return v.String(), true, nil
+		}
+		return nil, false, c.errf("%s must be a number or a string, found a %s (amavis's code form is not taken)", b.key, kindName(v))
+	case cDSNs:
+		if !isArray {
+			vs = listOf([]Value{v})
+		}
+		return c.dsns(b.key, vs)
+	case cTable:
+		return c.table(b, v)
+	case cDKIMOptions:
+		if !isArray {
+			vs = listOf([]Value{v})
+		}
+		return c.dkimOptions(vs)
+	case cSpamScanners:
+		if !isArray {
+			vs = listOf([]Value{v})
+		}
+		return c.spamScanners(vs)
+	case cScoreSender:
+		if !isArray {
+			vs = listOf([]Value{v})
+		}
+		return c.scoreSender(vs)
 	case cClientIP:
 		if !isArray {
 			vs = listOf([]Value{v})

@@ -8,53 +8,39 @@ import (
 // features are the parts of amavis that amavisgo does not implement (yet) and whose settings,
 // once the feature is switched on, change what happens to mail: a configuration that switches
 // one on does not load unless allow_unimplemented = true. Their other variables only warn.
-// When a feature is implemented (its settings added to conf), set implemented and its
-// variables are read through conf's keys like any other.
+// Spam checking, SQL, LDAP and DKIM are implemented: their variables are read through conf's
+// keys like any other; what remains of them is here.
 var features = []feature{
 	{
-		name: "spam checking", implemented: false,
-		vars:   regexp.MustCompile(`^[$@%](sa_|spam_|penpals_|bounce_killer|whitelist_sender|blacklist_sender|score_sender|per_recip_(white|black)list|reputation|crm114|dspam|bogo|enable_anomy|sa_|first_spam|virus_name_to_spam_score|addr_extension_spam|spam|originating_.*spam|.*_spam_)`),
-		active: spamActive,
-	},
-	{
-		name: "SQL lookups and logging", implemented: false,
-		vars: regexp.MustCompile(`(?i)sql|partition_tag|timestamp_fmt_mysql`),
+		// Amavis::SpamControl adds $bounce_killer_score to a bounce that does not refer to a
+		// message we sent
+		name: "the bounce killer", vars: regexp.MustCompile(`^\$bounce_killer`),
 		active: func(in *Interp) (string, bool) {
-			for _, n := range []string{"lookup_sql_dsn", "storage_sql_dsn"} {
-				if len(in.Array(n)) > 0 {
-					return "@" + n, true
-				}
-			}
-			return "", false
+			return "$bounce_killer_score", spamOn(in) && in.Scalar("bounce_killer_score").Number() > 0
 		},
 	},
 	{
-		name: "LDAP lookups", implemented: false,
-		vars: regexp.MustCompile(`ldap`),
+		// Amavis::SpamControl lowers the score of a reply to mail the recipient sent, found in
+		// the SQL log
+		name: "pen pals", vars: regexp.MustCompile(`^\$penpals_`),
 		active: func(in *Interp) (string, bool) {
-			return "$enable_ldap", in.Scalar("enable_ldap").Truth()
-		},
-	},
-	{
-		name: "DKIM signing and verification", implemented: false,
-		vars: regexp.MustCompile(`dkim|signed_header_fields`),
-		active: func(in *Interp) (string, bool) {
-			for _, n := range []string{"enable_dkim_verification", "enable_dkim_signing"} {
-				if in.Scalar(n).Truth() {
-					return "$" + n, true
-				}
-			}
-			return "dkim_key()", len(in.dkimKeys) > 0
+			return "$penpals_bonus_score", spamOn(in) && in.Scalar("penpals_bonus_score").Number() > 0 &&
+				len(in.Array("storage_sql_dsn")) > 0
 		},
 	},
 }
 
 type feature struct {
-	name        string
-	implemented bool
-	vars        *regexp.Regexp
+	name string
+	vars *regexp.Regexp
 	// active reports whether the configuration switches the feature on, and by which variable.
 	active func(*Interp) (string, bool)
+}
+
+// spamOn reports whether amavis checks spam at all.
+func spamOn(in *Interp) bool {
+	_, on := spamActive(in)
+	return on
 }
 
 // spamActive: amavis checks spam unless @bypass_spam_checks_maps answers true for everyone
@@ -95,7 +81,7 @@ var retired = map[string]bool{
 // featureOf returns the unimplemented feature a variable belongs to, or nil.
 func featureOf(name string) *feature {
 	for i := range features {
-		if !features[i].implemented && features[i].vars.MatchString(name) {
+		if features[i].vars.MatchString(name) {
 			return &features[i]
 		}
 	}

@@ -117,7 +117,7 @@ $forward_method = '%s';
 $child_timeout = 60;
 @bypass_spam_checks_maps = (1);
 $smtpd_greeting_banner = '%s ${helo-name}';
-$sa_tag_level_deflt = 2.0;  # spam checks are off: read, not used
+$sa_local_tests_only = 1;  # embedded SpamAssassin's: read, not used
 $ENV{PATH} = '/usr/bin:/bin'; chomp($myhostname = `+"`hostname`"+`);
 %s
 1;
@@ -137,7 +137,7 @@ func TestPerlReloadBrokenFileKeepsOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := e.foreground("-c", allow)
-	e.waitLog("(!)config: " + e.file + ":12:1: $sa_tag_level_deflt belongs to spam checking, which amavisgo does not implement; its setting is ignored")
+	e.waitLog("(!)config: " + e.file + ":12:1: $sa_local_tests_only is not implemented by amavisgo; its setting is ignored")
 	e.waitLog("config: " + e.file + ":13:51: ran `hostname`")
 	if g := greetingOf(t, e.addr); g != "220 first [127.0.0.1]" {
 		t.Fatalf("greeting %q", g)
