@@ -20,75 +20,6 @@ import (
 	"amavisgo/smtp/smtptest"
 )
 
-// ldapPeople is the directory both daemons ask: alice loves viruses, bypass skips the virus
-// check, exe may receive executables, bob has an entry without amavis attributes, carol is
-// in a local domain but not local, dan's domain is local only through his entry.
-const ldapPeople = `dn: ou=People,dc=example,dc=com
-objectClass: organizationalUnit
-ou: People
-
-dn: uid=alice,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: alice
-cn: Alice
-sn: A
-mail: alice@example.com
-amavisVirusLover: TRUE
-
-dn: uid=bypass,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: bypass
-cn: Bypass
-sn: B
-mail: bypass@example.com
-amavisBypassVirusChecks: TRUE
-
-dn: uid=exe,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: exe
-cn: Exe
-sn: E
-mail: exe@example.com
-amavisBannedRuleNames: PASSALL
-
-dn: uid=bob,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: bob
-cn: Bob
-sn: B
-mail: bob@example.com
-
-dn: uid=small,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: small
-cn: Small
-sn: S
-mail: small@example.com
-amavisMessageSizeLimit: 70000
-
-dn: uid=carol,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: carol
-cn: Carol
-sn: C
-mail: carol@example.com
-amavisLocal: FALSE
-
-dn: uid=dan,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: dan
-cn: Dan
-sn: D
-mail: dan@example.net
-`
-
 // ldapSide is one daemon of the comparison with its own next hop.
 type ldapSide struct {
 	name    string
@@ -339,7 +270,7 @@ func mainLines(log string, from int) []string {
 func TestLDAPSideBySide(t *testing.T) {
 	t.Parallel()
 	clamd := testenv.StartClamd(t)
-	slapd := testenv.StartSlapd(t, ldapPeople)
+	slapd := testenv.StartSlapd(t, testenv.SlapdPeople)
 	sides := []*ldapSide{startLDAPSide(t, "amavis", clamd, slapd), startLDAPSide(t, "ours", clamd, slapd)}
 	pe := append([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"), make([]byte, 112)...)
 	head := "From: sender@sender.example.org\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\nMessage-ID: <MSGID@sender.example.org>\r\nSubject: ldap\r\n"
