@@ -1,11 +1,9 @@
 package amavis
 
 import (
-	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -313,8 +311,8 @@ func TestSpamdThroughDaemon(t *testing.T) {
 // nothing.
 func TestSpamEngineFailures(t *testing.T) {
 	down := smtptest.Refused(t)
-	hang := hangingServer(t)
-	garbage := answeringServer(t, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n<html>")
+	hang := testenv.FaultServer(t, "")
+	garbage := testenv.FaultServer(t, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n<html>")
 	for _, tc := range []struct{ name, engine, logged string }{
 		{"spamd down", fmt.Sprintf("[[spam_scanners]]\nname = \"s\"\ntype = \"spamd\"\naddress = %q\n", down), "s client failed: Can't connect to spamd"},
 		{"spamd hangs", fmt.Sprintf("[[spam_scanners]]\nname = \"s\"\ntype = \"spamd\"\naddress = %q\n", hang), "s client failed: "},
@@ -335,44 +333,4 @@ func TestSpamEngineFailures(t *testing.T) {
 			}
 		})
 	}
-}
-
-// hangingServer accepts connections and never answers (fault injection).
-func hangingServer(t *testing.T) string { return answeringServer(t, "") }
-
-// answeringServer reads what a client sends and answers with reply, then closes; "" never
-// answers.
-func answeringServer(t *testing.T, reply string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				var got bytes.Buffer
-				for !bytes.Contains(got.Bytes(), []byte("\r\n\r\n")) {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					got.Write(buf[:n])
-				}
-				if reply == "" {
-					io.Copy(io.Discard, c) // until the client gives up
-					return
-				}
-				c.Write([]byte(reply))
-			}()
-		}
-	}()
-	return l.Addr().String()
 }
