@@ -1,10 +1,7 @@
 package amavis
 
 import (
-	"compress/gzip"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -88,24 +85,6 @@ func spamBlock(data string) string {
 	return b.String()
 }
 
-func gunzip(t *testing.T, file string) string {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(z)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // TestRspamdThroughDaemon: GTUBE and ham through the daemon and Debian's rspamd with amavis's
 // documented score_factor (tag2 / 15): exact header blocks, the subject tag, the log line with
 // Hits, the spam quarantine, the destinies and the sender lists.
@@ -140,7 +119,7 @@ score_factor = 0.42066666666666666
 		if len(r.qfiles) != 1 {
 			t.Fatalf("spam quarantine: %v", r.qfiles)
 		}
-		stored := gunzip(t, r.qfiles[0])
+		stored := testenv.Gunzip(t, r.qfiles[0])
 		for _, want := range []string{"X-Quarantine-ID: <" + r.mailID + ">\n", "X-Spam-Flag: YES\nX-Spam-Score: 6.31\nX-Spam-Level: ******\n" +
 			"X-Spam-Status: Yes, score=6.31 tag=2 tag2=6.31 kill=6.31 tests=[GTUBE=0]\n autolearn=unavailable\n", "\nSubject: test\n"} {
 			if !strings.Contains(stored, want) {

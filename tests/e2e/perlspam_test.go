@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bufio"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -172,8 +170,8 @@ func TestSpamSideBySidePerl(t *testing.T) {
 				t.Errorf("%s: spam-tag lines differ\nPerl: %s\nours: %s", name, a, b)
 			}
 			if i == 0 { // the spam quarantine's X-Spam-* fields
-				pq := gunzipFile(t, filepath.Join(perl.Home, "virusmails", pid[:1], "spam-"+pid+".gz"))
-				oq := gunzipFile(t, filepath.Join(qdir, oid[:1], "spam-"+oid+".gz"))
+				pq := testenv.Gunzip(t, filepath.Join(perl.Home, "virusmails", pid[:1], "spam-"+pid+".gz"))
+				oq := testenv.Gunzip(t, filepath.Join(qdir, oid[:1], "spam-"+oid+".gz"))
 				lf := func(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
 				if a, b := sortTests(spamFields(lf(pq))), sortTests(spamFields(lf(oq))); a != b || !strings.Contains(a, "X-Spam-Status: ") {
 					t.Errorf("%s: quarantined X-Spam-* fields differ\nPerl:\n%s\nours:\n%s", name, a, b)
@@ -240,24 +238,6 @@ func perlLines(t *testing.T, file string, n int) (main, spamTag string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func gunzipFile(t *testing.T, file string) string {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(z)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func mailIDOf(line string) string {
