@@ -17,75 +17,6 @@ import (
 	"amavisgo/smtp/smtptest"
 )
 
-// ldapUsers are the test directory's people: each changes one setting for themselves, bob
-// has an entry without amavis attributes, carol is in a local domain but the directory says
-// she is not local, dan's domain is not in local_domains_maps but his entry makes him local.
-const ldapUsers = `dn: ou=People,dc=example,dc=com
-objectClass: organizationalUnit
-ou: People
-
-dn: uid=alice,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: alice
-cn: Alice
-sn: A
-mail: alice@example.com
-amavisVirusLover: TRUE
-
-dn: uid=bypass,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: bypass
-cn: Bypass
-sn: B
-mail: bypass@example.com
-amavisBypassVirusChecks: TRUE
-
-dn: uid=exe,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: exe
-cn: Exe
-sn: E
-mail: exe@example.com
-amavisBannedRuleNames: PASSALL
-
-dn: uid=bob,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: bob
-cn: Bob
-sn: B
-mail: bob@example.com
-
-dn: uid=small,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: small
-cn: Small
-sn: S
-mail: small@example.com
-amavisMessageSizeLimit: 70000
-
-dn: uid=carol,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: carol
-cn: Carol
-sn: C
-mail: carol@example.com
-amavisLocal: FALSE
-
-dn: uid=dan,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: dan
-cn: Dan
-sn: D
-mail: dan@example.net
-`
-
 // ldapConfig is the daemon's configuration for slapd s (nil: enable_ldap off), with clamd
 // and two banned rule sets: Debian's DEFAULT and PASSALL, which bans nothing.
 func ldapConfig(t *testing.T, s *testenv.Slapd, clamd *testenv.Clamd) string {
@@ -109,7 +40,7 @@ func ldapConfig(t *testing.T, s *testenv.Slapd, clamd *testenv.Clamd) string {
 // OpenRelay show.
 func TestLDAPPolicyPerRecipient(t *testing.T) {
 	clamd := testenv.StartClamd(t)
-	s := testenv.StartSlapd(t, ldapUsers)
+	s := testenv.StartSlapd(t, testenv.SlapdPeople)
 	eicar := eicarMessages(t)["plain"]
 	exe := mimeMessage("multipart/mixed; boundary=\"b1\"", "--b1\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n"+
 		"--b1\r\nContent-Type: application/octet-stream; name=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
@@ -192,7 +123,7 @@ func TestLDAPPolicyPerRecipient(t *testing.T) {
 // matters for that message: its entries were fetched at RCPT.
 func TestLDAPServerDown(t *testing.T) {
 	clamd := testenv.StartClamd(t)
-	s := testenv.StartSlapd(t, ldapUsers)
+	s := testenv.StartSlapd(t, testenv.SlapdPeople)
 	h := hop(t, smtptest.Options{})
 	td := startDaemon(t, h.Addr, ldapConfig(t, s, clamd))
 	const from = "sender@sender.example.org"

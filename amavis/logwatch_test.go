@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,7 +97,6 @@ func TestLogwatchReport(t *testing.T) {
 	home := t.TempDir()
 	sock := filepath.Join(home, "amavisd.sock")
 	_, hopPort, _ := net.SplitHostPort(h.Addr)
-	hopPortNum, _ := strconv.Atoi(hopPort)
 	text := fmt.Sprintf(`MYHOME = %q
 QUARANTINEDIR = %q
 DO_SYSLOG = true
@@ -145,8 +143,8 @@ auth_required_release = false
 	}
 
 	// The same events for Debian's Perl amavisd, up to clamd going down, for the reference report.
-	perl := testenv.StartPerlAmavisd(t, testenv.PerlOptions{ClamdAddr: clamd.TCPAddr, Hostname: "mx.example.com",
-		Domain: "example.com", ForwardPort: hopPortNum})
+	perl := testenv.StartPerlAmavisd(t, testenv.PerlOptions{Hostname: "mx.example.com", Domain: "example.com",
+		Forward: "127.0.0.1:" + hopPort, MaxServers: 2, AMPDP: true, Conf: testenv.PerlReference(clamd.TCPAddr)})
 	for _, target := range []struct {
 		addr, sock, qdir string
 	}{{td.addr, sock, filepath.Join(home, "virusmails")}, {perl.SMTPAddr, perl.Socket, filepath.Join(perl.Home, "virusmails")}} {

@@ -1,12 +1,7 @@
 package amavis
 
 import (
-	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
-	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -90,24 +85,6 @@ func spamBlock(data string) string {
 	return b.String()
 }
 
-func gunzip(t *testing.T, file string) string {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(z)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // TestRspamdThroughDaemon: GTUBE and ham through the daemon and Debian's rspamd with amavis's
 // documented score_factor (tag2 / 15): exact header blocks, the subject tag, the log line with
 // Hits, the spam quarantine, the destinies and the sender lists.
@@ -142,7 +119,7 @@ score_factor = 0.42066666666666666
 		if len(r.qfiles) != 1 {
 			t.Fatalf("spam quarantine: %v", r.qfiles)
 		}
-		stored := gunzip(t, r.qfiles[0])
+		stored := testenv.Gunzip(t, r.qfiles[0])
 		for _, want := range []string{"X-Quarantine-ID: <" + r.mailID + ">\n", "X-Spam-Flag: YES\nX-Spam-Score: 6.31\nX-Spam-Level: ******\n" +
 			"X-Spam-Status: Yes, score=6.31 tag=2 tag2=6.31 kill=6.31 tests=[GTUBE=0]\n autolearn=unavailable\n", "\nSubject: test\n"} {
 			if !strings.Contains(stored, want) {
@@ -313,8 +290,8 @@ func TestSpamdThroughDaemon(t *testing.T) {
 // nothing.
 func TestSpamEngineFailures(t *testing.T) {
 	down := smtptest.Refused(t)
-	hang := hangingServer(t)
-	garbage := answeringServer(t, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n<html>")
+	hang := testenv.FaultServer(t, "")
+	garbage := testenv.FaultServer(t, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n<html>")
 	for _, tc := range []struct{ name, engine, logged string }{
 		{"spamd down", fmt.Sprintf("[[spam_scanners]]\nname = \"s\"\ntype = \"spamd\"\naddress = %q\n", down), "s client failed: Can't connect to spamd"},
 		{"spamd hangs", fmt.Sprintf("[[spam_scanners]]\nname = \"s\"\ntype = \"spamd\"\naddress = %q\n", hang), "s client failed: "},
@@ -335,44 +312,4 @@ func TestSpamEngineFailures(t *testing.T) {
 			}
 		})
 	}
-}
-
-// hangingServer accepts connections and never answers (fault injection).
-func hangingServer(t *testing.T) string { return answeringServer(t, "") }
-
-// answeringServer reads what a client sends and answers with reply, then closes; "" never
-// answers.
-func answeringServer(t *testing.T, reply string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				var got bytes.Buffer
-				for !bytes.Contains(got.Bytes(), []byte("\r\n\r\n")) {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					got.Write(buf[:n])
-				}
-				if reply == "" {
-					io.Copy(io.Discard, c) // until the client gives up
-					return
-				}
-				c.Write([]byte(reply))
-			}()
-		}
-	}()
-	return l.Addr().String()
 }

@@ -247,7 +247,7 @@ func (d *Daemon) sqlEnd(m *Message) {
 			}
 		}
 	}
-	row.MessageID = strings.Join(msgIDs(m.MessageID), " ")
+	row.MessageID = strings.Join(hdr.MessageIDs(m.MessageID), " ")
 	row.From = headerField(m.Header, "From")
 	row.Subject = headerField(m.Header, "Subject")
 	row.Originating = m.Policy.Originating
@@ -267,28 +267,6 @@ func (d *Daemon) sqlDrain(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
-}
-
-// msgIDs are the <...> tokens of a Message-ID field, without comments and blanks (amavis's
-// parse_message_id); a field without brackets is kept as it is.
-func msgIDs(s string) []string {
-	var out []string
-	for {
-		i := strings.IndexByte(s, '<')
-		if i < 0 {
-			break
-		}
-		j := strings.IndexByte(s[i:], '>')
-		if j < 0 {
-			break
-		}
-		out = append(out, s[i:i+j+1])
-		s = s[i+j+1:]
-	}
-	if len(out) == 0 && strings.TrimSpace(s) != "" {
-		out = append(out, strings.TrimSpace(s))
-	}
-	return out
 }
 
 // headerField is the first field called name, unfolded (line breaks removed, blanks kept) and

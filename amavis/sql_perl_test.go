@@ -1,16 +1,11 @@
 package amavis
 
 import (
-	"bufio"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,75 +14,21 @@ import (
 	"amavisgo/smtp/smtptest"
 )
 
-// perlAmavisd starts Debian's amavisd-new in the foreground with a private home, listening on
-// a free port, forwarding to hop, scanning with clamd, and logging and quarantining to the
-// MariaDB database dsn (DBD::MariaDB); it returns the port once the daemon greets.
+// perlAmavisd starts Debian's amavisd-new forwarding to hop, scanning with clamd, and logging
+// and quarantining to the MariaDB database dsn (DBD::MariaDB); it returns its SMTP address.
 func perlAmavisd(t *testing.T, hopPort, clamdSocket, dsn, user string) string {
 	t.Helper()
-	bin := testenv.RequireProgram(t, "/usr/sbin/amavisd")
-	if err := exec.Command("perl", "-MDBD::MariaDB", "-e", "1").Run(); err != nil {
-		t.Skip("perl's DBD::MariaDB (libdbd-mariadb-perl) is not installed")
-	}
-	amavis, err := userIDs("amavis")
-	if err != nil {
-		t.Skip(err)
-	}
-	home, err := os.MkdirTemp("", "perlamavis")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(home) })
-	for _, d := range []string{home, home + "/tmp", home + "/db", home + "/virusmails"} {
-		os.MkdirAll(d, 0o750)
-		os.Chown(d, amavis[0], amavis[1])
-	}
-	os.Chmod(home, 0o755)
-	port := testenv.FreePort(t)
-	// amavis refuses a configuration in a directory its user may write
-	confDir, err := os.MkdirTemp("", "perlconf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(confDir) })
-	os.Chmod(confDir, 0o755)
-	conf := filepath.Join(confDir, "amavisd.conf")
-	text := fmt.Sprintf(`use strict;
-$MYHOME = '%[1]s';
-$TEMPBASE = "$MYHOME/tmp";
-$ENV{TMPDIR} = $TEMPBASE;
-$db_home = "$MYHOME/db";
-$QUARANTINEDIR = "$MYHOME/virusmails";
-$lock_file = "$MYHOME/amavisd.lock";
-$pid_file = "$MYHOME/amavisd.pid";
-$daemon_user = 'amavis';
-$daemon_group = 'amavis';
-$ENV{PATH} = $path = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/usr/bin:/bin';
-$file = 'file';
-$myhostname = 'mx.example.com';
-$mydomain = 'example.com';
+	return testenv.StartPerlAmavisd(t, testenv.PerlOptions{Hostname: "mx.example.com", Domain: "example.com",
+		Forward: "127.0.0.1:" + hopPort, Modules: []string{"DBD::MariaDB"}, Conf: testenv.PerlPath + fmt.Sprintf(`$QUARANTINEDIR = "$MYHOME/virusmails";
 @local_domains_acl = ( ".example.com" );
-$inet_socket_port = %[2]d;
-$inet_socket_bind = '127.0.0.1';
-$forward_method = 'smtp:[127.0.0.1]:%[3]s';
-$notify_method = $forward_method;
-$max_servers = 1;
-$max_requests = 0;
-$DO_SYSLOG = 0;
-$LOGFILE = "$MYHOME/amavisd.log";
-$log_level = 0;
-$enable_db = 0;
 @bypass_spam_checks_maps = (1);
 @bypass_virus_checks_maps = (0);
-@av_scanners = (['ClamAV-clamd', \&ask_daemon, ["CONTSCAN {}\n", "%[4]s"],
-  qr/\bOK$/m, qr/\bFOUND$/m, qr/^.*?: (?!Infected Archive)(.*) FOUND$/m ]);
-@av_scanners_backup = ();
-$final_virus_destiny = D_DISCARD;
+%s$final_virus_destiny = D_DISCARD;
 $final_banned_destiny = D_DISCARD;
 $virus_admin = undef;
-$enable_dkim_verification = 0;
 $virus_quarantine_method = 'sql:';
 $banned_files_quarantine_method = 'sql:';
-@storage_sql_dsn = ( ['%[5]s', '%[6]s', ''] );
+@storage_sql_dsn = ( ['%s', '%s', ''] );
 $sql_allow_8bit_address = 1;
 $banned_filename_re = new_RE(
   qr'\.[^./]*\.(exe|vbs|pif|scr|bat|cmd|com|cpl|dll)\.?$'i,
@@ -96,63 +37,7 @@ $banned_filename_re = new_RE(
   qr'.\.(exe|vbs|pif|scr|bat|cmd|com|cpl)$'i,
   qr'^\.(exe-ms)$',
 );
-1;
-`, home, port, hopPort, clamdSocket, dsn, user)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf, "foreground")
-	out, _ := os.Create(filepath.Join(home, "stdout"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(home, "amavisd.log"))
-			so, _ := os.ReadFile(filepath.Join(home, "stdout"))
-			t.Logf("Perl amavisd log:\n%s\n%s", log, so)
-		}
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			l, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(l, "220 ") {
-				return addr
-			}
-		}
-		select {
-		case <-exited:
-			so, _ := os.ReadFile(filepath.Join(home, "stdout"))
-			t.Fatalf("Perl amavisd exited:\n%s", so)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Perl amavisd does not greet")
-		}
-	}
-}
-
-func userIDs(name string) ([2]int, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return [2]int{}, err
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return [2]int{uid, gid}, nil
+`, testenv.PerlClamd(clamdSocket), dsn, user)}).SMTPAddr
 }
 
 // TestSQLSideBySidePerl: the same clean, EICAR and banned messages through Debian's Perl

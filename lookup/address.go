@@ -122,6 +122,16 @@ const maxDomainKeys = 20
 // (duplicates removed), and the $1..$5 replacement strings of the right-hand side: the
 // address, the full local part, the user, the +extension and the domain.
 func QueryKeys(addr string, o Options) (keys []string, rhs [5]string) {
+	return MakeQueryKeys(addr, o, true, true)
+}
+
+// MakeQueryKeys is amavis's make_query_keys (Amavis::rfc2821_2822_Tools), which hash, SQL
+// and LDAP lookups share: the address as given, user+ext@domain, user@domain, with bareUser
+// also user+ext and user, then the domain, .domain, .parent, ... and "." (at most 20 of those),
+// duplicates removed. atWithUser puts the "@" after the bare user keys (user@) rather than
+// before the domain keys (@domain, @.domain): hash lookups set it, SQL and LDAP lookups as
+// their *_lookups_no_at_means_domain says. rhs is as for QueryKeys.
+func MakeQueryKeys(addr string, o Options, atWithUser, bareUser bool) (keys []string, rhs [5]string) {
 	local, domain := SplitAddress(addr)
 	fullLocal := local
 	if !o.LocalpartCaseSensitive {
@@ -129,6 +139,10 @@ func QueryKeys(addr string, o Options) (keys []string, rhs [5]string) {
 	}
 	domain = normDomain(domain)
 	user, ext := SplitLocalpart(local, o.RecipientDelimiter)
+	toUser, toDomain := "", "@"
+	if atWithUser {
+		toUser, toDomain = "@", ""
+	}
 
 	keys = make([]string, 0, 8+strings.Count(domain, "."))
 	keys = append(keys, addr)
@@ -136,16 +150,19 @@ func QueryKeys(addr string, o Options) (keys []string, rhs [5]string) {
 		keys = append(keys, user+ext+"@"+domain)
 	}
 	keys = append(keys, user+"@"+domain)
-	if ext != "" {
-		keys = append(keys, user+ext+"@")
+	if bareUser {
+		if ext != "" {
+			keys = append(keys, user+ext+toUser)
+		}
+		keys = append(keys, user+toUser)
 	}
-	keys = append(keys, user+"@", domain)
+	keys = append(keys, toDomain+domain)
 	if strings.HasPrefix(domain, "[") {
-		keys = append(keys, ".") // an address literal is not split
+		keys = append(keys, toDomain+".") // an address literal is not split
 	} else {
 		var dkeys []string
 		for d := domain; ; {
-			dkeys = append(dkeys, "."+d)
+			dkeys = append(dkeys, toDomain+"."+d)
 			if d == "" {
 				break
 			}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"amavisgo/delivery"
+	"amavisgo/hdr"
 	"amavisgo/notify/template"
 )
 
@@ -27,7 +28,7 @@ func headerField(h header, name, limit, index string) string {
 	switch strings.ToLower(strings.TrimSpace(name)) {
 	case "message-id", "resent-message-id", "in-reply-to", "references":
 		if s != "" {
-			s = strings.Join(msgIDs(s), " ")
+			s = strings.Join(hdr.MessageIDs(s), " ")
 		}
 	}
 	if lim, err := strconv.Atoi(strings.TrimSpace(limit)); err == nil && lim > 5 && len([]rune(s)) > lim {
@@ -36,30 +37,8 @@ func headerField(h header, name, limit, index string) string {
 	return strings.NewReplacer("\r", `\x{0D}`, "\n", `\x{0A}`).Replace(s)
 }
 
-// msgIDs are the <...> message ids of a field body, comments and blanks left out, as amavis's
-// parse_message_id finds them; a body without one counts as one id.
-func msgIDs(s string) []string {
-	var ids []string
-	for {
-		i := strings.IndexByte(s, '<')
-		if i < 0 {
-			break
-		}
-		j := strings.IndexByte(s[i:], '>')
-		if j < 0 {
-			break
-		}
-		ids = append(ids, s[i:i+j+1])
-		s = s[i+j+1:]
-	}
-	if len(ids) == 0 && strings.TrimSpace(s) != "" {
-		ids = []string{strings.TrimSpace(s)}
-	}
-	return ids
-}
-
 func firstMsgID(s string) string {
-	if ids := msgIDs(s); len(ids) > 0 {
+	if ids := hdr.MessageIDs(s); len(ids) > 0 {
 		return ids[0]
 	}
 	return ""

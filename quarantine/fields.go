@@ -36,13 +36,13 @@ type SpamInfo struct {
 func Fields(a Alerts, s *SpamInfo) []string {
 	var out []string
 	if len(a.Viruses) > 0 {
-		out = append(out, foldField("X-Amavis-Alert: INFECTED, message contains virus: "+strings.Join(a.Viruses, ", ")))
+		out = append(out, FoldField("X-Amavis-Alert: INFECTED, message contains virus: "+strings.Join(a.Viruses, ", ")))
 	}
 	if a.Banned != "" {
-		out = append(out, foldField("X-Amavis-Alert: BANNED, message contains "+a.Banned))
+		out = append(out, FoldField("X-Amavis-Alert: BANNED, message contains "+a.Banned))
 	}
 	if a.BadHeader != "" {
-		out = append(out, foldField("X-Amavis-Alert: BAD HEADER SECTION, "+a.BadHeader))
+		out = append(out, FoldField("X-Amavis-Alert: BAD HEADER SECTION, "+a.BadHeader))
 	}
 	none := s == nil
 	if none {
@@ -116,7 +116,7 @@ func Fields(a Alerts, s *SpamInfo) []string {
 
 // foldField folds a field longer than 78 columns before blanks, as amavis's hdr
 // (Amavis::Out::EditHeader) and our forwarded copy do, with LF.
-func foldField(line string) string {
+func FoldField(line string) string {
 	if len(line) <= 78 {
 		return line
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"path/filepath"
 	"slices"
@@ -106,28 +105,6 @@ func TestClamdInstreamSizeLimit(t *testing.T) {
 	}
 }
 
-// hungClamd accepts connections, reads what is sent and never answers.
-func hungClamd(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				io.Copy(io.Discard, conn)
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
-
 // deadAddr is a loopback port nobody listens on.
 func deadAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -140,7 +117,7 @@ func deadAddr(t *testing.T) string {
 }
 
 func TestClamdDeadlineOnHungServer(t *testing.T) {
-	hung := hungClamd(t)
+	hung := testenv.FaultServer(t, "")
 	for _, query := range []string{"CONTSCAN {}", "INSTREAM"} {
 		set, _ := NewSet([]Entry{{Name: "hung", Sockets: []string{hung}, Query: query, Timeout: 300 * time.Millisecond}}, nil, Options{})
 		dir := msgDir(t, map[string][]byte{"email.txt": []byte("Subject: x\n\nhello\n")})
@@ -169,7 +146,7 @@ func TestClamdPoolFailover(t *testing.T) {
 	for _, pool := range [][]string{
 		{deadAddr(t), c.TCPAddr},
 		{deadUnix, c.Socket},
-		{hungClamd(t), c.TCPAddr}, // the first answers never: its share of the deadline ends
+		{testenv.FaultServer(t, ""), c.TCPAddr}, // the first answers never: its share of the deadline ends
 	} {
 		set, _ := NewSet([]Entry{{Name: "pool", Sockets: pool, Query: "INSTREAM", Timeout: 2 * time.Second}}, nil, Options{})
 		for i := range 3 { // rotation starts at each address in turn

@@ -184,39 +184,9 @@ func TestFailures(t *testing.T) {
 		l.Close()
 		return a
 	}()
-	serve := func(answer string) string { // a fault injector: reads the request, answers, closes
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-					buf := make([]byte, 64<<10)
-					for {
-						if _, err := c.Read(buf); err != nil {
-							break
-						}
-					}
-					if answer == "hang" {
-						time.Sleep(30 * time.Second)
-						return
-					}
-					c.Write([]byte(answer))
-				}()
-			}
-		}()
-		return l.Addr().String()
-	}
+	serve := func(answer string) string { return testenv.FaultServer(t, answer) }
 	garbageHTTP := serve("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n<html>oops</html>")
-	hang := serve("hang")
+	hang := testenv.HangingServer(t)
 	for _, tc := range []struct {
 		name string
 		e    Entry

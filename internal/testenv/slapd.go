@@ -214,3 +214,74 @@ func (s *Slapd) Restart(t testing.TB) {
 
 // Log returns slapd's output, for failure messages.
 func (s *Slapd) Log() string { return readTail(filepath.Join(s.Dir, "slapd.log")) }
+
+// SlapdPeople is a directory for StartSlapd under ou=People, for per-recipient settings from
+// LDAP: alice loves viruses, bypass skips the virus check, exe may receive executables
+// (banned rules PASSALL), small has a message size limit of 70000, bob has an entry without
+// amavis attributes, carol is in a local domain but the directory says she is not local, and
+// dan's domain (example.net) is local only through his entry.
+const SlapdPeople = `dn: ou=People,dc=example,dc=com
+objectClass: organizationalUnit
+ou: People
+
+dn: uid=alice,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: amavisAccount
+uid: alice
+cn: Alice
+sn: A
+mail: alice@example.com
+amavisVirusLover: TRUE
+
+dn: uid=bypass,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: amavisAccount
+uid: bypass
+cn: Bypass
+sn: B
+mail: bypass@example.com
+amavisBypassVirusChecks: TRUE
+
+dn: uid=exe,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: amavisAccount
+uid: exe
+cn: Exe
+sn: E
+mail: exe@example.com
+amavisBannedRuleNames: PASSALL
+
+dn: uid=bob,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: amavisAccount
+uid: bob
+cn: Bob
+sn: B
+mail: bob@example.com
+
+dn: uid=small,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: amavisAccount
+uid: small
+cn: Small
+sn: S
+mail: small@example.com
+amavisMessageSizeLimit: 70000
+
+dn: uid=carol,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: amavisAccount
+uid: carol
+cn: Carol
+sn: C
+mail: carol@example.com
+amavisLocal: FALSE
+
+dn: uid=dan,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: amavisAccount
+uid: dan
+cn: Dan
+sn: D
+mail: dan@example.net
+`

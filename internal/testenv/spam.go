@@ -79,19 +79,23 @@ func StartSpamdOn(t testing.TB, port int) *SpamEngine {
 	if err := os.WriteFile(filepath.Join(dir, "local.cf"), []byte(local), 0o644); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	var s *SpamEngine
-	var err error
+	return startEngine(t, "spamd", func() (*SpamEngine, error) { return startSpamd(bin, dir, port) })
+}
+
+// startEngine calls start up to three times (another process may take a free port before the
+// engine binds it) and stops the engine when the test ends.
+func startEngine(t testing.TB, name string, start func() (*SpamEngine, error)) *SpamEngine {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		s, err = startSpamd(bin, dir, port)
+		s, err := start()
 		if err == nil {
-			break
+			t.Cleanup(s.Stop)
+			return s
 		}
 		if attempt == 3 {
-			t.Fatalf("testenv: starting spamd: %v", err)
+			t.Fatalf("testenv: starting %s: %v", name, err)
 		}
 	}
-	t.Cleanup(s.Stop)
-	return s
 }
 
 func startSpamd(bin, dir string, port int) (*SpamEngine, error) {
@@ -110,14 +114,6 @@ func startSpamd(bin, dir string, port int) (*SpamEngine, error) {
 	if os.Geteuid() == 0 {
 		args = append(args, "--username=nobody") // spamd refuses to run its children as root
 	}
-	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s.cmd = cmd
-	go func() { cmd.Wait(); close(s.exited) }()
 	ping := func() bool {
 		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 		if err != nil {
@@ -129,14 +125,22 @@ func startSpamd(bin, dir string, port int) (*SpamEngine, error) {
 		line, _ := bufio.NewReader(c).ReadString('\n')
 		return strings.Contains(line, "PONG")
 	}
-	if err := s.wait(ping, &out); err != nil {
+	if err := s.run(bin, args, ping); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// wait polls ready until it says yes, the engine exits, or the start-up time is over.
-func (s *SpamEngine) wait(ready func() bool, out *bytes.Buffer) error {
+// run starts the engine and polls ready until it says yes, the engine exits, or the start-up
+// time is over.
+func (s *SpamEngine) run(bin string, args []string, ready func() bool) error {
+	s.cmd = exec.Command(bin, args...)
+	var out bytes.Buffer
+	s.cmd.Stdout, s.cmd.Stderr = &out, &out
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	go func(cmd *exec.Cmd) { cmd.Wait(); close(s.exited) }(s.cmd)
 	deadline := time.Now().Add(spamEngineStartTimeout)
 	for !ready() {
 		select {
@@ -170,19 +174,7 @@ func StartRspamdOn(t testing.TB, port int) *SpamEngine {
 		}
 		os.Chmod(filepath.Join(dir, d), 0o777)
 	}
-	var s *SpamEngine
-	var err error
-	for attempt := 1; ; attempt++ {
-		s, err = startRspamd(bin, dir, port)
-		if err == nil {
-			break
-		}
-		if attempt == 3 {
-			t.Fatalf("testenv: starting rspamd: %v", err)
-		}
-	}
-	t.Cleanup(s.Stop)
-	return s
+	return startEngine(t, "rspamd", func() (*SpamEngine, error) { return startRspamd(bin, dir, port) })
 }
 
 func startRspamd(bin, dir string, port int) (*SpamEngine, error) {
@@ -230,14 +222,6 @@ worker "controller" {
 	if os.Geteuid() == 0 {
 		args = append(args, "-i") // its workers keep root: the test's files stay readable
 	}
-	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s.cmd = cmd
-	go func() { cmd.Wait(); close(s.exited) }()
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
 	ping := func() bool {
 		for _, a := range []string{s.Addr, s.ControllerAddr} {
@@ -253,7 +237,7 @@ worker "controller" {
 		}
 		return true
 	}
-	if err := s.wait(ping, &out); err != nil {
+	if err := s.run(bin, args, ping); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -315,7 +315,7 @@ func (s *Server) resentFields(p *conf.Policy, req Request, parent, newID string,
 	}
 	addrs := s.Config.NotifyAddrs(p)
 	var b strings.Builder
-	field := func(name, value string) { b.WriteString(foldValue(name+": "+value) + "\n") }
+	field := func(name, value string) { b.WriteString(quarantine.FoldField(name+": "+value) + "\n") }
 	if by := req.Get("requested_by"); by != "" {
 		field("Resent-From", delivery.Bracket(strings.Trim(by, "<>")))
 		field("Resent-Sender", addrs.HdrfromRecip)
@@ -353,18 +353,6 @@ func (s *Server) resentFields(p *conf.Policy, req Request, parent, newID string,
 	b.Write(hdr.Fold(nil, "Received:"+from, chunks, hdr.Style{Width: 78, EOL: "\n"}))
 	b.WriteString("\n")
 	return b.String()
-}
-
-// foldValue folds a field longer than 78 columns before blanks, as amavis's hdr does.
-func foldValue(line string) string {
-	if len(line) <= 78 {
-		return line
-	}
-	words := strings.Split(line, " ")
-	for i := 1; i < len(words); i++ {
-		words[i] = " " + words[i]
-	}
-	return string(hdr.Fold(nil, words[0], words[1:], hdr.Style{Width: 78, EOL: "\n", FirstMoves: true}))
 }
 
 // RFC2822Date is the date form of amavis's fields (rfc2822_timestamp), the day padded with

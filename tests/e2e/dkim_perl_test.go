@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"amavisgo/dkim"
 	"amavisgo/hdr"
@@ -38,62 +37,17 @@ func TestDKIMSignatureAsPerlAmavis(t *testing.T) {
 
 	// Perl amavisd: the key, signing, everything else off; both daemons take the mail as
 	// originating
-	home := filepath.Join(dir, "perl")
-	for _, d := range []string{home, filepath.Join(home, "tmp"), filepath.Join(home, "db")} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		os.Chown(d, 65534, 65534)
-	}
-	confFile := filepath.Join(dir, "amavisd.conf")
-	var perlAddr string
-	for attempt := 1; perlAddr == ""; attempt++ {
-		perlPort := testenv.FreePort(t)
-		conf := fmt.Sprintf(`use strict;
-$MYHOME = '%s';
-$TEMPBASE = "$MYHOME/tmp";
-$ENV{TMPDIR} = $TEMPBASE;
-$db_home = "$MYHOME/db";
-$lock_file = "$MYHOME/amavisd.lock";
-$pid_file = "$MYHOME/amavisd.pid";
-$daemon_user = 'nobody';
-$daemon_group = 'nogroup';
-$myhostname = 'perl.example.com';
-$mydomain = 'example.com';
-$inet_socket_port = %d;
-$inet_socket_bind = '127.0.0.1';
-$forward_method = 'smtp:[127.0.0.1]:%s';
-$notify_method = $forward_method;
-$max_servers = 1;
-$max_requests = 0;
-$DO_SYSLOG = 0;
-$LOGFILE = "$MYHOME/amavisd.log";
-$log_level = 2;
-$enable_db = 0;
-@bypass_spam_checks_maps = (1);
+	pa := testenv.StartPerlAmavisd(t, testenv.PerlOptions{Hostname: "perl.example.com", Domain: "example.com",
+		Forward: hop.Addr, User: "nobody", Group: "nogroup", LogLevel: 2, Conf: fmt.Sprintf(`@bypass_spam_checks_maps = (1);
 @bypass_virus_checks_maps = (1);
 @bypass_banned_checks_maps = (1);
 @bypass_header_checks_maps = (1);
 @av_scanners = ();
-@av_scanners_backup = ();
-$enable_dkim_verification = 0;
 $enable_dkim_signing = 1;
 $originating = 1;
 dkim_key('example.org', 'sel', '%s');
-1;
-`, home, perlPort, hop.Port(), keyFile)
-		if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var out string
-		perlAddr, out = startPerlAmavisd(t, perl, confFile, home, perlPort)
-		switch {
-		case perlAddr == "" && attempt == 3:
-			t.Fatalf("Perl amavisd did not start:\n%s", out)
-		case perlAddr == "":
-			t.Logf("Perl amavisd did not start (attempt %d), again on a new port:\n%s", attempt, out)
-		}
-	}
+`, keyFile)})
+	perlAddr, confFile := pa.SMTPAddr, pa.Config
 
 	hopPort, _ := strconv.Atoi(hop.Port())
 	ours := newDaemon(t, daemonConfig{Port: testenv.FreePort(t), ForwardPort: hopPort, Extra: []string{
@@ -144,54 +98,5 @@ dkim_key('example.org', 'sel', '%s');
 	}
 	if string(perlShow) != string(ourShow) || !strings.Contains(string(ourShow), "sel._domainkey.example.org.\t3600 TXT (") {
 		t.Errorf("showkeys:\nPerl amavisd:\n%s\nours:\n%s", perlShow, ourShow)
-	}
-}
-
-// startPerlAmavisd runs Debian's amavisd-new in the foreground and waits for its greeting
-// (Perl compiles its modules first); it returns the address, or "" and what it said when it
-// exited or did not greet (another process may have taken the port in between).
-func startPerlAmavisd(t *testing.T, perl, confFile, home string, port int) (addr, said string) {
-	cmd := exec.Command(perl, "-c", confFile, "foreground")
-	outFile := filepath.Join(home, "perl.out")
-	out, err := os.Create(outFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		cmd.Process.Signal(os.Interrupt)
-		<-exited
-	}
-	addr = "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if line, err := testenv.Greeting(addr); err == nil && strings.HasPrefix(line, "220 ") {
-			t.Cleanup(func() {
-				stop()
-				if t.Failed() {
-					l, _ := os.ReadFile(filepath.Join(home, "amavisd.log"))
-					t.Logf("Perl amavisd log:\n%s", l)
-				}
-			})
-			return addr, ""
-		}
-		select {
-		case <-exited:
-			deadline = time.Time{}
-		default:
-		}
-		if time.Now().After(deadline) {
-			stop()
-			b, _ := os.ReadFile(outFile)
-			l, _ := os.ReadFile(filepath.Join(home, "amavisd.log"))
-			return "", fmt.Sprintf("%s: %s\n%s", cmd.ProcessState, b, l)
-		}
-		time.Sleep(200 * time.Millisecond) // polling the greeting, not a fixed wait
 	}
 }

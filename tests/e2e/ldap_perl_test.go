@@ -20,75 +20,6 @@ import (
 	"amavisgo/smtp/smtptest"
 )
 
-// ldapPeople is the directory both daemons ask: alice loves viruses, bypass skips the virus
-// check, exe may receive executables, bob has an entry without amavis attributes, carol is
-// in a local domain but not local, dan's domain is local only through his entry.
-const ldapPeople = `dn: ou=People,dc=example,dc=com
-objectClass: organizationalUnit
-ou: People
-
-dn: uid=alice,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: alice
-cn: Alice
-sn: A
-mail: alice@example.com
-amavisVirusLover: TRUE
-
-dn: uid=bypass,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: bypass
-cn: Bypass
-sn: B
-mail: bypass@example.com
-amavisBypassVirusChecks: TRUE
-
-dn: uid=exe,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: exe
-cn: Exe
-sn: E
-mail: exe@example.com
-amavisBannedRuleNames: PASSALL
-
-dn: uid=bob,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: bob
-cn: Bob
-sn: B
-mail: bob@example.com
-
-dn: uid=small,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: small
-cn: Small
-sn: S
-mail: small@example.com
-amavisMessageSizeLimit: 70000
-
-dn: uid=carol,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: carol
-cn: Carol
-sn: C
-mail: carol@example.com
-amavisLocal: FALSE
-
-dn: uid=dan,ou=People,dc=example,dc=com
-objectClass: inetOrgPerson
-objectClass: amavisAccount
-uid: dan
-cn: Dan
-sn: D
-mail: dan@example.net
-`
-
 // ldapSide is one daemon of the comparison with its own next hop.
 type ldapSide struct {
 	name    string
@@ -98,44 +29,14 @@ type ldapSide struct {
 }
 
 // perlLDAPConf is a Debian-like amavisd.conf with LDAP lookups and two banned rule sets.
-func perlLDAPConf(home string, port int, next, clamd, ldapAddr string) string {
-	host, nextPort, _ := net.SplitHostPort(next)
+func perlLDAPConf(clamd, ldapAddr string) string {
 	lhost, lport, _ := net.SplitHostPort(ldapAddr)
-	return fmt.Sprintf(`use strict;
-$MYHOME = '%[1]s';
-$TEMPBASE = "$MYHOME/tmp";
-$ENV{TMPDIR} = $TEMPBASE;
-$db_home = "$MYHOME/db";
-$QUARANTINEDIR = undef;
+	return testenv.PerlPath + testenv.PerlClamd(clamd) + fmt.Sprintf(`$QUARANTINEDIR = undef;
 $virus_quarantine_method = undef;
 $banned_files_quarantine_method = undef;
-$lock_file = "$MYHOME/amavisd.lock";
-$pid_file = "$MYHOME/amavisd.pid";
-$daemon_user = 'amavis';
-$daemon_group = 'amavis';
-$ENV{PATH} = $path = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/usr/bin:/bin';
-$file = 'file';
-$myhostname = 'amavis.example.com';
-$mydomain = 'example.com';
 @local_domains_acl = ( ".$mydomain" );
-$inet_socket_port = %[2]d;
-$inet_socket_bind = '127.0.0.1';
-$forward_method = 'smtp:[%[3]s]:%[4]s';
-$notify_method = $forward_method;
-$max_servers = 1;
-$max_requests = 0;
-$DO_SYSLOG = 0;
-$LOGFILE = "$MYHOME/amavisd.log";
-$log_level = 0;
 $log_recip_templ = undef;
-$enable_db = 0;
-$enable_dkim_verification = 0;
 @bypass_spam_checks_maps = (1);
-@av_scanners = (
- ['ClamAV-clamd', \&ask_daemon, ["CONTSCAN {}\n", "%[5]s"],
-   qr/\bOK$/m, qr/\bFOUND$/m, qr/^.*?: (?!Infected Archive)(.*) FOUND$/m ],
-);
-@av_scanners_backup = ();
 $final_virus_destiny = D_DISCARD;
 $final_banned_destiny = D_DISCARD;
 $final_spam_destiny = D_PASS;
@@ -149,10 +50,9 @@ $banned_filename_re = new_RE(
 );
 %%banned_rules = ('DEFAULT' => $banned_filename_re, 'PASSALL' => new_RE([qr'^' => 0]));
 $enable_ldap = 1;
-$default_ldap = { hostname => '%[6]s', port => %[7]s, timeout => 5,
+$default_ldap = { hostname => '%s', port => %s, timeout => 5,
   base => 'ou=People,dc=example,dc=com' };
-1;
-`, home, port, host, nextPort, clamd, lhost, lport)
+`, lhost, lport)
 }
 
 // oursLDAPConf is perlLDAPConf in our TOML.
@@ -197,6 +97,13 @@ func oursLDAPConf(home string, port int, next, clamdAddr, ldapAddr string) strin
 // log says it listens.
 func startLDAPSide(t *testing.T, name string, clamd *testenv.Clamd, slapd *testenv.Slapd) *ldapSide {
 	t.Helper()
+	sd := &ldapSide{name: name, next: smtptest.Start(t, smtptest.Options{})}
+	if name == "amavis" {
+		p := testenv.StartPerlAmavisd(t, testenv.PerlOptions{Hostname: "amavis.example.com", Domain: "example.com",
+			Forward: sd.next.Addr, Modules: []string{"Net::LDAP"}, Conf: perlLDAPConf(clamd.TCPAddr, slapd.Addr)})
+		sd.addr, sd.logFile = p.SMTPAddr, p.LogFile
+		return sd
+	}
 	u, err := user.Lookup("amavis")
 	if err != nil {
 		t.Skipf("user amavis (package amavisd-new): %v", err)
@@ -216,22 +123,12 @@ func startLDAPSide(t *testing.T, name string, clamd *testenv.Clamd, slapd *teste
 		}
 		os.Chown(d, uid, gid)
 	}
-	sd := &ldapSide{name: name, next: smtptest.Start(t, smtptest.Options{}), logFile: filepath.Join(home, "amavisd.log")}
+	sd.logFile = filepath.Join(home, "amavisd.log")
 	port := testenv.FreePort(t)
 	sd.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	var bin, conf string
-	if name == "amavis" {
-		bin = testenv.RequireProgram(t, "amavisd", "/usr/sbin/amavisd")
-		if err := exec.Command("perl", "-MNet::LDAP", "-e1").Run(); err != nil {
-			t.Skip("Perl's Net::LDAP (package libnet-ldap-perl) is missing")
-		}
-		conf = filepath.Join(dir, "amavisd.conf")
-		os.WriteFile(conf, []byte(perlLDAPConf(home, port, sd.next.Addr, "["+strings.Replace(clamd.TCPAddr, ":", "]:", 1), slapd.Addr)), 0o644)
-	} else {
-		bin = amavisdBinary(t)
-		conf = filepath.Join(dir, "amavisd.toml")
-		os.WriteFile(conf, []byte(oursLDAPConf(home, port, sd.next.Addr, clamd.TCPAddr, slapd.Addr)), 0o644)
-	}
+	bin := amavisdBinary(t)
+	conf := filepath.Join(dir, "amavisd.toml")
+	os.WriteFile(conf, []byte(oursLDAPConf(home, port, sd.next.Addr, clamd.TCPAddr, slapd.Addr)), 0o644)
 	out, err := os.Create(filepath.Join(dir, "stdout"))
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +152,7 @@ func startLDAPSide(t *testing.T, name string, clamd *testenv.Clamd, slapd *teste
 			t.Logf("%s's log:\n%s", name, tail(readLog(sd.logFile), 6000))
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second) // Perl compiles for a few seconds
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case <-exited:
@@ -373,7 +270,7 @@ func mainLines(log string, from int) []string {
 func TestLDAPSideBySide(t *testing.T) {
 	t.Parallel()
 	clamd := testenv.StartClamd(t)
-	slapd := testenv.StartSlapd(t, ldapPeople)
+	slapd := testenv.StartSlapd(t, testenv.SlapdPeople)
 	sides := []*ldapSide{startLDAPSide(t, "amavis", clamd, slapd), startLDAPSide(t, "ours", clamd, slapd)}
 	pe := append([]byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"), make([]byte, 112)...)
 	head := "From: sender@sender.example.org\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\nMessage-ID: <MSGID@sender.example.org>\r\nSubject: ldap\r\n"

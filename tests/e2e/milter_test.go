@@ -302,8 +302,8 @@ func responseOf(t *testing.T, script string, cred *syscall.Credential, msg []byt
 func TestSubmitSideBySidePerl(t *testing.T) {
 	t.Parallel()
 	r := startMilterRig(t)
-	perl := testenv.StartPerlAmavisd(t, testenv.PerlOptions{ClamdAddr: r.clamd.TCPAddr, Hostname: daemonHostname,
-		Domain: "example.com", ForwardPort: atoi(t, portOf(r.pf.ForwardAddr))})
+	perl := testenv.StartPerlAmavisd(t, testenv.PerlOptions{Hostname: daemonHostname, Domain: "example.com",
+		Forward: "127.0.0.1:" + portOf(r.pf.ForwardAddr), MaxServers: 2, AMPDP: true, Conf: testenv.PerlReference(r.clamd.TCPAddr)})
 	ours := submitClient(t, r.am.Dir, r.sock, filepath.Join(r.am.Dir, "home", "tmp"))
 	theirsDir, err := os.MkdirTemp("", "perl-submit")
 	if err != nil {

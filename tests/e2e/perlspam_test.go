@@ -2,19 +2,13 @@ package e2e
 
 import (
 	"bufio"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,122 +48,21 @@ func sideSpamOurs(tag, rspamd string) []string {
 	}
 }
 
-// perlAmavis is Debian's amavisd-new started in the foreground with a private configuration.
-type perlAmavis struct {
-	addr, log string
-	cmd       *exec.Cmd
-	exited    chan struct{}
-}
-
-func startPerlAmavis(t *testing.T, nextHop, extra string) *perlAmavis {
+// startPerlAmavis starts Debian's amavisd-new for the spam comparisons at log level 2, with the
+// spam quarantine and extra's settings.
+func startPerlAmavis(t *testing.T, nextHop, extra string) *testenv.PerlAmavisd {
 	t.Helper()
-	bin := testenv.RequireProgram(t, "amavisd", "/usr/sbin/amavisd")
-	u, err := user.Lookup("amavis")
-	if err != nil {
-		t.Skipf("user amavis (from the amavisd-new package): %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	dir, err := os.MkdirTemp("", "perlam")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	home := filepath.Join(dir, "home")
-	for _, d := range []string{home, filepath.Join(home, "tmp"), filepath.Join(home, "db"), filepath.Join(home, "virusmails")} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			t.Fatal(err)
-		}
-		os.Chown(d, uid, gid)
-	}
-	port := testenv.FreePort(t)
-	host, nextPort, _ := net.SplitHostPort(nextHop)
-	conf := fmt.Sprintf(`use strict;
-$MYHOME = '%s';
-$TEMPBASE = "$MYHOME/tmp";
-$ENV{TMPDIR} = $TEMPBASE;
-$db_home = "$MYHOME/db";
-$QUARANTINEDIR = "$MYHOME/virusmails";
+	return testenv.StartPerlAmavisd(t, testenv.PerlOptions{Hostname: "amavis.example.com", Domain: "example.com",
+		Forward: nextHop, LogLevel: 2, Conf: `$QUARANTINEDIR = "$MYHOME/virusmails";
 $quarantine_subdir_levels = 1;
-$lock_file = "$MYHOME/amavisd.lock";
-$pid_file = "$MYHOME/amavisd.pid";
-$daemon_user = 'amavis';
-$daemon_group = 'amavis';
-$myhostname = 'amavis.example.com';
-$mydomain = 'example.com';
 @local_domains_acl = ( ".$mydomain" );
-$inet_socket_port = %d;
-$inet_socket_bind = '127.0.0.1';
-$forward_method = 'smtp:[%s]:%s';
-$notify_method = $forward_method;
-$max_servers = 1;
-$max_requests = 0;
-$DO_SYSLOG = 0;
-$LOGFILE = "$MYHOME/amavisd.log";
-$log_level = 2;
 $log_recip_templ = undef;
-$enable_db = 0;
-$enable_dkim_verification = 0;
 $X_HEADER_LINE = "$myproduct_name at $mydomain";
 @av_scanners = ();
-@av_scanners_backup = ();
 # the spam quarantine's gzip writer and SpamdClient's socket class, which Debian's
 # configuration gets loaded with its AM.PDP and SQL modules
 @additional_perl_modules = ('Amavis::IO::Zlib', 'Amavis::IO::RW');
-%s
-1;
-`, home, port, host, nextPort, extra)
-	confPath := filepath.Join(dir, "amavisd.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, _ := os.Create(filepath.Join(dir, "amavisd.out"))
-	cmd := exec.Command(bin, "-c", confPath, "foreground")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &perlAmavis{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: filepath.Join(home, "amavisd.log"), cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); out.Close(); close(p.exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(20 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group of the daemon this test started
-			<-p.exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(p.log)
-			o, _ := os.ReadFile(filepath.Join(dir, "amavisd.out"))
-			t.Logf("Perl amavisd log:\n%s\n%s", tail(string(b), 6000), tail(string(o), 3000))
-		}
-	})
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", p.addr, time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "220 ") {
-				break
-			}
-		}
-		select {
-		case <-p.exited:
-			o, _ := os.ReadFile(filepath.Join(dir, "amavisd.out"))
-			t.Fatalf("Perl amavisd exited during start-up:\n%s", o)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Perl amavisd did not greet within 120 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return p
+` + extra + "\n"})
 }
 
 // sendXForward submits one message as Postfix's amavisfeed does (ESMTP with XFORWARD) and
@@ -252,7 +145,7 @@ func TestSpamSideBySidePerl(t *testing.T) {
 			strings.Replace(gtube, "side-g@", "side-w@", 1), strings.Replace(ham, "side-h@", "side-s@", 1)} {
 			name := fmt.Sprintf("tag %s, message %d", tag, i+1)
 			from := froms[i] + "@sender.example.org"
-			pr, or := sendXForwardFrom(t, perl.addr, from, msg), sendXForwardFrom(t, ours.Addr, from, msg)
+			pr, or := sendXForwardFrom(t, perl.SMTPAddr, from, msg), sendXForwardFrom(t, ours.Addr, from, msg)
 			pm, om := perlHop.Msgs(), oursHop.Msgs()
 			if len(pm) != i+1 || len(om) != i+1 {
 				t.Fatalf("%s: next hops got %d (Perl, %q) and %d (ours, %q) messages", name, len(pm), pr, len(om), or)
@@ -267,7 +160,7 @@ func TestSpamSideBySidePerl(t *testing.T) {
 			if pb, ob := sortTests(spamFields(pd)), sortTests(spamFields(od)); pb != ob {
 				t.Errorf("%s: X-Spam-* fields differ\nPerl:\n%s\nours:\n%s", name, pb, ob)
 			}
-			pLine, pTag := perlLines(t, perl.log, i+1)
+			pLine, pTag := perlLines(t, perl.LogFile, i+1)
 			oLine, oTag := perlLines(t, ours.LogFile, i+1)
 			pid, oid := mailIDOf(pLine), mailIDOf(oLine)
 			if a, b := sideNorm(pLine, pid), sideNorm(oLine, oid); a != b {
@@ -277,8 +170,8 @@ func TestSpamSideBySidePerl(t *testing.T) {
 				t.Errorf("%s: spam-tag lines differ\nPerl: %s\nours: %s", name, a, b)
 			}
 			if i == 0 { // the spam quarantine's X-Spam-* fields
-				pq := gunzipFile(t, filepath.Join(filepath.Dir(perl.log), "virusmails", pid[:1], "spam-"+pid+".gz"))
-				oq := gunzipFile(t, filepath.Join(qdir, oid[:1], "spam-"+oid+".gz"))
+				pq := testenv.Gunzip(t, filepath.Join(perl.Home, "virusmails", pid[:1], "spam-"+pid+".gz"))
+				oq := testenv.Gunzip(t, filepath.Join(qdir, oid[:1], "spam-"+oid+".gz"))
 				lf := func(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
 				if a, b := sortTests(spamFields(lf(pq))), sortTests(spamFields(lf(oq))); a != b || !strings.Contains(a, "X-Spam-Status: ") {
 					t.Errorf("%s: quarantined X-Spam-* fields differ\nPerl:\n%s\nours:\n%s", name, a, b)
@@ -347,24 +240,6 @@ func perlLines(t *testing.T, file string, n int) (main, spamTag string) {
 	}
 }
 
-func gunzipFile(t *testing.T, file string) string {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(z)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func mailIDOf(line string) string {
 	if m := regexp.MustCompile(`mail_id: ([A-Za-z0-9_+-]+),`).FindStringSubmatch(line); m != nil {
 		return m[1]
@@ -412,7 +287,7 @@ $sa_spam_subject_tag = '***SPAM*** ';
 		"[[spam_scanners]]", `name = "Local spamd"`, `type = "Amavis::SpamControl::SpamdClient"`}})
 	ours.start()
 	for i, msg := range []string{gtube, ham} {
-		pr, or := sendXForward(t, perl.addr, msg), sendXForward(t, ours.Addr, msg)
+		pr, or := sendXForward(t, perl.SMTPAddr, msg), sendXForward(t, ours.Addr, msg)
 		pm, om := perlHop.Msgs(), oursHop.Msgs()
 		if len(pm) != i+1 || len(om) != i+1 {
 			t.Fatalf("message %d: next hops got %d (Perl, %q) and %d (ours, %q) messages", i+1, len(pm), pr, len(om), or)
@@ -420,7 +295,7 @@ $sa_spam_subject_tag = '***SPAM*** ';
 		if pb, ob := spamFields(string(pm[i].Data)), spamFields(string(om[i].Data)); pb != ob || !strings.Contains(pb, "X-Spam-Status: ") {
 			t.Errorf("message %d: X-Spam-* fields differ\nPerl:\n%s\nours:\n%s", i+1, pb, ob)
 		}
-		pLine, pTag := perlLines(t, perl.log, i+1)
+		pLine, pTag := perlLines(t, perl.LogFile, i+1)
 		oLine, oTag := perlLines(t, ours.LogFile, i+1)
 		pid, oid := mailIDOf(pLine), mailIDOf(oLine)
 		if a, b := sideNorm(pLine, pid), sideNorm(oLine, oid); a != b {

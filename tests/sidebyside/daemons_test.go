@@ -125,54 +125,22 @@ func homeDir(t *testing.T) string {
 }
 
 // perlConf is Debian's amavisd.conf reduced to one private file: Debian's defaults
-// (20-debian_defaults), its templates (30-template_localization), clamd, and AM.PDP on a
-// Unix socket without authentication.
-func perlConf(home string, port int, next, clamdSock string, s settings) string {
-	host, nextPort, _ := net.SplitHostPort(next)
-	return fmt.Sprintf(`use strict;
-$MYHOME = '%[1]s';
-$TEMPBASE = "$MYHOME/tmp";
-$ENV{TMPDIR} = $TEMPBASE;
-$db_home = "$MYHOME/db";
-$QUARANTINEDIR = "$MYHOME/virusmails";
-$quarantine_subdir_levels = 1;
-$lock_file = "$MYHOME/amavisd.lock";
-$pid_file = "$MYHOME/amavisd.pid";
-$daemon_user = '%[6]s';
-$daemon_group = '%[6]s';
-$ENV{PATH} = $path = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/usr/bin:/bin';
-$file = 'file'; $gzip = 'gzip'; $bzip2 = 'bzip2'; $lzop = 'lzop';
+// (20-debian_defaults), its templates (30-template_localization) and clamd; AM.PDP on a Unix
+// socket without authentication is StartPerlAmavisd's.
+func perlConf(clamdAddr string, s settings) string {
+	return testenv.PerlPath + testenv.PerlClamd(clamdAddr) + fmt.Sprintf(`$gzip = 'gzip'; $bzip2 = 'bzip2'; $lzop = 'lzop';
 $cabextract = 'cabextract'; $uncompress = ['uncompress', 'gzip -d', 'zcat'];
 $unrar = ['unrar-free']; $pax = 'pax'; $cpio = 'cpio'; $ar = 'ar';
-$myhostname = '%[7]s';
-$mydomain = 'example.com';
+$QUARANTINEDIR = "$MYHOME/virusmails";
+$quarantine_subdir_levels = 1;
 @local_domains_acl = ( ".$mydomain" );
-$inet_socket_port = %[2]d;
-$inet_socket_bind = '127.0.0.1';
-$unix_socketname = "$MYHOME/amavisd.sock";
-$interface_policy{'SOCK'} = 'AM.PDP-SOCK';
-$policy_bank{'AM.PDP-SOCK'} = { protocol => 'AM.PDP', auth_required_release => 0 };
-$forward_method = 'smtp:[%[3]s]:%[4]s';
-$notify_method = $forward_method;
-$max_servers = 1;
-$max_requests = 0;
-$DO_SYSLOG = 0;
-$LOGFILE = "$MYHOME/amavisd.log";
-$log_level = 0;
 $log_recip_templ = undef;
-$enable_db = 0;
-$enable_dkim_verification = 0;
 @bypass_spam_checks_maps = (1);
-@av_scanners = (
- ['ClamAV-clamd', \&ask_daemon, ["CONTSCAN {}\n", "%[5]s"],
-   qr/\bOK$/m, qr/\bFOUND$/m, qr/^.*?: (?!Infected Archive)(.*) FOUND$/m ],
-);
-@av_scanners_backup = ();
-$final_virus_destiny = %[8]s;
-$final_banned_destiny = %[8]s;
+$final_virus_destiny = %[1]s;
+$final_banned_destiny = %[1]s;
 $final_spam_destiny = D_PASS;
-$final_bad_header_destiny = %[10]s;
-$virus_admin = '%[9]s';
+$final_bad_header_destiny = %[3]s;
+$virus_admin = '%[2]s';
 $warnvirusrecip = 1;
 $X_HEADER_LINE = "Debian $myproduct_name at $mydomain";
 @viruses_that_fake_sender_maps = (new_RE([qr'\bEICAR\b'i => 0], [qr/.*/ => 1]));
@@ -181,8 +149,7 @@ $banned_filename_re = new_RE(
   qr'.\.(exe|vbs|pif|scr|bat|cmd|com|cpl)$'i,
 );
 read_l10n_templates('en_US', '/etc/amavis');
-1;
-`, home, port, host, nextPort, clamdSock, daemonUser, myhostname, s.destiny, virusAdmin, s.badHeaderDestiny())
+`, s.destiny, virusAdmin, s.badHeaderDestiny())
 }
 
 // oursConf is perlConf in our TOML, pointing the notify_*_templ settings at the files
@@ -250,6 +217,12 @@ func startSide(t *testing.T, name string, clamd *testenv.Clamd, s settings) *sid
 	t.Helper()
 	// the next hop offers DSN, so that ENVID, NOTIFY and ORCPT show
 	sd := &side{name: name, next: smtptest.Start(t, smtptest.Options{DSN: true, RcptCode: map[string]int{refused: 550}})}
+	if name == "amavis" {
+		p := testenv.StartPerlAmavisd(t, testenv.PerlOptions{Hostname: myhostname, Domain: "example.com", Forward: sd.next.Addr,
+			AMPDP: true, Conf: perlConf(clamd.TCPAddr, s)})
+		sd.home, sd.logFile, sd.sock, sd.addr, sd.port = p.Home, p.LogFile, p.Socket, p.SMTPAddr, strconv.Itoa(p.Port)
+		return sd
+	}
 	sd.home = homeDir(t)
 	sd.logFile = filepath.Join(sd.home, "amavisd.log")
 	sd.sock = filepath.Join(sd.home, "amavisd.sock")
@@ -257,16 +230,9 @@ func startSide(t *testing.T, name string, clamd *testenv.Clamd, s settings) *sid
 		port := testenv.FreePort(t)
 		sd.port = strconv.Itoa(port)
 		sd.addr = net.JoinHostPort("127.0.0.1", sd.port)
-		var bin, conf string
-		if name == "amavis" {
-			bin = testenv.RequireProgram(t, "amavisd", "/usr/sbin/amavisd")
-			conf = filepath.Join(filepath.Dir(sd.home), "amavisd.conf")
-			os.WriteFile(conf, []byte(perlConf(sd.home, port, sd.next.Addr, "["+strings.Replace(clamd.TCPAddr, ":", "]:", 1), s)), 0o644)
-		} else {
-			bin = oursBinary(t)
-			conf = filepath.Join(filepath.Dir(sd.home), "amavisd.toml")
-			os.WriteFile(conf, []byte(oursConf(sd.home, port, sd.next.Addr, clamd.TCPAddr, s)), 0o644)
-		}
+		bin := oursBinary(t)
+		conf := filepath.Join(filepath.Dir(sd.home), "amavisd.toml")
+		os.WriteFile(conf, []byte(oursConf(sd.home, port, sd.next.Addr, clamd.TCPAddr, s)), 0o644)
 		outFile := filepath.Join(filepath.Dir(sd.home), "stdout")
 		f, err := os.Create(outFile)
 		if err != nil {
@@ -288,7 +254,6 @@ func startSide(t *testing.T, name string, clamd *testenv.Clamd, s settings) *sid
 				sd.cmd.Process.Kill()
 			}
 		})
-		// Perl compiles for a few seconds before it greets.
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			select {
