@@ -28,6 +28,8 @@ const (
 	// The spam loads: the 2 KB message through a spam engine both filters ask.
 	LoadSpamd  = "2 KB via spamd"
 	LoadRspamd = "2 KB via rspamd"
+	// Load10MB: 32 sessions each sending a 10 MB message (a 7 MiB base64 attachment).
+	Load10MB = "10 MB"
 )
 
 // Sample is one repetition of one point.

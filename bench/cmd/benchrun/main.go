@@ -79,7 +79,7 @@ func main() {
 	flag.StringVar(&filters, "filters", "ceiling,perl,ours,ours-sql", "what to measure: ceiling, perl, ours, ours-sql (ours with the SQL log on PostgreSQL)")
 	flag.StringVar(&sqlLoads, "sql-loads", "2KB", "the loads ours-sql is measured at")
 	flag.StringVar(&sqlSessions, "sql-sessions", "8", "the session counts ours-sql is measured at")
-	flag.StringVar(&loads, "loads", "2KB,100KB,mix,spamd,rspamd", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR), spamd and rspamd (2 KB through that spam engine)")
+	flag.StringVar(&loads, "loads", "2KB,100KB,mix,spamd,rspamd,10MB", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR), spamd and rspamd (2 KB through that spam engine), 10MB (a 7 MiB base64 attachment, 32 sessions whatever -sessions says)")
 	flag.StringVar(&sessions, "sessions", "1,4,8,16,32", "parallel sessions (max_servers is set to match); the issue's first target is at 8")
 	flag.IntVar(&cfg.reps, "reps", 3, "measured repetitions per point")
 	flag.Float64Var(&cfg.seconds, "seconds", 4, "target duration of one repetition; the message count is sized from the warm-up's rate")
@@ -239,7 +239,7 @@ func run(cfg *config) error {
 			daemons[f] = d
 		}
 	}
-	if env.clamd, err = startClamd(dir, slices.Max(cfg.sessions)); err != nil {
+	if env.clamd, err = startClamd(dir, maxSessions(cfg)); err != nil {
 		return err
 	}
 	defer env.clamd.stop(10 * time.Second)
@@ -256,8 +256,10 @@ func run(cfg *config) error {
 	defer env.sink.stop(5 * time.Second)
 
 	allLoads := map[string]load{
-		"2KB":    {key: "2KB", name: report.Load2KB, clean: plainMessage(2048)},
-		"100KB":  {key: "100KB", name: report.Load100KB, clean: largeMessage(100 * 1024)},
+		"2KB":   {key: "2KB", name: report.Load2KB, clean: plainMessage(2048)},
+		"100KB": {key: "100KB", name: report.Load100KB, clean: largeMessage(100 * 1024)},
+		// The memory load: each of 32 sessions holds one large message at once.
+		"10MB":   {key: "10MB", name: report.Load10MB, clean: attachedMessage(7 << 20), sessions: []int{32}, messages: 64},
 		"mix":    {key: "mix", name: report.LoadMix, clean: plainMessage(2048), infected: eicarMessage(), eicarEvery: 10},
 		"spamd":  {key: "spamd", name: report.LoadSpamd, clean: plainMessage(2048), engine: "spamd"},
 		"rspamd": {key: "rspamd", name: report.LoadRspamd, clean: plainMessage(2048), engine: "rspamd"},
@@ -284,7 +286,7 @@ func run(cfg *config) error {
 	var points []report.Point
 	var failures []string
 	for _, l := range loads {
-		for _, s := range cfg.sessions {
+		for _, s := range l.sessionCounts(cfg) {
 			for _, c := range measureGroup(cfg, env, daemons, l, s) {
 				if c.err != nil {
 					msg := fmt.Sprintf("%s %s sessions=%d: %v", c.pt.Filter, l.name, s, c.err)
@@ -315,7 +317,7 @@ func (env *environment) describe(cfg *config, daemons map[string]filterDaemon) {
 	// go run names the binary in a temporary directory: show its base name.
 	fmt.Fprintf(&b, "- command: `%s`\n", strings.Join(append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...), " "))
 	fmt.Fprintf(&b, "- machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "- clamd: %s, EICAR-only database, MaxThreads %d\n", env.clamd.version(), slices.Max(cfg.sessions))
+	fmt.Fprintf(&b, "- clamd: %s, EICAR-only database, MaxThreads %d\n", env.clamd.version(), maxSessions(cfg))
 	if d, ok := daemons[report.Perl].(perlDaemon); ok {
 		fmt.Fprintf(&b, "- Perl: %s\n", firstLine(d.bin, "-V"))
 	}
@@ -361,7 +363,9 @@ func cpuModel() string {
 const legend = `Loads: "2 KB" = a 2 KiB text/plain message; "100 KB" = a multipart message with a 74 KiB
 binary base64 attachment; "2 KB + 10% EICAR" = the 2 KB message with every 10th message a small
 multipart message carrying EICAR as a text attachment, which must be answered "250 2.7.0 Ok,
-discarded" (virus checks really on). 2 KB and 100 KB are sent by Postfix's smtp-source -d (one
+discarded" (virus checks really on); "10 MB" = a multipart message with a 7 MiB binary base64
+attachment, always at 32 sessions, 64 messages a repetition after 32 to warm up (the memory
+load: its figure is the peak RSS). 2 KB, 100 KB and 10 MB are sent by Postfix's smtp-source -d (one
 connection per session, reused), the mix by bench/loadgen (the same: no pipelining, connection
 reused). Every clean message must reach smtp-sink, or the point fails.
 Each cell is mean ±sample standard deviation over the repetitions; reps.csv has each one with

@@ -28,6 +28,31 @@ type load struct {
 	eicarEvery int
 	file       string // clean, written out for smtp-source -F
 	engine     string // the spam engine both filters ask: "", "spamd" or "rspamd"
+	// sessions, when set, replaces -sessions; messages, when set, is the count of every
+	// repetition (and of the warm-up) instead of one sized from the rate: at 10 MB a message
+	// the point is the memory of many at once, not a steady rate.
+	sessions []int
+	messages int
+}
+
+// sessionCounts are the session counts the load is measured at.
+func (l load) sessionCounts(cfg *config) []int {
+	if l.sessions != nil {
+		return l.sessions
+	}
+	return cfg.sessions
+}
+
+// bigSessions is the fixed session count of the 10MB load.
+const bigSessions = 32
+
+// maxSessions is the most sessions any point of the run has (clamd's MaxThreads).
+func maxSessions(cfg *config) int {
+	n := slices.Max(cfg.sessions)
+	if slices.Contains(cfg.loads, "10MB") {
+		n = max(n, bigSessions)
+	}
+	return n
 }
 
 // infectedCount is how many of the first n messages of the load are infected.
@@ -154,6 +179,13 @@ func (c *contender) prepare(cfg *config, env *environment, d filterDaemon, l loa
 			}
 			env.note(c.pt.Filter+"-av", fmt.Sprintf("**%s was measured WITHOUT working virus checks** (-require-av=false): %v", c.pt.Filter, err))
 		}
+	}
+	if l.messages > 0 {
+		if _, err := l.send(cfg, c.addr, sessions, sessions, d != nil); err != nil {
+			return fmt.Errorf("warm-up: %v", err)
+		}
+		c.pt.Messages = l.messages
+		return nil
 	}
 	// The warm-up grows until it lasts long enough to estimate the rate:
 	// a first short round is dominated by start-up costs (Perl children
