@@ -1,10 +1,11 @@
 // Command benchrun measures our content filter beside Debian's Perl
-// amavisd-new: Postfix's smtp-source sends through the filter into
+// amavisd-new: bench/loadgen sends through the filter into Postfix's
 // smtp-sink, with a private clamd holding an EICAR-only database. For each
-// load (2 KB, 100 KB, a 2 KB mix with 10% EICAR) and each number of parallel
-// sessions (max_servers set to match) it reports messages per second, the
-// filter's CPU per message and its peak RSS, each over several repetitions,
-// and smtp-source straight into smtp-sink as the harness's own ceiling.
+// load (2 KB, 100 KB, a 2 KB mix with 10% EICAR, 10 MB) and each number of
+// parallel sessions (max_servers set to match) it reports messages per
+// second, the filter's CPU per message, its peak RSS and the messages'
+// latencies, each over several repetitions, and loadgen straight into
+// smtp-sink as the harness's own ceiling.
 //
 // Outputs in -out: results.md (table), results.csv, reps.csv (every
 // repetition) and msgs_per_s.png. It must run as root (both daemons bind,
@@ -29,16 +30,16 @@ import (
 )
 
 type config struct {
-	out, ours, perl, smtpSource string
-	filters, loads              []string
-	sessions                    []int
-	reps, warmup                int
-	minMsgs, maxMsgs            int
-	seconds                     float64
-	sampleEvery                 time.Duration
-	keep, requireAV             bool
-	sqlLoads                    []string // the loads and sessions ours-sql is measured at
-	sqlSessions                 []int
+	out, ours, perl  string
+	filters, loads   []string
+	sessions         []int
+	reps, warmup     int
+	minMsgs, maxMsgs int
+	seconds          float64
+	sampleEvery      time.Duration
+	keep, requireAV  bool
+	sqlLoads         []string // the loads and sessions ours-sql is measured at
+	sqlSessions      []int
 }
 
 type environment struct {
@@ -118,7 +119,7 @@ func main() {
 // missingPrograms lists what the run needs from Debian's packages (postfix, clamav-daemon,
 // amavisd-new) and cannot find.
 func missingPrograms(cfg *config) []string {
-	need := []string{"/usr/sbin/smtp-source", "/usr/sbin/smtp-sink", "/usr/sbin/clamd"}
+	need := []string{"/usr/sbin/smtp-sink", "/usr/sbin/clamd"}
 	if slices.Contains(cfg.loads, "spamd") {
 		need = append(need, "/usr/sbin/spamd")
 	}
@@ -188,10 +189,6 @@ func run(cfg *config) error {
 	}
 	if err := ensurePackages(missingPrograms(cfg)); err != nil {
 		return err
-	}
-	var err error
-	if cfg.smtpSource, err = lookBin("/usr/sbin/smtp-source", "smtp-source"); err != nil {
-		return fmt.Errorf("smtp-source (package postfix): %v", err)
 	}
 	daemons := map[string]filterDaemon{report.Ceiling: nil}
 	for _, f := range cfg.filters {
@@ -269,10 +266,6 @@ func run(cfg *config) error {
 		l, ok := allLoads[name]
 		if !ok {
 			return fmt.Errorf("-loads: unknown %q", name)
-		}
-		l.file = filepath.Join(dir, l.key+".eml")
-		if err := os.WriteFile(l.file, l.clean, 0o644); err != nil {
-			return err
 		}
 		loads = append(loads, l)
 		if err := env.startEngine(l.engine, dir, slices.Max(cfg.sessions)); err != nil {
@@ -365,9 +358,11 @@ binary base64 attachment; "2 KB + 10% EICAR" = the 2 KB message with every 10th 
 multipart message carrying EICAR as a text attachment, which must be answered "250 2.7.0 Ok,
 discarded" (virus checks really on); "10 MB" = a multipart message with a 7 MiB binary base64
 attachment, always at 32 sessions, 64 messages a repetition after 32 to warm up (the memory
-load: its figure is the peak RSS). 2 KB, 100 KB and 10 MB are sent by Postfix's smtp-source -d (one
-connection per session, reused), the mix by bench/loadgen (the same: no pipelining, connection
-reused). Every clean message must reach smtp-sink, or the point fails.
+load: its figure is the peak RSS). Every load is sent by bench/loadgen (as Postfix's smtp-source -d,
+which sent the clean loads before latencies were reported: one connection per session, reused, no
+pipelining); it times each message from MAIL FROM to the reply after the final dot, and p50 / p99
+are the median and 99th percentile of those times (means over the repetitions). Every clean
+message must reach smtp-sink, or the point fails.
 Each cell is mean ±sample standard deviation over the repetitions; reps.csv has each one with
 the machine's load average. CPU is the filter's utime+stime (its reaped children included) per
 message; clamd's CPU is shown separately. Peak RSS is VmHWM for a single process, else the
@@ -383,7 +378,7 @@ after $max_requests tasks, so there $max_requests = 0 (elsewhere the default 20)
 
 func writeOutputs(cfg *config, env *environment, points []report.Point, failures []string, took time.Duration) error {
 	var md bytes.Buffer
-	md.WriteString("# amavisgo vs amavisd-new: smtp-source → filter → smtp-sink\n\n")
+	md.WriteString("# amavisgo vs amavisd-new: loadgen → filter → smtp-sink\n\n")
 	md.WriteString(env.header)
 	fmt.Fprintf(&md, "- repetitions: %d per point, about %gs each; run time %v\n\n", cfg.reps, cfg.seconds, took.Round(time.Second))
 	if err := report.WriteMarkdown(&md, points); err != nil {
