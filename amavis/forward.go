@@ -74,13 +74,15 @@ func (d *Daemon) forward(ctx context.Context, m *Message, method conf.Method, he
 		if _, err := w.Write(header); err != nil {
 			return err
 		}
-		f, err := os.Open(m.File)
+		f, err := openPlain(m.File, os.O_RDONLY, 0) // files.go
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if _, err := f.Seek(skip, io.SeekStart); err != nil {
-			return err
+		if skip > 0 {
+			if _, err := f.Seek(skip, io.SeekStart); err != nil {
+				return err
+			}
 		}
 		bp := copyBufs.Get().(*[]byte)
 		defer copyBufs.Put(bp)

@@ -15,7 +15,7 @@ import (
 // spool streams DATA once into Dir/email.txt, taking the header section, size and 8-bit
 // status on the way.
 func (d *Daemon) spool(m *Message, data *smtp.DataReader) error {
-	f, err := os.OpenFile(m.File, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0640)
+	f, err := openPlain(m.File, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0640) // files.go
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func (w *spoolWriter) Write(p []byte) (int, error) {
 func makeSpoolDir(tempbase string, now time.Time) (string, error) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
-	name := fmt.Sprintf("amavis-%s-%05d-%s", now.Format("20060102T150405"), os.Getpid(),
+	name := fmt.Sprintf("amavis-%s-%05d-%s", now.Format("20060102T150405"), pid,
 		base64.RawURLEncoding.EncodeToString(rnd[:]))
 	dir := filepath.Join(tempbase, name)
 	if err := os.Mkdir(dir, 0750); err != nil {

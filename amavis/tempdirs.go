@@ -20,7 +20,7 @@ func (d *Daemon) dropSpoolDir(tl *taskLog, m *Message) {
 			return
 		}
 	}
-	if err := os.RemoveAll(m.Dir); err != nil {
+	if err := removeMessageDir(m); err != nil { // files.go
 		tl.Logf(-1, "Can't remove %s: %v", m.Dir, err)
 	}
 }

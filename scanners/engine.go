@@ -84,9 +84,9 @@ func newEngine(e Entry, backup bool, path string) (*engine, error) {
 	return en, nil
 }
 
-// scan runs the engine on one message; files are the files under dir to
-// scan (email.txt first, then parts/).
-func (en *engine) scan(ctx context.Context, dir string, files []string) (_ outcome, err error) {
+// scan runs the engine on one message; files lists the files under dir to
+// scan (email.txt first, then parts/) for the engines that take a list.
+func (en *engine) scan(ctx context.Context, dir string, files *fileList) (_ outcome, err error) {
 	defer panics.Catch(&err) // a fault in reading one engine's output fails that engine only
 	ctx, cancel := context.WithTimeout(ctx, en.timeout)
 	defer cancel()
@@ -142,20 +142,19 @@ func (en *engine) judge(output string, code int) (outcome, error) {
 	return o, fmt.Errorf("unexpected output=%q", trimOutput(output))
 }
 
-func (en *engine) scanClamd(ctx context.Context, dir string, files []string) (outcome, error) {
+func (en *engine) scanClamd(ctx context.Context, dir string, files *fileList) (outcome, error) {
+	// The list is made before asking clamd: failing to make it says nothing about clamd.
+	var list []string
+	if slices.ContainsFunc(en.clamd.addrs, func(sa socketAddr) bool { return en.modeFor(sa) == modeInstream }) {
+		var err error
+		if list, err = files.get(); err != nil {
+			return outcome{}, fmt.Errorf("run_av error: %w", err)
+		}
+	}
 	var lines []string
 	err := en.clamd.ask(ctx, en.name, func(ctx context.Context, sa socketAddr) (err error) {
-		mode := en.mode
-		if sa.stream {
-			mode = modeInstream
-		} else if mode == modeAuto {
-			mode = modeInstream
-			if sa.local() {
-				mode = modeMultiscan
-			}
-		}
-		if mode == modeInstream {
-			lines, err = streamFiles(ctx, sa, dir, files)
+		if mode := en.modeFor(sa); mode == modeInstream {
+			lines, err = streamFiles(ctx, sa, dir, list)
 		} else {
 			lines, err = command(ctx, sa, string(mode)+" "+dir)
 		}
@@ -165,6 +164,20 @@ func (en *engine) scanClamd(ctx context.Context, dir string, files []string) (ou
 		return outcome{}, fmt.Errorf("run_av error: %w", err)
 	}
 	return en.judge(joinLines(lines), -1)
+}
+
+// modeFor is how the engine asks clamd at sa: INSTREAM to a TCP clamd
+// elsewhere, otherwise the entry's directory scan (MULTISCAN when automatic).
+func (en *engine) modeFor(sa socketAddr) scanMode {
+	switch {
+	case sa.stream:
+		return modeInstream
+	case en.mode != modeAuto:
+		return en.mode
+	case sa.local():
+		return modeMultiscan
+	}
+	return modeInstream
 }
 
 // streamFiles sends every file by INSTREAM and rewrites clamd's
@@ -212,10 +225,17 @@ func streamFiles(ctx context.Context, sa socketAddr, dir string, files []string)
 	return out, nil
 }
 
-func (en *engine) scanCommand(ctx context.Context, dir string, files []string) (outcome, error) {
+func (en *engine) scanCommand(ctx context.Context, dir string, files *fileList) (outcome, error) {
 	var all outcome
 	var out strings.Builder
-	for _, argv := range expandArgs(en.args, dir, files) {
+	var list []string
+	if slices.ContainsFunc(en.args, isFilesArg) {
+		var err error
+		if list, err = files.get(); err != nil {
+			return all, err
+		}
+	}
+	for _, argv := range expandArgs(en.args, dir, list) {
 		output, code, err := runProgram(ctx, en.path, argv, dir)
 		if err != nil {
 			return all, err
@@ -234,11 +254,14 @@ func (en *engine) scanCommand(ctx context.Context, dir string, files []string) (
 	return all, nil
 }
 
+// isFilesArg tells an argument that stands for the files to scan.
+func isFilesArg(a string) bool { return a == "{}/*" || a == "*" }
+
 // expandArgs turns the argument template into one or more argument lists.
 // "{}/*" and "*" collect file names (absolute, or relative to dir), as many
 // per run as fit in maxArgBytes; "{}" is replaced by dir wherever it occurs.
 func expandArgs(tmpl []string, dir string, files []string) [][]string {
-	multi := slices.ContainsFunc(tmpl, func(a string) bool { return a == "{}/*" || a == "*" })
+	multi := slices.ContainsFunc(tmpl, isFilesArg)
 	subst := func(a string) string { return strings.ReplaceAll(a, "{}", dir) }
 	if !multi {
 		argv := make([]string, len(tmpl))

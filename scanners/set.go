@@ -185,16 +185,22 @@ func (s *Set) Scan(ctx context.Context, dir string) Report {
 		logf(-2, "%s", rep.FailReason)
 		return rep
 	}
-	files, err := filesToScan(dir)
-	if err != nil {
-		logf(-1, "virus_scan: %v", err)
-		rep.Failed, rep.FailReason = true, FailAllFailed
-		logf(-2, "%s", rep.FailReason)
-		return rep
-	}
-	if len(files) == 0 {
-		logf(2, "Not calling virus scanners, no files to scan in %s", dir)
-		return rep
+	files := &fileList{dir: dir}
+	// The spooled message alone says there is something to scan; the whole list is made only
+	// for the engines that take one (clamd's directory scans do not: a walk of parts/ is six
+	// system calls a message).
+	if fi, err := os.Lstat(filepath.Join(dir, "email.txt")); err != nil || !fi.Mode().IsRegular() {
+		list, err := files.get()
+		if err != nil {
+			logf(-1, "virus_scan: %v", err)
+			rep.Failed, rep.FailReason = true, FailAllFailed
+			logf(-2, "%s", rep.FailReason)
+			return rep
+		}
+		if len(list) == 0 {
+			logf(2, "Not calling virus scanners, no files to scan in %s", dir)
+			return rep
+		}
 	}
 
 	results, done := s.runTier(ctx, s.primary, dir, files)
@@ -242,9 +248,10 @@ type result struct {
 	took time.Duration
 }
 
-// runTier runs engines concurrently and returns their results in
-// configuration order; done is true when at least one engine worked.
-func (s *Set) runTier(ctx context.Context, engines []*engine, dir string, files []string) ([]result, bool) {
+// runTier runs engines concurrently (a single one in the caller's goroutine)
+// and returns their results in configuration order; done is true when at
+// least one engine worked.
+func (s *Set) runTier(ctx context.Context, engines []*engine, dir string, files *fileList) ([]result, bool) {
 	logf := logTo(ctx, s.opt.Logf)
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -253,9 +260,7 @@ func (s *Set) runTier(ctx context.Context, engines []*engine, dir string, files 
 	var mu sync.Mutex
 	stopped := false
 	for i, en := range engines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		run := func() {
 			start := time.Now()
 			o, err := en.scan(ctx, dir, files)
 			results[i] = result{en: en, o: o, err: err, took: time.Since(start)}
@@ -279,11 +284,30 @@ func (s *Set) runTier(ctx context.Context, engines []*engine, dir string, files 
 			default:
 				logf(2, "%s av-scanner: CLEAN, %d ms", en.name, results[i].took.Milliseconds())
 			}
-		}()
+		}
+		if len(engines) == 1 {
+			run()
+			continue
+		}
+		wg.Go(run)
 	}
 	wg.Wait()
 	done := slices.ContainsFunc(results, func(r result) bool { return r.err == nil })
 	return results, done
+}
+
+// fileList is the list of files to scan of one message, made on first use
+// (engines of a tier ask for it concurrently).
+type fileList struct {
+	dir   string
+	once  sync.Once
+	files []string
+	err   error
+}
+
+func (l *fileList) get() ([]string, error) {
+	l.once.Do(func() { l.files, l.err = filesToScan(l.dir) })
+	return l.files, l.err
 }
 
 // filesToScan lists email.txt and every regular file under parts/: the raw

@@ -65,7 +65,7 @@ func BenchmarkParseMail(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		_, args, _ := ParseCommand(line)
-		_, params, ok := parsePath(mailArgsRE, args)
+		_, params, ok := parsePath(mailArgs, args)
 		if ps, _ := parseParams(params); !ok || len(ps) != 4 || !strings.HasPrefix(args, "FROM") {
 			b.Fatal(ps)
 		}

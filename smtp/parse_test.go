@@ -72,8 +72,15 @@ func TestParsePath(t *testing.T) {
 		{"FROM:<a@[127.0.0.1]> SIZE=10", "<a@[127.0.0.1]>", "SIZE=10", true},
 		{"FROM:a@b", "", "", false},
 		{"FROM:<a b@c>", "", "", false},
+		// taken without the pattern, and with it
+		{"FROM:<a@b> \t SIZE=1  BODY=7BIT ", "<a@b>", "SIZE=1  BODY=7BIT ", true},
+		{"from:<>", "<>", "", true},
+		{"FROM:<a@b>   ", "<a@b>", " ", true},
+		{"FROM:<a>b@c>", "<a>b@c>", "", true},
+		{"FROM:<a@b>x", "", "", false},
+		{"FROM:<a@b@c>", "<a@b@c>", "", true},
 	} {
-		path, params, ok := parsePath(mailArgsRE, c.in)
+		path, params, ok := parsePath(mailArgs, c.in)
 		if path != c.path || params != c.params || ok != c.ok {
 			t.Errorf("%q: got %q %q %v", c.in, path, params, ok)
 		}
@@ -139,11 +146,15 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("%q -> %q %q", line, verb, args)
 		}
 		for _, re := range [...]bool{true, false} {
-			rx := mailArgsRE
+			rx := mailArgs
 			if !re {
-				rx = rcptArgsRE
+				rx = rcptArgs
 			}
-			if path, params, ok := parsePath(rx, args); ok {
+			path, params, ok := parsePath(rx, args)
+			if m := rx.re.FindStringSubmatch(args); (m != nil) != ok || m != nil && (m[1] != path || m[2] != params) {
+				t.Fatalf("%q: parsePath gives %q %q %v, the pattern %q", args, path, params, ok, m)
+			}
+			if ok {
 				if !strings.HasPrefix(path, "<") || !strings.HasSuffix(path, ">") {
 					t.Fatalf("path %q", path)
 				}

@@ -464,7 +464,7 @@ func (s *Session) mail(args, line string) {
 	if s.cfg.OnMail != nil {
 		s.cfg.OnMail(s.seq)
 	}
-	path, params, ok := parsePath(mailArgsRE, args)
+	path, params, ok := parsePath(mailArgs, args)
 	if !ok {
 		s.penalize(r(501, "5.5.2", "Syntax: MAIL FROM:<address>"), line)
 		return
@@ -557,7 +557,7 @@ func (s *Session) rcpt(args, line string) (end bool) {
 		return false
 	}
 	s.gotRcpt++
-	path, params, ok := parsePath(rcptArgsRE, args)
+	path, params, ok := parsePath(rcptArgs, args)
 	if !ok {
 		s.penalize(r(501, "5.5.2", "Syntax: RCPT TO:<address>"), line)
 		return false

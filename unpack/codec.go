@@ -24,12 +24,14 @@ var b64 = func() (t [256]byte) {
 
 // decodeBase64To decodes src to w in chunks. Characters outside the alphabet are skipped;
 // '=' ends the current quantum, and decoding goes on after it, so that concatenated
-// base64 blocks are all decoded.
-func decodeBase64To(w io.Writer, src []byte) (int, error) {
+// base64 blocks are all decoded. After each chunk, done (when not nil) is given the piece of
+// src decoded since its last call.
+func decodeBase64To(w io.Writer, src []byte, done func(piece []byte)) (int, error) {
 	bp := outBufs.Get().(*[]byte)
 	defer outBufs.Put(bp)
 	out := (*bp)[:0]
 	total := 0
+	whole, last := src, 0
 	var q [4]byte
 	n := 0
 	flushQ := func() {
@@ -48,6 +50,10 @@ func decodeBase64To(w io.Writer, src []byte) (int, error) {
 		k, err := w.Write(out)
 		total += k
 		out = out[:0]
+		if at := len(whole) - len(src); done != nil {
+			done(whole[last:at])
+			last = at
+		}
 		return err
 	}
 	for len(src) > 0 {
@@ -98,12 +104,14 @@ func decodeBase64To(w io.Writer, src []byte) (int, error) {
 }
 
 // decodeQPTo decodes quoted-printable: "=XX" (either case) is a byte, "=" at the end of a line
-// (after optional blanks) is a soft line break, any other "=" is kept as it is.
-func decodeQPTo(w io.Writer, src []byte) (int, error) {
+// (after optional blanks) is a soft line break, any other "=" is kept as it is. done is called
+// as in decodeBase64To.
+func decodeQPTo(w io.Writer, src []byte, done func(piece []byte)) (int, error) {
 	bp := outBufs.Get().(*[]byte)
 	defer outBufs.Put(bp)
 	out := (*bp)[:0]
 	total := 0
+	last := 0
 	for i := 0; i < len(src); i++ {
 		c := src[i]
 		if c == '=' {
@@ -142,6 +150,10 @@ func decodeQPTo(w io.Writer, src []byte) (int, error) {
 				return total, err
 			}
 			out = out[:0]
+			if done != nil {
+				done(src[last : i+1])
+				last = i + 1
+			}
 		}
 	}
 	k, err := w.Write(out)

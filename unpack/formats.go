@@ -396,7 +396,7 @@ func decodeUUE(j *job, p *Part) (bool, error) {
 	if p.noUU {
 		return true, nil
 	}
-	data, unmap, err := mapFile(p.Path)
+	data, _, unmap, err := mapFile(p.Path)
 	if err != nil {
 		return true, internalError{err}
 	}

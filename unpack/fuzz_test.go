@@ -227,7 +227,7 @@ func FuzzTransferEncodings(f *testing.F) {
 	f.Add([]byte("soft=\r\nbreak=3D=zz"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var out bytes.Buffer
-		n, err := decodeBase64To(&out, b)
+		n, err := decodeBase64To(&out, b, nil)
 		if err != nil || n != out.Len() || n > len(b) {
 			t.Fatalf("base64: n=%d len=%d err=%v", n, out.Len(), err)
 		}
@@ -236,7 +236,7 @@ func FuzzTransferEncodings(f *testing.F) {
 			t.Fatalf("base64 differs from the library on clean input")
 		}
 		out.Reset()
-		if n, err := decodeQPTo(&out, b); err != nil || n > len(b) {
+		if n, err := decodeQPTo(&out, b, nil); err != nil || n > len(b) {
 			t.Fatalf("qp: n=%d err=%v", n, err)
 		}
 		xzBlockDict(b)

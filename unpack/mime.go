@@ -18,11 +18,11 @@ const mmapMin = 256 << 10
 var readBufs = sync.Pool{New: func() any { b := make([]byte, mmapMin); return &b }}
 
 // mapFile gives the bytes of a file without copying large ones: they are mapped read-only and
-// the MIME walker works on offsets into them. release must be called when done.
-func mapFile(path string) (data []byte, release func(), err error) {
+// the MIME walker works on offsets into them; mapped says so. release must be called when done.
+func mapFile(path string) (data []byte, mapped bool, release func(), err error) {
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, &pathError{"open", path, err}
+		return nil, false, nil, &pathError{"open", path, err}
 	}
 	defer syscall.Close(fd)
 	// a short read from a regular file is its end: small files cost one read and no fstat
@@ -36,30 +36,57 @@ func mapFile(path string) (data []byte, release func(), err error) {
 		}
 		if err != nil {
 			readBufs.Put(bp)
-			return nil, nil, &pathError{"read", path, err}
+			return nil, false, nil, &pathError{"read", path, err}
 		}
 		n += k
 		if k == 0 || n < len(buf) {
-			return buf[:n], func() { readBufs.Put(bp) }, nil
+			return buf[:n], false, func() { readBufs.Put(bp) }, nil
 		}
 	}
 	readBufs.Put(bp)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
-		return nil, nil, &pathError{"stat", path, err}
+		return nil, false, nil, &pathError{"stat", path, err}
 	}
 	size := int(st.Size)
 	b, err := syscall.Mmap(fd, 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
-		return nil, nil, &pathError{"mmap", path, err}
+		return nil, false, nil, &pathError{"mmap", path, err}
 	}
-	return b, func() { syscall.Munmap(b) }, nil
+	return b, true, func() { syscall.Munmap(b) }, nil
+}
+
+// window is how much of a mapped file the walker touches before it gives the pages behind it
+// back (see walker.release).
+const window = 1 << 20
+
+var pageMask = syscall.Getpagesize() - 1
+
+// release gives back the pages of piece, a sub-slice of the mapped file, once walked: a page of
+// a mapping stays in the process's resident memory until unmapped, so 32 messages of 10 MB
+// would otherwise each hold their whole file in RSS while decoded (the file itself stays in
+// TEMPBASE; a page touched again is mapped again from there). Pages are cut at their start, so
+// that consecutive pieces give back every page once; dropping a page still in use costs only
+// a minor fault when it is read again.
+func (w *walker) release(piece []byte) {
+	if w.mapped == nil || len(piece) == 0 {
+		return
+	}
+	// the offset of piece in the mapping: both end at the mapping's end (two-index slicing)
+	off := cap(w.mapped) - cap(piece)
+	if off < 0 || off+len(piece) > len(w.mapped) {
+		return
+	}
+	start, end := off&^pageMask, (off+len(piece))&^pageMask
+	if end > start {
+		syscall.Madvise(w.mapped[start:end], syscall.MADV_DONTNEED)
+	}
 }
 
 // decodeMail walks the message file of root (tier 1); the top entity's type and attributes go
 // to root itself, its parts become root's children.
 func (j *job) decodeMail(root *Part) error {
-	data, unmap, err := mapFile(root.Path)
+	data, mapped, unmap, err := mapFile(root.Path)
 	if err != nil {
 		return internalError{err}
 	}
@@ -68,6 +95,9 @@ func (j *job) decodeMail(root *Part) error {
 	j.avail = j.u.lim.quota(root.Size)
 	j.rem = j.avail
 	w := &walker{j: j}
+	if mapped {
+		w.mapped = data
+	}
 	err = w.entity(root, data, true, 0, "")
 	j.res.MIMEErrors = append(j.res.MIMEErrors, w.errs...)
 	return err
@@ -76,12 +106,15 @@ func (j *job) decodeMail(root *Part) error {
 // decodeNested is the "mail" decoder: an attached message/rfc822 part is walked too (amavis
 // does not, so attachments of forwarded mail escape its banned checks). The original is kept.
 func decodeNested(j *job, p *Part) (bool, error) {
-	data, unmap, err := mapFile(p.Path)
+	data, mapped, unmap, err := mapFile(p.Path)
 	if err != nil {
 		return true, internalError{err}
 	}
 	defer unmap()
 	w := &walker{j: j, strict: true}
+	if mapped {
+		w.mapped = data
+	}
 	err = w.entity(p, data, false, 0, "")
 	return true, err
 }
@@ -91,6 +124,8 @@ type walker struct {
 	errs []string
 	// strict: the quota holds (attached messages); the message itself may overdraw it
 	strict bool
+	// mapped is the whole file when it was mapped: its pages are given back as walked
+	mapped []byte
 }
 
 func (w *walker) errorf(s string) {
@@ -179,7 +214,7 @@ func (w *walker) multipart(parent *Part, h header, ct string, params []param, bo
 	}
 	boundary := ""
 	for _, b := range bounds {
-		if b != "" && findDelimiter(body, b, 0) >= 0 {
+		if b != "" && findDelimiter(body, b, 0, w.release) >= 0 {
 			boundary = b
 			break
 		}
@@ -190,7 +225,7 @@ func (w *walker) multipart(parent *Part, h header, ct string, params []param, bo
 		} else {
 			w.errorf("unexpected end of preamble")
 		}
-		boundary = guessBoundary(body)
+		boundary = guessBoundary(body, w.release)
 	}
 	if boundary == "" {
 		// nothing to split on: what a client shows is the body as text
@@ -209,7 +244,7 @@ func (w *walker) multipart(parent *Part, h header, ct string, params []param, bo
 		}
 		return nil
 	}
-	pre, parts, epi, closed := splitMultipart(body, boundary)
+	pre, parts, epi, closed := splitMultipart(body, boundary, w.release)
 	if len(parts) == 0 {
 		w.errorf("unexpected end of preamble")
 	}
@@ -267,13 +302,24 @@ func plainNote(b []byte) bool {
 }
 
 // findDelimiter returns the offset of the first line at or after from that starts with
-// "--"+boundary and continues with only "--" and/or blanks, or -1.
-func findDelimiter(body []byte, boundary string, from int) int {
+// "--"+boundary and continues with only "--" and/or blanks, or -1. It searches a window at a
+// time and hands what it passed to release (when not nil).
+func findDelimiter(body []byte, boundary string, from int, release func([]byte)) int {
 	d := "--" + boundary
 	for pos := from; pos < len(body); {
-		i := bytes.Index(body[pos:], []byte(d))
+		end := min(len(body), pos+max(window, 2*len(d)))
+		i := bytes.Index(body[pos:end], []byte(d))
 		if i < 0 {
-			return -1
+			if end == len(body) {
+				return -1
+			}
+			// a delimiter may straddle the end of the window
+			next := end - len(d) + 1
+			if release != nil {
+				release(body[pos:next])
+			}
+			pos = next
+			continue
 		}
 		at := pos + i
 		if at == 0 || body[at-1] == '\n' {
@@ -293,9 +339,9 @@ func findDelimiter(body []byte, boundary string, from int) int {
 
 // splitMultipart cuts body at its delimiter lines. The line break before a delimiter belongs
 // to the delimiter. A missing close delimiter ends the last part at the end of the body.
-func splitMultipart(body []byte, boundary string) (pre []byte, parts [][]byte, epi []byte, closed bool) {
+func splitMultipart(body []byte, boundary string, release func([]byte)) (pre []byte, parts [][]byte, epi []byte, closed bool) {
 	d := len(boundary) + 2
-	at := findDelimiter(body, boundary, 0)
+	at := findDelimiter(body, boundary, 0, release)
 	if at < 0 {
 		return body, nil, nil, false
 	}
@@ -310,7 +356,7 @@ func splitMultipart(body []byte, boundary string) (pre []byte, parts [][]byte, e
 		if isClose {
 			return pre, parts, body[start:], true
 		}
-		next := findDelimiter(body, boundary, start)
+		next := findDelimiter(body, boundary, start, release)
 		if next < 0 {
 			parts = append(parts, body[start:])
 			return pre, parts, nil, false
@@ -329,7 +375,7 @@ func trimEOL(b []byte) []byte {
 // guessBoundary recovers a missing or wrong boundary parameter: the first "--xxx" line that
 // occurs again as a delimiter is what a mail client would split on. Only the first few
 // candidates are tried: each try scans the body.
-func guessBoundary(body []byte) string {
+func guessBoundary(body []byte, release func([]byte)) string {
 	tries := 0
 	for pos := 0; pos < len(body) && tries < 5; {
 		e := bytes.IndexByte(body[pos:], '\n')
@@ -344,7 +390,7 @@ func guessBoundary(body []byte) string {
 		if len(line) > 3 && line[0] == '-' && line[1] == '-' && !bytes.HasSuffix(line, []byte("--")) {
 			b := string(line[2:])
 			tries++
-			if findDelimiter(body, b, pos) >= 0 {
+			if findDelimiter(body, b, pos, release) >= 0 {
 				return b
 			}
 		}
@@ -368,9 +414,9 @@ func (w *walker) writeLeaf(p *Part, body []byte, cte string) error {
 	}
 	switch cte {
 	case "base64":
-		_, err = decodeBase64To(f, body)
+		_, err = decodeBase64To(f, body, w.release)
 	case "quoted-printable":
-		_, err = decodeQPTo(f, body)
+		_, err = decodeQPTo(f, body, w.release)
 	case "x-uuencode", "uuencode", "x-uue":
 		out, _, _ := decodeUU(body)
 		_, err = f.Write(out)
@@ -378,7 +424,12 @@ func (w *walker) writeLeaf(p *Part, body []byte, cte string) error {
 		if cte != "" && cte != "7bit" && cte != "8bit" && cte != "binary" {
 			w.errorf("Unsupported encoding '" + cte + "': using 'binary'")
 		}
-		_, err = f.Write(body)
+		for rest := body; len(rest) > 0 && err == nil; {
+			n := min(len(rest), window)
+			_, err = f.Write(rest[:n])
+			w.release(rest[:n])
+			rest = rest[n:]
+		}
 	}
 	f.finish(p)
 	if cerr := f.Close(); err == nil {

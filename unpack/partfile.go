@@ -3,6 +3,7 @@ package unpack
 import (
 	"bytes"
 	"path/filepath"
+	"sync"
 	"syscall"
 )
 
@@ -20,6 +21,10 @@ type partFile struct {
 
 var beginMark = []byte("begin ")
 
+// partFiles keeps closed partFiles for the next part: each holds a sniffLen head, which would
+// otherwise be allocated (and cleared) for every part of every message.
+var partFiles = sync.Pool{New: func() any { return new(partFile) }}
+
 // create opens the new file of part p.
 func (j *job) create(p *Part) (*partFile, error) {
 	path := filepath.Join(j.dir, p.Name)
@@ -28,7 +33,9 @@ func (j *job) create(p *Part) (*partFile, error) {
 		return nil, internalError{&pathError{"create", path, err}}
 	}
 	p.Path = path
-	return &partFile{fd: fd}, nil
+	f := partFiles.Get().(*partFile)
+	f.fd, f.n, f.nhead, f.begin, f.tail = fd, 0, 0, false, [5]byte{}
+	return f, nil
 }
 
 func (w *partFile) Write(b []byte) (int, error) {
@@ -60,8 +67,11 @@ func (w *partFile) Write(b []byte) (int, error) {
 	return done, nil
 }
 
+// Close closes the file; w goes back to the pool and must not be used after.
 func (w *partFile) Close() error {
-	if err := syscall.Close(w.fd); err != nil {
+	err := syscall.Close(w.fd)
+	partFiles.Put(w)
+	if err != nil {
 		return internalError{err}
 	}
 	return nil

@@ -1,5 +1,5 @@
-// Package loadgen is an SMTP load generator for loads smtp-source cannot
-// produce: a mix of different messages over the same sessions. Like
+// Package loadgen is the benchmark's SMTP load generator: a message or a mix
+// of messages over parallel sessions, each message timed. Like Postfix's
 // `smtp-source -d` it keeps each session open for its messages and does not
 // pipeline.
 package loadgen
@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +35,21 @@ type Result struct {
 	Elapsed   time.Duration
 	Accepted  []int // 2xx replies after the final dot
 	Discarded []int // of those, replies that say "discarded" (a filter dropped it)
+	// Latencies has one entry per message: from sending MAIL FROM to the reply after the
+	// final dot, in the order the replies came.
+	Latencies []time.Duration
+}
+
+// Percentile is the q-th percentile (0 < q <= 100) of the latencies by the nearest rank,
+// 0 when there are none.
+func (r Result) Percentile(q float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.Latencies)
+	slices.Sort(s)
+	rank := int(math.Ceil(q / 100 * float64(len(s))))
+	return s[min(max(rank, 1), len(s))-1]
 }
 
 // Run sends Count messages over Sessions sessions and returns when all are
@@ -62,8 +79,9 @@ func Run(cfg Config) (Result, error) {
 	start := time.Now()
 	for range cfg.Sessions {
 		wg.Go(func() {
-			err := session(cfg, wire, &next, func(k int, reply string) {
+			err := session(cfg, wire, &next, func(k int, reply string, took time.Duration) {
 				mu.Lock()
+				res.Latencies = append(res.Latencies, took)
 				res.Accepted[k]++
 				if strings.Contains(reply, "discarded") {
 					res.Discarded[k]++
@@ -87,7 +105,7 @@ func Run(cfg Config) (Result, error) {
 
 // session runs one connection: it claims message numbers until Count is
 // reached, so that fast sessions send more, as smtp-source's do.
-func session(cfg Config, wire [][]byte, next *atomic.Int64, done func(k int, reply string)) error {
+func session(cfg Config, wire [][]byte, next *atomic.Int64, done func(k int, reply string, took time.Duration)) error {
 	if next.Load() >= int64(cfg.Count) {
 		return nil
 	}
@@ -109,6 +127,7 @@ func session(cfg Config, wire [][]byte, next *atomic.Int64, done func(k int, rep
 			break
 		}
 		k := cfg.Pick(int(i))
+		t0 := time.Now()
 		if _, err := c.cmd("MAIL FROM:<"+cfg.From+">", 250); err != nil {
 			return err
 		}
@@ -123,7 +142,7 @@ func session(cfg Config, wire [][]byte, next *atomic.Int64, done func(k int, rep
 		if err != nil {
 			return err
 		}
-		done(k, reply)
+		done(k, reply, time.Since(t0))
 	}
 	_, err = c.cmd("QUIT", 221)
 	return err

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,11 +76,28 @@ func TestRunIntoSmtpSink(t *testing.T) {
 	if res.Accepted[0] != 10 || res.Accepted[1] != 10 || res.Discarded[0]+res.Discarded[1] != 0 {
 		t.Errorf("result %+v, want 10 and 10 accepted, none discarded", res)
 	}
+	if len(res.Latencies) != 20 || slices.Min(res.Latencies) <= 0 || res.Percentile(99) != slices.Max(res.Latencies) {
+		t.Errorf("latencies %v, p99 %v: want 20, all positive, p99 the largest of 20", res.Latencies, res.Percentile(99))
+	}
 	// smtp-sink prints running counters; the last one must say 20 messages.
 	time.Sleep(100 * time.Millisecond)
 	counters := strings.Split(strings.TrimSpace(output()), "\r")
 	if last := counters[len(counters)-1]; !strings.HasSuffix(last, "mesg=20") {
 		t.Errorf("smtp-sink's last counter %q, want mesg=20", last)
+	}
+}
+
+// Percentile takes the nearest rank: of 1..100 ms, p50 is 50 ms and p99 is 99 ms.
+func TestPercentile(t *testing.T) {
+	var r Result
+	for i := 100; i >= 1; i-- {
+		r.Latencies = append(r.Latencies, time.Duration(i)*time.Millisecond)
+	}
+	if p50, p99 := r.Percentile(50), r.Percentile(99); p50 != 50*time.Millisecond || p99 != 99*time.Millisecond {
+		t.Errorf("p50 %v, p99 %v; want 50ms, 99ms", p50, p99)
+	}
+	if got := (Result{}).Percentile(99); got != 0 {
+		t.Errorf("no latencies: p99 %v", got)
 	}
 }
 

@@ -24,7 +24,7 @@ var seriesStyle = map[string]struct {
 }{
 	Ours:    {"amavisgo (ours)", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, draw.CircleGlyph{}},
 	Perl:    {"amavisd-new 2.13 (Perl)", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, draw.SquareGlyph{}},
-	Ceiling: {"smtp-source → smtp-sink (ceiling)", color.RGBA{R: 0x55, G: 0x55, B: 0x55, A: 0xff}, draw.TriangleGlyph{}},
+	Ceiling: {"loadgen → smtp-sink (ceiling)", color.RGBA{R: 0x55, G: 0x55, B: 0x55, A: 0xff}, draw.TriangleGlyph{}},
 }
 
 // errPoints is a series of mean rates with min–max bars.

@@ -19,7 +19,8 @@ func fixture() []Point {
 	s := func(rates ...float64) []Sample {
 		var out []Sample
 		for i, r := range rates {
-			out = append(out, Sample{MsgsPerSec: r, CPUms: 1000 / r, ClamdCPUms: 0.5, PeakRSSMB: 20 + float64(i)})
+			out = append(out, Sample{MsgsPerSec: r, CPUms: 1000 / r, ClamdCPUms: 0.5, PeakRSSMB: 20 + float64(i),
+				P50ms: 500 / r, P99ms: 2000/r + float64(i)})
 		}
 		return out
 	}
@@ -85,7 +86,7 @@ func TestWriteMarkdown(t *testing.T) {
 
 func TestWriteTargets(t *testing.T) {
 	points := append(fixture(),
-		Point{Filter: Ours, Load: Load2KB, Sessions: 8, Messages: 100, Samples: []Sample{{MsgsPerSec: 700, CPUms: 0.9}}},
+		Point{Filter: Ours, Load: Load2KB, Sessions: 8, Messages: 100, Samples: []Sample{{MsgsPerSec: 700, CPUms: 0.9, P50ms: 5, P99ms: 12}}},
 		Point{Filter: Perl, Load: Load2KB, Sessions: 8, Messages: 100, Samples: []Sample{{MsgsPerSec: 50, CPUms: 30}}},
 		Point{Filter: Ours, Load: Load100KB, Sessions: 32, Messages: 100, Samples: []Sample{{MsgsPerSec: 70, PeakRSSMB: 80}}},
 		Point{Filter: Perl, Load: Load100KB, Sessions: 32, Messages: 100, Samples: []Sample{{MsgsPerSec: 10}}},

@@ -38,6 +38,9 @@ func TestMessageSizes(t *testing.T) {
 	if n := len(largeMessage(100 * 1024)); n < 100*1024-1024 || n > 100*1024+1024 {
 		t.Errorf("100KB message is %d bytes", n)
 	}
+	if n := len(attachedMessage(7 << 20)); n < 9_600_000 || n > 10_000_000 {
+		t.Errorf("10MB message is %d bytes", n)
+	}
 }
 
 // attachments parses a message as a mail client would and returns the

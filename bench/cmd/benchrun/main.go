@@ -1,10 +1,11 @@
 // Command benchrun measures our content filter beside Debian's Perl
-// amavisd-new: Postfix's smtp-source sends through the filter into
+// amavisd-new: bench/loadgen sends through the filter into Postfix's
 // smtp-sink, with a private clamd holding an EICAR-only database. For each
-// load (2 KB, 100 KB, a 2 KB mix with 10% EICAR) and each number of parallel
-// sessions (max_servers set to match) it reports messages per second, the
-// filter's CPU per message and its peak RSS, each over several repetitions,
-// and smtp-source straight into smtp-sink as the harness's own ceiling.
+// load (2 KB, 100 KB, a 2 KB mix with 10% EICAR, 10 MB) and each number of
+// parallel sessions (max_servers set to match) it reports messages per
+// second, the filter's CPU per message, its peak RSS and the messages'
+// latencies, each over several repetitions, and loadgen straight into
+// smtp-sink as the harness's own ceiling.
 //
 // Outputs in -out: results.md (table), results.csv, reps.csv (every
 // repetition) and msgs_per_s.png. It must run as root (both daemons bind,
@@ -29,16 +30,16 @@ import (
 )
 
 type config struct {
-	out, ours, perl, smtpSource string
-	filters, loads              []string
-	sessions                    []int
-	reps, warmup                int
-	minMsgs, maxMsgs            int
-	seconds                     float64
-	sampleEvery                 time.Duration
-	keep, requireAV             bool
-	sqlLoads                    []string // the loads and sessions ours-sql is measured at
-	sqlSessions                 []int
+	out, ours, perl  string
+	filters, loads   []string
+	sessions         []int
+	reps, warmup     int
+	minMsgs, maxMsgs int
+	seconds          float64
+	sampleEvery      time.Duration
+	keep, requireAV  bool
+	sqlLoads         []string // the loads and sessions ours-sql is measured at
+	sqlSessions      []int
 }
 
 type environment struct {
@@ -79,7 +80,7 @@ func main() {
 	flag.StringVar(&filters, "filters", "ceiling,perl,ours,ours-sql", "what to measure: ceiling, perl, ours, ours-sql (ours with the SQL log on PostgreSQL)")
 	flag.StringVar(&sqlLoads, "sql-loads", "2KB", "the loads ours-sql is measured at")
 	flag.StringVar(&sqlSessions, "sql-sessions", "8", "the session counts ours-sql is measured at")
-	flag.StringVar(&loads, "loads", "2KB,100KB,mix,spamd,rspamd", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR), spamd and rspamd (2 KB through that spam engine)")
+	flag.StringVar(&loads, "loads", "2KB,100KB,mix,spamd,rspamd,10MB", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR), spamd and rspamd (2 KB through that spam engine), 10MB (a 7 MiB base64 attachment, 32 sessions whatever -sessions says)")
 	flag.StringVar(&sessions, "sessions", "1,4,8,16,32", "parallel sessions (max_servers is set to match); the issue's first target is at 8")
 	flag.IntVar(&cfg.reps, "reps", 3, "measured repetitions per point")
 	flag.Float64Var(&cfg.seconds, "seconds", 4, "target duration of one repetition; the message count is sized from the warm-up's rate")
@@ -118,7 +119,7 @@ func main() {
 // missingPrograms lists what the run needs from Debian's packages (postfix, clamav-daemon,
 // amavisd-new) and cannot find.
 func missingPrograms(cfg *config) []string {
-	need := []string{"/usr/sbin/smtp-source", "/usr/sbin/smtp-sink", "/usr/sbin/clamd"}
+	need := []string{"/usr/sbin/smtp-sink", "/usr/sbin/clamd"}
 	if slices.Contains(cfg.loads, "spamd") {
 		need = append(need, "/usr/sbin/spamd")
 	}
@@ -189,10 +190,6 @@ func run(cfg *config) error {
 	if err := ensurePackages(missingPrograms(cfg)); err != nil {
 		return err
 	}
-	var err error
-	if cfg.smtpSource, err = lookBin("/usr/sbin/smtp-source", "smtp-source"); err != nil {
-		return fmt.Errorf("smtp-source (package postfix): %v", err)
-	}
 	daemons := map[string]filterDaemon{report.Ceiling: nil}
 	for _, f := range cfg.filters {
 		switch f {
@@ -239,7 +236,7 @@ func run(cfg *config) error {
 			daemons[f] = d
 		}
 	}
-	if env.clamd, err = startClamd(dir, slices.Max(cfg.sessions)); err != nil {
+	if env.clamd, err = startClamd(dir, maxSessions(cfg)); err != nil {
 		return err
 	}
 	defer env.clamd.stop(10 * time.Second)
@@ -256,8 +253,10 @@ func run(cfg *config) error {
 	defer env.sink.stop(5 * time.Second)
 
 	allLoads := map[string]load{
-		"2KB":    {key: "2KB", name: report.Load2KB, clean: plainMessage(2048)},
-		"100KB":  {key: "100KB", name: report.Load100KB, clean: largeMessage(100 * 1024)},
+		"2KB":   {key: "2KB", name: report.Load2KB, clean: plainMessage(2048)},
+		"100KB": {key: "100KB", name: report.Load100KB, clean: largeMessage(100 * 1024)},
+		// The memory load: each of 32 sessions holds one large message at once.
+		"10MB":   {key: "10MB", name: report.Load10MB, clean: attachedMessage(7 << 20), sessions: []int{32}, messages: 64},
 		"mix":    {key: "mix", name: report.LoadMix, clean: plainMessage(2048), infected: eicarMessage(), eicarEvery: 10},
 		"spamd":  {key: "spamd", name: report.LoadSpamd, clean: plainMessage(2048), engine: "spamd"},
 		"rspamd": {key: "rspamd", name: report.LoadRspamd, clean: plainMessage(2048), engine: "rspamd"},
@@ -267,10 +266,6 @@ func run(cfg *config) error {
 		l, ok := allLoads[name]
 		if !ok {
 			return fmt.Errorf("-loads: unknown %q", name)
-		}
-		l.file = filepath.Join(dir, l.key+".eml")
-		if err := os.WriteFile(l.file, l.clean, 0o644); err != nil {
-			return err
 		}
 		loads = append(loads, l)
 		if err := env.startEngine(l.engine, dir, slices.Max(cfg.sessions)); err != nil {
@@ -284,7 +279,7 @@ func run(cfg *config) error {
 	var points []report.Point
 	var failures []string
 	for _, l := range loads {
-		for _, s := range cfg.sessions {
+		for _, s := range l.sessionCounts(cfg) {
 			for _, c := range measureGroup(cfg, env, daemons, l, s) {
 				if c.err != nil {
 					msg := fmt.Sprintf("%s %s sessions=%d: %v", c.pt.Filter, l.name, s, c.err)
@@ -315,7 +310,7 @@ func (env *environment) describe(cfg *config, daemons map[string]filterDaemon) {
 	// go run names the binary in a temporary directory: show its base name.
 	fmt.Fprintf(&b, "- command: `%s`\n", strings.Join(append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...), " "))
 	fmt.Fprintf(&b, "- machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "- clamd: %s, EICAR-only database, MaxThreads %d\n", env.clamd.version(), slices.Max(cfg.sessions))
+	fmt.Fprintf(&b, "- clamd: %s, EICAR-only database, MaxThreads %d\n", env.clamd.version(), maxSessions(cfg))
 	if d, ok := daemons[report.Perl].(perlDaemon); ok {
 		fmt.Fprintf(&b, "- Perl: %s\n", firstLine(d.bin, "-V"))
 	}
@@ -361,9 +356,13 @@ func cpuModel() string {
 const legend = `Loads: "2 KB" = a 2 KiB text/plain message; "100 KB" = a multipart message with a 74 KiB
 binary base64 attachment; "2 KB + 10% EICAR" = the 2 KB message with every 10th message a small
 multipart message carrying EICAR as a text attachment, which must be answered "250 2.7.0 Ok,
-discarded" (virus checks really on). 2 KB and 100 KB are sent by Postfix's smtp-source -d (one
-connection per session, reused), the mix by bench/loadgen (the same: no pipelining, connection
-reused). Every clean message must reach smtp-sink, or the point fails.
+discarded" (virus checks really on); "10 MB" = a multipart message with a 7 MiB binary base64
+attachment, always at 32 sessions, 64 messages a repetition after 32 to warm up (the memory
+load: its figure is the peak RSS). Every load is sent by bench/loadgen (as Postfix's smtp-source -d,
+which sent the clean loads before latencies were reported: one connection per session, reused, no
+pipelining); it times each message from MAIL FROM to the reply after the final dot, and p50 / p99
+are the median and 99th percentile of those times (means over the repetitions). Every clean
+message must reach smtp-sink, or the point fails.
 Each cell is mean ±sample standard deviation over the repetitions; reps.csv has each one with
 the machine's load average. CPU is the filter's utime+stime (its reaped children included) per
 message; clamd's CPU is shown separately. Peak RSS is VmHWM for a single process, else the
@@ -379,7 +378,7 @@ after $max_requests tasks, so there $max_requests = 0 (elsewhere the default 20)
 
 func writeOutputs(cfg *config, env *environment, points []report.Point, failures []string, took time.Duration) error {
 	var md bytes.Buffer
-	md.WriteString("# amavisgo vs amavisd-new: smtp-source → filter → smtp-sink\n\n")
+	md.WriteString("# amavisgo vs amavisd-new: loadgen → filter → smtp-sink\n\n")
 	md.WriteString(env.header)
 	fmt.Fprintf(&md, "- repetitions: %d per point, about %gs each; run time %v\n\n", cfg.reps, cfg.seconds, took.Round(time.Second))
 	if err := report.WriteMarkdown(&md, points); err != nil {

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,13 +18,37 @@ import (
 type load struct {
 	key  string // as in -loads: 2KB, 100KB, mix
 	name string // as in the outputs
-	// clean is sent with smtp-source when eicarEvery is 0; otherwise the
-	// mix goes through loadgen, every eicarEvery-th message being infected.
+	// clean is sent alone when eicarEvery is 0; otherwise every
+	// eicarEvery-th message is infected.
 	clean      []byte
 	infected   []byte
 	eicarEvery int
-	file       string // clean, written out for smtp-source -F
 	engine     string // the spam engine both filters ask: "", "spamd" or "rspamd"
+	// sessions, when set, replaces -sessions; messages, when set, is the count of every
+	// repetition (and of the warm-up) instead of one sized from the rate: at 10 MB a message
+	// the point is the memory of many at once, not a steady rate.
+	sessions []int
+	messages int
+}
+
+// sessionCounts are the session counts the load is measured at.
+func (l load) sessionCounts(cfg *config) []int {
+	if l.sessions != nil {
+		return l.sessions
+	}
+	return cfg.sessions
+}
+
+// bigSessions is the fixed session count of the 10MB load.
+const bigSessions = 32
+
+// maxSessions is the most sessions any point of the run has (clamd's MaxThreads).
+func maxSessions(cfg *config) int {
+	n := slices.Max(cfg.sessions)
+	if slices.Contains(cfg.loads, "10MB") {
+		n = max(n, bigSessions)
+	}
+	return n
 }
 
 // infectedCount is how many of the first n messages of the load are infected.
@@ -41,46 +62,39 @@ func (l load) infectedCount(n int) int {
 // send delivers n messages of the load to addr over the given sessions and
 // checks every reply: 250 for all, and for a filter "discarded" for exactly
 // the infected ones (the Perl daemon's D_DISCARD reply, which ours copies).
-func (l load) send(cfg *config, addr string, sessions, n int, filtered bool) (time.Duration, error) {
+func (l load) send(cfg *config, addr string, sessions, n int, filtered bool) (loadgen.Result, error) {
 	timeout := time.Duration(cfg.seconds*20)*time.Second + 2*time.Minute
-	if l.eicarEvery == 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, cfg.smtpSource, "-d", "-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n),
-			"-f", envFrom, "-t", envTo, "-M", "bench.example.org", "-F", l.file, addr)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		t0 := time.Now()
-		err := cmd.Run()
-		elapsed := time.Since(t0)
-		if err != nil || out.Len() > 0 {
-			return 0, fmt.Errorf("smtp-source: %v: %s", err, bytes.TrimSpace(out.Bytes()))
-		}
-		return elapsed, nil
-	}
-	res, err := loadgen.Run(loadgen.Config{
-		Addr: addr, Sessions: sessions, Count: n, From: envFrom, To: envTo,
-		Messages: [][]byte{l.clean, l.infected},
-		Pick: func(i int) int {
+	msgs := [][]byte{l.clean}
+	pick := func(int) int { return 0 }
+	if l.eicarEvery > 0 {
+		msgs = append(msgs, l.infected)
+		pick = func(i int) int {
 			if i%l.eicarEvery == l.eicarEvery-1 {
 				return 1
 			}
 			return 0
-		},
-		Timeout: timeout,
+		}
+	}
+	res, err := loadgen.Run(loadgen.Config{
+		Addr: addr, Sessions: sessions, Count: n, From: envFrom, To: envTo,
+		Messages: msgs, Pick: pick, Timeout: timeout,
 	})
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	wantInfected := l.infectedCount(n)
 	if !filtered {
 		wantInfected = 0 // the sink takes everything
 	}
-	if res.Discarded[1] != wantInfected || res.Discarded[0] != 0 {
-		return 0, fmt.Errorf("discarded %d of %d infected and %d of %d clean messages; want %d and 0",
-			res.Discarded[1], res.Accepted[1], res.Discarded[0], res.Accepted[0], wantInfected)
+	infected := 0
+	if len(msgs) > 1 {
+		infected = res.Discarded[1]
 	}
-	return res.Elapsed, nil
+	if infected != wantInfected || res.Discarded[0] != 0 {
+		return res, fmt.Errorf("discarded %d infected and %d of %d clean messages; want %d and 0",
+			infected, res.Discarded[0], res.Accepted[0], wantInfected)
+	}
+	return res, nil
 }
 
 // contender is one filter being measured at one load and session count.
@@ -155,17 +169,24 @@ func (c *contender) prepare(cfg *config, env *environment, d filterDaemon, l loa
 			env.note(c.pt.Filter+"-av", fmt.Sprintf("**%s was measured WITHOUT working virus checks** (-require-av=false): %v", c.pt.Filter, err))
 		}
 	}
+	if l.messages > 0 {
+		if _, err := l.send(cfg, c.addr, sessions, sessions, d != nil); err != nil {
+			return fmt.Errorf("warm-up: %v", err)
+		}
+		c.pt.Messages = l.messages
+		return nil
+	}
 	// The warm-up grows until it lasts long enough to estimate the rate:
 	// a first short round is dominated by start-up costs (Perl children
 	// compile on their first message, connections are opened).
 	var rate float64
 	for warm := max(2*sessions, cfg.warmup); ; warm *= 4 {
-		elapsed, err := l.send(cfg, c.addr, sessions, warm, d != nil)
+		res, err := l.send(cfg, c.addr, sessions, warm, d != nil)
 		if err != nil {
 			return fmt.Errorf("warm-up: %v", err)
 		}
-		rate = float64(warm) / elapsed.Seconds()
-		if elapsed.Seconds() >= cfg.seconds/6 || warm >= cfg.maxMsgs {
+		rate = float64(warm) / res.Elapsed.Seconds()
+		if res.Elapsed.Seconds() >= cfg.seconds/6 || warm >= cfg.maxMsgs {
 			break
 		}
 	}
@@ -208,7 +229,7 @@ func measureRep(cfg *config, env *environment, f *filterRun, l load, addr string
 		sampler = procstat.Sample(f.pid(), cfg.sampleEvery)
 	}
 
-	elapsed, err := l.send(cfg, addr, sessions, n, f != nil)
+	res, err := l.send(cfg, addr, sessions, n, f != nil)
 	if sampler != nil {
 		mem := sampler.Stop()
 		if err == nil {
@@ -218,7 +239,9 @@ func measureRep(cfg *config, env *environment, f *filterRun, l load, addr string
 	if err != nil {
 		return s, err
 	}
-	s.MsgsPerSec = float64(n) / elapsed.Seconds()
+	s.MsgsPerSec = float64(n) / res.Elapsed.Seconds()
+	s.P50ms = float64(res.Percentile(50).Microseconds()) / 1000
+	s.P99ms = float64(res.Percentile(99).Microseconds()) / 1000
 	if f != nil {
 		cpuAfter, err := procstat.CPU(f.pid())
 		if err != nil {

@@ -95,16 +95,27 @@ func largeMessage(size int) []byte {
 	overhead := len(attachmentMessage("with attachment", "figures.dat", "application/octet-stream", nil))
 	// base64 makes 3 bytes into 4 characters plus a newline every 76.
 	n := (size - overhead) * 3 * 76 / (4 * 77)
-	data := make([]byte, n)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
-	return attachmentMessage("with attachment", "figures.dat", "application/octet-stream", data)
+	return attachmentMessage("with attachment", "figures.dat", "application/octet-stream", randomBytes(n, 1))
 }
 
 // eicarMessage is a small message with EICAR as a text attachment (a name
 // and type no banned-file rule matches: only the virus scan catches it).
 func eicarMessage() []byte {
 	return attachmentMessage("test file", "eicar.txt", "text/plain", []byte(eicar))
+}
+
+// attachedMessage is a message with one pseudo-random binary attachment of n bytes, base64
+// encoded (7 MiB make a message of about 10 MB).
+func attachedMessage(n int) []byte {
+	return attachmentMessage("large attachment", "archive.dat", "application/octet-stream", randomBytes(n, 3))
+}
+
+// randomBytes are n pseudo-random bytes, the same for the same seed on every run.
+func randomBytes(n int, seed uint64) []byte {
+	data := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	return data
 }
