@@ -3,6 +3,7 @@ package amavis
 import (
 	"bufio"
 	"bytes"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -304,9 +305,9 @@ func TestSlogAdapter(t *testing.T) {
 	var buf bytes.Buffer
 	l := NewWriterLog(&buf, "mx.example.com", NoOverride)
 	l.override.Store(5)
-	d := &Daemon{log: l}
-	d.slog("").Warn("NOTICE: UNABLE TO SEND DSN to <a@example.com>: 550 5.1.1 no", notify.LogIDKey, "01234-02")
-	d.slog("").Info("found", "decoder", "7z")
+	logger := slog.New(&slogHandler{l: l, level: 5})
+	logger.Warn("NOTICE: UNABLE TO SEND DSN to <a@example.com>: 550 5.1.1 no", notify.LogIDKey, "01234-02")
+	logger.Info("found", "decoder", "7z")
 	re := regexp.MustCompile(`(?m)^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d mx\.example\.com \S+\[\d+\]: `)
 	if got, want := re.ReplaceAllString(buf.String(), ""), "(01234-02) (!)NOTICE: UNABLE TO SEND DSN to <a@example.com>: 550 5.1.1 no\nfound decoder=7z\n"; got != want {
 		t.Errorf("got %q\nwant %q", got, want)

@@ -156,11 +156,6 @@ func reason(err error) string {
 	return first
 }
 
-// slog gives the packages that log through log/slog (notify, ampdp) our log, under log id id.
-func (d *Daemon) slog(id string) *slog.Logger {
-	return slog.New(&slogHandler{l: d.log, id: id})
-}
-
 // slogHandler maps slog levels to amavis's: errors -2, warnings -1, info 0, debug 2, and a
 // level between debug and info to 1.
 type slogHandler struct {

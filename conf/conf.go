@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -62,15 +61,6 @@ func Default() *Config {
 	c.Global.setDefaults()
 	c.Policy.setDefaults()
 	return c
-}
-
-// Load reads a TOML configuration file over the defaults and validates it.
-func Load(file string) (*Config, error) {
-	text, err := os.ReadFile(file)
-	if err != nil {
-		return nil, &Error{File: file, Msg: err.Error()}
-	}
-	return Parse(file, text)
 }
 
 // Parse is Load for text already in memory; file names the text in errors.

@@ -162,12 +162,6 @@ func (in *Interp) Array(name string) []Value {
 	return nil
 }
 
-// Hash returns %name.
-func (in *Interp) Hash(name string) *Hash { return in.hashes[name] }
-
-// Written reports where the variable (with sigil) was last assigned.
-func (in *Interp) Written(name string) (Pos, bool) { p, ok := in.written[name]; return p, ok }
-
 func (in *Interp) markWritten(name string, p Pos) {
 	name = canonical(name)
 	if retired[name] {

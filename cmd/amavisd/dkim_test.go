@@ -64,7 +64,11 @@ func TestDKIMKeyVerbs(t *testing.T) {
 		t.Errorf("opendkim-testkey:\n%s", out)
 	}
 
-	c, err := conf.Load(cfgFile)
+	cfgText, err := os.ReadFile(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := conf.Parse(cfgFile, cfgText)
 	if err != nil {
 		t.Fatal(err)
 	}
