@@ -159,7 +159,7 @@ func BenchmarkHeaderSplice(b *testing.B) {
 		Recips: []*verdict.Recipient{{Recipient: smtp.Recipient{AddrSMTP: "<x@example.com>"}}}}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		_, _ = forwardHeader(m, scannedEdits)
+		_, _, _ = forwardHeader(m, scannedEdits)
 	}
 }
 
@@ -176,7 +176,7 @@ func BenchmarkForward2K(b *testing.B) {
 		Client: ClientInfo{Addr: "198.51.100.7"},
 		Conn:   ConnInfo{PeerIP: "127.0.0.1", LocalIP: "127.0.0.1", LocalPort: "10024", Helo: "mta.example.com"},
 		tl:     &taskLog{l: td.Daemon.log, id: "00001-01", level: -1}}
-	header, _ := forwardHeader(m, scannedEdits)
+	header, _, _ := forwardHeader(m, scannedEdits)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg2k)))
 	for i := 0; i < b.N; i++ {

@@ -133,13 +133,14 @@ func (d *Daemon) dkimHeader(m *Message, edits verdict.HeaderEdits, rs []*verdict
 		kept = append(kept, f)
 	}
 	edits.Add = kept
-	header, skip = forwardHeader(m, edits)
+	header, skip, front := forwardHeader(m, edits)
 	if m.Policy.EnableDKIMVerification && m.Policy.HeaderFieldAllowed("Authentication-Results") && m.HeaderComplete {
 		added := len(edits.Prepend())
-		prefix, orig := header, m.Header // the edited header section follows prefix, or is the spool's
+		// the header section as it goes out: edited and repaired after the fields in front, or
+		// the spool's own
+		prefix, orig := header, m.Header
 		if skip > 0 {
-			orig = edits.EditHeader(m.Header)
-			prefix = header[:len(header)-len(orig)]
+			prefix, orig = header[:front], header[front:]
 		}
 		if cleaned, changed := withoutForgedAR(orig, authServID(m.cfg)); changed {
 			header = append(append([]byte{}, prefix...), cleaned...)

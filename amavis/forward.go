@@ -249,13 +249,15 @@ func (d *Daemon) forwardPassed(ctx context.Context, m *Message) {
 // forwardHeader is what goes in front of the spooled bytes for a copy with these edits: the added
 // fields, amavis's Received field below them (as Amavis::Out::EditHeader places it), and, when the
 // edits change the original header (a deleted field, a subject tag), the edited header section,
-// which then replaces the first skip bytes of the spool file.
-func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip int64) {
+// which then replaces the first skip bytes of the spool file. When skip > 0 the edited section
+// is header[added:], added being the length of the fields in front of it.
+func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip int64, added int) {
 	header = edits.Prepend()
 	header = hdr.Fold(header, "Received:", receivedFields(m, m.cfg.LocalhostName, m.cfg.Myhostname), receivedStyle)
 	header = append(header, "\r\n"...)
+	added = len(header)
 	if !m.HeaderComplete {
-		return header, 0
+		return header, 0, added
 	}
 	edited, rep := repairHeader(m.Policy, edits.EditHeader(m.Header))
 	logRepairs(m.tl, rep)
@@ -263,5 +265,5 @@ func forwardHeader(m *Message, edits verdict.HeaderEdits) (header []byte, skip i
 		header = append(header, edited...)
 		skip = int64(len(m.Header))
 	}
-	return header, skip
+	return header, skip, added
 }

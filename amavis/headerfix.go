@@ -42,17 +42,20 @@ func repairHeader(p *conf.Policy, h []byte) ([]byte, headerRepairs) {
 	for len(h) > 0 {
 		line, eol := splitLine(h)
 		h = h[len(line)+len(eol):]
-		if p.AllowFixingImproperHeaderFolding && allBlank(line) {
+		// bare CRs go first, as amavis's tr/\r//d comes before its unfolding: a line of CRs
+		// alone is then empty, and an empty line would end the header section early
+		hadCR := bytes.IndexByte(line, '\r') >= 0
+		if hadCR {
+			line = bytes.ReplaceAll(line, []byte("\r"), nil)
+		}
+		if len(line) == 0 || p.AllowFixingImproperHeaderFolding && allBlank(line) {
 			rep.whitespace++
 			continue
 		}
-		if len(line) == 0 || line[0] != ' ' && line[0] != '\t' {
+		if line[0] != ' ' && line[0] != '\t' {
 			endField()
 		}
-		if bytes.IndexByte(line, '\r') >= 0 {
-			line = bytes.ReplaceAll(line, []byte("\r"), nil)
-			fieldCR = true
-		}
+		fieldCR = fieldCR || hadCR
 		if p.AllowFixingLongHeaderLines && len(line) > maxHeaderLine {
 			line = append(line[:maxHeaderLine-3:maxHeaderLine-3], "..."...)
 			fieldLong = true

@@ -1,6 +1,7 @@
 package amavis
 
 import (
+	"amavisgo/conf"
 	"bytes"
 	"slices"
 	"strings"
@@ -84,5 +85,40 @@ func TestForwardHeaderFixingOff(t *testing.T) {
 	}
 	if strings.Contains(td.log.String(), "INFO: ") {
 		t.Errorf("repairs logged:\n%s", td.log.String())
+	}
+}
+
+// A header line of CRs alone is dropped after its CRs are removed, as amavis removes them
+// first: written as an empty line it would end the header section and push the fields after it
+// into the body.
+func TestRepairHeaderCROnlyLine(t *testing.T) {
+	p := &conf.Default().Policy
+	got, rep := repairHeader(p, []byte("From: a@b\r\n\r\r\nContent-Type: text/plain\r\n"))
+	if string(got) != "From: a@b\r\nContent-Type: text/plain\r\n" || rep.whitespace != 1 {
+		t.Errorf("repaired %q (%+v)", got, rep)
+	}
+}
+
+// With DKIM verification on, a header that repair shortens (a 5000-character line cut to 998)
+// and a forged Authentication-Results of ours: the message is forwarded repaired, without the
+// forged field, and with our Received field whole (it panicked on the repaired length before).
+func TestForwardRepairWithDKIMVerification(t *testing.T) {
+	h := hop(t, smtptest.Options{})
+	td := startDaemon(t, h.Addr, "enable_dkim_verification = true")
+	msg := "From: a@sender.example.org\r\nDate: Fri, 4 Dec 2026 05:00:00 +0000\r\nMessage-ID: <7@x>\r\n" +
+		"Authentication-Results: mx.example.com; dkim=pass header.d=forged.example\r\n" +
+		"X-Long: " + strings.Repeat("w", 5000) + "\r\n\r\nbody\r\n"
+	got := sendMessage(t, td, false, "a@sender.example.org", []string{"y@example.com"}, msg)
+	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") {
+		t.Fatalf("reply %q", got[0])
+	}
+	msgs := h.Msgs()
+	if len(msgs) != 1 {
+		t.Fatalf("forwarded %d messages", len(msgs))
+	}
+	data := string(msgs[0].Data)
+	if strings.Contains(data, "forged.example") || !strings.Contains(data, "X-Long: "+strings.Repeat("w", 987)+"...\r\n") ||
+		!strings.Contains(data, "(amavis, port ") || !strings.HasSuffix(data, "\r\n\r\nbody\r\n") {
+		t.Errorf("forwarded:\n%.600s", data)
 	}
 }
