@@ -35,7 +35,6 @@ func (d *Daemon) Listen() error {
 	if st, err := os.Stat(cfg.TEMPBASE); err != nil || !st.IsDir() {
 		return fmt.Errorf("TEMPBASE directory %s does not exist or is not a directory", cfg.TEMPBASE)
 	}
-	d.removeStaleTempdirs(cfg.TEMPBASE) // tempdirs.go
 	e, err := d.newEngines(cfg)
 	if err != nil {
 		return err
@@ -72,6 +71,7 @@ func (d *Daemon) Listen() error {
 		d.closeListeners()
 		return err
 	}
+	d.removeStaleTempdirs(cfg.TEMPBASE) // tempdirs.go
 	return nil
 }
 

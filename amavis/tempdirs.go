@@ -1,9 +1,12 @@
 package amavis
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
-	"strings"
+	"regexp"
+	"strconv"
+	"syscall"
 )
 
 // evidenceMark is the file that marks a message directory kept on purpose: a message whose
@@ -25,20 +28,32 @@ func (d *Daemon) dropSpoolDir(tl *taskLog, m *Message) {
 	}
 }
 
+// ourTempdir is the name makeSpoolDir gives a message directory; its group is the daemon's PID.
+// Other programs' directories in the same TEMPBASE (amavisd-milter's amavis-milter-*, a Perl
+// amavisd's amavis-...) do not match.
+var ourTempdir = regexp.MustCompile(`^amavis-\d{8}T\d{6}-(\d+)-[A-Za-z0-9_-]{8}$`)
+
 // removeStaleTempdirs removes the message directories TEMPBASE/amavis-* that a killed daemon
 // left behind (Debian's amavis unit does this with find before the start); the messages in them
-// were not answered, so the MTA still has them. Directories kept as evidence stay, and the log
-// says so. Links are not followed.
+// were not answered, so the MTA still has them. It runs once the sockets are bound, so a second
+// daemon started by mistake fails before it touches anything, and it leaves alone directories
+// of another program, of a daemon that is still running, and those kept as evidence (logged).
+// Links are not followed.
 func (d *Daemon) removeStaleTempdirs(tempbase string) {
 	entries, err := os.ReadDir(tempbase)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "amavis-") {
+		name := ourTempdir.FindStringSubmatch(e.Name())
+		if !e.IsDir() || name == nil {
 			continue
 		}
 		dir := filepath.Join(tempbase, e.Name())
+		if pid, _ := strconv.Atoi(name[1]); pid != os.Getpid() && processAlive(pid) {
+			d.log.logf("", 1, "TempDir: kept %s: its daemon, PID %d, is running", dir, pid)
+			continue
+		}
 		if _, err := os.Lstat(filepath.Join(dir, evidenceMark)); err == nil {
 			d.log.logf("", 1, "TempDir: kept, PRESERVING EVIDENCE in %s", dir)
 			continue
@@ -49,4 +64,10 @@ func (d *Daemon) removeStaleTempdirs(tempbase string) {
 		}
 		d.log.logf("", 1, "TempDir: removed stale %s", dir)
 	}
+}
+
+// processAlive: a process with this PID exists (kill 0 says so, or that it is not ours).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

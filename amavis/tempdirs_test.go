@@ -46,9 +46,13 @@ archive_quarantine_method = "local:archive-%m"
 	stale := filepath.Join(td.tempbase, "amavis-20261122T094500-99999-AbCdEfGh")
 	os.Mkdir(stale, 0o750)
 	os.WriteFile(filepath.Join(stale, "email.txt"), []byte("Subject: half"), 0o640)
-	// not ours: left alone
+	// not ours: left alone; nor amavisd-milter's, nor one of a daemon still running (PID 1)
 	other := filepath.Join(td.tempbase, "af0123456789")
 	os.Mkdir(other, 0o750)
+	milter := filepath.Join(td.tempbase, "amavis-milter-Xy12Ab")
+	os.Mkdir(milter, 0o750)
+	running := filepath.Join(td.tempbase, "amavis-20261122T094500-00001-AbCdEfGh")
+	os.Mkdir(running, 0o750)
 
 	cfg, err := conf.Parse("t.toml", []byte("MYHOME = \""+td.tempbase+"\"\nlog_level = 1\ninet_socket_port = \"127.0.0.1:0\"\n"))
 	if err != nil {
@@ -60,12 +64,13 @@ archive_quarantine_method = "local:archive-%m"
 		t.Fatal(err)
 	}
 	d.closeListeners()
-	for dir, want := range map[string]bool{kept: true, stale: false, other: true} {
+	for dir, want := range map[string]bool{kept: true, stale: false, other: true, milter: true, running: true} {
 		if _, err := os.Stat(dir); (err == nil) != want {
 			t.Errorf("%s after the start: %v, want kept %v", dir, err, want)
 		}
 	}
-	for _, line := range []string{"TempDir: kept, PRESERVING EVIDENCE in " + kept, "TempDir: removed stale " + stale} {
+	for _, line := range []string{"TempDir: kept, PRESERVING EVIDENCE in " + kept, "TempDir: removed stale " + stale,
+		"TempDir: kept " + running + ": its daemon, PID 1, is running"} {
 		if !strings.Contains(logBuf.String(), line) {
 			t.Errorf("start-up log lacks %q:\n%s", line, logBuf.String())
 		}
