@@ -2,6 +2,7 @@ package unpack
 
 import (
 	"bytes"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,6 +87,10 @@ func (w *walker) release(piece []byte) {
 // decodeMail walks the message file of root (tier 1); the top entity's type and attributes go
 // to root itself, its parts become root's children.
 func (j *job) decodeMail(root *Part) error {
+	// The message file may be another program's (AM.PDP's mail_file): truncated while mapped,
+	// reading it faults. As a panic, which the caller's recovery turns into a tempfail for this
+	// message, it does not take the daemon down.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	data, mapped, unmap, err := mapFile(root.Path)
 	if err != nil {
 		return internalError{err}
