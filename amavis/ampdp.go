@@ -281,8 +281,12 @@ func parseAMPDP(cfg *conf.Config, req ampdp.Request) (*ampdpRequest, error) {
 		//lint:ignore ST1005 amavis's own text, which log parsers and clients match
 		return nil, fmt.Errorf("Suspicious temporary directory name '%s'", r.tempdir)
 	}
-	if q := cfg.QUARANTINEDIR; q != "" && (q == r.tempdir || strings.HasPrefix(q, r.tempdir+"/")) {
-		return nil, fmt.Errorf("temporary directory '%s' holds QUARANTINEDIR", r.tempdir)
+	// the client's directory is removed after the check: never one that holds the quarantine
+	// or every session's spool (TEMPBASE itself, MYHOME/tmp on Debian)
+	for _, d := range []struct{ name, path string }{{"QUARANTINEDIR", cfg.QUARANTINEDIR}, {"TEMPBASE", cfg.TEMPBASE}} {
+		if q := strings.TrimSuffix(d.path, "/"); q != "" && (q == r.tempdir || strings.HasPrefix(q, r.tempdir+"/")) {
+			return nil, fmt.Errorf("temporary directory '%s' holds %s", r.tempdir, d.name)
+		}
 	}
 	if r.file == "" {
 		r.file = r.tempdir + "/email.txt"

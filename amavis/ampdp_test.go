@@ -169,13 +169,14 @@ func TestAMPDPFileRules(t *testing.T) {
 	}
 }
 
-// A directory holding QUARANTINEDIR is never taken (Debian's is below MYHOME), so that the
-// server cannot be asked to remove the quarantine with it.
+// A directory holding QUARANTINEDIR or TEMPBASE is never taken (Debian's are below MYHOME), so
+// that the server cannot be asked to remove the quarantine or every session's spool with it.
 func TestAMPDPRefusesQuarantineDir(t *testing.T) {
 	cfg := conf.Default()
 	cfg.MYHOME, cfg.TEMPBASE, cfg.QUARANTINEDIR = "/var/lib/amavis", "/var/lib/amavis/tmp", "/var/lib/amavis/virusmails"
 	for dir, ok := range map[string]bool{
 		"/var/lib/amavis/virusmails":   false,
+		"/var/lib/amavis/tmp":          false,
 		"/var/lib/amavis/tmp/amavis-1": true,
 		"/var/lib/amavis/af123":        true,
 	} {
