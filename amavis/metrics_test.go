@@ -133,9 +133,10 @@ func TestMetricsCountMessages(t *testing.T) {
 		`amavis_in_messages_total`:                              14,
 		`sum(amavis_quarantined_total)`:                         4,
 		`amavis_message_status_total{status="RelayedUntagged"}`: 10,
-		`up{job="amavis"}`:                                      1,
+		// scraped at least once in the last minute (a scrape may time out on a loaded machine)
+		`max_over_time(up{job="amavis"}[1m])`: 1,
 	} {
-		waitFor(t, fmt.Sprintf("prometheus: %s == %v", q, want), func() bool {
+		waitLong(t, fmt.Sprintf("prometheus: %s == %v", q, want), func() bool {
 			v, ok := prom.Query(t, q)
 			return ok && v == want
 		})
@@ -163,7 +164,7 @@ func TestMetricsCountMessages(t *testing.T) {
 				prom.QueryAll(t, q) // valid, but nothing failed in this test
 				continue
 			}
-			waitFor(t, fmt.Sprintf("panel %q: %s", p.Title, q), func() bool { return len(prom.QueryAll(t, q)) > 0 })
+			waitLong(t, fmt.Sprintf("panel %q: %s", p.Title, q), func() bool { return len(prom.QueryAll(t, q)) > 0 })
 		}
 	}
 
@@ -246,4 +247,15 @@ func grepAmavis(text []byte) string {
 		}
 	}
 	return b.String()
+}
+
+// waitLong is waitFor for what depends on Prometheus's scrapes (one a second, each of which
+// may be slow on a loaded machine): up to 60 s.
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
