@@ -98,21 +98,28 @@ func canonical(name string) string {
 	return name
 }
 
-var (
-	typDestiny  = reflect.TypeOf(conf.Destiny(0))
-	typSockets  = reflect.TypeOf(conf.Sockets(nil))
-	typIPList   = reflect.TypeOf(lookup.IPList{})
-	typMaps     = reflect.TypeOf(lookup.Maps{})
-	typAddrMap  = reflect.TypeOf(conf.AddrMap{})
-	typClientIP = reflect.TypeOf(conf.ClientIPPolicies(nil))
-	typFake     = reflect.TypeOf(conf.FakeSenderRules{})
-	typScanners = reflect.TypeOf([]scanners.Entry(nil))
-	typDSNs     = reflect.TypeOf([]conf.SQLDSN(nil))
-	typLDAP     = reflect.TypeOf(conf.LDAPParams{})
-	typDKIMOpts = reflect.TypeOf(conf.DKIMOptionsMaps(nil))
-	typSpam     = reflect.TypeOf([]spam.Entry(nil))
-	typScore    = reflect.TypeOf(conf.ScoreSenderMaps(nil))
-)
+var typSpam = reflect.TypeOf([]spam.Entry(nil))
+
+// typeConv is the conversion, and the sigil amavis's variable has, of conf's own types.
+var typeConv = map[reflect.Type]struct {
+	conv conversion
+	sig  string
+}{
+	reflect.TypeOf(conf.Destiny(0)):            {cDestiny, "$"},
+	reflect.TypeOf(conf.Sockets(nil)):          {cSockets, "$"},
+	reflect.TypeOf(lookup.IPList{}):            {cIPList, "@"},
+	reflect.TypeOf(lookup.Maps{}):              {cMaps, "@"},
+	reflect.TypeOf(conf.AddrMap{}):             {cAddrMap, "$"},
+	reflect.TypeOf(conf.ClientIPPolicies(nil)): {cClientIP, "@"},
+	reflect.TypeOf(conf.FakeSenderRules{}):     {cFakeSender, "@"},
+	reflect.TypeOf([]scanners.Entry(nil)):      {cScanners, "@"},
+	reflect.TypeOf([]conf.SQLDSN(nil)):         {cDSNs, "@"},
+	reflect.TypeOf(conf.LDAPParams{}):          {cTable, "$"},
+	reflect.TypeOf(conf.DKIMOptionsMaps(nil)):  {cDKIMOptions, "@"},
+	typSpam: {cSpamScanners, "@"},
+	reflect.TypeOf(conf.ScoreSenderMaps(nil)): {cScoreSender, "@"},
+	reflect.TypeOf((*float64)(nil)):           {cOptFloat, "$"},
+}
 
 // bindings maps every amavis variable conf implements (with its sigil) to its key; built from
 // conf's struct tags, so a key added to conf is read from Perl at once.
@@ -132,35 +139,10 @@ var bindings = func() map[string]binding {
 			}
 			b := binding{key: tag, bank: bank, typ: f.Type}
 			sig := "$"
+			tc, own := typeConv[f.Type]
 			switch {
-			case f.Type == typDestiny:
-				b.conv = cDestiny
-			case f.Type == typSockets:
-				b.conv = cSockets
-			case f.Type == typIPList:
-				b.conv, sig = cIPList, "@"
-			case f.Type == typMaps:
-				b.conv, sig = cMaps, "@"
-			case f.Type == typAddrMap:
-				b.conv = cAddrMap
-			case f.Type == typClientIP:
-				b.conv, sig = cClientIP, "@"
-			case f.Type == typFake:
-				b.conv, sig = cFakeSender, "@"
-			case f.Type == typScanners:
-				b.conv, sig = cScanners, "@"
-			case f.Type == typDSNs:
-				b.conv, sig = cDSNs, "@"
-			case f.Type == typLDAP:
-				b.conv = cTable
-			case f.Type == typDKIMOpts:
-				b.conv, sig = cDKIMOptions, "@"
-			case f.Type == typSpam:
-				b.conv, sig = cSpamScanners, "@"
-			case f.Type == typScore:
-				b.conv, sig = cScoreSender, "@"
-			case f.Type == reflect.TypeOf((*float64)(nil)):
-				b.conv = cOptFloat
+			case own:
+				b.conv, sig = tc.conv, tc.sig
 			case f.Type.Kind() == reflect.Interface:
 				b.conv = cNumOrStr
 			case f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Int:
