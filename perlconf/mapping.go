@@ -521,9 +521,7 @@ func (c *converter) regexpRules(v Value) ([]any, error) {
 func (c *converter) maps(vs []Value) (any, bool, error) {
 	out := []any{}
 	for _, v := range vs {
-		if v.Kind == ScalarRef {
-			v = v.R.V
-		}
+		v = v.deref()
 		switch v.Kind {
 		case Undef:
 		case Str, Num:
@@ -575,9 +573,7 @@ func (c *converter) addrMap(vs []Value) (any, bool, error) {
 	var def Value
 	haveDef := false
 	for _, v := range vs {
-		if v.Kind == ScalarRef {
-			v = v.R.V
-		}
+		v = v.deref()
 		switch v.Kind {
 		case Undef:
 		case Str, Num:
@@ -611,9 +607,7 @@ func (c *converter) addrMap(vs []Value) (any, bool, error) {
 func (c *converter) fakeSender(vs []Value) (any, bool, error) {
 	out := []any{}
 	for _, v := range vs {
-		if v.Kind == ScalarRef {
-			v = v.R.V
-		}
+		v = v.deref()
 		switch v.Kind {
 		case Undef:
 		case Str, Num:

@@ -95,9 +95,7 @@ func scalarAs(t reflect.Type, v Value) (any, bool) {
 // table converts a hash of named parameters ($default_ldap) into the keys of the conf struct
 // it stands for; a parameter the struct lacks is named in a warning and left out.
 func (c *converter) table(b binding, v Value) (any, bool, error) {
-	if v.Kind == ScalarRef {
-		v = v.R.V
-	}
+	v = v.deref()
 	if !v.Defined() {
 		return nil, false, nil
 	}
@@ -129,23 +127,14 @@ func (c *converter) table(b binding, v Value) (any, bool, error) {
 // to a hash of signature options (Amavis::DKIM).
 func (c *converter) dkimOptions(vs []Value) (any, bool, error) {
 	out := []any{}
-	for i, v := range vs {
-		if v.Kind == ScalarRef {
-			v = v.R.V
-		}
-		switch v.Kind {
-		case Undef:
-			continue
-		case HashRef:
-		default:
-			return nil, false, c.errf("dkim_signature_options_bysender_maps table %d: only a hash { 'address' => { option => value } } is supported, found a %s", i+1, kindName(v))
-		}
+	tables, err := c.hashTables(vs, "dkim_signature_options_bysender_maps table", "only a hash { 'address' => { option => value } } is supported")
+	if err != nil {
+		return nil, false, err
+	}
+	for i, v := range tables {
 		tbl := map[string]any{}
 		for _, k := range v.H.Keys {
-			o := v.H.M[k]
-			if o.Kind == ScalarRef {
-				o = o.R.V
-			}
+			o := v.H.M[k].deref()
 			if o.Kind != HashRef {
 				return nil, false, c.errf("dkim_signature_options_bysender_maps table %d, %q: want a hash of signature options, found a %s", i+1, k, kindName(o))
 			}
@@ -248,17 +237,11 @@ func (c *converter) spamScanners(vs []Value) (any, bool, error) {
 // senders; regular-expression tables have no place there and are left out with a warning.
 func (c *converter) scoreSender(vs []Value) (any, bool, error) {
 	out := []any{}
-	for i, v := range vs {
-		if v.Kind == ScalarRef {
-			v = v.R.V
-		}
-		switch v.Kind {
-		case Undef:
-			continue
-		case HashRef:
-		default:
-			return nil, false, c.errf("score_sender_maps entry %d: want { recipient => [ sender tables ] }, found a %s", i+1, kindName(v))
-		}
+	tables, err := c.hashTables(vs, "score_sender_maps entry", "want { recipient => [ sender tables ] }")
+	if err != nil {
+		return nil, false, err
+	}
+	for _, v := range tables {
 		for _, rcpt := range v.H.Keys {
 			tables := v.H.M[rcpt]
 			if tables.Kind == ScalarRef {
@@ -328,6 +311,22 @@ func (in *Interp) dkimKeys() ([]any, error) {
 			ent["options"] = opts
 		}
 		out = append(out, ent)
+	}
+	return out, nil
+}
+
+// hashTables are the defined entries of a list whose entries must each be a hash (a \%x
+// reference is read through); what and want word the error for the first that is not.
+func (c *converter) hashTables(vs []Value, what, want string) ([]Value, error) {
+	var out []Value
+	for i, v := range vs {
+		switch v = v.deref(); v.Kind {
+		case Undef:
+		case HashRef:
+			out = append(out, v)
+		default:
+			return nil, c.errf("%s %d: %s, found a %s", what, i+1, want, kindName(v))
+		}
 	}
 	return out, nil
 }

@@ -47,10 +47,7 @@ func spamOn(in *Interp) bool {
 // (Debian's 20-package sets it to (1)).
 func spamActive(in *Interp) (string, bool) {
 	for _, v := range in.Array("bypass_spam_checks_maps") {
-		if v.Kind == ScalarRef {
-			v = v.R.V
-		}
-		switch v.Kind {
+		switch v = v.deref(); v.Kind {
 		case Undef:
 			continue
 		case Str, Num:

@@ -186,3 +186,11 @@ func (v Value) Truth() bool {
 
 // Defined reports whether v is not undef.
 func (v Value) Defined() bool { return v.Kind != Undef }
+
+// deref reads a scalar reference (\$x in a lookup list) through to the value it points to.
+func (v Value) deref() Value {
+	if v.Kind == ScalarRef {
+		return v.R.V
+	}
+	return v
+}
