@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"amavisgo/hdr"
 	"amavisgo/internal/testenv"
 	"amavisgo/smtp/smtptest"
 )
@@ -45,23 +44,13 @@ sa_tag_level_deflt = 2.0
 sa_tag2_level_deflt = 6.31
 sa_kill_level_deflt = 6.31
 final_spam_destiny = "D_DISCARD"
-[[spam_scanners]]
-name = "Local Rspamd"
-type = "rspamd"
-url = "http://%s/checkv2"
-score_factor = 0.42066666666666666
-`, s.Addr, "ou=People,"+testenv.SlapdSuffix, rs.Addr))
-	gtube := "From: spammer@sender.example.org\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\nMessage-ID: <ldapspam@sender.example.org>\r\nSubject: offer\r\n\r\n" + testenv.GTUBE + "\r\n"
+%s`, s.Addr, "ou=People,"+testenv.SlapdSuffix, rspamdScanner(rs.Addr)))
+	gtube := gtubeMessage("ldapspam@sender.example.org")
 	got := sendMessage(t, td, true, "spammer@sender.example.org", []string{"tolerant@example.com", "bob@example.com"}, gtube)
 	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") || !strings.HasPrefix(got[1], "250 2.7.0 Ok, discarded, id=PID-NN - spam") {
 		t.Errorf("replies %q", got)
 	}
-	var copies []string
-	for _, m := range h.Msgs() {
-		flag, _ := hdr.Get(m.Data, "X-Spam-Flag")
-		copies = append(copies, fmt.Sprint(m.Rcpts, " ", flag))
-	}
-	if fmt.Sprint(copies) != "[[tolerant@example.com] NO]" {
+	if copies := spamFlags(h); copies != "[[tolerant@example.com] NO]" {
 		t.Errorf("delivered copies (recipients, X-Spam-Flag): %v", copies)
 	}
 }

@@ -65,17 +65,7 @@ func runSpamPerl(t *testing.T, rspamdAddr, from, msg string) spamRun {
 	// the daemon runs on the configuration the Perl files give (the TOML conf decoded), with
 	// the quarantine and log level runSpam's TOML also sets
 	td := startDaemon(t, h.Addr, fmt.Sprintf("QUARANTINEDIR = %q\nlog_level = 2\n%s", qdir, res.TOML))
-	got := sendMessage(t, td, false, from, []string{"x@example.com"}, msg)
-	waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
-	r := spamRun{reply: got[0], line: mainLogLines(td.log.String())[0], log: td.log.String(), copies: h.Msgs()}
-	r.qfiles, _ = filepath.Glob(filepath.Join(qdir, "spam-*.gz"))
-	if m := regexp.MustCompile(`mail_id: (\S+),`).FindStringSubmatch(r.line); m != nil {
-		r.mailID = m[1]
-	}
-	if len(r.copies) > 0 {
-		r.hopData = string(r.copies[0].Data)
-	}
-	return r
+	return sendSpam(t, h, td, qdir, from, msg)
 }
 
 // TestRspamdFromPerlConfd: the same messages through the daemon configured by a Perl conf.d

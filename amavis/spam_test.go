@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"amavisgo/hdr"
 	"amavisgo/internal/testenv"
 	"amavisgo/smtp/smtptest"
 )
@@ -24,6 +25,28 @@ sa_dsn_cutoff_level = 10
 sa_mail_body_size_limit = 204800
 sa_spam_subject_tag = "***SPAM*** "
 %s`, qdir, engines)
+}
+
+// rspamdScanner is the [[spam_scanners]] entry of amavis's RspamdClient for rspamd at addr, with
+// amavis's documented score_factor (tag2 / 15: GTUBE scores 6.31); TOML tables come last.
+func rspamdScanner(addr string) string {
+	return fmt.Sprintf(`
+[[spam_scanners]]
+name = "Local Rspamd"
+type = "Amavis::SpamControl::RspamdClient"
+url = "http://%s/checkv2"
+score_factor = 0.42066666666666666
+`, addr)
+}
+
+// spamFlags lists the copies the next hop got: their recipients and X-Spam-Flag.
+func spamFlags(h *smtptest.NextHop) string {
+	var copies []string
+	for _, m := range h.Msgs() {
+		flag, _ := hdr.Get(m.Data, "X-Spam-Flag")
+		copies = append(copies, fmt.Sprint(m.Rcpts, " ", flag))
+	}
+	return fmt.Sprint(copies)
 }
 
 func gtubeMessage(id string) string {
@@ -51,7 +74,12 @@ func runSpam(t *testing.T, settings, from, msg string) spamRun {
 	t.Helper()
 	h := hop(t, smtptest.Options{})
 	qdir := t.TempDir()
-	td := startDaemon(t, h.Addr, debianSpamConf(qdir, settings))
+	return sendSpam(t, h, startDaemon(t, h.Addr, debianSpamConf(qdir, settings)), qdir, from, msg)
+}
+
+// sendSpam sends msg from from to x@example.com through td and collects what runSpam reports.
+func sendSpam(t *testing.T, h *smtptest.NextHop, td *testDaemon, qdir, from, msg string) spamRun {
+	t.Helper()
 	got := sendMessage(t, td, false, from, []string{"x@example.com"}, msg)
 	waitFor(t, "log", func() bool { return len(mainLogLines(td.log.String())) == 1 })
 	r := spamRun{reply: got[0], line: mainLogLines(td.log.String())[0], log: td.log.String(), copies: h.Msgs()}
@@ -90,13 +118,7 @@ func spamBlock(data string) string {
 // Hits, the spam quarantine, the destinies and the sender lists.
 func TestRspamdThroughDaemon(t *testing.T) {
 	rs := testenv.StartRspamd(t)
-	engine := fmt.Sprintf(`
-[[spam_scanners]]
-name = "Local Rspamd"
-type = "Amavis::SpamControl::RspamdClient"
-url = "http://%s/checkv2"
-score_factor = 0.42066666666666666
-`, rs.Addr)
+	engine := rspamdScanner(rs.Addr)
 	t.Run("GTUBE passed", func(t *testing.T) {
 		r := runSpam(t, engine, "bob@sender.example.org", gtubeMessage("g1@sender.example.org"))
 		if !strings.HasPrefix(r.reply, "250 2.0.0 ") || len(r.copies) != 1 {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"amavisgo/hdr"
 	"amavisgo/internal/testenv"
 	"amavisgo/smtp/smtptest"
 )
@@ -26,13 +25,8 @@ sa_tag2_level_deflt = 6.31
 sa_kill_level_deflt = 6.31
 [[whitelist_sender_maps]]
 acl = ["friend@sender.example.org"]
-[[spam_scanners]]
-name = "Local Rspamd"
-type = "rspamd"
-url = "http://%s/checkv2"
-score_factor = 0.42066666666666666
-`, srv.DSN(name), srv.User(), rs.Addr))
-	gtube := "From: spammer@sender.example.org\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\nMessage-ID: <sqlspam@sender.example.org>\r\nSubject: offer\r\n\r\n" + testenv.GTUBE + "\r\n"
+%s`, srv.DSN(name), srv.User(), rspamdScanner(rs.Addr)))
+	gtube := gtubeMessage("sqlspam@sender.example.org")
 	sendMessage(t, td, false, "spammer@sender.example.org", []string{"x@example.com"}, gtube)
 	sendMessage(t, td, false, "friend@sender.example.org", []string{"x@example.com"}, gtube)
 	testenv.WaitRows(t, db, 2, 10*time.Second, "SELECT count(*) FROM msgrcpt")
@@ -88,26 +82,17 @@ sa_tag_level_deflt = 2.0
 sa_tag2_level_deflt = 6.31
 sa_kill_level_deflt = 6.31
 final_spam_destiny = "D_DISCARD"
-[[spam_scanners]]
-name = "Local Rspamd"
-type = "rspamd"
-url = "http://%s/checkv2"
-score_factor = 0.42066666666666666
-`, dsn, dsn, rs.Addr))
-	gtube := "From: spammer@sender.example.org\r\nDate: Sun, 22 Nov 2026 09:45:23 +0000\r\nMessage-ID: <sqlpolicy@sender.example.org>\r\nSubject: offer\r\n\r\n" + testenv.GTUBE + "\r\n"
+%s`, dsn, dsn, rspamdScanner(rs.Addr)))
+	gtube := gtubeMessage("sqlpolicy@sender.example.org")
 	got := sendMessage(t, td, true, "spammer@sender.example.org", []string{"tolerant@example.com", "other@example.com", "listed@example.com"}, gtube)
 	if !strings.HasPrefix(got[0], "250 2.0.0 from MTA(") || !strings.HasPrefix(got[1], "250 2.7.0 Ok, discarded, id=PID-NN - spam") ||
 		!strings.HasPrefix(got[2], "250 2.0.0 from MTA(") {
 		t.Errorf("replies %q", got)
 	}
-	var copies []string
-	for _, m := range h.Msgs() {
-		flag, _ := hdr.Get(m.Data, "X-Spam-Flag")
-		copies = append(copies, fmt.Sprint(m.Rcpts, " ", flag))
-	}
+	copies := spamFlags(h)
 	// the whitelisted copy is below the tag level (whitelisting counts as -10 against it, as in
 	// amavis's decide_mail_destiny): no X-Spam-* fields
-	if fmt.Sprint(copies) != "[[tolerant@example.com] NO [listed@example.com] ]" {
+	if copies != "[[tolerant@example.com] NO [listed@example.com] ]" {
 		t.Errorf("delivered copies (recipients, X-Spam-Flag): %v", copies)
 	}
 	testenv.WaitRows(t, db, 3, 10*time.Second, "SELECT count(*) FROM msgrcpt")
