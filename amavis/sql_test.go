@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 // sqlDB makes a new database with amavis's schema on the server of kind ("Pg" or "mysql").
-func sqlDB(t *testing.T, kind string) (*testenv.SQLServer, string, *sql.DB) {
+func sqlDB(t testing.TB, kind string) (*testenv.SQLServer, string, *sql.DB) {
 	t.Helper()
 	sqlServersMu.Lock()
 	s := sqlServers[kind]
@@ -433,20 +433,7 @@ auth_required_release = false
 // machine, amavis's schema): the preliminary and the final rows of every message. cpu-µs/msg is
 // the test process (client, daemon, next hop), db-cpu-µs/msg PostgreSQL's processes.
 func BenchmarkEndToEnd2KSQL(b *testing.B) {
-	sqlServersMu.Lock()
-	s := sqlServers["Pg"]
-	if s == nil {
-		var err error
-		if s, err = testenv.StartPostgres(); err != nil {
-			sqlServersMu.Unlock()
-			b.Skip(err)
-		}
-		sqlServers["Pg"] = s
-	}
-	sqlDBSeq++
-	name := fmt.Sprintf("bench%d", sqlDBSeq)
-	sqlServersMu.Unlock()
-	s.CreateDB(b, name)
+	s, name, _ := sqlDB(b, "Pg")
 	h := smtptest.Start(b, smtptest.Options{KeepData: 1})
 	td := startDaemon(b, h.Addr, fmt.Sprintf("log_level = -1\nstorage_sql_dsn = [[%q, %q, \"\"]]\nsql_allow_8bit_address = true\n", s.DSN(name), s.User()))
 	c, r := dial(b, td.addr)

@@ -14,14 +14,7 @@ import (
 // TestSQLCleanupVerb: "amavisd sql-cleanup --older-than 10" deletes the messages of a
 // PostgreSQL log older than ten days with their rows, keeps the newer, and says what it did.
 func TestSQLCleanupVerb(t *testing.T) {
-	srv, err := testenv.StartPostgres()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	defer srv.Stop()
+	srv := testenv.RequirePostgres(t)
 	db := srv.CreateDB(t, "maillog")
 	now := time.Now().Unix()
 	for i, age := range []int64{20, 15, 11, 1} {

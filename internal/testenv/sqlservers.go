@@ -369,3 +369,18 @@ func (s *SQLServer) CPU() time.Duration {
 	}
 	return total
 }
+
+// RequirePostgres is StartPostgres for one test, stopped when it ends; a server that does not
+// start fails the test in CI and skips it elsewhere.
+func RequirePostgres(t testing.TB) *SQLServer {
+	t.Helper()
+	s, err := StartPostgres()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"testing"
 	"time"
@@ -14,14 +13,7 @@ import (
 // 451 leaves the message in Postfix's queue; once PostgreSQL is back, a flush delivers it
 // exactly once and the message log (the same database) has its row.
 func TestSQLLookupDownPostfixKeepsMail(t *testing.T) {
-	srv, err := testenv.StartPostgres()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	defer srv.Stop()
+	srv := testenv.RequirePostgres(t)
 	db := srv.CreateDB(t, "mail")
 	dsn := fmt.Sprintf("[[%q, %q, \"\"]]", srv.DSN("mail"), srv.User())
 	p := startPipeline(t, "smtp", 2, nil, "lookup_sql_dsn = "+dsn, "storage_sql_dsn = "+dsn,
