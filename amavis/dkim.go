@@ -124,15 +124,17 @@ func authServID(cfg *conf.Config) string {
 // the header as forwarded and the untouched body, prepended as the first field.
 func (d *Daemon) dkimHeader(m *Message, edits verdict.HeaderEdits, rs []*verdict.Recipient) (header []byte, skip int64) {
 	var ar []string
-	kept := edits.Add[:0:0]
-	for _, f := range edits.Add {
-		if f.Name == "Authentication-Results" && m.Policy.EnableDKIMVerification {
-			ar = append(ar, f.Value)
-			continue
+	if m.Policy.EnableDKIMVerification { // our results go in later, under the signature
+		kept := edits.Add[:0:0]
+		for _, f := range edits.Add {
+			if f.Name == "Authentication-Results" {
+				ar = append(ar, f.Value)
+				continue
+			}
+			kept = append(kept, f)
 		}
-		kept = append(kept, f)
+		edits.Add = kept
 	}
-	edits.Add = kept
 	header, skip, front := forwardHeader(m, edits)
 	if m.Policy.EnableDKIMVerification && m.Policy.HeaderFieldAllowed("Authentication-Results") && m.HeaderComplete {
 		added := len(edits.Prepend())
