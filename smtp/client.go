@@ -352,19 +352,25 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	dsn := env.DSN && hasDSN
 	res.DSNPassed = dsn
 
-	if xf, ok := c.ext["XFORWARD"]; ok && env.XForward != nil {
-		if line := xforwardLine(env.XForward, xf); line != "" {
-			if _, err := c.cmd(ctx, line); err != nil {
-				return res, &Error{Stage: "fwd-xforward", Err: err}
-			}
-		}
-	}
 	if env.Body == "8BITMIME" && !has8bit {
 		for i := range res.Rcpts {
 			res.Rcpts[i] = RcptResult{Done: true, Cmd: "MAIL FROM",
 				Reply: Reply{550, "5.6.3", "Conversion to 7BIT required but not supported"}}
 		}
 		return res, nil
+	}
+	// XFORWARD's reply only informs (a refusal does not stop the transaction, as in
+	// Amavis::Out::SMTP), so with PIPELINING it goes out with MAIL FROM, as Postfix's own
+	// client sends it: one round trip less per message.
+	xforward := ""
+	if xf, ok := c.ext["XFORWARD"]; ok && env.XForward != nil {
+		xforward = xforwardLine(env.XForward, xf)
+	}
+	if xforward != "" && !pipelining {
+		if _, err := c.cmd(ctx, xforward); err != nil {
+			return res, &Error{Stage: "fwd-xforward", Err: err}
+		}
+		xforward = ""
 	}
 	var b strings.Builder
 	b.WriteString("MAIL FROM:")
@@ -387,6 +393,10 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 		param("ENVID=" + env.ENVID)
 	}
 	c.deadline(ctx)
+	if xforward != "" {
+		c.bw.WriteString(xforward)
+		c.bw.WriteString("\r\n")
+	}
 	c.bw.WriteString(b.String())
 	c.bw.WriteString("\r\n")
 	if !pipelining {
@@ -398,6 +408,11 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	c.bw.WriteString("DATA\r\n")
 	if err := c.bw.Flush(); err != nil {
 		return res, &Error{Stage: "fwd-mail-pip", Err: err}
+	}
+	if xforward != "" {
+		if _, err := c.readReply(); err != nil {
+			return res, &Error{Stage: "fwd-xforward", Err: err}
+		}
 	}
 	mail, err := c.readReply()
 	if err != nil {

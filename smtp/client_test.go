@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -289,6 +290,94 @@ func TestPoolReuseWithoutRSET(t *testing.T) {
 		}
 		if n := h.Conns(); n != 1 {
 			t.Errorf("ProbeAfter %v: %d connections, want 1", tc.probeAfter, n)
+		}
+	}
+}
+
+// With PIPELINING, XFORWARD travels in MAIL FROM's batch (one round trip less per message)
+// and a refusal of it does not stop the transaction; without PIPELINING it waits for its reply.
+func TestXForwardPipelinedWithMail(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var batch string
+		served := make(chan error, 1)
+		go func() {
+			conn, err := ln.Accept()
+			if err != nil {
+				served <- err
+				return
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(conn)
+			readUntil := func(end string) (string, error) {
+				var b strings.Builder
+				for !strings.HasSuffix(b.String(), end) {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return b.String(), err
+					}
+					b.WriteString(line)
+				}
+				return b.String(), nil
+			}
+			ext := "250-PIPELINING\r\n"
+			if !pipelining {
+				ext = ""
+			}
+			io.WriteString(conn, "220 hop ESMTP\r\n")
+			if _, err := readUntil("\r\n"); err != nil {
+				served <- err
+				return
+			}
+			io.WriteString(conn, "250-hop\r\n"+ext+"250 XFORWARD NAME ADDR\r\n")
+			if pipelining {
+				if batch, err = readUntil("DATA\r\n"); err != nil {
+					served <- fmt.Errorf("waiting for DATA after %q: %v", batch, err)
+					return
+				}
+				io.WriteString(conn, "550 5.7.0 XFORWARD refused\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n")
+			} else {
+				// one command, one reply
+				for _, rep := range []string{"550 5.7.0 XFORWARD refused", "250 2.1.0 Ok", "250 2.1.5 Ok", "354 go ahead"} {
+					line, err := readUntil("\r\n")
+					if err != nil {
+						served <- err
+						return
+					}
+					batch += line
+					io.WriteString(conn, rep+"\r\n")
+				}
+			}
+			if _, err := readUntil("\r\n.\r\n"); err != nil {
+				served <- err
+				return
+			}
+			io.WriteString(conn, "250 2.0.0 Ok: queued as X1\r\n")
+			served <- nil
+		}()
+		c, err := smtp.Dial(context.Background(), "tcp", ln.Addr().String(), false, "localhost", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.Recipient{{Addr: "a@x"}}, XForward: &smtp.XForward{Addr: "192.0.2.1"}}
+		res, err := c.Send(context.Background(), env, body("Subject: x\r\n\r\nx\r\n"))
+		c.Abort()
+		if err != nil {
+			t.Fatalf("pipelining %v: %v", pipelining, err)
+		}
+		if err := <-served; err != nil {
+			t.Fatalf("pipelining %v: next hop: %v", pipelining, err)
+		}
+		if want := "XFORWARD ADDR=192.0.2.1\r\nMAIL FROM:<s@x>\r\nRCPT TO:<a@x>\r\nDATA\r\n"; batch != want {
+			t.Errorf("pipelining %v: next hop read %q, want %q", pipelining, batch, want)
+		}
+		if got := replies(res); len(got) != 1 || got[0] != "data-dot: 250 2.0.0 Ok: queued as X1" {
+			t.Errorf("pipelining %v: replies %q", pipelining, got)
 		}
 	}
 }

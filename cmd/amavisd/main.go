@@ -57,6 +57,7 @@ func run() int {
 		over.ports = append(over.ports, s)
 		return nil
 	})
+	profile := fs.String("P", "", optionText("P"))
 	version := fs.Bool("V", false, optionText("V"))
 	fs.Usage = func() { usage(os.Stderr) } // usage.go, also the man page's source
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -97,5 +98,5 @@ func run() int {
 	if !confGiven {
 		confFiles = defaultConfFiles()
 	}
-	return runVerb(&options{confFiles: confFiles, level: level, over: over, verb: verb, args: fs.Args()[min(1, fs.NArg()):]})
+	return runVerb(&options{confFiles: confFiles, level: level, profile: *profile, over: over, verb: verb, args: fs.Args()[min(1, fs.NArg()):]})
 }

@@ -164,6 +164,13 @@ func serve(o *options, background bool, serving func()) error {
 		return fmt.Errorf("log: %v", err)
 	}
 	defer log.Close()
+	if o.profile != "" {
+		ln, err := startProfiler(o.profile)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+	}
 	// the signing keys are read with the privileges we start with, as amavis reads them
 	if _, err := amavis.DKIMKeys(cfg); err != nil {
 		return fmt.Errorf("dkim_key: %v", err)

@@ -9,7 +9,7 @@ import (
 // The command line's one description: `amavisd -h` prints it (usage), and the man page
 // docs/amavisd.8 is generated from it (manPage in usage_test.go: go test ./cmd/amavisd -run TestManPage -update).
 
-const synopsis = "amavisd [-c FILE]... [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-V] [VERB]"
+const synopsis = "amavisd [-c FILE]... [-d LEVEL] [-m MAX_SERVERS] [-p PORT]... [-P ADDR] [-V] [VERB]"
 
 // option is one command-line option: its flag, its argument's name ("" for none) and what it does.
 type option struct{ flag, arg, text string }
@@ -19,6 +19,7 @@ var cmdOptions = []option{
 	{"d", "LEVEL", "the log level, beating log_level of every policy bank (amavis's \"-d 5,all\" is taken as 5)"},
 	{"m", "MAX_SERVERS", "max_servers"},
 	{"p", "PORT", "a listen socket: port, host:port or unix:/path; repeatable; replaces inet_socket_port and unix_socketname"},
+	{"P", "ADDR", "serves Go's profiler (net/http/pprof) on ADDR, a loopback host:port, for measuring the running daemon; off by default"},
 	{"V", "", "print the version and exit"},
 }
 

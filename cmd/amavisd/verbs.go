@@ -35,7 +35,8 @@ type options struct {
 	text []byte
 	// commands are the backticks a Perl configuration ran, with their positions
 	commands []string
-	level    int // -d; amavis.NoOverride when not given
+	level    int    // -d; amavis.NoOverride when not given
+	profile  string // -P: the profiler's loopback address, "" for none (pprof.go)
 	over     overrides
 	verb     string
 	args     []string // after the verb (sql-cleanup's options)
