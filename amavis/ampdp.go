@@ -91,12 +91,12 @@ func (d *Daemon) checkAMPDP(ctx context.Context, e *engines, p *conf.Policy, req
 	}
 	// Our own directory for the decoded parts: the client's directory need not be ours to
 	// write in, and what we make there is ours to remove.
-	dir, err := makeSpoolDir(cfg.TEMPBASE, m.RxTime)
+	sd, err := d.spoolDirs.take(cfg.TEMPBASE, m.RxTime) // spooldirs.go
 	if err != nil {
 		rep := d.failed(m, tl, "spool", err)[0]
 		return ampdpResponse(m, rep, exTempfail, nil)
 	}
-	m.Dir = dir
+	m.spool, m.Dir = sd, sd.path
 	defer d.dropSpoolDir(tl, m)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.ChildTimeout)*time.Second)
 	defer cancel()

@@ -33,6 +33,8 @@ type Daemon struct {
 	log  *Log
 	pool *smtp.Pool
 	pid  int
+	// spoolDirs keeps emptied message directories for the next messages (spooldirs.go)
+	spoolDirs spoolDirs
 
 	slots   *semaphore
 	connNo  atomic.Int64
@@ -122,6 +124,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	d.sqlDrain(ctx)
 	d.pool.Close()
+	d.spoolDirs.close()
 	d.closeMetrics(ctx)
 	for _, l := range d.listeners {
 		if l.spec.Network == "unix" {

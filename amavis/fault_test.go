@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -209,14 +210,32 @@ func TestNextHopConnectionReusedAndReconnected(t *testing.T) {
 	}
 }
 
+// After the reply the message's files are gone; its emptied directory serves the next message
+// (spooldirs.go) and goes when the daemon stops.
 func TestSpoolRemovedAfterReply(t *testing.T) {
 	h := hop(t, smtptest.Options{})
 	td := startDaemon(t, h.Addr, "")
-	sendMessage(t, td, false, "a@sender.example.org", []string{"x@example.com"}, smallBody)
-	waitFor(t, "empty TEMPBASE", func() bool {
-		ents, _ := os.ReadDir(td.tempbase)
-		return len(ents) == 0
-	})
+	var first []string
+	for i := range 3 {
+		sendMessage(t, td, false, "a@sender.example.org", []string{"x@example.com"}, smallBody)
+		waitFor(t, "no message file in TEMPBASE", func() bool { return len(spoolFiles(t, td.tempbase)) == 0 })
+		dirs, _ := filepath.Glob(filepath.Join(td.tempbase, "amavis-*"))
+		if i == 0 {
+			first = dirs
+		}
+		if len(dirs) != 1 || dirs[0] != first[0] {
+			t.Errorf("message %d: message directories %v, want the first message's %v again", i+1, dirs, first)
+		}
+	}
+	if len(h.Msgs()) != 3 {
+		t.Errorf("next hop got %d messages, want 3", len(h.Msgs()))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	td.Shutdown(ctx)
+	if ents, _ := os.ReadDir(td.tempbase); len(ents) != 0 {
+		t.Errorf("TEMPBASE after the stop holds %v", ents)
+	}
 }
 
 func TestInternalErrorIs451(t *testing.T) {
@@ -374,10 +393,7 @@ func TestClientGoneMidData(t *testing.T) {
 	send(t, c, "Subject: cut", "", "half a message")
 	time.Sleep(100 * time.Millisecond)
 	c.Close()
-	waitFor(t, "empty TEMPBASE", func() bool {
-		ents, _ := os.ReadDir(td.tempbase)
-		return len(ents) == 0
-	})
+	waitFor(t, "no message file in TEMPBASE", func() bool { return len(spoolFiles(t, td.tempbase)) == 0 })
 	if len(h.Msgs()) != 0 || len(mainLogLines(td.log.String())) != 0 {
 		t.Errorf("a broken transfer was processed")
 	}

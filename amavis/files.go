@@ -20,13 +20,12 @@ func openPlain(path string, flag int, perm uint32) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// removeMessageDir removes a message's directory. What a message leaves there is known (its
-// email.txt, parts/ with the decoded parts), so those are unlinked by name: os.RemoveAll reads
-// each directory and tries every entry as a file first, 22 system calls for a message of one
-// part against 5. Anything else (an external decoder's scratch directory, a file of a hook)
-// keeps a directory from going, and os.RemoveAll then removes the rest. A file outside the
-// directory (AM.PDP's message file is the MTA's) is never touched here.
-func removeMessageDir(m *Message) error {
+// unlinkMessageFiles removes what a message leaves in its directory, by name: its email.txt
+// and the decoded parts (os.RemoveAll would read each directory and try every entry as a file
+// first). Anything else (an external decoder's scratch directory, a file of a hook) makes the
+// directory fail spoolDirs' check, and it is removed whole. A file outside the directory
+// (AM.PDP's message file is the MTA's) is never touched here.
+func unlinkMessageFiles(m *Message) {
 	partsDir := filepath.Join(m.Dir, "parts")
 	if m.Unpacked != nil {
 		for _, p := range m.Unpacked.Parts {
@@ -35,14 +34,9 @@ func removeMessageDir(m *Message) error {
 			}
 		}
 	}
-	syscall.Rmdir(partsDir)
 	if m.File == filepath.Join(m.Dir, "email.txt") {
 		syscall.Unlink(m.File)
 	}
-	if err := syscall.Rmdir(m.Dir); err == nil || err == syscall.ENOENT {
-		return nil
-	}
-	return os.RemoveAll(m.Dir)
 }
 
 // pid is the daemon's process id, a part of every message directory's name (it does not

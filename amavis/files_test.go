@@ -1,32 +1,68 @@
 package amavis
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"amavisgo/unpack"
 )
 
-// A message directory goes whole: the known files by name, and what else is there (a decoder's
-// scratch directory, a stray file) through the fallback; a message file outside the directory
-// (AM.PDP's, which belongs to the MTA) stays.
-func TestRemoveMessageDir(t *testing.T) {
+// spoolFiles lists what is in TEMPBASE's message directories besides the directories and their
+// parts/: what messages left behind.
+func spoolFiles(t testing.TB, tempbase string) []string {
+	t.Helper()
+	var left []string
+	dirs, _ := filepath.Glob(filepath.Join(tempbase, "amavis-*"))
+	for _, dir := range dirs {
+		filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+			if err == nil && path != dir && path != filepath.Join(dir, "parts") {
+				left = append(left, path)
+			}
+			return nil
+		})
+	}
+	return left
+}
+
+// A finished message's directory is emptied by name and kept for the next message when it holds
+// nothing else; with a stray file or a decoder's scratch directory it goes whole; a message file
+// outside it (AM.PDP's, which belongs to the MTA) stays.
+func TestSpoolDirKeptOnlyClean(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		extra []string // files besides email.txt and parts/p001, relative to the directory
 		amPDP bool
+		// what happens to the directory itself while the message is processed
+		meddle func(dir string)
+		kept   bool
 	}{
-		{name: "known files"},
-		{name: "stray file and scratch directory", extra: []string{"spam.txt", "parts/tmp/x/y"}},
-		{name: "AM.PDP file outside", amPDP: true},
+		{name: "known files", kept: true},
+		{name: "stray file", extra: []string{"spam.txt"}},
+		{name: "scratch directory", extra: []string{"parts/tmp/x/y"}},
+		{name: "AM.PDP file outside", amPDP: true, kept: true},
+		{name: "removed meanwhile", meddle: func(dir string) { os.RemoveAll(dir) }},
+		{name: "replaced meanwhile", meddle: func(dir string) {
+			os.RemoveAll(dir)
+			os.MkdirAll(filepath.Join(dir, "parts"), 0o750)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := t.TempDir()
-			dir := filepath.Join(base, "amavis-x")
+			var pool spoolDirs
+			sd, err := pool.take(base, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := sd.path
+			if !strings.HasPrefix(filepath.Base(dir), "amavis-") || !ourTempdir.MatchString(filepath.Base(dir)) {
+				t.Errorf("directory name %s", dir)
+			}
 			part := filepath.Join(dir, "parts", "p001")
-			os.MkdirAll(filepath.Dir(part), 0o750)
-			m := &Message{Dir: dir, File: filepath.Join(dir, "email.txt")}
+			m := &Message{Dir: dir, File: filepath.Join(dir, "email.txt"), spool: sd}
 			if tc.amPDP {
 				m.File = filepath.Join(base, "mta-file")
 			}
@@ -38,14 +74,39 @@ func TestRemoveMessageDir(t *testing.T) {
 				os.MkdirAll(filepath.Dir(filepath.Join(dir, e)), 0o750)
 				os.WriteFile(filepath.Join(dir, e), nil, 0o640)
 			}
-			if err := removeMessageDir(m); err != nil {
-				t.Fatal(err)
+			if tc.meddle != nil {
+				tc.meddle(dir)
 			}
-			if _, err := os.Stat(dir); !os.IsNotExist(err) {
-				t.Errorf("%s is still there: %v", dir, err)
+			unlinkMessageFiles(m)
+			if err := pool.put(sd); err != nil {
+				t.Fatal(err)
 			}
 			if _, err := os.Stat(m.File); tc.amPDP && err != nil {
 				t.Errorf("the MTA's file %s went: %v", m.File, err)
+			}
+			next, err := pool.take(base, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (next.path == dir) != tc.kept {
+				t.Errorf("next message's directory %s, first's %s: want kept %v", next.path, dir, tc.kept)
+			}
+			if _, err := os.Stat(dir); tc.meddle == nil && !tc.kept && !os.IsNotExist(err) {
+				t.Errorf("%s is still there: %v", dir, err)
+			}
+			if ents, err := os.ReadDir(filepath.Join(next.path, "parts")); err != nil || len(ents) != 0 {
+				t.Errorf("next message's parts/: %v, %v", ents, err)
+			}
+			if files := spoolFiles(t, base); len(files) != 0 && !tc.amPDP {
+				t.Errorf("left in TEMPBASE: %v", files)
+			}
+			pool.put(next)
+			pool.close()
+			if ents, _ := filepath.Glob(filepath.Join(base, "amavis-*")); len(ents) != 0 {
+				t.Errorf("after close: %v", ents)
+			}
+			if _, err := pool.take(base, time.Now()); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

@@ -82,8 +82,9 @@ type Message struct {
 	ForwardParams []string // MAIL FROM parameters sent to the next hop
 	DSNPassedOn   bool
 
-	progress        // the session's state and the time spent per section, for metrics (metrics.go)
-	preserve string // why Dir is kept as evidence (tempdirs.go); "" removes it
+	progress           // the session's state and the time spent per section, for metrics (metrics.go)
+	preserve string    // why Dir is kept as evidence (tempdirs.go); "" removes it
+	spool    *spoolDir // Dir, taken from and given back to Daemon.spoolDirs
 	// Response is the one reply to an SMTP client (not LMTP), which the log's action words
 	// go by, as in Amavis.pm.
 	Response smtp.Reply
@@ -97,11 +98,11 @@ type Message struct {
 func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transaction, data *smtp.DataReader) []smtp.Reply {
 	start := time.Now()
 	tl := &taskLog{l: d.log, id: m.LogID, level: m.Policy.LogLevel}
-	dir, err := makeSpoolDir(m.cfg.TEMPBASE, m.RxTime)
+	sd, err := d.spoolDirs.take(m.cfg.TEMPBASE, m.RxTime) // spooldirs.go
 	if err != nil {
 		return d.failed(m, tl, "spool", err)
 	}
-	m.Dir, m.File = dir, filepath.Join(dir, "email.txt")
+	m.spool, m.Dir, m.File = sd, sd.path, filepath.Join(sd.path, "email.txt")
 	m.enter(metrics.StateData, m.LogID)
 	if tl.Enabled(1) {
 		tl.Logf(1, "%s [%s]:%s %s: %s -> %s%s", m.Proto, m.Conn.LocalIP, m.Conn.LocalPort, m.Dir,

@@ -14,16 +14,23 @@ import (
 // Amavis::TempDir's "PRESERVING EVIDENCE"), and the clean-up at start-up leaves it alone.
 const evidenceMark = "PRESERVING-EVIDENCE"
 
-// dropSpoolDir removes a message's directory after the reply, or keeps it as evidence when
-// processing failed.
+// dropSpoolDir empties a message's directory after the reply and keeps it for the next
+// message (spooldirs.go), or keeps it as evidence when processing failed.
 func (d *Daemon) dropSpoolDir(tl *taskLog, m *Message) {
+	sd := m.spool
+	if sd == nil {
+		return
+	}
+	m.spool = nil
 	if m.preserve != "" && m.cfg.AllowPreservingEvidence {
 		if err := os.WriteFile(filepath.Join(m.Dir, evidenceMark), []byte(m.preserve+"\n"), 0o640); err == nil {
 			tl.Logf(-1, "PRESERVING EVIDENCE in %s", m.Dir)
+			sd.release()
 			return
 		}
 	}
-	if err := removeMessageDir(m); err != nil { // files.go
+	unlinkMessageFiles(m) // files.go
+	if err := d.spoolDirs.put(sd); err != nil {
 		tl.Logf(-1, "Can't remove %s: %v", m.Dir, err)
 	}
 }

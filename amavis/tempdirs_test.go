@@ -78,7 +78,7 @@ archive_quarantine_method = "local:archive-%m"
 
 	off := startDaemon(t, h.Addr, "allow_preserving_evidence = false\n"+scanner)
 	sendMessage(t, off, false, "a@example.org", []string{"x@example.com"}, "Subject: s\r\n\r\nbody\r\n")
-	if dirs, _ := filepath.Glob(filepath.Join(off.tempbase, "amavis-*")); len(dirs) != 0 {
-		t.Errorf("allow_preserving_evidence = false, but %v stayed", dirs)
+	if files := spoolFiles(t, off.tempbase); len(files) != 0 {
+		t.Errorf("allow_preserving_evidence = false, but %v stayed", files)
 	}
 }
