@@ -399,12 +399,7 @@ func readSpooled(m *Message, file string) error {
 			hc.Write(chunk)
 			size += int64(k)
 			if !m.Has8bit {
-				for _, c := range chunk {
-					if c >= 0x80 {
-						m.Has8bit = true
-						break
-					}
-				}
+				m.Has8bit = has8bit(chunk) // spool.go
 			}
 		}
 		if err == io.EOF {
