@@ -138,6 +138,7 @@ var errReplyTooLong = errors.New("reply too long")
 func (c *Client) readReply() (Reply, error) {
 	c.lines = c.lines[:0]
 	var rep Reply
+	var texts []string // the text of the lines after the first
 	for {
 		raw, err := c.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull || len(raw) > maxReplyLineIn || len(c.lines) >= maxReplyLines {
@@ -155,10 +156,14 @@ func (c *Client) readReply() (Reply, error) {
 		if len(c.lines) == 0 {
 			rep = p
 		} else {
-			rep.Text += "\n" + p.Text
+			texts = append(texts, p.Text)
 		}
 		c.lines = append(c.lines, line[min(4, len(line)):])
 		if !more {
+			if len(texts) > 0 {
+				// joined once: adding each line to the text copied a long reply over and over
+				rep.Text = rep.Text + "\n" + strings.Join(texts, "\n")
+			}
 			c.replies++
 			return rep, nil
 		}

@@ -381,3 +381,58 @@ func TestXForwardPipelinedWithMail(t *testing.T) {
 		}
 	}
 }
+
+// A multi-line reply's text is its lines' texts joined with "\n".
+func TestClientMultilineReplyText(t *testing.T) {
+	srv := scripted(t, "220 hop ESMTP", map[string]string{"EHLO": "250-hop\r\n250 PIPELINING",
+		"MAIL": "550-5.7.1 first\r\n550-5.7.1 second\r\n550 5.7.1 third", "RCPT": "250 2.1.5 Ok", "DATA": "503 5.5.1 no", "RSET": "250 2.0.0 Ok"})
+	c, err := smtp.Dial(context.Background(), "tcp", srv.addr, false, "localhost", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	env := &smtp.Envelope{From: "<s@x>", Rcpts: []smtp.Recipient{{Addr: "a@x"}}}
+	res, err := c.Send(context.Background(), env, body("x\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Rcpts[0].Reply; got.Code != 550 || got.Enh != "5.7.1" || got.Text != "first\nsecond\nthird" {
+		t.Errorf("reply %+v", got)
+	}
+}
+
+// BenchmarkLongReply: a greeting of 1000 lines of 4000 bytes, the most a next hop may send;
+// each line used to be added to the text, copying it again (quadratic).
+func BenchmarkLongReply(b *testing.B) {
+	line := strings.Repeat("x", 4000)
+	greeting := strings.Repeat("220-"+line+"\r\n", 999) + "220 " + line
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				io.WriteString(conn, greeting+"\r\n")
+				if _, err := bufio.NewReader(conn).ReadString('\n'); err == nil {
+					io.WriteString(conn, "250 hop\r\n")
+				}
+				io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+	b.SetBytes(int64(len(greeting)))
+	for b.Loop() {
+		c, err := smtp.Dial(context.Background(), "tcp", ln.Addr().String(), false, "localhost", 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Abort()
+	}
+}
