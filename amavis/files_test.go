@@ -49,6 +49,11 @@ func TestSpoolDirKeptOnlyClean(t *testing.T) {
 			os.RemoveAll(dir)
 			os.MkdirAll(filepath.Join(dir, "parts"), 0o750)
 		}},
+		{name: "parts/ made again with a file in it", meddle: func(dir string) {
+			os.RemoveAll(filepath.Join(dir, "parts"))
+			os.MkdirAll(filepath.Join(dir, "parts"), 0o750)
+			os.WriteFile(filepath.Join(dir, "parts", "p009"), nil, 0o640)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := t.TempDir()
@@ -78,7 +83,7 @@ func TestSpoolDirKeptOnlyClean(t *testing.T) {
 				tc.meddle(dir)
 			}
 			unlinkMessageFiles(m)
-			if err := pool.put(sd); err != nil {
+			if err := pool.put(sd, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := os.Stat(m.File); tc.amPDP && err != nil {
@@ -100,7 +105,7 @@ func TestSpoolDirKeptOnlyClean(t *testing.T) {
 			if files := spoolFiles(t, base); len(files) != 0 && !tc.amPDP {
 				t.Errorf("left in TEMPBASE: %v", files)
 			}
-			pool.put(next)
+			pool.put(next, time.Now())
 			pool.close()
 			if ents, _ := filepath.Glob(filepath.Join(base, "amavis-*")); len(ents) != 0 {
 				t.Errorf("after close: %v", ents)
@@ -109,5 +114,39 @@ func TestSpoolDirKeptOnlyClean(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// A directory kept idle for long is checked again before it is used: a clean-up job may have
+// removed it (or its parts/), and the message would fail for nothing.
+func TestSpoolDirRecheckedAfterIdle(t *testing.T) {
+	for _, what := range []string{"", "parts"} {
+		base := t.TempDir()
+		var pool spoolDirs
+		sd, err := pool.take(base, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := sd.path
+		hourAgo := time.Now().Add(-time.Hour)
+		if err := pool.put(sd, hourAgo); err != nil {
+			t.Fatal(err)
+		}
+		os.RemoveAll(filepath.Join(dir, what)) // the job removes old empty directories
+		next, err := pool.take(base, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.path == dir {
+			t.Errorf("%q removed: the kept directory was taken again", filepath.Join(dir, what))
+		}
+		if _, err := os.Stat(filepath.Join(next.path, "parts")); err != nil {
+			t.Errorf("new directory: %v", err)
+		}
+		// kept a short while: taken again without a check
+		pool.put(next, time.Now())
+		if again, _ := pool.take(base, time.Now()); again.path != next.path {
+			t.Errorf("a directory kept a moment was not taken again: %s, %s", again.path, next.path)
+		}
 	}
 }

@@ -15,10 +15,11 @@ import (
 // would be: still at its name, holding an empty parts/ and nothing else. What a message left
 // there never meets the next one; such a directory is removed as before.
 
-// spoolDir is one message directory and its parts/, with the descriptors its check reads.
+// spoolDir is one message directory, with the descriptor its check reads.
 type spoolDir struct {
-	path, base  string // TEMPBASE/amavis-..., and the TEMPBASE it was made in
-	fd, partsFD int    // open O_DIRECTORY descriptors of path and path/parts
+	path, base string    // TEMPBASE/amavis-..., and the TEMPBASE it was made in
+	fd         int       // an open O_DIRECTORY descriptor of path
+	idle       time.Time // when it was given back
 }
 
 // spoolDirs holds the directories of finished messages. It grows to the number of messages
@@ -29,21 +30,27 @@ type spoolDirs struct {
 	closed bool
 }
 
+// recheckAfter: a directory kept longer than this is checked again before it is used, in case
+// a clean-up job removed it meanwhile (the message would get a 451 for nothing).
+const recheckAfter = time.Minute
+
 // take returns an empty message directory in tempbase: one kept from an earlier message, or a
 // new one.
 func (p *spoolDirs) take(tempbase string, now time.Time) (*spoolDir, error) {
-	p.mu.Lock()
-	for len(p.free) > 0 {
+	for {
+		p.mu.Lock()
+		if len(p.free) == 0 {
+			p.mu.Unlock()
+			return newSpoolDir(tempbase, now)
+		}
 		sd := p.free[len(p.free)-1]
 		p.free = p.free[:len(p.free)-1]
-		if sd.base == tempbase {
-			p.mu.Unlock()
+		p.mu.Unlock()
+		if sd.base == tempbase && (now.Sub(sd.idle) < recheckAfter || sd.clean()) {
 			return sd, nil
 		}
-		sd.remove() // TEMPBASE changed with a reload
+		sd.remove() // TEMPBASE changed with a reload, or the directory is not what it was
 	}
-	p.mu.Unlock()
-	return newSpoolDir(tempbase, now)
 }
 
 // newSpoolDir makes TEMPBASE/amavis-<YYYYMMDDTHHMMSS>-<pid>-<8 random>/parts (mode 0750).
@@ -52,12 +59,10 @@ func newSpoolDir(tempbase string, now time.Time) (*spoolDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	sd := &spoolDir{path: dir, base: tempbase, fd: -1, partsFD: -1}
+	sd := &spoolDir{path: dir, base: tempbase, fd: -1}
 	parts := filepath.Join(dir, "parts")
 	if err = syscall.Mkdir(parts, 0o750); err == nil {
-		if sd.fd, err = openDir(dir); err == nil {
-			sd.partsFD, err = openDir(parts)
-		}
+		sd.fd, err = syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	}
 	if err != nil {
 		sd.remove()
@@ -66,16 +71,13 @@ func newSpoolDir(tempbase string, now time.Time) (*spoolDir, error) {
 	return sd, nil
 }
 
-func openDir(path string) (int, error) {
-	return syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-}
-
 // put takes back the directory of a finished message whose files were unlinked: kept when it
 // is clean, removed otherwise.
-func (p *spoolDirs) put(sd *spoolDir) error {
+func (p *spoolDirs) put(sd *spoolDir, now time.Time) error {
 	clean := sd.clean()
 	p.mu.Lock()
 	if clean && !p.closed {
+		sd.idle = now
 		p.free = append(p.free, sd)
 		p.mu.Unlock()
 		return nil
@@ -84,15 +86,21 @@ func (p *spoolDirs) put(sd *spoolDir) error {
 	return sd.remove()
 }
 
-// clean: the directory is still the one at its path (not removed or replaced, which would
-// make every later message fail), and holds parts/ and nothing else, parts/ nothing at all.
+// clean: the directory is still the one at its path (not removed or replaced, which would make
+// every later message fail), and holds parts/ and nothing else, parts/ nothing at all. parts/
+// is opened afresh: a parts/ made again (unpack makes a missing one) is the one looked at.
 func (sd *spoolDir) clean() bool {
 	var atPath, open syscall.Stat_t
 	if syscall.Stat(sd.path, &atPath) != nil || syscall.Fstat(sd.fd, &open) != nil ||
-		atPath.Dev != open.Dev || atPath.Ino != open.Ino {
+		atPath.Dev != open.Dev || atPath.Ino != open.Ino || !dirHolds(sd.fd, "parts") {
 		return false
 	}
-	return dirHolds(sd.fd, "parts") && dirHolds(sd.partsFD, "")
+	parts, err := syscall.Openat(sd.fd, "parts", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer syscall.Close(parts)
+	return dirHolds(parts, "")
 }
 
 // dirHolds: the open directory fd has no entry but . and .. and want (when not "").
@@ -111,12 +119,10 @@ func dirHolds(fd int, want string) bool {
 
 // release gives up the directory without removing it (kept as evidence).
 func (sd *spoolDir) release() {
-	for _, fd := range []int{sd.fd, sd.partsFD} {
-		if fd >= 0 {
-			syscall.Close(fd)
-		}
+	if sd.fd >= 0 {
+		syscall.Close(sd.fd)
+		sd.fd = -1
 	}
-	sd.fd, sd.partsFD = -1, -1
 }
 
 // remove deletes the directory with whatever is in it.

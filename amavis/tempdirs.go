@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // evidenceMark is the file that marks a message directory kept on purpose: a message whose
@@ -30,7 +31,7 @@ func (d *Daemon) dropSpoolDir(tl *taskLog, m *Message) {
 		}
 	}
 	unlinkMessageFiles(m) // files.go
-	if err := d.spoolDirs.put(sd); err != nil {
+	if err := d.spoolDirs.put(sd, time.Now()); err != nil {
 		tl.Logf(-1, "Can't remove %s: %v", m.Dir, err)
 	}
 }
