@@ -219,6 +219,12 @@ func TestSpoolRemovedAfterReply(t *testing.T) {
 	for i := range 3 {
 		sendMessage(t, td, false, "a@sender.example.org", []string{"x@example.com"}, smallBody)
 		waitFor(t, "no message file in TEMPBASE", func() bool { return len(spoolFiles(t, td.tempbase)) == 0 })
+		// given back a moment after the reply
+		waitFor(t, "the directory kept", func() bool {
+			td.spoolDirs.mu.Lock()
+			defer td.spoolDirs.mu.Unlock()
+			return len(td.spoolDirs.free) == 1
+		})
 		dirs, _ := filepath.Glob(filepath.Join(td.tempbase, "amavis-*"))
 		if i == 0 {
 			first = dirs

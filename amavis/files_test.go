@@ -49,6 +49,8 @@ func TestSpoolDirKeptOnlyClean(t *testing.T) {
 			os.RemoveAll(dir)
 			os.MkdirAll(filepath.Join(dir, "parts"), 0o750)
 		}},
+		{name: "a long name in parts/", extra: []string{"parts/" + strings.Repeat("n", 250)}},
+		{name: "a long name beside parts/", extra: []string{strings.Repeat("n", 250)}},
 		{name: "parts/ made again with a file in it", meddle: func(dir string) {
 			os.RemoveAll(filepath.Join(dir, "parts"))
 			os.MkdirAll(filepath.Join(dir, "parts"), 0o750)
@@ -110,17 +112,31 @@ func TestSpoolDirKeptOnlyClean(t *testing.T) {
 			if ents, _ := filepath.Glob(filepath.Join(base, "amavis-*")); len(ents) != 0 {
 				t.Errorf("after close: %v", ents)
 			}
-			if _, err := pool.take(base, time.Now()); err != nil {
+			late, err := pool.take(base, time.Now())
+			if err != nil {
 				t.Fatal(err)
+			}
+			pool.put(late, time.Now()) // after close: removed at once
+			if _, err := os.Stat(late.path); !os.IsNotExist(err) {
+				t.Errorf("a directory given back after close stayed: %v", err)
 			}
 		})
 	}
 }
 
-// A directory kept idle for long is checked again before it is used: a clean-up job may have
-// removed it (or its parts/), and the message would fail for nothing.
-func TestSpoolDirRecheckedAfterIdle(t *testing.T) {
-	for _, what := range []string{"", "parts"} {
+// A kept directory is checked when it is taken: what came into it after its message, or a
+// clean-up job's removal of it, is seen then; one unused for dropAfter goes.
+func TestSpoolDirCheckedWhenTaken(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		meddle func(dir string)
+	}{
+		{"removed", func(dir string) { os.RemoveAll(dir) }},
+		{"parts/ removed", func(dir string) { os.RemoveAll(filepath.Join(dir, "parts")) }},
+		{"written into after its message", func(dir string) {
+			os.WriteFile(filepath.Join(dir, "parts", "late"), nil, 0o640)
+		}},
+	} {
 		base := t.TempDir()
 		var pool spoolDirs
 		sd, err := pool.take(base, time.Now())
@@ -128,25 +144,37 @@ func TestSpoolDirRecheckedAfterIdle(t *testing.T) {
 			t.Fatal(err)
 		}
 		dir := sd.path
-		hourAgo := time.Now().Add(-time.Hour)
-		if err := pool.put(sd, hourAgo); err != nil {
+		if err := pool.put(sd, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		os.RemoveAll(filepath.Join(dir, what)) // the job removes old empty directories
+		tc.meddle(dir)
 		next, err := pool.take(base, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if next.path == dir {
-			t.Errorf("%q removed: the kept directory was taken again", filepath.Join(dir, what))
+			t.Errorf("%s: the kept directory was taken again", tc.name)
 		}
 		if _, err := os.Stat(filepath.Join(next.path, "parts")); err != nil {
-			t.Errorf("new directory: %v", err)
+			t.Errorf("%s: new directory: %v", tc.name, err)
 		}
-		// kept a short while: taken again without a check
-		pool.put(next, time.Now())
-		if again, _ := pool.take(base, time.Now()); again.path != next.path {
-			t.Errorf("a directory kept a moment was not taken again: %s, %s", again.path, next.path)
+		if _, err := os.Stat(dir); tc.name == "written into after its message" && !os.IsNotExist(err) {
+			t.Errorf("%s: the dirty directory stayed: %v", tc.name, err)
 		}
+		pool.close()
 	}
+
+	base := t.TempDir()
+	var pool spoolDirs
+	a, _ := pool.take(base, time.Now())
+	b, _ := pool.take(base, time.Now())
+	pool.put(a, time.Now().Add(-time.Hour))
+	pool.put(b, time.Now())
+	if _, err := os.Stat(a.path); !os.IsNotExist(err) {
+		t.Errorf("a directory unused for an hour stayed: %v", err)
+	}
+	if again, _ := pool.take(base, time.Now()); again.path != b.path {
+		t.Errorf("took %s, want the recently used %s", again.path, b.path)
+	}
+	pool.close()
 }

@@ -23,19 +23,20 @@ type spoolDir struct {
 }
 
 // spoolDirs holds the directories of finished messages. It grows to the number of messages
-// processed at once (max_servers, and AM.PDP requests) and no further.
+// processed at once (max_servers, and AM.PDP requests); a directory unused for dropAfter goes.
 type spoolDirs struct {
 	mu     sync.Mutex
-	free   []*spoolDir
+	free   []*spoolDir // the most recently given back last
 	closed bool
 }
 
-// recheckAfter: a directory kept longer than this is checked again before it is used, in case
-// a clean-up job removed it meanwhile (the message would get a 451 for nothing).
-const recheckAfter = time.Minute
+// dropAfter: a kept directory unused this long is removed (after a burst of mail, or a reload
+// that lowered max_servers).
+const dropAfter = 10 * time.Minute
 
 // take returns an empty message directory in tempbase: one kept from an earlier message, or a
-// new one.
+// new one. A kept directory is checked right before it is used, so that whatever came into it
+// after its message (or a clean-up job's removal) is seen.
 func (p *spoolDirs) take(tempbase string, now time.Time) (*spoolDir, error) {
 	for {
 		p.mu.Lock()
@@ -46,7 +47,7 @@ func (p *spoolDirs) take(tempbase string, now time.Time) (*spoolDir, error) {
 		sd := p.free[len(p.free)-1]
 		p.free = p.free[:len(p.free)-1]
 		p.mu.Unlock()
-		if sd.base == tempbase && (now.Sub(sd.idle) < recheckAfter || sd.clean()) {
+		if sd.base == tempbase && sd.clean() {
 			return sd, nil
 		}
 		sd.remove() // TEMPBASE changed with a reload, or the directory is not what it was
@@ -71,19 +72,26 @@ func newSpoolDir(tempbase string, now time.Time) (*spoolDir, error) {
 	return sd, nil
 }
 
-// put takes back the directory of a finished message whose files were unlinked: kept when it
-// is clean, removed otherwise.
+// put takes back the directory of a finished message whose files were unlinked; take checks
+// it before it serves again. Directories unused for dropAfter are removed.
 func (p *spoolDirs) put(sd *spoolDir, now time.Time) error {
-	clean := sd.clean()
 	p.mu.Lock()
-	if clean && !p.closed {
-		sd.idle = now
-		p.free = append(p.free, sd)
+	if p.closed {
 		p.mu.Unlock()
-		return nil
+		return sd.remove()
+	}
+	sd.idle = now
+	p.free = append(p.free, sd)
+	var stale []*spoolDir
+	for len(p.free) > 0 && now.Sub(p.free[0].idle) > dropAfter {
+		stale = append(stale, p.free[0])
+		p.free = p.free[1:]
 	}
 	p.mu.Unlock()
-	return sd.remove()
+	for _, old := range stale {
+		old.remove()
+	}
+	return nil
 }
 
 // clean: the directory is still the one at its path (not removed or replaced, which would make
@@ -103,18 +111,31 @@ func (sd *spoolDir) clean() bool {
 	return dirHolds(parts, "")
 }
 
-// dirHolds: the open directory fd has no entry but . and .. and want (when not "").
+// dirHolds: the open directory fd has no entry but . and .. and want (when not ""). It reads
+// to the end of the directory: one read stops before an entry that does not fit, and a long
+// name must not go unseen.
 func dirHolds(fd int, want string) bool {
 	if _, err := syscall.Seek(fd, 0, 0); err != nil {
 		return false
 	}
-	var buf [256]byte
-	n, err := syscall.ReadDirent(fd, buf[:])
-	if err != nil || n == len(buf) {
-		return false
+	var buf [1024]byte
+	seen := false
+	for {
+		n, err := syscall.ReadDirent(fd, buf[:])
+		if err != nil {
+			return false
+		}
+		if n == 0 {
+			return seen || want == ""
+		}
+		_, _, names := syscall.ParseDirent(buf[:n], -1, nil) // skips . and ..
+		for _, name := range names {
+			if name != want || seen {
+				return false
+			}
+			seen = true
+		}
 	}
-	_, _, names := syscall.ParseDirent(buf[:n], -1, nil) // skips . and ..
-	return len(names) == 0 && want == "" || len(names) == 1 && names[0] == want
 }
 
 // release gives up the directory without removing it (kept as evidence).

@@ -412,7 +412,11 @@ func (c *Client) sendOnce(ctx context.Context, env *Envelope, body func(w io.Wri
 	}
 	c.bw.WriteString("DATA\r\n")
 	if err := c.bw.Flush(); err != nil {
-		return res, &Error{Stage: "fwd-mail-pip", Err: err}
+		stage := "fwd-mail-pip"
+		if xforward != "" {
+			stage = "fwd-xforward" // the batch's first command, as amavis names the failure
+		}
+		return res, &Error{Stage: stage, Err: err}
 	}
 	if xforward != "" {
 		if _, err := c.readReply(); err != nil {

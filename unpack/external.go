@@ -166,9 +166,10 @@ func (j *job) runExternal(e external, p *Part) (bool, error) {
 	dir := filepath.Join(j.dir, fmt.Sprintf(".x%d", j.scratchN))
 	err := os.Mkdir(dir, 0o700)
 	if errors.Is(err, os.ErrNotExist) {
-		if err = j.makeDir(); err == nil {
-			err = os.Mkdir(dir, 0o700)
+		if err := j.makeDir(); err != nil {
+			return true, err
 		}
+		err = os.Mkdir(dir, 0o700)
 	}
 	if err != nil {
 		return true, internalError{err}

@@ -2,7 +2,8 @@ package main
 
 // The -P option: Go's profiler on the running daemon, for measuring it under a real load
 // (docs/performance.md). It is a debugging aid, off unless asked for, and it listens on a
-// loopback address only: its pages reveal memory contents and cost CPU.
+// loopback address only: its pages reveal memory contents and cost CPU. Every local user can
+// reach a loopback port, which the option's help says.
 
 import (
 	"fmt"
@@ -32,7 +33,7 @@ func startProfiler(addr string) (net.Listener, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	go srv.Serve(ln)
 	return ln, nil
 }

@@ -164,13 +164,6 @@ func serve(o *options, background bool, serving func()) error {
 		return fmt.Errorf("log: %v", err)
 	}
 	defer log.Close()
-	if o.profile != "" {
-		ln, err := startProfiler(o.profile)
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-	}
 	// the signing keys are read with the privileges we start with, as amavis reads them
 	if _, err := amavis.DKIMKeys(cfg); err != nil {
 		return fmt.Errorf("dkim_key: %v", err)
@@ -178,6 +171,13 @@ func serve(o *options, background bool, serving func()) error {
 	d := amavis.New(cfg, log)
 	if err := listenAndDrop(d, id, cfg.AllowRunAsRoot); err != nil {
 		return err
+	}
+	if o.profile != "" { // pprof.go; with the daemon user's privileges
+		ln, err := startProfiler(o.profile)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
 	}
 	if id != nil {
 		// Whoever takes over the daemon user must not be able to rewrite its configuration:

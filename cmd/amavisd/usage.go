@@ -19,7 +19,7 @@ var cmdOptions = []option{
 	{"d", "LEVEL", "the log level, beating log_level of every policy bank (amavis's \"-d 5,all\" is taken as 5)"},
 	{"m", "MAX_SERVERS", "max_servers"},
 	{"p", "PORT", "a listen socket: port, host:port or unix:/path; repeatable; replaces inet_socket_port and unix_socketname"},
-	{"P", "ADDR", "serves Go's profiler (net/http/pprof) on ADDR, a loopback host:port, for measuring the running daemon; off by default"},
+	{"P", "ADDR", "serves Go's profiler (net/http/pprof) on ADDR, a loopback host:port, for measuring the running daemon; off by default; every local user can reach it"},
 	{"V", "", "print the version and exit"},
 }
 
