@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"amavisgo/conf"
+	"amavisgo/hdr"
 	"amavisgo/lookup"
 	"amavisgo/scanners"
 	"amavisgo/smtp"
@@ -121,8 +122,13 @@ func newVerdict(in Input) *Verdict {
 		v.xHeaderLine = in.Config.XHeaderLine(p)
 		v.myhostname = in.Config.Myhostname
 	}
-	for _, f := range SplitHeader(in.Header) {
-		name := fieldName(f)
+	// only the names are needed: read in place (CheckHeader splits the section for its tests)
+	for f := range hdr.Fields(in.Header[:min(len(in.Header), maxHeaderBytes)]) {
+		n, _, ok := hdr.Cut(f)
+		if !ok {
+			continue
+		}
+		name := string(n)
 		if strings.EqualFold(name, "Subject") {
 			v.hasSubject = true
 		}
