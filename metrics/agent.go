@@ -153,6 +153,19 @@ func WriteAgent(w io.Writer, c Counters, start, now time.Time) {
 		}
 		return v / up.Seconds() * 3600
 	}
+	// share ends a counter's line with its share of its total, none when the total is 0 (as
+	// amavisd-agent pads it: one column short for sizes)
+	share := func(k string, v float64, width int, none string) {
+		if t := total(k); t != "" {
+			if c[t] <= 0 {
+				fmt.Fprintf(w, "%s %%", none)
+			} else {
+				fmt.Fprintf(w, " %*.1f %%", width, 100*v/c[t])
+			}
+			fmt.Fprintf(w, " (%s)", t)
+		}
+		fmt.Fprintln(w)
+	}
 	var keys, viruses []string
 	for k := range c {
 		if strings.HasPrefix(k, "virus.byname.") {
@@ -175,27 +188,11 @@ func WriteAgent(w io.Writer, c Counters, start, now time.Time) {
 		case strings.Contains(k, "Size"):
 			const mb = 1024 * 1024
 			fmt.Fprintf(w, "%-35s %6.0fMB %4.0fMB/h", k, v/mb, perHour(v)/mb)
-			if t := total(k); t != "" {
-				if c[t] <= 0 {
-					fmt.Fprintf(w, "  --- %%")
-				} else {
-					fmt.Fprintf(w, " %5.1f %%", 100*v/c[t])
-				}
-				fmt.Fprintf(w, " (%s)", t)
-			}
-			fmt.Fprintln(w)
+			share(k, v, 5, "  ---")
 			continue
 		}
 		fmt.Fprintf(w, "%-35s %6d %6.0f/h", k, int64(v), perHour(v))
-		if t := total(k); t != "" {
-			if c[t] <= 0 {
-				fmt.Fprintf(w, "     --- %%")
-			} else {
-				fmt.Fprintf(w, " %7.1f %%", 100*v/c[t])
-			}
-			fmt.Fprintf(w, " (%s)", t)
-		}
-		fmt.Fprintln(w)
+		share(k, v, 7, "     ---")
 	}
 	sort.Slice(viruses, func(i, j int) bool {
 		if c[viruses[i]] != c[viruses[j]] {

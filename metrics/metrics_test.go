@@ -110,6 +110,16 @@ func TestWriteAgent(t *testing.T) {
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
+	// a total of 0: "---" in the share's column, for sizes one column short as in amavisd-agent
+	b.Reset()
+	WriteAgent(&b, Counters{"InMsgs": 0, "ContentCleanMsgs": 0, "InMsgsSize": 0}, start, start.Add(time.Hour))
+	want = "sysUpTime       TimeTicks 360000 (0 days, 1:00:00.00)\n" +
+		"ContentCleanMsgs                         0      0/h     --- % (InMsgs)\n" +
+		"InMsgs                                   0      0/h     --- % (InMsgs)\n" +
+		"InMsgsSize                               0MB    0MB/h  --- % (InMsgsSize)\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
 }
 
 func FuzzReadCounters(f *testing.F) {
