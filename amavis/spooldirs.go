@@ -100,7 +100,10 @@ func (p *spoolDirs) put(sd *spoolDir, now time.Time) error {
 func (sd *spoolDir) clean() bool {
 	var atPath, open syscall.Stat_t
 	if syscall.Stat(sd.path, &atPath) != nil || syscall.Fstat(sd.fd, &open) != nil ||
-		atPath.Dev != open.Dev || atPath.Ino != open.Ino || !dirHolds(sd.fd, "parts") {
+		atPath.Dev != open.Dev || atPath.Ino != open.Ino {
+		return false
+	}
+	if _, err := syscall.Seek(sd.fd, 0, 0); err != nil || !dirHolds(sd.fd, "parts") { // read before
 		return false
 	}
 	parts, err := syscall.Openat(sd.fd, "parts", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
@@ -111,13 +114,10 @@ func (sd *spoolDir) clean() bool {
 	return dirHolds(parts, "")
 }
 
-// dirHolds: the open directory fd has no entry but . and .. and want (when not ""). It reads
-// to the end of the directory: one read stops before an entry that does not fit, and a long
+// dirHolds: the open directory fd, read from its current position, has no entry but . and ..
+// and want (when not ""). It reads to the end of the directory: one read stops before an entry that does not fit, and a long
 // name must not go unseen.
 func dirHolds(fd int, want string) bool {
-	if _, err := syscall.Seek(fd, 0, 0); err != nil {
-		return false
-	}
 	var buf [1024]byte
 	seen := false
 	for {
