@@ -18,6 +18,7 @@ const (
 	Perl    = "perl"
 	Ceiling = "ceiling"
 	OursSQL = "ours-sql" // ours with the SQL log on (report/sql.go)
+	Floor   = "floor"    // the least a filter can do (bench/cmd/floorfilter, report/floor.go)
 )
 
 // Load names: the targets refer to the first two.
@@ -50,7 +51,7 @@ type Sample struct {
 
 // Point is one measured configuration.
 type Point struct {
-	Filter   string // Ours, Perl or Ceiling
+	Filter   string // Ours, Perl, Ceiling, OursSQL or Floor
 	Load     string // Load2KB, Load100KB, LoadMix
 	Sessions int
 	Messages int // messages per repetition
@@ -245,7 +246,7 @@ func WriteCSV(w io.Writer, points []Point) error {
 	cw.Write(append(head, "ours_over_perl"))
 	g := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 	for _, k := range keys {
-		for _, filter := range []string{Ours, Perl, Ceiling, OursSQL} {
+		for _, filter := range []string{Ours, Perl, Ceiling, OursSQL, Floor} {
 			p, ok := byKey[k][filter]
 			if !ok {
 				continue

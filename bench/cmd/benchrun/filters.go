@@ -196,6 +196,38 @@ func (d oursDaemon) start(dir string, servers int, next, clamdSocket string, sp 
 	}, 30*time.Second, 10*time.Second)
 }
 
+// floorDaemon is bench/cmd/floorfilter, the least a filter in amavis's place can do: it
+// runs as root beside the root clamd, in a directory of the work directory.
+type floorDaemon struct{ bin string }
+
+func (d floorDaemon) start(dir string, _ int, next, clamdSocket string, _ spamSetup) (*filterRun, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	p, err := start("floorfilter", filepath.Join(dir, "floorfilter.out"), d.bin,
+		"-listen", addr, "-next", next, "-clamd", clamdSocket, "-tempbase", dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitGreeting(p, addr, 10*time.Second); err != nil {
+		p.stop(5 * time.Second)
+		return nil, err
+	}
+	return &filterRun{process: p, addr: addr}, nil
+}
+
+// buildFloor builds bench/cmd/floorfilter into dir.
+func buildFloor(dir string) (floorDaemon, error) {
+	bin := filepath.Join(dir, "floorfilter")
+	out, err := exec.Command("go", "build", "-o", bin, "amavisgo/bench/cmd/floorfilter").CombinedOutput()
+	if err != nil {
+		return floorDaemon{}, fmt.Errorf("building the floor filter: %v\n%s", err, out)
+	}
+	return floorDaemon{bin: bin}, nil
+}
+
 // probe checks the configuration with `amavisd -c FILE test-config` and
 // drops optional sections whose key the build does not know yet, so that
 // the benchmark runs while features are still landing; what was dropped is

@@ -77,7 +77,7 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "out", "directory for results.md, results.csv, reps.csv, msgs_per_s.png and logs")
 	flag.StringVar(&cfg.ours, "ours", "../bin/amavisd", "our daemon's binary")
 	flag.StringVar(&cfg.perl, "perl", "/usr/sbin/amavisd", "the Perl amavisd-new")
-	flag.StringVar(&filters, "filters", "ceiling,perl,ours,ours-sql", "what to measure: ceiling, perl, ours, ours-sql (ours with the SQL log on PostgreSQL)")
+	flag.StringVar(&filters, "filters", "ceiling,perl,ours,ours-sql,floor", "what to measure: ceiling, perl, ours, ours-sql (ours with the SQL log on PostgreSQL), floor (the least a filter can do: bench/cmd/floorfilter)")
 	flag.StringVar(&sqlLoads, "sql-loads", "2KB", "the loads ours-sql is measured at")
 	flag.StringVar(&sqlSessions, "sql-sessions", "8", "the session counts ours-sql is measured at")
 	flag.StringVar(&loads, "loads", "2KB,100KB,mix,spamd,rspamd,10MB", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR), spamd and rspamd (2 KB through that spam engine), 10MB (a 7 MiB base64 attachment, 32 sessions whatever -sessions says)")
@@ -200,6 +200,7 @@ func run(cfg *config) error {
 				return fmt.Errorf("the Perl amavisd-new: %v", err)
 			}
 			daemons[f] = perlDaemon{bin: bin}
+		case report.Floor: // built below, into the work directory
 		case report.Ours, report.OursSQL:
 			bin, err := filepath.Abs(cfg.ours)
 			if err != nil {
@@ -228,6 +229,11 @@ func run(cfg *config) error {
 		logf("work directory %s is kept", dir)
 	}
 	env := &environment{dir: dir}
+	if slices.Contains(cfg.filters, report.Floor) {
+		if daemons[report.Floor], err = buildFloor(dir); err != nil {
+			return err
+		}
+	}
 	for _, f := range []string{report.Ours, report.OursSQL} {
 		if d, ok := daemons[f].(oursDaemon); ok {
 			if err := d.probe(dir); err != nil {
@@ -367,6 +373,11 @@ Each cell is mean ±sample standard deviation over the repetitions; reps.csv has
 the machine's load average. CPU is the filter's utime+stime (its reaped children included) per
 message; clamd's CPU is shown separately. Peak RSS is VmHWM for a single process, else the
 largest sum of the processes' RSS sampled every 100 ms (the Perl master and its children).
+"floor" is bench/cmd/floorfilter, the least a filter in amavis's place can do per message: it
+spools the message to TEMPBASE, has clamd CONTSCAN it on a new connection, forwards it on a kept
+connection (MAIL, RCPT, DATA pipelined) and answers after the next hop; it decodes, checks, logs
+and adds nothing, so no filter that does amavis's work can cost less (its clamd scans one file
+where ours scans the raw message and its parts).
 Both daemons: Debian's defaults (clamd entry, banned-file rules, D_DISCARD for viruses with
 quarantine and a notice to virus_admin), log_level 0 to a file, spam checks off except in the
 loads "2 KB via spamd" / "2 KB via rspamd", where both ask the same engine (Perl's SpamdClient /
@@ -394,6 +405,9 @@ func writeOutputs(cfg *config, env *environment, points []report.Point, failures
 		md.WriteString("\n")
 	}
 	if err := report.WriteSQLCost(&md, points); err != nil {
+		return err
+	}
+	if err := report.WriteFloor(&md, points); err != nil {
 		return err
 	}
 	md.WriteString("\nTargets of the benchmark issue, for our daemon:\n\n")
