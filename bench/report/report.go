@@ -19,6 +19,8 @@ const (
 	Ceiling = "ceiling"
 	OursSQL = "ours-sql" // ours with the SQL log on (report/sql.go)
 	Floor   = "floor"    // the least a filter can do (bench/cmd/floorfilter, report/floor.go)
+	// FloorParts is the floor that also has clamd scan the decoded MIME leaves, as ours does.
+	FloorParts = "floor-parts"
 )
 
 // Load names: the targets refer to the first two.
@@ -51,7 +53,7 @@ type Sample struct {
 
 // Point is one measured configuration.
 type Point struct {
-	Filter   string // Ours, Perl, Ceiling, OursSQL or Floor
+	Filter   string // Ours, Perl, Ceiling, OursSQL, Floor or FloorParts
 	Load     string // Load2KB, Load100KB, LoadMix
 	Sessions int
 	Messages int // messages per repetition
@@ -246,7 +248,7 @@ func WriteCSV(w io.Writer, points []Point) error {
 	cw.Write(append(head, "ours_over_perl"))
 	g := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 	for _, k := range keys {
-		for _, filter := range []string{Ours, Perl, Ceiling, OursSQL, Floor} {
+		for _, filter := range []string{Ours, Perl, Ceiling, OursSQL, Floor, FloorParts} {
 			p, ok := byKey[k][filter]
 			if !ok {
 				continue

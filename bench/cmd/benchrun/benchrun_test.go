@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -167,8 +168,8 @@ func TestInstallDepsFound(t *testing.T) {
 	}
 }
 
-// TestFloorFilter runs the floor between a real clamd and smtp-sink: clean mail reaches the
-// sink, EICAR is discarded (so the floor's figures are those of a scanning filter), and each
+// TestFloorFilter runs both floors between a real clamd and smtp-sink: clean mail reaches the
+// sink, EICAR is discarded (so the floors' figures are those of a scanning filter), and each
 // session's directory goes with the session.
 func TestFloorFilter(t *testing.T) {
 	requireProgram(t, "/usr/sbin/smtp-sink")
@@ -191,44 +192,49 @@ func TestFloorFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.stop(5 * time.Second)
-	d, err := buildFloor(dir)
+	bin, err := buildFloor(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	work := filepath.Join(dir, "floor")
-	if err := os.Mkdir(work, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := d.start(work, 2, s.addr, cl.socket, spamSetup{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.stop(5 * time.Second)
 	msgs := [][]byte{plainMessage(2048), largeMessage(100 * 1024), []byte("Subject: dots\n\n.leading dot\n..two\n")}
-	res, err := loadgen.Run(loadgen.Config{Addr: f.addr, Sessions: 2, Count: 9, From: envFrom, To: envTo,
-		Messages: msgs, Pick: func(i int) int { return i % len(msgs) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := s.waitMessages(9); got != 9 || slices.Max(res.Discarded) != 0 {
-		t.Errorf("sink counted %d messages (want 9), discarded %v", got, res.Discarded)
-	}
-	if err := checkScanning(f.addr); err != nil {
-		t.Error(err)
-	}
-	if got := s.settled(); got != 9 {
-		t.Errorf("after EICAR the sink counted %d messages, want 9", got)
-	}
-	// the sessions are over: their directories go (the only entry left is the floor's log)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ents, _ := os.ReadDir(work)
-		if len(ents) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("left in the floor's TEMPBASE: %v", ents)
-		}
-		time.Sleep(20 * time.Millisecond)
+	for _, parts := range []bool{false, true} {
+		t.Run(fmt.Sprintf("parts=%t", parts), func(t *testing.T) {
+			work := filepath.Join(dir, fmt.Sprint(parts))
+			if err := os.Mkdir(work, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f, err := floorDaemon{bin: bin, parts: parts}.start(work, 2, s.addr, cl.socket, spamSetup{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.stop(5 * time.Second)
+			before := s.settled()
+			res, err := loadgen.Run(loadgen.Config{Addr: f.addr, Sessions: 2, Count: 9, From: envFrom, To: envTo,
+				Messages: msgs, Pick: func(i int) int { return i % len(msgs) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.waitMessages(before+9) - before; got != 9 || slices.Max(res.Discarded) != 0 {
+				t.Errorf("sink counted %d messages (want 9), discarded %v", got, res.Discarded)
+			}
+			if err := checkScanning(f.addr); err != nil {
+				t.Error(err)
+			}
+			if got := s.settled() - before; got != 9 {
+				t.Errorf("after EICAR the sink counted %d messages, want 9", got)
+			}
+			// the sessions are over: their directories go (the only entry left is the floor's log)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				ents, _ := os.ReadDir(work)
+				if len(ents) == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("left in the floor's TEMPBASE: %v", ents)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -196,9 +196,13 @@ func (d oursDaemon) start(dir string, servers int, next, clamdSocket string, sp 
 	}, 30*time.Second, 10*time.Second)
 }
 
-// floorDaemon is bench/cmd/floorfilter, the least a filter in amavis's place can do: it
-// runs as root beside the root clamd, in a directory of the work directory.
-type floorDaemon struct{ bin string }
+// floorDaemon is bench/cmd/floorfilter, the least a filter in amavis's place can do (with
+// parts, the least that also has clamd scan the decoded MIME leaves): it runs as root beside
+// the root clamd, in a directory of the work directory.
+type floorDaemon struct {
+	bin   string
+	parts bool
+}
 
 func (d floorDaemon) start(dir string, _ int, next, clamdSocket string, _ spamSetup) (*filterRun, error) {
 	port, err := freePort()
@@ -207,7 +211,7 @@ func (d floorDaemon) start(dir string, _ int, next, clamdSocket string, _ spamSe
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	p, err := start("floorfilter", filepath.Join(dir, "floorfilter.out"), d.bin,
-		"-listen", addr, "-next", next, "-clamd", clamdSocket, "-tempbase", dir)
+		"-listen", addr, "-next", next, "-clamd", clamdSocket, "-tempbase", dir, fmt.Sprintf("-parts=%t", d.parts))
 	if err != nil {
 		return nil, err
 	}
@@ -218,14 +222,14 @@ func (d floorDaemon) start(dir string, _ int, next, clamdSocket string, _ spamSe
 	return &filterRun{process: p, addr: addr}, nil
 }
 
-// buildFloor builds bench/cmd/floorfilter into dir.
-func buildFloor(dir string) (floorDaemon, error) {
+// buildFloor builds bench/cmd/floorfilter into dir and returns its path.
+func buildFloor(dir string) (string, error) {
 	bin := filepath.Join(dir, "floorfilter")
 	out, err := exec.Command("go", "build", "-o", bin, "amavisgo/bench/cmd/floorfilter").CombinedOutput()
 	if err != nil {
-		return floorDaemon{}, fmt.Errorf("building the floor filter: %v\n%s", err, out)
+		return "", fmt.Errorf("building the floor filter: %v\n%s", err, out)
 	}
-	return floorDaemon{bin: bin}, nil
+	return bin, nil
 }
 
 // probe checks the configuration with `amavisd -c FILE test-config` and
