@@ -206,7 +206,7 @@ func AngleAddr(s string) string {
 type AddrMap struct {
 	all   string
 	byKey lookup.HashTable
-	first lookup.Table // asked before the others (Prepend)
+	first []lookup.Table // asked before the others, in order (Prepend: SQL's, then LDAP's)
 }
 
 // ConstAddr is an AddrMap with one value for every recipient.
@@ -248,8 +248,8 @@ func (m AddrMap) MarshalTOML() ([]byte, error) {
 
 // Lookup gives the value for recipient addr ("" = none).
 func (m AddrMap) Lookup(addr string, o lookup.Options) string {
-	if m.first != nil {
-		if v, _, ok := m.first.Lookup(addr, o); ok {
+	for _, t := range m.first {
+		if v, _, ok := t.Lookup(addr, o); ok {
 			return lookup.String(v)
 		}
 	}

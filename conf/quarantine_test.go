@@ -3,6 +3,8 @@ package conf
 import (
 	"strings"
 	"testing"
+
+	"amavisgo/lookup"
 )
 
 func TestQuarantineDefaults(t *testing.T) {
@@ -136,5 +138,22 @@ constant = true
 	}
 	if _, err := Parse("a.toml", []byte("viruses_that_fake_sender_maps = [false]\n")); err != nil {
 		t.Errorf("a constant: %v", err)
+	}
+}
+
+// A setting given per-user tables by both LDAP and SQL asks SQL's, then LDAP's, then its own
+// value: each table answers for the recipients it has (amavis's *_maps order).
+func TestAddrMapPrependKeepsEveryTable(t *testing.T) {
+	ldap := lookup.HashTable{"alice@example.com": "ldap-alice@example.net", "bob@example.com": "ldap-bob@example.net"}
+	sql := lookup.HashTable{"alice@example.com": "sql-alice@example.net"}
+	m := ConstAddr("virusalert@example.net").Prepend(ldap).Prepend(sql)
+	for addr, want := range map[string]string{
+		"alice@example.com": "sql-alice@example.net",
+		"bob@example.com":   "ldap-bob@example.net",
+		"carol@example.com": "virusalert@example.net",
+	} {
+		if got := m.Lookup(addr, lookup.Options{}); got != want {
+			t.Errorf("%s: %q, want %q", addr, got, want)
+		}
 	}
 }

@@ -131,8 +131,10 @@ func (g *SQLGlobal) Clause(name, def string) string {
 	return def
 }
 
-// Prepend returns m with t asked first (per-user values fetched from SQL or LDAP).
+// Prepend returns m with t asked first, before any table prepended earlier (per-user values
+// fetched from SQL or LDAP: LDAP's are prepended first, so that SQL's come before them, as
+// amavis puts its SQL lookups ahead of its LDAP lookups in each *_maps).
 func (m AddrMap) Prepend(t lookup.Table) AddrMap {
-	m.first = t
+	m.first = append([]lookup.Table{t}, m.first...)
 	return m
 }
