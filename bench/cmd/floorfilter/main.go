@@ -8,7 +8,8 @@
 //
 // With -parts it also decodes the message's MIME leaves into parts/ beside the message (Go's
 // mime/multipart, base64 and quoted-printable), so that clamd scans the raw message and its
-// decoded parts as ours does: the least a filter can do that keeps that safety net.
+// decoded parts as ours does: the plainest filter that keeps that safety net. That is not a
+// bound (a decoder can cost less than the standard library's); the scan it asks for is.
 //
 // It checks no header or file name, adds no header, keeps no log and no quarantine: whatever a
 // filter does beyond this costs more. docs/performance.md says what
