@@ -378,8 +378,8 @@ largest sum of the processes' RSS sampled every 100 ms (the Perl master and its 
 "floor" is bench/cmd/floorfilter, the least a filter in amavis's place can do per message: it
 spools the message to TEMPBASE, has clamd CONTSCAN it on a new connection, forwards it on a kept
 connection (MAIL, RCPT, DATA pipelined) and answers after the next hop; it decodes, checks, logs
-and adds nothing, so no filter that scans and forwards each message can cost less (its clamd
-scans one file where ours scans the raw message and its parts). "floor-parts" also decodes the
+and adds nothing: what a filter built like ours pays for that I/O alone (its clamd scans one
+file where ours scans the raw message and its parts). "floor-parts" also decodes the
 MIME leaves into parts/ with Go's standard library and has clamd scan them beside the raw
 message, as ours does: the plainest filter that keeps that safety net, not a bound (our own
 decoder costs less at 100 KB).
