@@ -196,9 +196,9 @@ func (d oursDaemon) start(dir string, servers int, next, clamdSocket string, sp 
 	}, 30*time.Second, 10*time.Second)
 }
 
-// floorDaemon is bench/cmd/floorfilter, the least a filter in amavis's place can do (with
-// parts, the least that also has clamd scan the decoded MIME leaves): it runs as root beside
-// the root clamd, in a directory of the work directory.
+// floorDaemon is bench/cmd/floorfilter, a filter that does only the I/O of ours (with parts,
+// it also decodes the MIME leaves for clamd to scan): it runs as root beside the root clamd, in
+// a directory of the work directory.
 type floorDaemon struct {
 	bin   string
 	parts bool

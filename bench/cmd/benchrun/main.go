@@ -77,7 +77,7 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "out", "directory for results.md, results.csv, reps.csv, msgs_per_s.png and logs")
 	flag.StringVar(&cfg.ours, "ours", "../bin/amavisd", "our daemon's binary")
 	flag.StringVar(&cfg.perl, "perl", "/usr/sbin/amavisd", "the Perl amavisd-new")
-	flag.StringVar(&filters, "filters", "ceiling,perl,ours,ours-sql,floor,floor-parts", "what to measure: ceiling, perl, ours, ours-sql (ours with the SQL log on PostgreSQL), floor and floor-parts (the least a filter can do, without and with the decoded parts scanned: bench/cmd/floorfilter)")
+	flag.StringVar(&filters, "filters", "ceiling,perl,ours,ours-sql,floor,floor-parts", "what to measure: ceiling, perl, ours, ours-sql (ours with the SQL log on PostgreSQL), floor and floor-parts (a filter that does only the I/O, without and with the decoded parts scanned: bench/cmd/floorfilter)")
 	flag.StringVar(&sqlLoads, "sql-loads", "2KB", "the loads ours-sql is measured at")
 	flag.StringVar(&sqlSessions, "sql-sessions", "8", "the session counts ours-sql is measured at")
 	flag.StringVar(&loads, "loads", "2KB,100KB,mix,spamd,rspamd,10MB", "loads: 2KB, 100KB, mix (2 KB with 10% EICAR), spamd and rspamd (2 KB through that spam engine), 10MB (a 7 MiB base64 attachment, 32 sessions whatever -sessions says)")
@@ -375,7 +375,7 @@ Each cell is mean ±sample standard deviation over the repetitions; reps.csv has
 the machine's load average. CPU is the filter's utime+stime (its reaped children included) per
 message; clamd's CPU is shown separately. Peak RSS is VmHWM for a single process, else the
 largest sum of the processes' RSS sampled every 100 ms (the Perl master and its children).
-"floor" is bench/cmd/floorfilter, the least a filter in amavis's place can do per message: it
+"floor" is bench/cmd/floorfilter, a filter that does only the I/O per message: it
 spools the message to TEMPBASE, has clamd CONTSCAN it on a new connection, forwards it on a kept
 connection (MAIL, RCPT, DATA pipelined) and answers after the next hop; it decodes, checks, logs
 and adds nothing: what a filter built like ours pays for that I/O alone (its clamd scans one

@@ -1,5 +1,5 @@
-// Command floorfilter is the benchmark's floor: the least a content filter in amavis's place
-// can do for each message, measured like the real filters. Per message it takes the
+// Command floorfilter is the benchmark's floor: a content filter that does only the I/O every
+// filter in amavis's place does for each message, measured like the real filters. Per message it takes the
 // transaction over SMTP, writes the message to a file of its own in TEMPBASE, asks clamd to
 // CONTSCAN that directory on a new connection (clamd takes one scan per connection), forwards
 // the file to the next hop over a connection kept per session (MAIL, RCPT and DATA pipelined)
