@@ -18,7 +18,7 @@ const (
 	Perl    = "perl"
 	Ceiling = "ceiling"
 	OursSQL = "ours-sql" // ours with the SQL log on (report/sql.go)
-	Floor   = "floor"    // the least a filter can do (bench/cmd/floorfilter, report/floor.go)
+	Floor   = "floor"    // a filter that does only the I/O (bench/cmd/floorfilter, report/floor.go)
 	// FloorParts is the floor that also has clamd scan the decoded MIME leaves, as ours does.
 	FloorParts = "floor-parts"
 )
