@@ -30,10 +30,9 @@ func newLDAP(cfg *conf.Config) *ldapdb.Client {
 }
 
 // prependSetting puts t in front of the policy's setting whose TOML key is key: a lookup.Maps,
-// or any setting type with a Prepend(lookup.Table) method of its own. It reports whether the
-// policy has such a setting; the attributes whose setting is not here yet (the spam levels and
-// subject tags until the spam checks come, the address settings until conf.AddrMap takes a
-// table in front) are fetched and slot in when their setting arrives.
+// or any setting type with a Prepend(lookup.Table) method of its own (conf.AddrMap). It reports
+// whether the policy has such a setting; an attribute whose setting the policy lacks is fetched
+// and skipped.
 func prependSetting(p *conf.Policy, key string, t lookup.Table) bool {
 	f := fieldByTOMLKey(reflect.ValueOf(p).Elem(), key)
 	if !f.IsValid() {

@@ -118,6 +118,8 @@ func (d *Daemon) processMessage(ctx context.Context, m *Message, tx *smtp.Transa
 		return d.refuseOversized(m, tl, tx, data.WireSize())
 	}
 	m.tl = tl
+	// LDAP's per-user tables go in front of each setting first and SQL's in front of them, so
+	// that SQL's are asked first, as in amavis's *_maps.
 	if err := d.ldapPolicy(ctx, m); err != nil {
 		return d.stageFailed(m, tl, err)
 	}

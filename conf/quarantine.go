@@ -206,7 +206,7 @@ func AngleAddr(s string) string {
 type AddrMap struct {
 	all   string
 	byKey lookup.HashTable
-	first []lookup.Table // asked before the others, in order (Prepend: SQL's, then LDAP's)
+	first lookup.Maps // per-user tables asked before the rest: SQL's, then LDAP's (Prepend)
 }
 
 // ConstAddr is an AddrMap with one value for every recipient.
@@ -248,10 +248,8 @@ func (m AddrMap) MarshalTOML() ([]byte, error) {
 
 // Lookup gives the value for recipient addr ("" = none).
 func (m AddrMap) Lookup(addr string, o lookup.Options) string {
-	for _, t := range m.first {
-		if v, _, ok := t.Lookup(addr, o); ok {
-			return lookup.String(v)
-		}
+	if v, _, ok := m.first.Lookup(addr, o); ok {
+		return lookup.String(v)
 	}
 	if m.byKey == nil {
 		return m.all
@@ -259,9 +257,6 @@ func (m AddrMap) Lookup(addr string, o lookup.Options) string {
 	v, _, _ := m.byKey.Lookup(addr, o)
 	return lookup.String(v)
 }
-
-// IsSet reports whether the setting has a value for anyone.
-func (m AddrMap) IsSet() bool { return m.all != "" || len(m.byKey) > 0 }
 
 // tomlString quotes s as a TOML basic string.
 func tomlString(s string) string {

@@ -16,7 +16,7 @@ func TestQuarantineDefaults(t *testing.T) {
 		c.SpamQuarantineMethod != "local:spam-%m.gz" || c.BadHeaderQuarantineMethod != "local:badh-%m" ||
 		c.BannedFilesQuarantineMethod != "local:banned-%m" || c.UncheckedQuarantineMethod != "" ||
 		c.VirusQuarantineTo.Lookup("x@example.com", c.LookupOptions()) != "virus-quarantine" || !c.AuthRequiredRelease ||
-		c.Release() != c.Notify() || c.Requeue().String() != "smtp:[127.0.0.1]:25" || c.VirusAdmin.IsSet() {
+		c.Release() != c.Notify() || c.Requeue().String() != "smtp:[127.0.0.1]:25" || c.VirusAdmin.Lookup("user@example.com", lookup.Options{}) != "" {
 		t.Errorf("quarantine defaults differ from amavis's (Amavis::Conf): %+v", c.QuarantinePolicy)
 	}
 	n := c.NotifyAddrs(&c.Policy)

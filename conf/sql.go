@@ -135,6 +135,6 @@ func (g *SQLGlobal) Clause(name, def string) string {
 // fetched from SQL or LDAP: LDAP's are prepended first, so that SQL's come before them, as
 // amavis puts its SQL lookups ahead of its LDAP lookups in each *_maps).
 func (m AddrMap) Prepend(t lookup.Table) AddrMap {
-	m.first = append([]lookup.Table{t}, m.first...)
+	m.first = m.first.Prepend(t)
 	return m
 }
