@@ -375,14 +375,7 @@ Each cell is mean ±sample standard deviation over the repetitions; reps.csv has
 the machine's load average. CPU is the filter's utime+stime (its reaped children included) per
 message; clamd's CPU is shown separately. Peak RSS is VmHWM for a single process, else the
 largest sum of the processes' RSS sampled every 100 ms (the Perl master and its children).
-"floor" is bench/cmd/floorfilter, a filter that does only the I/O per message: it
-spools the message to TEMPBASE, has clamd CONTSCAN it on a new connection, forwards it on a kept
-connection (MAIL, RCPT, DATA pipelined) and answers after the next hop; it decodes, checks, logs
-and adds nothing: what a filter built like ours pays for that I/O alone (its clamd scans one
-file where ours scans the raw message and its parts). "floor-parts" also decodes the
-MIME leaves into parts/ with Go's standard library and has clamd scan them beside the raw
-message, as ours does: the plainest filter that keeps that safety net, not a bound (our own
-decoder costs less at 100 KB).
+"floor" and "floor-parts": see the floors' table and bench/cmd/floorfilter.
 Both daemons: Debian's defaults (clamd entry, banned-file rules, D_DISCARD for viruses with
 quarantine and a notice to virus_admin), log_level 0 to a file, spam checks off except in the
 loads "2 KB via spamd" / "2 KB via rspamd", where both ask the same engine (Perl's SpamdClient /
