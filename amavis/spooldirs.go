@@ -115,8 +115,8 @@ func (sd *spoolDir) clean() bool {
 }
 
 // dirHolds: the open directory fd, read from its current position, has no entry but . and ..
-// and want (when not ""). It reads to the end of the directory: one read stops before an entry that does not fit, and a long
-// name must not go unseen.
+// and want (when not ""). It reads to the end of the directory: one read stops before an entry
+// that does not fit, and a long name must not go unseen.
 func dirHolds(fd int, want string) bool {
 	var buf [1024]byte
 	seen := false

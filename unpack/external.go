@@ -164,14 +164,7 @@ func (j *job) runExternal(e external, p *Part) (bool, error) {
 
 	j.scratchN++
 	dir := filepath.Join(j.dir, fmt.Sprintf(".x%d", j.scratchN))
-	err := os.Mkdir(dir, 0o700)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := j.makeDir(); err != nil {
-			return true, err
-		}
-		err = os.Mkdir(dir, 0o700)
-	}
-	if err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return true, internalError{err}
 	}
 	defer os.RemoveAll(dir)

@@ -28,14 +28,7 @@ var partFiles = sync.Pool{New: func() any { return new(partFile) }}
 // create opens the new file of part p.
 func (j *job) create(p *Part) (*partFile, error) {
 	path := filepath.Join(j.dir, p.Name)
-	const flags = syscall.O_CREAT | syscall.O_EXCL | syscall.O_WRONLY | syscall.O_CLOEXEC
-	fd, err := syscall.Open(path, flags, 0o640)
-	if err == syscall.ENOENT {
-		if err := j.makeDir(); err != nil {
-			return nil, err
-		}
-		fd, err = syscall.Open(path, flags, 0o640)
-	}
+	fd, err := syscall.Open(path, syscall.O_CREAT|syscall.O_EXCL|syscall.O_WRONLY|syscall.O_CLOEXEC, 0o640)
 	if err != nil {
 		return nil, internalError{&pathError{"create", path, err}}
 	}
@@ -43,15 +36,6 @@ func (j *job) create(p *Part) (*partFile, error) {
 	f := partFiles.Get().(*partFile)
 	f.fd, f.n, f.nhead, f.begin, f.tail = fd, 0, 0, false, [5]byte{}
 	return f, nil
-}
-
-// makeDir creates the parts directory. It is made when the first part is (the daemon keeps a
-// message directory with its parts/ for the next message: no mkdir at all then).
-func (j *job) makeDir() error {
-	if err := syscall.Mkdir(j.dir, 0o750); err != nil && err != syscall.EEXIST {
-		return internalError{&pathError{"mkdir", j.dir, err}}
-	}
-	return nil
 }
 
 func (w *partFile) Write(b []byte) (int, error) {

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // Limits carry amavis's variables; zero means "undef" (unlimited), except the factors
@@ -216,10 +217,12 @@ type job struct {
 	buf      []byte
 }
 
-// Unpack decodes the message emailPath into partsDir (created with the first part when it does
-// not exist, mode 0750). Hostile or broken input is reported in the Result; an error means an
-// internal failure (the caller tempfails).
+// Unpack decodes the message emailPath into partsDir (created here, mode 0750). Hostile or broken
+// input is reported in the Result; an error means an internal failure (the caller tempfails).
 func (u *Unpacker) Unpack(ctx context.Context, emailPath, partsDir string) (*Result, error) {
+	if err := syscall.Mkdir(partsDir, 0o750); err != nil && err != syscall.EEXIST {
+		return nil, &pathError{"mkdir", partsDir, err}
+	}
 	root := &Part{Path: emailPath}
 	j := &job{u: u, ctx: ctx, dir: partsDir, res: &Result{Root: root}}
 	err := j.run(root)
