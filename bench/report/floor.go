@@ -34,16 +34,12 @@ func WriteFloor(w io.Writer, points []Point) error {
 			if len(p.Samples) == 0 {
 				continue
 			}
-			ratio := "–"
-			if r := Ratio(p, f[Perl]); !math.IsNaN(r) {
-				ratio = num(r) + "×"
-			}
-			share := "–"
+			share := math.NaN()
 			if c := p.Clamd().Mean; c > 0 {
-				share = num(p.CPU().Mean/c) + "×"
+				share = p.CPU().Mean / c
 			}
 			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", k.load, k.sessions, name,
-				fmtStat(p.Rate()), ratio, fmtStat(p.CPU()), fmtStat(p.Clamd()), share, latency(p))
+				fmtStat(p.Rate()), times(Ratio(p, f[Perl])), fmtStat(p.CPU()), fmtStat(p.Clamd()), times(share), latency(p))
 		}
 	}
 	_, err := io.WriteString(w, b.String())

@@ -210,13 +210,9 @@ func WriteMarkdown(w io.Writer, points []Point) error {
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, k := range keys {
 		f := byKey[k]
-		ratio := "–"
-		if r := Ratio(f[Ours], f[Perl]); !math.IsNaN(r) {
-			ratio = num(r) + "×"
-		}
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s |\n",
 			k.load, k.sessions,
-			fmtStat(f[Ours].Rate()), fmtStat(f[Perl].Rate()), fmtStat(f[Ceiling].Rate()), ratio,
+			fmtStat(f[Ours].Rate()), fmtStat(f[Perl].Rate()), fmtStat(f[Ceiling].Rate()), times(Ratio(f[Ours], f[Perl])),
 			fmtStat(f[Ours].CPU()), fmtStat(f[Perl].CPU()),
 			fmtStat(f[Ours].Clamd()), fmtStat(f[Perl].Clamd()),
 			fmtStat(f[Ours].RSS()), fmtStat(f[Perl].RSS()),
@@ -224,6 +220,14 @@ func WriteMarkdown(w io.Writer, points []Point) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// times is a ratio as "12.3×", "–" when it is NaN (a figure missing).
+func times(r float64) string {
+	if math.IsNaN(r) {
+		return "–"
+	}
+	return num(r) + "×"
 }
 
 // latency is "p50 / p99" in milliseconds, the means over the repetitions.

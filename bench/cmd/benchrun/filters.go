@@ -90,11 +90,18 @@ func startFilter(dir, name, bin, confName string, config func(home string, port 
 	if err := os.WriteFile(conf, []byte(config(home, port)), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := start(name, filepath.Join(dir, "amavisd.out"), bin, "-c", conf, "foreground")
+	return launch(name, filepath.Join(dir, "amavisd.out"), loopback(port), greet, stop, bin, "-c", conf, "foreground")
+}
+
+func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// launch starts the filter argv, which listens on addr, and waits up to greet for its SMTP
+// greeting; stop bounds its stop when it does not greet.
+func launch(name, logPath, addr string, greet, stop time.Duration, argv ...string) (*filterRun, error) {
+	p, err := start(name, logPath, argv...)
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	if err := waitGreeting(p, addr, greet); err != nil {
 		p.stop(stop)
 		return nil, err
@@ -209,17 +216,9 @@ func (d floorDaemon) start(dir string, _ int, next, clamdSocket string, _ spamSe
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	p, err := start("floorfilter", filepath.Join(dir, "floorfilter.out"), d.bin,
+	addr := loopback(port)
+	return launch("floorfilter", filepath.Join(dir, "floorfilter.out"), addr, 10*time.Second, 5*time.Second, d.bin,
 		"-listen", addr, "-next", next, "-clamd", clamdSocket, "-tempbase", dir, fmt.Sprintf("-parts=%t", d.parts))
-	if err != nil {
-		return nil, err
-	}
-	if err := waitGreeting(p, addr, 10*time.Second); err != nil {
-		p.stop(5 * time.Second)
-		return nil, err
-	}
-	return &filterRun{process: p, addr: addr}, nil
 }
 
 // buildFloor builds bench/cmd/floorfilter into dir and returns its path.

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"amavisgo/bench/loadgen"
 )
 
 // TestWriteParts: the leaves of a multipart message come out decoded, in order.
@@ -46,18 +48,6 @@ func TestWriteParts(t *testing.T) {
 	}
 }
 
-// stuff is what a client sends after DATA for msg: dot-stuffed, ending with the lone dot.
-func stuff(msg string) string {
-	var b strings.Builder
-	for _, line := range strings.SplitAfter(msg, "\r\n") {
-		if strings.HasPrefix(line, ".") {
-			b.WriteByte('.')
-		}
-		b.WriteString(line)
-	}
-	return b.String() + ".\r\n"
-}
-
 // TestSpoolForwardRoundTrip: what the client sends after DATA is what the next hop gets, byte
 // for byte, through the spool file: dots unstuffed into the file and stuffed again, also on
 // lines longer than the read buffer and at its edge.
@@ -65,7 +55,7 @@ func TestSpoolForwardRoundTrip(t *testing.T) {
 	msg := "Subject: dots\r\n\r\n.a\r\n..b\r\n" + "." + strings.Repeat("x", 70<<10) + "\r\n" +
 		strings.Repeat("y", 64<<10-1) + "\r\n.\tafter the edge\r\n" +
 		strings.Repeat("z", 64<<10) + ".not at a line start\r\nlast\r\n"
-	wire := stuff(msg)
+	wire := string(loadgen.DataBlock([]byte(msg)))
 
 	client, server := net.Pipe()
 	go func() { client.Write([]byte(wire)); client.Close() }()
